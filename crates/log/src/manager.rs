@@ -1,0 +1,402 @@
+//! The log manager: every partition log of one data directory.
+//!
+//! ```text
+//! DATA/
+//!   .lock                      held (flock) while a process has the directory open
+//!   .clean-shutdown            written by `close`, removed by `open`
+//!   <topic>-<partition>/       one PartitionLog each
+//!     00000000000000000000.log / .index / .timeindex
+//!     recovery-point
+//! ```
+//!
+//! `open` recovers every log in parallel (one thread per core). Background
+//! maintenance — interval flushes, recovery checkpoints, retention — runs on one
+//! thread started with [`LogManager::spawn_maintenance`].
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::LogConfig;
+use crate::error::{LogError, Result};
+use crate::partition::{now_ms, PartitionLog};
+
+const LOCK_FILE: &str = ".lock";
+const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+/// Longest topic name Kafka allows.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+/// A topic partition, named on disk `<topic>-<partition>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// A topic partition.
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The directory name, `<topic>-<partition>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a directory name (the topic may itself contain `-`).
+    pub fn parse_dir_name(name: &str) -> Option<Self> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        let partition: i32 = partition.parse().ok().filter(|p| *p >= 0)?;
+        is_valid_topic_name(topic).then(|| TopicPartition::new(topic, partition))
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Kafka's rule: 1–249 characters of ASCII letters, digits, `.`, `_` and `-`, and not
+/// `.` or `..`. Checked here too because topic names become directory names.
+pub fn is_valid_topic_name(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= TOPIC_NAME_BYTES_MAX
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// How often background maintenance does each job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceConfig {
+    /// How often the thread wakes (also the resolution of `interval` flushes).
+    pub tick: Duration,
+    /// How often each changed log writes its recovery checkpoint. Bounds how much
+    /// data a restart after a crash must re-validate.
+    pub checkpoint_interval: Duration,
+    /// How often retention runs.
+    pub retention_check_interval: Duration,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            tick: Duration::from_millis(10),
+            checkpoint_interval: Duration::from_secs(1),
+            retention_check_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// All partition logs of a data directory.
+pub struct LogManager {
+    data_dir: PathBuf,
+    /// Held for the manager's lifetime; the OS releases the lock if the process dies.
+    _lock: File,
+    logs: RwLock<HashMap<TopicPartition, Arc<PartitionLog>>>,
+    /// True when the previous process shut down cleanly.
+    recovered_clean: bool,
+}
+
+impl LogManager {
+    /// Locks `data_dir` (creating it if needed) and opens every partition log in it,
+    /// in parallel, with the config `config_for` returns for each.
+    pub fn open(
+        data_dir: &Path,
+        config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(LogError::io("create data directory", data_dir))?;
+        let lock_path = data_dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(LogError::io("open lock file", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LogError::Locked {
+                    path: data_dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(LogError::io("lock data directory", &lock_path)(e)),
+        }
+        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let partitions = list_partitions(data_dir)?;
+        let started = Instant::now();
+        let opened = open_parallel(data_dir, &partitions, clean, &config_for)?;
+        if clean {
+            std::fs::remove_file(&marker).map_err(LogError::io("remove clean-shutdown marker", &marker))?;
+        }
+        crate::checkpoint::sync_dir(data_dir)?;
+        tracing::info!(
+            dir = %data_dir.display(),
+            partitions = opened.len(),
+            clean,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "opened logs"
+        );
+        Ok(LogManager {
+            data_dir: data_dir.to_path_buf(),
+            _lock: lock,
+            logs: RwLock::new(opened.into_iter().collect()),
+            recovered_clean: clean,
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether the previous process shut down cleanly (no recovery scan was needed).
+    pub fn recovered_clean(&self) -> bool {
+        self.recovered_clean
+    }
+
+    /// The log of `tp`, if it exists.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionLog>> {
+        self.read_logs().get(tp).cloned()
+    }
+
+    /// Every log, sorted by topic and partition.
+    pub fn logs(&self) -> Vec<(TopicPartition, Arc<PartitionLog>)> {
+        let mut all: Vec<_> = self.read_logs().iter().map(|(tp, log)| (tp.clone(), Arc::clone(log))).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Creates an empty log for `tp`.
+    pub fn create(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<PartitionLog>> {
+        if !is_valid_topic_name(&tp.topic) || tp.partition < 0 {
+            return Err(LogError::Config(format!("invalid topic partition {tp}")));
+        }
+        let mut logs = self.write_logs();
+        if logs.contains_key(tp) {
+            return Err(LogError::Partition {
+                name: tp.to_string(),
+                what: "already exists",
+            });
+        }
+        let log = Arc::new(PartitionLog::open(&self.data_dir.join(tp.dir_name()), config)?);
+        crate::checkpoint::sync_dir(&self.data_dir)?;
+        logs.insert(tp.clone(), Arc::clone(&log));
+        Ok(log)
+    }
+
+    /// Removes the log of `tp` and its files. Readers still holding it keep working on
+    /// the unlinked files until they drop it.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
+        let log = self.write_logs().remove(tp).ok_or_else(|| LogError::Partition {
+            name: tp.to_string(),
+            what: "does not exist",
+        })?;
+        log.delete()?;
+        crate::checkpoint::sync_dir(&self.data_dir)
+    }
+
+    /// One round of maintenance at `now`: interval flushes always; checkpoints and
+    /// retention when `checkpoint`/`retention` say so. Errors are logged per log.
+    pub fn maintain(&self, now: Instant, checkpoint: bool, retention: bool) {
+        let wall_ms = now_ms();
+        for (tp, log) in self.logs() {
+            let result = log
+                .flush_if_due(now)
+                .and_then(|()| if checkpoint { log.checkpoint() } else { Ok(()) })
+                .and_then(|()| {
+                    if retention {
+                        let outcome = log.enforce_retention(wall_ms)?;
+                        if outcome.segments_deleted > 0 {
+                            tracing::info!(%tp, segments = outcome.segments_deleted, bytes = outcome.bytes_deleted, "retention deleted segments");
+                        }
+                    }
+                    Ok(())
+                });
+            if let Err(error) = result {
+                tracing::warn!(%tp, %error, "log maintenance failed");
+            }
+        }
+    }
+
+    /// Starts the maintenance thread; it stops when the handle is stopped or dropped.
+    pub fn spawn_maintenance(self: &Arc<Self>, config: MaintenanceConfig) -> Maintenance {
+        let stop = Arc::new(AtomicBool::new(false));
+        let manager = Arc::clone(self);
+        let stop_flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("strom-log-maintenance".into())
+            .spawn(move || {
+                let mut last_checkpoint = Instant::now();
+                let mut last_retention = Instant::now();
+                while !stop_flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(config.tick);
+                    let now = Instant::now();
+                    let checkpoint = now.duration_since(last_checkpoint) >= config.checkpoint_interval;
+                    let retention = now.duration_since(last_retention) >= config.retention_check_interval;
+                    manager.maintain(now, checkpoint, retention);
+                    if checkpoint {
+                        last_checkpoint = now;
+                    }
+                    if retention {
+                        last_retention = now;
+                    }
+                }
+            })
+            .ok();
+        Maintenance { stop, thread }
+    }
+
+    /// Closes every log (sync, checkpoint) and writes the clean-shutdown marker, so the
+    /// next open skips recovery. The manager should not be used afterwards.
+    pub fn close(&self) -> Result<()> {
+        let mut first_error = None;
+        for (tp, log) in self.logs() {
+            if let Err(error) = log.close() {
+                tracing::error!(%tp, %error, "closing log failed");
+                first_error.get_or_insert(error);
+            }
+        }
+        if let Some(error) = first_error {
+            // Without the marker the next start recovers, which is what we want.
+            return Err(error);
+        }
+        crate::checkpoint::write_atomically(&self.data_dir, CLEAN_SHUTDOWN_FILE, b"")
+    }
+
+    fn read_logs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<PartitionLog>>> {
+        self.logs.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_logs(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<PartitionLog>>> {
+        self.logs.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for LogManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogManager").field("data_dir", &self.data_dir).finish_non_exhaustive()
+    }
+}
+
+/// Handle of the maintenance thread.
+pub struct Maintenance {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Maintenance {
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn list_partitions(data_dir: &Path) -> Result<Vec<TopicPartition>> {
+    let mut partitions = Vec::new();
+    let entries = std::fs::read_dir(data_dir).map_err(LogError::io("list data directory", data_dir))?;
+    for entry in entries {
+        let entry = entry.map_err(LogError::io("list data directory", data_dir))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        match entry.file_name().to_str().and_then(TopicPartition::parse_dir_name) {
+            Some(tp) => partitions.push(tp),
+            None => tracing::warn!(path = %entry.path().display(), "ignoring unknown directory in data dir"),
+        }
+    }
+    Ok(partitions)
+}
+
+fn open_parallel(
+    data_dir: &Path,
+    partitions: &[TopicPartition],
+    clean: bool,
+    config_for: &(impl Fn(&TopicPartition) -> LogConfig + Sync),
+) -> Result<Vec<(TopicPartition, Arc<PartitionLog>)>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(partitions.len().max(1));
+    let chunk = partitions.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = partitions
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|tp| {
+                            let dir = data_dir.join(tp.dir_name());
+                            PartitionLog::open_with(&dir, config_for(tp), clean).map(|log| (tp.clone(), Arc::new(log)))
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut opened = Vec::with_capacity(partitions.len());
+        for worker in workers {
+            let logs = worker.join().map_err(|_| LogError::Config("a log-opening thread panicked".into()))??;
+            opened.extend(logs);
+        }
+        Ok(opened)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(is_valid_topic_name("orders.v1_eu-west"));
+        assert!(!is_valid_topic_name(""));
+        assert!(!is_valid_topic_name("."));
+        assert!(!is_valid_topic_name(".."));
+        assert!(!is_valid_topic_name("a/b"));
+        assert!(!is_valid_topic_name(&"x".repeat(250)));
+        assert!(is_valid_topic_name(&"x".repeat(249)));
+    }
+
+    #[test]
+    fn dir_names_round_trip_with_dashes_in_topics() {
+        let tp = TopicPartition::new("my-topic", 12);
+        assert_eq!(TopicPartition::parse_dir_name(&tp.dir_name()), Some(tp));
+        assert_eq!(TopicPartition::parse_dir_name("topic--1"), None);
+        assert_eq!(TopicPartition::parse_dir_name("topic"), None);
+    }
+
+    #[test]
+    fn a_second_manager_cannot_open_a_locked_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = LogManager::open(dir.path(), |_| LogConfig::default()).expect("open");
+        let second = LogManager::open(dir.path(), |_| LogConfig::default());
+        assert!(matches!(second, Err(LogError::Locked { .. })));
+        drop(first);
+        assert!(LogManager::open(dir.path(), |_| LogConfig::default()).is_ok());
+    }
+}

@@ -1,0 +1,742 @@
+//! The partition log: an ordered list of segments, the last one active.
+//!
+//! Named offsets (all exclusive ends except the start):
+//! - *log start*: the first readable offset (advanced by retention and DeleteRecords);
+//! - *log end*: one past the last written offset (visible to readers once written);
+//! - *flushed*: one past the last offset known to be on disk (fdatasync'd);
+//! - the *recovery point* (checkpoint): flushed data whose indexes are synced too.
+//!
+//! Invariants: `log start <= log end`, `flushed <= log end`; segments are sorted,
+//! never empty as a list, and only the last one is written to.
+//!
+//! Concurrency: one mutex guards the segment list; appends hold it while writing to
+//! the page cache. Reads and syncs take a snapshot (an `Arc<File>` and a size) under
+//! the lock and do their I/O outside it, so slow disks stall neither readers nor
+//! appenders. Group commit: one appender syncs on behalf of all who are waiting.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::batch::{self, TimestampType};
+use crate::checkpoint::Checkpoint;
+use crate::config::{FlushPolicy, LogConfig};
+use crate::error::{BatchError, LogError, Result};
+use crate::segment::{self, BatchPlacement, Segment, SegmentView};
+
+/// What an append did: the offsets it assigned and the log's state after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: u64,
+    /// Offset of the last record appended.
+    pub last_offset: u64,
+    /// Number of batches appended.
+    pub batch_count: usize,
+    /// Number of records appended.
+    pub record_count: u64,
+    /// The broker's timestamp for LogAppendTime logs, else `None`.
+    pub log_append_time_ms: Option<i64>,
+    /// The log start offset at the time of the append.
+    pub log_start_offset: u64,
+}
+
+/// Whole batches read from the log, plus the offsets a fetch response reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Zero or more whole batches, back to back, as stored.
+    pub records: Bytes,
+    /// The log start offset when read.
+    pub log_start_offset: u64,
+    /// The log end offset when read.
+    pub log_end_offset: u64,
+}
+
+/// What retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes freed.
+    pub bytes_deleted: u64,
+}
+
+/// A partition's log. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct PartitionLog {
+    dir: PathBuf,
+    state: Mutex<LogState>,
+    flush: Mutex<FlushState>,
+    flushed_changed: Condvar,
+    /// Set when a sync failed; the log then refuses writes until reopened.
+    failed: AtomicBool,
+}
+
+struct LogState {
+    config: LogConfig,
+    segments: Vec<Segment>,
+    log_start_offset: u64,
+    /// The last checkpoint written.
+    checkpoint: Checkpoint,
+}
+
+struct FlushState {
+    flushed_offset: u64,
+    flushing: bool,
+    last_flush: Instant,
+}
+
+impl LogState {
+    fn active(&self) -> &Segment {
+        // The list is never empty (invariant).
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    fn log_end_offset(&self) -> u64 {
+        self.active().next_offset
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    /// Index of the segment that holds `offset` or, if `offset` falls in a gap, the
+    /// first segment after it.
+    fn segment_for(&self, offset: u64) -> usize {
+        let floor = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        (floor..self.segments.len())
+            .find(|&i| self.segments[i].next_offset > offset)
+            .unwrap_or(self.segments.len() - 1)
+    }
+
+    fn check_offset(&self, offset: u64) -> Result<()> {
+        if offset < self.log_start_offset || offset > self.log_end_offset() {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the wall clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating the directory and an empty log if needed),
+    /// recovering it from its checkpoint: only data after the recovery point is
+    /// re-validated, and the first torn or corrupt batch ends the log.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Self> {
+        Self::open_with(dir, config, false)
+    }
+
+    /// Opens the log; `clean` (set by the log manager after a clean shutdown) skips
+    /// the consistency checks of sealed segments' indexes.
+    pub(crate) fn open_with(dir: &Path, config: LogConfig, clean: bool) -> Result<Self> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).map_err(LogError::io("create partition directory", dir))?;
+        let (segments, checkpoint) = crate::recovery::recover(dir, &config, clean)?;
+        let log_start_offset = checkpoint
+            .log_start_offset
+            .max(segments[0].base_offset)
+            .min(segments[segments.len() - 1].next_offset);
+        let flushed_offset = checkpoint.next_offset.min(segments[segments.len() - 1].next_offset);
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(LogState {
+                config,
+                segments,
+                log_start_offset,
+                checkpoint,
+            }),
+            flush: Mutex::new(FlushState {
+                flushed_offset,
+                flushing: false,
+                last_flush: Instant::now(),
+            }),
+            flushed_changed: Condvar::new(),
+            failed: AtomicBool::new(false),
+        };
+        // Make what recovery kept durable and move the recovery point past it (a no-op
+        // when the checkpoint is already at the log end, as after a clean shutdown).
+        log.checkpoint()?;
+        Ok(log)
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A panic while holding the lock cannot leave the state half-updated in a way
+        // that matters more than losing the log, so recover the guard.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_flush(&self) -> MutexGuard<'_, FlushState> {
+        self.flush.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_not_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(LogError::Failed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    /// Replaces the configuration (takes effect for the next append/roll/retention).
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.lock().config = config;
+        Ok(())
+    }
+
+    /// First readable offset.
+    pub fn log_start_offset(&self) -> u64 {
+        self.lock().log_start_offset
+    }
+
+    /// One past the last written offset.
+    pub fn log_end_offset(&self) -> u64 {
+        self.lock().log_end_offset()
+    }
+
+    /// One past the last offset known to be on disk.
+    pub fn flushed_offset(&self) -> u64 {
+        self.lock_flush().flushed_offset
+    }
+
+    /// Bytes of data in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().size_bytes()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    /// Appends one or more whole v2 batches (back to back in `records`), stamping
+    /// their offsets (and LogAppendTime timestamps) in place. Uses the wall clock.
+    pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo> {
+        self.append_at(records, now_ms())
+    }
+
+    /// [`append`](Self::append) with an explicit clock reading, for tests and callers
+    /// that already have one.
+    pub fn append_at(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+        self.check_not_failed()?;
+        let max_message_bytes = self.lock().config.max_message_bytes;
+        // Validate outside the lock: CRCs are the expensive part.
+        let mut headers = Vec::with_capacity(1);
+        for item in batch::validate_all(records) {
+            let (position, header) =
+                item.map_err(|(position, reason)| LogError::CorruptBatch { position, reason })?;
+            if header.record_count == 0 {
+                return Err(LogError::CorruptBatch {
+                    position,
+                    reason: BatchError::InvalidRecordCount {
+                        record_count: 0,
+                        last_offset_delta: header.last_offset_delta as i32,
+                    },
+                });
+            }
+            if header.size_bytes() > max_message_bytes {
+                return Err(LogError::RecordSetTooLarge {
+                    size: header.size_bytes(),
+                    limit: max_message_bytes,
+                });
+            }
+            headers.push((position, header));
+        }
+        if headers.is_empty() {
+            return Err(LogError::CorruptBatch {
+                position: 0,
+                reason: BatchError::Empty,
+            });
+        }
+
+        let mut state = self.lock();
+        let config = &state.config;
+        if records.len() as u64 > config.segment_bytes_max {
+            return Err(LogError::RecordSetTooLarge {
+                size: records.len(),
+                limit: config.segment_bytes_max as usize,
+            });
+        }
+        let log_append_time = config.timestamp_type == TimestampType::LogAppendTime;
+        let base_offset = state.log_end_offset();
+        let mut next = base_offset;
+        let mut placements = Vec::with_capacity(headers.len());
+        let mut record_count = 0u64;
+        for (position, header) in &headers {
+            let bytes = &mut records[*position..*position + header.size_bytes()];
+            batch::set_base_offset(bytes, next as i64);
+            let mut max_timestamp = header.max_timestamp;
+            if log_append_time {
+                batch::set_log_append_time(bytes, header.size_bytes(), now_ms);
+                max_timestamp = now_ms;
+            }
+            let last_offset = next + u64::from(header.last_offset_delta);
+            placements.push(BatchPlacement {
+                position_in_set: *position,
+                size: header.size_bytes(),
+                last_offset,
+                max_timestamp,
+            });
+            record_count += u64::from(header.record_count);
+            next = last_offset + 1;
+        }
+        let last_offset = next - 1;
+        self.maybe_roll(&mut state, records.len() as u64, last_offset, now_ms)?;
+        let index_interval = state.config.index_interval_bytes;
+        state
+            .active_mut()
+            .append(records, &placements, index_interval, now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            batch_count: headers.len(),
+            record_count,
+            log_append_time_ms: log_append_time.then_some(now_ms),
+            log_start_offset: state.log_start_offset,
+        })
+    }
+
+    fn maybe_roll(&self, state: &mut LogState, bytes: u64, last_offset: u64, now_ms: i64) -> Result<()> {
+        let config = &state.config;
+        let active = state.active();
+        let roll = active.size > 0
+            && (active.size + bytes > config.segment_bytes_max
+                || active
+                    .first_append_ms
+                    .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms as i64)
+                || active.index_full(config.index_bytes_max)
+                || !active.fits_offsets(last_offset));
+        if roll {
+            let base = active.next_offset;
+            tracing::debug!(dir = %self.dir.display(), base, "rolling segment");
+            let segment = Segment::create(&self.dir, base)?;
+            // The new file's directory entry must be durable before data synced into
+            // it can count as durable.
+            crate::checkpoint::sync_dir(&self.dir)?;
+            state.active_mut().seal()?;
+            state.segments.push(segment);
+        }
+        Ok(())
+    }
+
+    /// Waits until the append described by `info` satisfies the flush policy: synced
+    /// under `always`, immediately otherwise. This is what `acks=all` waits for.
+    pub fn await_durability(&self, info: &AppendInfo) -> Result<()> {
+        let policy = self.lock().config.flush_policy;
+        match policy {
+            FlushPolicy::Always => self.flush_to(info.last_offset + 1),
+            FlushPolicy::Interval(_) | FlushPolicy::Os => self.check_not_failed(),
+        }
+    }
+
+    /// Syncs everything written so far; returns the flushed offset.
+    pub fn flush(&self) -> Result<u64> {
+        let end = self.log_end_offset();
+        self.flush_to(end)?;
+        Ok(self.flushed_offset())
+    }
+
+    /// Blocks until every offset below `end_offset` is on disk. Concurrent callers
+    /// share syncs: while one sync runs, later callers wait, and the next sync covers
+    /// all of them (group commit).
+    pub fn flush_to(&self, end_offset: u64) -> Result<()> {
+        let mut flush = self.lock_flush();
+        loop {
+            self.check_not_failed()?;
+            if flush.flushed_offset >= end_offset {
+                return Ok(());
+            }
+            if flush.flushing {
+                flush = self
+                    .flushed_changed
+                    .wait(flush)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            flush.flushing = true;
+            let from = flush.flushed_offset;
+            drop(flush);
+
+            let (target, files) = {
+                let state = self.lock();
+                let files: Vec<_> = state
+                    .segments
+                    .iter()
+                    .filter(|s| s.next_offset > from)
+                    .map(|s| (s.file(), s.path().to_path_buf()))
+                    .collect();
+                (state.log_end_offset(), files)
+            };
+            let result = files.iter().try_for_each(|(file, path)| {
+                file.sync_data().map_err(LogError::io("sync segment", path))
+            });
+
+            flush = self.lock_flush();
+            flush.flushing = false;
+            match &result {
+                Ok(()) => {
+                    flush.flushed_offset = flush.flushed_offset.max(target);
+                    flush.last_flush = Instant::now();
+                }
+                Err(error) => {
+                    tracing::error!(%error, dir = %self.dir.display(), "sync failed; log is now failed");
+                    self.failed.store(true, Ordering::Release);
+                }
+            }
+            self.flushed_changed.notify_all();
+            result?;
+        }
+    }
+
+    /// Under the `interval` policy, syncs if the interval has passed since the last
+    /// sync and there is unsynced data. Called by the log manager's background task.
+    pub fn flush_if_due(&self, now: Instant) -> Result<()> {
+        let (policy, end) = {
+            let state = self.lock();
+            (state.config.flush_policy, state.log_end_offset())
+        };
+        let FlushPolicy::Interval(every) = policy else {
+            return Ok(());
+        };
+        let due = {
+            let flush = self.lock_flush();
+            flush.flushed_offset < end && now.duration_since(flush.last_flush) >= every
+        };
+        if due {
+            self.flush_to(end)?;
+        }
+        Ok(())
+    }
+
+    /// Syncs all data and indexes up to the current log end and records that as the
+    /// recovery point, so a restart re-validates nothing before it. Skipped when the
+    /// checkpoint is already current.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_not_failed()?;
+        let (target, syncs) = {
+            let state = self.lock();
+            let active = state.active();
+            let target = Checkpoint {
+                log_start_offset: state.log_start_offset,
+                segment_base_offset: active.base_offset,
+                position: active.size,
+                next_offset: active.next_offset,
+                max_timestamp: active.max_timestamp,
+                offset_of_max_timestamp: active.offset_of_max_timestamp,
+            };
+            if target == state.checkpoint {
+                return Ok(());
+            }
+            let from = state.checkpoint.segment_base_offset;
+            let syncs = state
+                .segments
+                .iter()
+                .filter(|s| s.base_offset >= from)
+                .map(|s| s.sync_handles())
+                .collect::<Result<Vec<_>>>()?;
+            (target, syncs)
+        };
+        for handles in syncs {
+            for (file, path) in handles {
+                if let Err(source) = file.sync_data() {
+                    self.failed.store(true, Ordering::Release);
+                    return Err(LogError::Io {
+                        context: "sync for checkpoint",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+        target.write(&self.dir)?;
+        {
+            let mut flush = self.lock_flush();
+            flush.flushed_offset = flush.flushed_offset.max(target.next_offset);
+        }
+        let mut state = self.lock();
+        // Only move forward: a truncation may have written a newer checkpoint meanwhile.
+        if state.checkpoint.segment_base_offset <= target.segment_base_offset {
+            state.checkpoint = target;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `from_offset`, up to
+    /// `max_bytes` (the first batch is returned whole even if larger, so a consumer
+    /// always makes progress), stopping before any batch at or after `end_offset`
+    /// (e.g. a high watermark; `None` means the log end).
+    pub fn read(&self, from_offset: u64, max_bytes: usize, end_offset: Option<u64>) -> Result<ReadResult> {
+        let (view, log_start_offset, log_end_offset) = {
+            let state = self.lock();
+            state.check_offset(from_offset)?;
+            let end = state.log_end_offset();
+            let view = state.segments[state.segment_for(from_offset)].view_for_offset(from_offset);
+            (view, state.log_start_offset, end)
+        };
+        let limit = end_offset.unwrap_or(log_end_offset).min(log_end_offset);
+        let empty = ReadResult {
+            records: Bytes::new(),
+            log_start_offset,
+            log_end_offset,
+        };
+        if from_offset >= limit {
+            return Ok(empty);
+        }
+        let located = view
+            .locate(from_offset)
+            .map_err(LogError::io("locate offset", self.dir.clone()))?;
+        let Some((position, first)) = located else {
+            return Ok(empty);
+        };
+        if first.base_offset as u64 >= limit {
+            return Ok(empty);
+        }
+        let available = (view.size - position) as usize;
+        let want = max_bytes.max(first.size_bytes()).min(available);
+        let mut bytes = segment::scan::read_range(&view.file, position, want)
+            .map_err(LogError::io("read segment", self.dir.clone()))?;
+        let keep = whole_batches_below(&bytes, limit);
+        bytes.truncate(keep);
+        Ok(ReadResult {
+            records: Bytes::from(bytes),
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// The first record with a timestamp at or after `timestamp_ms`, at or after the
+    /// log start: `(offset, timestamp)`; `None` if every record is older.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(u64, i64)>> {
+        let (views, log_start, decompressed_max) = {
+            let state = self.lock();
+            let views: Vec<SegmentView> = state
+                .segments
+                .iter()
+                .filter(|s| s.size > 0 && s.max_timestamp >= timestamp_ms && s.next_offset > state.log_start_offset)
+                .map(|s| s.view_for_timestamp(timestamp_ms))
+                .collect();
+            (views, state.log_start_offset, state.config.decompressed_bytes_max)
+        };
+        for view in views {
+            let found = view.find_timestamp(timestamp_ms, log_start, decompressed_max)?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (the first such record if several):
+    /// `(offset, timestamp)`; `None` for an empty log.
+    pub fn max_timestamp(&self) -> Result<Option<(u64, i64)>> {
+        let (view, max, log_start, decompressed_max) = {
+            let state = self.lock();
+            let best = state
+                .segments
+                .iter()
+                .filter(|s| s.size > 0 && s.next_offset > state.log_start_offset)
+                .fold(None::<&Segment>, |best, s| match best {
+                    Some(b) if b.max_timestamp >= s.max_timestamp => Some(b),
+                    _ => Some(s),
+                });
+            let Some(best) = best else {
+                return Ok(None);
+            };
+            (
+                best.view_for_timestamp(best.max_timestamp),
+                best.max_timestamp,
+                state.log_start_offset,
+                state.config.decompressed_bytes_max,
+            )
+        };
+        view.find_timestamp(max, log_start, decompressed_max)
+    }
+
+    /// Removes every batch from the one holding `offset` on (Kafka's truncation to a
+    /// batch boundary); the new log end is returned. Truncating below the log start
+    /// empties the log and restarts it at `offset`.
+    pub fn truncate_to(&self, offset: u64) -> Result<u64> {
+        self.check_not_failed()?;
+        let mut state = self.lock();
+        if offset >= state.log_end_offset() {
+            return Ok(state.log_end_offset());
+        }
+        let index_interval = state.config.index_interval_bytes;
+        let keep = state.segments.partition_point(|s| s.base_offset <= offset);
+        if keep == 0 || offset < state.log_start_offset {
+            // Nothing at or below `offset` survives: start over at `offset`.
+            let fresh = Segment::create(&self.dir, offset)?;
+            for old in std::mem::replace(&mut state.segments, vec![fresh]) {
+                if old.base_offset != offset {
+                    old.delete()?;
+                }
+            }
+            state.log_start_offset = offset;
+        } else {
+            for old in state.segments.drain(keep..) {
+                old.delete()?;
+            }
+            state.active_mut().truncate_to(offset, index_interval)?;
+        }
+        let new_end = state.log_end_offset();
+        state.log_start_offset = state.log_start_offset.min(new_end);
+        let active = state.active();
+        active.sync()?;
+        let checkpoint = Checkpoint {
+            log_start_offset: state.log_start_offset,
+            segment_base_offset: active.base_offset,
+            position: active.size,
+            next_offset: new_end,
+            max_timestamp: active.max_timestamp,
+            offset_of_max_timestamp: active.offset_of_max_timestamp,
+        };
+        checkpoint.write(&self.dir)?;
+        state.checkpoint = checkpoint;
+        let mut flush = self.lock_flush();
+        flush.flushed_offset = flush.flushed_offset.min(new_end);
+        Ok(new_end)
+    }
+
+    /// Advances the log start offset to `offset` (Kafka's DeleteRecords), deleting
+    /// segments that fall entirely below it. The new start is durable on return.
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        self.check_not_failed()?;
+        let mut state = self.lock();
+        state.check_offset(offset)?;
+        if offset <= state.log_start_offset {
+            return Ok(state.log_start_offset);
+        }
+        state.log_start_offset = offset;
+        let mut checkpoint = state.checkpoint;
+        checkpoint.log_start_offset = offset;
+        checkpoint.write(&self.dir)?;
+        state.checkpoint = checkpoint;
+        let doomed = state
+            .segments
+            .iter()
+            .take(state.segments.len() - 1)
+            .take_while(|s| s.next_offset <= offset)
+            .count();
+        self.delete_prefix(&mut state, doomed)?;
+        Ok(offset)
+    }
+
+    /// Deletes the oldest segments that `retention_ms` (by their newest timestamp) or
+    /// `retention_bytes` (by total size) no longer allow; never the active segment.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome> {
+        let mut state = self.lock();
+        let config = &state.config;
+        let mut remaining = state.size_bytes();
+        let mut doomed = 0;
+        for segment in &state.segments[..state.segments.len() - 1] {
+            let expired = config.retention_ms.is_some_and(|ms| {
+                segment.max_timestamp >= 0 && now_ms.saturating_sub(segment.max_timestamp) > ms as i64
+            });
+            let oversized = config
+                .retention_bytes
+                .is_some_and(|limit| remaining.saturating_sub(segment.size) >= limit);
+            if !(expired || oversized) {
+                break;
+            }
+            remaining -= segment.size;
+            doomed += 1;
+        }
+        let bytes_deleted = state.segments[..doomed].iter().map(|s| s.size).sum();
+        if doomed > 0 {
+            let new_start = state.segments[doomed].base_offset.max(state.log_start_offset);
+            state.log_start_offset = new_start;
+            self.delete_prefix(&mut state, doomed)?;
+        }
+        Ok(RetentionOutcome {
+            segments_deleted: doomed,
+            bytes_deleted,
+        })
+    }
+
+    /// Removes the first `count` (sealed) segments and their files.
+    fn delete_prefix(&self, state: &mut LogState, count: usize) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let first_kept = state.segments[count].base_offset;
+        if state.checkpoint.segment_base_offset < first_kept {
+            // The recovery point was in a deleted segment: recover the next one fully.
+            let checkpoint = Checkpoint::empty(state.log_start_offset, first_kept);
+            checkpoint.write(&self.dir)?;
+            state.checkpoint = checkpoint;
+        }
+        for segment in state.segments.drain(..count) {
+            tracing::info!(segment = %segment.path().display(), "deleting segment");
+            segment.delete()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, trims and checkpoints the log so the next open needs no recovery.
+    pub fn close(&self) -> Result<()> {
+        self.check_not_failed()?;
+        self.lock().active().trim()?;
+        self.checkpoint()
+    }
+
+    /// Deletes the whole log from disk. The log must not be used afterwards.
+    pub fn delete(&self) -> Result<()> {
+        let state = self.lock();
+        for segment in &state.segments {
+            segment.delete()?;
+        }
+        std::fs::remove_dir_all(&self.dir).map_err(LogError::io("remove partition directory", &self.dir))
+    }
+}
+
+/// Length of the prefix of `bytes` made of whole batches whose base offset is below
+/// `limit`; the first batch counts even if `bytes` was sized for it alone.
+fn whole_batches_below(bytes: &[u8], limit: u64) -> usize {
+    let mut keep = 0;
+    while let Ok((base, size, _)) = batch::read_prefix(&bytes[keep..]) {
+        if keep + size > bytes.len() || base < 0 || base as u64 >= limit {
+            break;
+        }
+        keep += size;
+    }
+    keep
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+

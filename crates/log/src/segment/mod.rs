@@ -1,0 +1,504 @@
+//! A segment: one `.log` file of batches plus its `.index` and `.timeindex`.
+//!
+//! Files are named by the segment's base offset in 20 digits, as Kafka names them
+//! (`00000000000000001234.log`). The log file is written with `pwrite` at the
+//! segment's own size, never with `O_APPEND`, so a failed or partial write is simply
+//! overwritten by the next append and never becomes part of the segment.
+//!
+//! Invariants: `size` bytes of the file hold whole, valid batches with strictly
+//! increasing offsets in `[base_offset, next_offset)`; index entries point inside
+//! those bytes.
+
+pub(crate) mod index;
+pub(crate) mod scan;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::records::Records;
+use crate::batch::BatchHeader;
+use crate::error::{BatchError, LogError, Result};
+use index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
+use scan::{scan, Scanned, LOOKUP_CHUNK_BYTES, RECOVERY_CHUNK_BYTES};
+
+/// `<base offset, 20 digits>.<extension>`.
+pub(crate) fn file_name(base_offset: u64, extension: &str) -> String {
+    format!("{base_offset:020}.{extension}")
+}
+
+/// Parses the base offset out of a segment file name with the given extension.
+pub(crate) fn parse_file_name(name: &str, extension: &str) -> Option<u64> {
+    let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+/// One appended batch, as the segment needs to index it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchPlacement {
+    /// Byte position of the batch within the appended record set.
+    pub position_in_set: usize,
+    /// Bytes the batch occupies.
+    pub size: usize,
+    /// Its last offset (absolute).
+    pub last_offset: u64,
+    /// Its max timestamp.
+    pub max_timestamp: i64,
+}
+
+/// A read-only snapshot of where a segment's readable bytes are, taken under the log's
+/// lock and used outside it.
+#[derive(Clone)]
+pub(crate) struct SegmentView {
+    pub base_offset: u64,
+    pub file: Arc<File>,
+    /// Bytes of valid data at the time of the snapshot.
+    pub size: u64,
+    /// A position at or before the batch holding the offset of interest.
+    pub start_position: u64,
+}
+
+impl SegmentView {
+    /// Finds the first batch whose last offset is at or after `offset`, scanning
+    /// headers from `start_position`. `None` if the segment holds no such batch.
+    pub(crate) fn locate(&self, offset: u64) -> std::io::Result<Option<(u64, BatchHeader)>> {
+        let mut found = None;
+        scan(&self.file, (self.start_position, self.size), false, LOOKUP_CHUNK_BYTES, |item| {
+            if let Scanned::Batch { position, header, .. } = item {
+                if header.last_offset() as u64 >= offset {
+                    found = Some((position, header));
+                    return false;
+                }
+            }
+            true
+        })?;
+        Ok(found)
+    }
+
+    /// Finds the first record at or after `min_offset` whose timestamp is at or after
+    /// `timestamp`, scanning from `start_position`: `(offset, timestamp)`.
+    pub(crate) fn find_timestamp(
+        &self,
+        timestamp: i64,
+        min_offset: u64,
+        decompressed_bytes_max: usize,
+    ) -> Result<Option<(u64, i64)>> {
+        let mut found = Ok(None);
+        scan(&self.file, (self.start_position, self.size), false, LOOKUP_CHUNK_BYTES, |item| {
+            let Scanned::Batch { position, header, .. } = item else {
+                return false;
+            };
+            if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
+                return true;
+            }
+            found = scan::read_range(&self.file, position, header.size_bytes())
+                .map_err(LogError::io("read batch", self.path_hint()))
+                .and_then(|bytes| {
+                    self.first_record_at_or_after(&bytes, position, (timestamp, min_offset), decompressed_bytes_max)
+                });
+            !matches!(found, Ok(None))
+        })
+        .map_err(LogError::io("scan segment", self.path_hint()))?;
+        found
+    }
+
+    /// The first record of `batch` (read from `position`) at or after `min_offset`
+    /// whose timestamp is at or after `timestamp`.
+    fn first_record_at_or_after(
+        &self,
+        batch: &[u8],
+        position: u64,
+        (timestamp, min_offset): (i64, u64),
+        decompressed_bytes_max: usize,
+    ) -> Result<Option<(u64, i64)>> {
+        let corrupt = |reason: BatchError| LogError::CorruptData {
+            path: self.path_hint(),
+            reason: format!("batch at byte {position}: {reason}"),
+        };
+        let records = Records::new(batch, decompressed_bytes_max).map_err(corrupt)?;
+        for record in records.iter() {
+            let record = record.map_err(corrupt)?;
+            if record.timestamp >= timestamp && record.offset >= min_offset as i64 {
+                return Ok(Some((record.offset as u64, record.timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn path_hint(&self) -> PathBuf {
+        PathBuf::from(file_name(self.base_offset, "log"))
+    }
+}
+
+/// A segment of a partition log.
+pub(crate) struct Segment {
+    pub base_offset: u64,
+    log_path: PathBuf,
+    file: Arc<File>,
+    /// Bytes of whole, valid batches.
+    pub size: u64,
+    /// One past the last offset stored (= `base_offset` when empty).
+    pub next_offset: u64,
+    /// Largest batch max timestamp, or -1 when empty.
+    pub max_timestamp: i64,
+    /// Last offset of the batch that holds `max_timestamp`.
+    pub offset_of_max_timestamp: u64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
+    /// Wall-clock time of the first append, for `segment_ms`.
+    pub first_append_ms: Option<i64>,
+}
+
+impl Segment {
+    /// Creates a new, empty segment (replacing any leftover files of that name).
+    pub(crate) fn create(dir: &Path, base_offset: u64) -> Result<Self> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(LogError::io("create segment", &log_path))?;
+        for extension in ["index", "timeindex"] {
+            remove_if_exists(&dir.join(file_name(base_offset, extension)))?;
+        }
+        Ok(Segment {
+            base_offset,
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            index: OffsetIndex::open_active(&dir.join(file_name(base_offset, "index")))?,
+            time_index: TimeIndex::open_active(&dir.join(file_name(base_offset, "timeindex")))?,
+            bytes_since_index_entry: 0,
+            first_append_ms: None,
+            log_path,
+        })
+    }
+
+    /// Opens an existing segment without reading its data. Its indexes are opened
+    /// sealed (lazily mapped) unless `active`. `next_offset` is trusted when given;
+    /// recovery computes it otherwise.
+    pub(crate) fn open(dir: &Path, base_offset: u64, next_offset: u64, active: bool) -> Result<Self> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(LogError::io("open segment", &log_path))?;
+        let size = file.metadata().map_err(LogError::io("stat segment", &log_path))?.len();
+        let index_path = dir.join(file_name(base_offset, "index"));
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let (index, time_index) = if active {
+            (OffsetIndex::open_active(&index_path)?, TimeIndex::open_active(&time_path)?)
+        } else {
+            (OffsetIndex::sealed(&index_path), TimeIndex::sealed(&time_path))
+        };
+        let mut segment = Segment {
+            base_offset,
+            file: Arc::new(file),
+            size,
+            next_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            index,
+            time_index,
+            bytes_since_index_entry: 0,
+            first_append_ms: None,
+            log_path,
+        };
+        if let Some((timestamp, relative)) = segment.time_index.last() {
+            segment.max_timestamp = timestamp;
+            segment.offset_of_max_timestamp = base_offset + u64::from(relative);
+        }
+        Ok(segment)
+    }
+
+    /// The segment's log file path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Cheap checks that the sealed indexes fit this segment: whole entries, last
+    /// entries inside the data. A failure means they must be rebuilt.
+    pub(crate) fn indexes_look_consistent(&self) -> bool {
+        let relative_end = self.next_offset - self.base_offset;
+        let file_len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let whole = |p: &Path, width: u64| file_len(p).is_some_and(|len| len % width == 0);
+        if !whole(self.index.path(), OFFSET_ENTRY_BYTES as u64)
+            || !whole(self.time_index.path(), TIME_ENTRY_BYTES as u64)
+        {
+            return false;
+        }
+        let offset_ok = self.index.len().checked_sub(1).is_none_or(|i| {
+            let (offset, position) = self.index.get(i);
+            u64::from(offset) < relative_end && u64::from(position) < self.size
+        });
+        let time_ok = self
+            .time_index
+            .last()
+            .is_none_or(|(_, offset)| u64::from(offset) < relative_end);
+        offset_ok && time_ok
+    }
+
+    /// Bytes the next append may add before the segment's relative offsets overflow.
+    pub(crate) fn fits_offsets(&self, last_offset: u64) -> bool {
+        last_offset - self.base_offset <= u64::from(u32::MAX)
+    }
+
+    /// Whether either index has reached `entries_max` entries.
+    pub(crate) fn index_full(&self, index_bytes_max: usize) -> bool {
+        self.index.len() >= index_bytes_max / OFFSET_ENTRY_BYTES
+            || self.time_index.len() >= index_bytes_max / TIME_ENTRY_BYTES
+    }
+
+    /// Writes `records` at the end of the segment and indexes its batches. On a write
+    /// error nothing changes (the bytes past `size` are garbage to be overwritten).
+    pub(crate) fn append(
+        &mut self,
+        records: &[u8],
+        batches: &[BatchPlacement],
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.file
+            .write_all_at(records, self.size)
+            .map_err(LogError::io("append to segment", &self.log_path))?;
+        let start = self.size;
+        for batch in batches {
+            self.index_batch(start + batch.position_in_set as u64, batch, index_interval_bytes);
+        }
+        self.size += records.len() as u64;
+        if let Some(last) = batches.last() {
+            self.next_offset = last.last_offset + 1;
+        }
+        self.first_append_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// Adds index entries for a batch written at `position` when the index interval has
+    /// passed. Index write errors only cost lookup speed (the index is sparse), so they
+    /// are logged, not returned.
+    fn index_batch(&mut self, position: u64, batch: &BatchPlacement, index_interval_bytes: u64) {
+        if batch.max_timestamp > self.max_timestamp {
+            self.max_timestamp = batch.max_timestamp;
+            self.offset_of_max_timestamp = batch.last_offset;
+        }
+        if self.bytes_since_index_entry >= index_interval_bytes {
+            let relative = (batch.last_offset - self.base_offset) as u32;
+            let relative_max = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            let result = self
+                .index
+                .push(relative, position as u32)
+                .and_then(|()| self.time_index.push(self.max_timestamp, relative_max));
+            match result {
+                Ok(()) => self.bytes_since_index_entry = 0,
+                Err(error) => tracing::warn!(%error, "skipping index entry"),
+            }
+        }
+        self.bytes_since_index_entry += batch.size as u64;
+    }
+
+    /// A snapshot for reading around `offset` outside the log's lock.
+    pub(crate) fn view_for_offset(&self, offset: u64) -> SegmentView {
+        let relative = offset.saturating_sub(self.base_offset).min(u64::from(u32::MAX)) as u32;
+        self.view_from(u64::from(self.index.lookup(relative)))
+    }
+
+    /// A snapshot for a timestamp search: starts after the records known to be older.
+    pub(crate) fn view_for_timestamp(&self, timestamp: i64) -> SegmentView {
+        let start = match self.time_index.lookup(timestamp) {
+            Some(relative) => u64::from(self.index.lookup(relative)),
+            None => 0,
+        };
+        self.view_from(start)
+    }
+
+    fn view_from(&self, start_position: u64) -> SegmentView {
+        SegmentView {
+            base_offset: self.base_offset,
+            file: Arc::clone(&self.file),
+            size: self.size,
+            start_position: start_position.min(self.size),
+        }
+    }
+
+    /// Validates batches from `position` (which holds offset `next_offset`) to the end
+    /// of the file, indexing them and cutting the file at the first torn or corrupt
+    /// batch. `max_so_far` is the `(max timestamp, its offset)` of the bytes before
+    /// `position`. Returns the number of bytes cut.
+    pub(crate) fn recover_from(
+        &mut self,
+        position: u64,
+        next_offset: u64,
+        max_so_far: (i64, u64),
+        index_interval_bytes: u64,
+    ) -> Result<u64> {
+        let file_len = self
+            .file
+            .metadata()
+            .map_err(LogError::io("stat segment", &self.log_path))?
+            .len();
+        let position = position.min(file_len);
+        self.index.truncate(self.index.entries_before_position(position))?;
+        let relative_next = next_offset.saturating_sub(self.base_offset);
+        self.time_index.truncate(self.time_index.entries_before_offset(relative_next))?;
+        self.size = position;
+        self.next_offset = next_offset.max(self.base_offset);
+        (self.max_timestamp, self.offset_of_max_timestamp) = max_so_far;
+        self.bytes_since_index_entry = match self.index.len().checked_sub(1) {
+            Some(i) => position - u64::from(self.index.get(i).1),
+            None => position,
+        };
+        let mut stop_reason = None;
+        let file = Arc::clone(&self.file);
+        scan(&file, (position, file_len), true, RECOVERY_CHUNK_BYTES, |item| match item {
+            Scanned::Batch { position, header, .. } => {
+                let next = self.next_offset;
+                if header.base_offset < 0
+                    || (header.base_offset as u64) < next
+                    || !self.fits_offsets(header.last_offset() as u64)
+                {
+                    stop_reason = Some(format!(
+                        "batch at byte {position} has base offset {} below the expected {next}",
+                        header.base_offset
+                    ));
+                    return false;
+                }
+                let placement = BatchPlacement {
+                    position_in_set: 0,
+                    size: header.size_bytes(),
+                    last_offset: header.last_offset() as u64,
+                    max_timestamp: header.max_timestamp,
+                };
+                self.index_batch(position, &placement, index_interval_bytes);
+                self.size = position + placement.size as u64;
+                self.next_offset = placement.last_offset + 1;
+                true
+            }
+            Scanned::Invalid { position, reason } => {
+                stop_reason = Some(format!("batch at byte {position}: {reason}"));
+                false
+            }
+        })
+        .map_err(LogError::io("scan segment for recovery", &self.log_path))?;
+        let cut = file_len - self.size;
+        if cut > 0 {
+            tracing::warn!(
+                segment = %self.log_path.display(),
+                bytes = cut,
+                reason = stop_reason.as_deref().unwrap_or("unknown"),
+                "truncating torn or corrupt segment tail"
+            );
+            self.file
+                .set_len(self.size)
+                .map_err(LogError::io("truncate segment", &self.log_path))?;
+        }
+        Ok(cut)
+    }
+
+    /// Drops every batch from the one holding `offset` on. Returns the new next offset
+    /// (the base offset of the first removed batch, or `next_offset` if none).
+    pub(crate) fn truncate_to(&mut self, offset: u64, index_interval_bytes: u64) -> Result<u64> {
+        let view = self.view_from(0);
+        let cut = view
+            .locate(offset)
+            .map_err(LogError::io("scan segment", &self.log_path))?;
+        let Some((position, header)) = cut else {
+            return Ok(self.next_offset);
+        };
+        let new_next = (header.base_offset as u64).max(self.base_offset);
+        self.file
+            .set_len(position)
+            .map_err(LogError::io("truncate segment", &self.log_path))?;
+        // Re-index the kept bytes; truncation is rare, so a full scan is acceptable.
+        self.recover_from(0, self.base_offset, (-1, self.base_offset), index_interval_bytes)?;
+        debug_assert_eq!(self.next_offset, new_next.max(self.next_offset));
+        Ok(self.next_offset)
+    }
+
+    /// Syncs the data and both indexes.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.sync_data()?;
+        self.index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Syncs only the log file's data (what group commit needs).
+    pub(crate) fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(LogError::io("sync segment", &self.log_path))
+    }
+
+    /// A handle to the log file for syncing outside the log's lock.
+    pub(crate) fn file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
+    }
+
+    /// Handles to sync the log file and both indexes outside the log's lock.
+    pub(crate) fn sync_handles(&self) -> Result<Vec<(Arc<File>, PathBuf)>> {
+        let mut handles = vec![(self.file(), self.log_path.clone())];
+        for index in [self.index.sync_handle()?, self.time_index.sync_handle()?]
+            .into_iter()
+            .flatten()
+        {
+            handles.push(index);
+        }
+        Ok(handles)
+    }
+
+    /// Makes the segment read-only: records its max timestamp as the last time-index
+    /// entry (so reopening knows it), trims and syncs the indexes.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        if self.max_timestamp >= 0 {
+            let relative = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            self.time_index.push(self.max_timestamp, relative)?;
+        }
+        self.index.seal()?;
+        self.time_index.seal()
+    }
+
+    /// Trims the file to `size` (dropping garbage from failed writes) on clean close.
+    pub(crate) fn trim(&self) -> Result<()> {
+        self.file
+            .set_len(self.size)
+            .map_err(LogError::io("trim segment", &self.log_path))
+    }
+
+    /// Deletes the segment's files.
+    pub(crate) fn delete(&self) -> Result<()> {
+        remove_if_exists(&self.log_path)?;
+        remove_if_exists(self.index.path())?;
+        remove_if_exists(self.time_index.path())
+    }
+}
+
+pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(LogError::io("remove file", path)(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(file_name(1234, "log"), "00000000000000001234.log");
+        assert_eq!(parse_file_name("00000000000000001234.log", "log"), Some(1234));
+        assert_eq!(parse_file_name("00000000000000001234.index", "log"), None);
+        assert_eq!(parse_file_name("1234.log", "log"), None);
+        assert_eq!(parse_file_name("0000000000000000123x.log", "log"), None);
+    }
+}
