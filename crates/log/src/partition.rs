@@ -634,10 +634,10 @@ impl PartitionLog {
     pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
         self.check_not_failed()?;
         let mut state = self.lock();
-        state.check_offset(offset)?;
         if offset <= state.log_start_offset {
             return Ok(state.log_start_offset);
         }
+        state.check_offset(offset)?;
         state.log_start_offset = offset;
         let mut checkpoint = state.checkpoint;
         checkpoint.log_start_offset = offset;

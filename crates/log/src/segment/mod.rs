@@ -99,7 +99,7 @@ impl SegmentView {
                 .and_then(|bytes| {
                     self.first_record_at_or_after(&bytes, position, (timestamp, min_offset), decompressed_bytes_max)
                 });
-            !matches!(found, Ok(None))
+            matches!(found, Ok(None))
         })
         .map_err(LogError::io("scan segment", self.path_hint()))?;
         found
