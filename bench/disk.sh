@@ -35,14 +35,14 @@ run() {
     bytes=$((bs * count))
     awk -v label="$label" -v bs="$bs" -v bytes="$bytes" -v s="$start" -v e="$end" 'BEGIN {
         t = e - s
-        printf "%-18s %8s %8d MiB %9.2f s %10.1f MB/s %10.1f MiB/s\n",
+        printf "%-18s %8s %10d %9.2f %10.1f %10.1f\n",
             label, (bs >= 1048576 ? bs / 1048576 " MiB" : bs / 1024 " KiB"),
             bytes / 1048576, t, bytes / t / 1e6, bytes / t / 1048576
     }'
 }
 
 echo "disk: $(df -h --output=source,fstype "$dir" | tail -1 | tr -s ' ') ($dir)"
-printf "%-18s %8s %12s %11s %15s %16s\n" "mode" "block" "total" "time" "MB/s" "MiB/s"
+printf "%-18s %8s %10s %9s %10s %10s\n" "mode" "block" "MiB" "seconds" "MB/s" "MiB/s"
 run "buffered" $((1024 * 1024)) "$big_mib"
 run "fdatasync at end" $((1024 * 1024)) "$big_mib" conv=fdatasync
 run "dsync 1 MiB" $((1024 * 1024)) "$big_mib" oflag=dsync
