@@ -82,18 +82,19 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig, clean: bool) -> Result<(Ve
             segment.recover_from(0, base, (-1, base), interval)?
         };
         if cut > 0 && !is_last {
-            // Everything after a torn batch is unreachable: drop later segments.
+            // Everything after a torn batch is unreachable: drop later segments. This
+            // segment stays open for appending.
             delete_from(dir, &bases[i + 1..])?;
             segments.push(segment);
-            break;
+            return Ok((segments, start));
         }
         if !is_last {
             segment.seal()?;
         }
         segments.push(segment);
     }
-    // If later segments were dropped, the new last one was sealed: reopen it for
-    // appending (its size and offsets are already known to be valid).
+    // If later segments were dropped as stray, the new last one was sealed: reopen
+    // it for appending (its size, offsets and max timestamp are known to be valid).
     let last = segments.len() - 1;
     if segments[last].base_offset < last_base {
         let (base, next) = (segments[last].base_offset, segments[last].next_offset);

@@ -240,10 +240,12 @@ impl Segment {
             let (offset, position) = self.index.get(i);
             u64::from(offset) < relative_end && u64::from(position) < self.size
         });
-        let time_ok = self
-            .time_index
-            .last()
-            .is_none_or(|(_, offset)| u64::from(offset) < relative_end);
+        // Sealing records the max timestamp as the last entry, so a sealed segment
+        // with data has at least one.
+        let time_ok = match self.time_index.last() {
+            Some((_, offset)) => u64::from(offset) < relative_end,
+            None => self.size == 0,
+        };
         offset_ok && time_ok
     }
 
@@ -361,12 +363,11 @@ impl Segment {
         scan(&file, (position, file_len), true, RECOVERY_CHUNK_BYTES, |item| match item {
             Scanned::Batch { position, header, .. } => {
                 let next = self.next_offset;
-                if header.base_offset < 0
-                    || (header.base_offset as u64) < next
-                    || !self.fits_offsets(header.last_offset() as u64)
-                {
+                // Offsets in a segment written by this log are contiguous, so any other
+                // base offset means the (CRC-less) base offset field is damaged.
+                if header.base_offset != next as i64 || !self.fits_offsets(header.last_offset() as u64) {
                     stop_reason = Some(format!(
-                        "batch at byte {position} has base offset {} below the expected {next}",
+                        "batch at byte {position} has base offset {} instead of {next}",
                         header.base_offset
                     ));
                     return false;
