@@ -116,8 +116,10 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Resul
         .truncate(true)
         .open(&tmp)
         .map_err(LogError::io("create temp file", &tmp))?;
-    file.write_all(contents).map_err(LogError::io("write temp file", &tmp))?;
-    file.sync_data().map_err(LogError::io("sync temp file", &tmp))?;
+    file.write_all(contents)
+        .map_err(LogError::io("write temp file", &tmp))?;
+    file.sync_data()
+        .map_err(LogError::io("sync temp file", &tmp))?;
     std::fs::rename(&tmp, &target).map_err(LogError::io("rename temp file", &target))?;
     sync_dir(dir)
 }

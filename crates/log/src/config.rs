@@ -106,7 +106,10 @@ impl LogConfig {
             return fail("segment_ms must be positive".into());
         }
         if self.index_bytes_max < 4 * 12 {
-            return fail(format!("index_bytes_max must be at least 48, not {}", self.index_bytes_max));
+            return fail(format!(
+                "index_bytes_max must be at least 48, not {}",
+                self.index_bytes_max
+            ));
         }
         if self.max_message_bytes < crate::batch::HEADER_BYTES {
             return fail(format!(
@@ -128,7 +131,10 @@ mod tests {
         assert_eq!(FlushPolicy::parse("always").ok(), Some(FlushPolicy::Always));
         assert_eq!(FlushPolicy::parse("os").ok(), Some(FlushPolicy::Os));
         let every = FlushPolicy::parse("250").ok();
-        assert_eq!(every, Some(FlushPolicy::Interval(Duration::from_millis(250))));
+        assert_eq!(
+            every,
+            Some(FlushPolicy::Interval(Duration::from_millis(250)))
+        );
         assert_eq!(every.map(|p| p.to_string()).as_deref(), Some("250"));
         assert!(FlushPolicy::parse("0").is_err());
         assert!(FlushPolicy::parse("sometimes").is_err());

@@ -118,7 +118,8 @@ impl LogManager {
         data_dir: &Path,
         config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
     ) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(LogError::io("create data directory", data_dir))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(LogError::io("create data directory", data_dir))?;
         let lock_path = data_dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
@@ -133,7 +134,9 @@ impl LogManager {
                     path: data_dir.to_path_buf(),
                 })
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(LogError::io("lock data directory", &lock_path)(e)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(LogError::io("lock data directory", &lock_path)(e))
+            }
         }
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
@@ -141,7 +144,8 @@ impl LogManager {
         let started = Instant::now();
         let opened = open_parallel(data_dir, &partitions, clean, &config_for)?;
         if clean {
-            std::fs::remove_file(&marker).map_err(LogError::io("remove clean-shutdown marker", &marker))?;
+            std::fs::remove_file(&marker)
+                .map_err(LogError::io("remove clean-shutdown marker", &marker))?;
         }
         crate::checkpoint::sync_dir(data_dir)?;
         tracing::info!(
@@ -176,7 +180,11 @@ impl LogManager {
 
     /// Every log, sorted by topic and partition.
     pub fn logs(&self) -> Vec<(TopicPartition, Arc<PartitionLog>)> {
-        let mut all: Vec<_> = self.read_logs().iter().map(|(tp, log)| (tp.clone(), Arc::clone(log))).collect();
+        let mut all: Vec<_> = self
+            .read_logs()
+            .iter()
+            .map(|(tp, log)| (tp.clone(), Arc::clone(log)))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
@@ -193,7 +201,10 @@ impl LogManager {
                 what: "already exists",
             });
         }
-        let log = Arc::new(PartitionLog::open(&self.data_dir.join(tp.dir_name()), config)?);
+        let log = Arc::new(PartitionLog::open(
+            &self.data_dir.join(tp.dir_name()),
+            config,
+        )?);
         crate::checkpoint::sync_dir(&self.data_dir)?;
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
@@ -202,10 +213,13 @@ impl LogManager {
     /// Removes the log of `tp` and its files. Readers still holding it keep working on
     /// the unlinked files until they drop it.
     pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
-        let log = self.write_logs().remove(tp).ok_or_else(|| LogError::Partition {
-            name: tp.to_string(),
-            what: "does not exist",
-        })?;
+        let log = self
+            .write_logs()
+            .remove(tp)
+            .ok_or_else(|| LogError::Partition {
+                name: tp.to_string(),
+                what: "does not exist",
+            })?;
         log.delete()?;
         crate::checkpoint::sync_dir(&self.data_dir)
     }
@@ -246,8 +260,10 @@ impl LogManager {
                 while !stop_flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(config.tick);
                     let now = Instant::now();
-                    let checkpoint = now.duration_since(last_checkpoint) >= config.checkpoint_interval;
-                    let retention = now.duration_since(last_retention) >= config.retention_check_interval;
+                    let checkpoint =
+                        now.duration_since(last_checkpoint) >= config.checkpoint_interval;
+                    let retention =
+                        now.duration_since(last_retention) >= config.retention_check_interval;
                     manager.maintain(now, checkpoint, retention);
                     if checkpoint {
                         last_checkpoint = now;
@@ -278,18 +294,24 @@ impl LogManager {
         crate::checkpoint::write_atomically(&self.data_dir, CLEAN_SHUTDOWN_FILE, b"")
     }
 
-    fn read_logs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<PartitionLog>>> {
+    fn read_logs(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<PartitionLog>>> {
         self.logs.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_logs(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<PartitionLog>>> {
+    fn write_logs(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<PartitionLog>>> {
         self.logs.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl std::fmt::Debug for LogManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogManager").field("data_dir", &self.data_dir).finish_non_exhaustive()
+        f.debug_struct("LogManager")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -322,15 +344,22 @@ impl Drop for Maintenance {
 
 fn list_partitions(data_dir: &Path) -> Result<Vec<TopicPartition>> {
     let mut partitions = Vec::new();
-    let entries = std::fs::read_dir(data_dir).map_err(LogError::io("list data directory", data_dir))?;
+    let entries =
+        std::fs::read_dir(data_dir).map_err(LogError::io("list data directory", data_dir))?;
     for entry in entries {
         let entry = entry.map_err(LogError::io("list data directory", data_dir))?;
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        match entry.file_name().to_str().and_then(TopicPartition::parse_dir_name) {
+        match entry
+            .file_name()
+            .to_str()
+            .and_then(TopicPartition::parse_dir_name)
+        {
             Some(tp) => partitions.push(tp),
-            None => tracing::warn!(path = %entry.path().display(), "ignoring unknown directory in data dir"),
+            None => {
+                tracing::warn!(path = %entry.path().display(), "ignoring unknown directory in data dir")
+            }
         }
     }
     Ok(partitions)
@@ -342,7 +371,9 @@ fn open_parallel(
     clean: bool,
     config_for: &(impl Fn(&TopicPartition) -> LogConfig + Sync),
 ) -> Result<Vec<(TopicPartition, Arc<PartitionLog>)>> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(partitions.len().max(1));
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(partitions.len().max(1));
     let chunk = partitions.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = partitions
@@ -352,7 +383,8 @@ fn open_parallel(
                     part.iter()
                         .map(|tp| {
                             let dir = data_dir.join(tp.dir_name());
-                            PartitionLog::open_with(&dir, config_for(tp), clean).map(|log| (tp.clone(), Arc::new(log)))
+                            PartitionLog::open_with(&dir, config_for(tp), clean)
+                                .map(|log| (tp.clone(), Arc::new(log)))
                         })
                         .collect::<Result<Vec<_>>>()
                 })
@@ -360,7 +392,9 @@ fn open_parallel(
             .collect();
         let mut opened = Vec::with_capacity(partitions.len());
         for worker in workers {
-            let logs = worker.join().map_err(|_| LogError::Config("a log-opening thread panicked".into()))??;
+            let logs = worker
+                .join()
+                .map_err(|_| LogError::Config("a log-opening thread panicked".into()))??;
             opened.extend(logs);
         }
         Ok(opened)

@@ -157,7 +157,9 @@ impl PartitionLog {
             .log_start_offset
             .max(segments[0].base_offset)
             .min(segments[segments.len() - 1].next_offset);
-        let flushed_offset = checkpoint.next_offset.min(segments[segments.len() - 1].next_offset);
+        let flushed_offset = checkpoint
+            .next_offset
+            .min(segments[segments.len() - 1].next_offset);
         let log = PartitionLog {
             dir: dir.to_path_buf(),
             state: Mutex::new(LogState {
@@ -328,7 +330,13 @@ impl PartitionLog {
         })
     }
 
-    fn maybe_roll(&self, state: &mut LogState, bytes: u64, last_offset: u64, now_ms: i64) -> Result<()> {
+    fn maybe_roll(
+        &self,
+        state: &mut LogState,
+        bytes: u64,
+        last_offset: u64,
+        now_ms: i64,
+    ) -> Result<()> {
         let config = &state.config;
         let active = state.active();
         let roll = active.size > 0
@@ -497,7 +505,12 @@ impl PartitionLog {
     /// `max_bytes` (the first batch is returned whole even if larger, so a consumer
     /// always makes progress), stopping before any batch at or after `end_offset`
     /// (e.g. a high watermark; `None` means the log end).
-    pub fn read(&self, from_offset: u64, max_bytes: usize, end_offset: Option<u64>) -> Result<ReadResult> {
+    pub fn read(
+        &self,
+        from_offset: u64,
+        max_bytes: usize,
+        end_offset: Option<u64>,
+    ) -> Result<ReadResult> {
         let (view, log_start_offset, log_end_offset) = {
             let state = self.lock();
             state.check_offset(from_offset)?;
@@ -544,10 +557,18 @@ impl PartitionLog {
             let views: Vec<SegmentView> = state
                 .segments
                 .iter()
-                .filter(|s| s.size > 0 && s.max_timestamp >= timestamp_ms && s.next_offset > state.log_start_offset)
+                .filter(|s| {
+                    s.size > 0
+                        && s.max_timestamp >= timestamp_ms
+                        && s.next_offset > state.log_start_offset
+                })
                 .map(|s| s.view_for_timestamp(timestamp_ms))
                 .collect();
-            (views, state.log_start_offset, state.config.decompressed_bytes_max)
+            (
+                views,
+                state.log_start_offset,
+                state.config.decompressed_bytes_max,
+            )
         };
         for view in views {
             let found = view.find_timestamp(timestamp_ms, log_start, decompressed_max)?;
@@ -662,7 +683,8 @@ impl PartitionLog {
         let mut doomed = 0;
         for segment in &state.segments[..state.segments.len() - 1] {
             let expired = config.retention_ms.is_some_and(|ms| {
-                segment.max_timestamp >= 0 && now_ms.saturating_sub(segment.max_timestamp) > ms as i64
+                segment.max_timestamp >= 0
+                    && now_ms.saturating_sub(segment.max_timestamp) > ms as i64
             });
             let oversized = config
                 .retention_bytes
@@ -675,7 +697,9 @@ impl PartitionLog {
         }
         let bytes_deleted = state.segments[..doomed].iter().map(|s| s.size).sum();
         if doomed > 0 {
-            let new_start = state.segments[doomed].base_offset.max(state.log_start_offset);
+            let new_start = state.segments[doomed]
+                .base_offset
+                .max(state.log_start_offset);
             state.log_start_offset = new_start;
             self.delete_prefix(&mut state, doomed)?;
         }
@@ -717,7 +741,8 @@ impl PartitionLog {
         for segment in &state.segments {
             segment.delete()?;
         }
-        std::fs::remove_dir_all(&self.dir).map_err(LogError::io("remove partition directory", &self.dir))
+        std::fs::remove_dir_all(&self.dir)
+            .map_err(LogError::io("remove partition directory", &self.dir))
     }
 }
 
@@ -736,7 +761,8 @@ fn whole_batches_below(bytes: &[u8], limit: u64) -> usize {
 
 impl std::fmt::Debug for PartitionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionLog").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
-

@@ -20,7 +20,11 @@ use crate::error::{LogError, Result};
 use crate::segment::{self, Segment};
 
 /// Opens the segments of `dir`: `(segments, the checkpoint recovery started from)`.
-pub(crate) fn recover(dir: &Path, config: &LogConfig, clean: bool) -> Result<(Vec<Segment>, Checkpoint)> {
+pub(crate) fn recover(
+    dir: &Path,
+    config: &LogConfig,
+    clean: bool,
+) -> Result<(Vec<Segment>, Checkpoint)> {
     let bases = list_segments(dir)?;
     let checkpoint = Checkpoint::read(dir);
     let Some(&last_base) = bases.last() else {

@@ -15,7 +15,10 @@ fn rich_records() -> Vec<TestRecord> {
             key: Some(b"user-1".to_vec()),
             value: Some(b"first".to_vec()),
             timestamp: 1_700_000_000_000,
-            headers: vec![("trace".into(), Some(b"abc".to_vec())), ("empty".into(), None)],
+            headers: vec![
+                ("trace".into(), Some(b"abc".to_vec())),
+                ("empty".into(), None),
+            ],
         },
         TestRecord {
             key: None,
@@ -43,7 +46,10 @@ fn every_codec_round_trips_keys_values_headers_and_timestamps() {
         assert_eq!(header.last_offset_delta, 2);
         assert_eq!(header.max_timestamp, 1_700_000_000_500);
         assert_eq!(header.timestamp_type(), TimestampType::CreateTime);
-        assert_eq!(header.compression().name(), format!("{codec:?}").to_lowercase());
+        assert_eq!(
+            header.compression().name(),
+            format!("{codec:?}").to_lowercase()
+        );
         let records = Records::new(&bytes, 1 << 20).expect("records");
         let got: Vec<TestRecord> = records
             .iter()
@@ -56,7 +62,12 @@ fn every_codec_round_trips_keys_values_headers_and_timestamps() {
                     headers: r
                         .headers
                         .iter()
-                        .map(|(k, v)| (String::from_utf8(k.to_vec()).expect("utf8"), v.map(<[u8]>::to_vec)))
+                        .map(|(k, v)| {
+                            (
+                                String::from_utf8(k.to_vec()).expect("utf8"),
+                                v.map(<[u8]>::to_vec),
+                            )
+                        })
                         .collect(),
                 }
             })
@@ -72,9 +83,12 @@ fn any_flipped_bit_in_the_crc_region_is_detected() {
         let mut damaged = bytes.clone();
         damaged[at] ^= 0x10;
         assert!(
-            matches!(BatchHeader::parse(&damaged), Err(BatchError::ChecksumMismatch { .. })
-                | Err(BatchError::InvalidRecordCount { .. })
-                | Err(BatchError::UnknownCompression { .. })),
+            matches!(
+                BatchHeader::parse(&damaged),
+                Err(BatchError::ChecksumMismatch { .. })
+                    | Err(BatchError::InvalidRecordCount { .. })
+                    | Err(BatchError::UnknownCompression { .. })
+            ),
             "flip at {at} not detected"
         );
     }
@@ -87,7 +101,10 @@ fn header_checks_name_the_failed_rule() {
         BatchHeader::parse(&bytes[..bytes.len() - 1]),
         Err(BatchError::Truncated { .. })
     ));
-    assert!(matches!(BatchHeader::parse(&bytes[..20]), Err(BatchError::Truncated { .. })));
+    assert!(matches!(
+        BatchHeader::parse(&bytes[..20]),
+        Err(BatchError::Truncated { .. })
+    ));
     let mut wrong_magic = bytes.clone();
     wrong_magic[16] = 1;
     assert!(matches!(
@@ -153,13 +170,17 @@ fn several_batches_validate_one_by_one_and_stop_at_damage() {
     let one = support::single(b"a", 1);
     let two = support::single(b"bb", 2);
     let mut set = [one.clone(), two.clone(), one.clone()].concat();
-    let positions: Vec<usize> = batch::validate_all(&set).map(|r| r.expect("valid").0).collect();
+    let positions: Vec<usize> = batch::validate_all(&set)
+        .map(|r| r.expect("valid").0)
+        .collect();
     assert_eq!(positions, vec![0, one.len(), one.len() + two.len()]);
     let last = set.len() - 1;
     set[last] ^= 1;
     let results: Vec<_> = batch::validate_all(&set).collect();
     assert_eq!(results.len(), 3);
-    assert!(matches!(results[2], Err((p, BatchError::ChecksumMismatch { .. })) if p == one.len() + two.len()));
+    assert!(
+        matches!(results[2], Err((p, BatchError::ChecksumMismatch { .. })) if p == one.len() + two.len())
+    );
 }
 
 fn decode_everything(bytes: &[u8]) {

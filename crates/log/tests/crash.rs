@@ -68,20 +68,30 @@ fn write_batches(dir: &Path, count: usize, flushed: usize) -> Vec<Vec<u8>> {
 fn check_recovered(dir: &Path, written: &[Vec<u8>], flushed: usize) {
     let log = PartitionLog::open(dir, config()).expect("recovery opens the log");
     let end = log.log_end_offset() as usize;
-    assert!(end >= flushed, "every flushed batch survives: end {end} < flushed {flushed}");
+    assert!(
+        end >= flushed,
+        "every flushed batch survives: end {end} < flushed {flushed}"
+    );
     assert!(end <= written.len());
     // Every surviving batch is found through the index and is exactly what was written.
     for (offset, bytes) in written.iter().enumerate().take(end) {
         let read = log.read(offset as u64, 1, None).expect("read");
-        assert_eq!(split_batches(&read.records)[0], &bytes[..], "batch {offset}");
+        assert_eq!(
+            split_batches(&read.records)[0],
+            &bytes[..],
+            "batch {offset}"
+        );
         // Timestamps are 10 * offset, so the time index must lead here too.
         assert_eq!(
-            log.offset_for_timestamp(offset as i64 * 10).expect("lookup"),
+            log.offset_for_timestamp(offset as i64 * 10)
+                .expect("lookup"),
             Some((offset as u64, offset as i64 * 10))
         );
     }
     // The log accepts appends right after the recovered end.
-    let info = log.append(&mut single(b"after", 0)).expect("append after recovery");
+    let info = log
+        .append(&mut single(b"after", 0))
+        .expect("append after recovery");
     assert_eq!(info.base_offset as usize, end);
 }
 
@@ -174,7 +184,10 @@ fn damaged_index_files_of_sealed_segments_are_rebuilt() {
     let indexes: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .expect("list")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "index" || e == "timeindex")
+        })
         .collect();
     assert!(indexes.len() >= 6, "several segments");
     for (i, path) in indexes.iter().enumerate() {
@@ -216,7 +229,9 @@ fn crash_child_writer() {
             std::thread::spawn(move || {
                 for i in 0u32.. {
                     let value = format!("writer {t} record {i}");
-                    let info = log.append(&mut single(value.as_bytes(), 0)).expect("append");
+                    let info = log
+                        .append(&mut single(value.as_bytes(), 0))
+                        .expect("append");
                     log.await_durability(&info).expect("durable");
                     println!("{} {value}", info.base_offset);
                 }
@@ -232,7 +247,13 @@ fn crash_child_writer() {
 fn sigkill_mid_load_loses_no_acknowledged_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "crash_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -242,8 +263,12 @@ fn sigkill_mid_load_loses_no_acknowledged_batch() {
     let mut acknowledged = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
-        let Some((offset, value)) = line.split_once(' ') else { continue };
-        let Ok(offset) = offset.parse::<u64>() else { continue };
+        let Some((offset, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(offset) = offset.parse::<u64>() else {
+            continue;
+        };
         acknowledged.push((offset, value.to_string()));
         if acknowledged.len() == 2_000 {
             child.kill().expect("SIGKILL the writer");
@@ -251,10 +276,16 @@ fn sigkill_mid_load_loses_no_acknowledged_batch() {
         }
     }
     let _ = child.wait();
-    assert_eq!(acknowledged.len(), 2_000, "the writer acknowledged records before the kill");
+    assert_eq!(
+        acknowledged.len(),
+        2_000,
+        "the writer acknowledged records before the kill"
+    );
     let log = PartitionLog::open(dir.path(), config()).expect("recover");
     for (offset, value) in &acknowledged {
-        let read = log.read(*offset, 1, None).expect("acknowledged offset is readable");
+        let read = log
+            .read(*offset, 1, None)
+            .expect("acknowledged offset is readable");
         let got = support::values(&read.records);
         assert_eq!(got[0].0 as u64, *offset);
         assert_eq!(got[0].1, value.as_bytes(), "offset {offset}");

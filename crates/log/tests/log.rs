@@ -47,7 +47,10 @@ fn appends_get_consecutive_offsets_and_read_back_byte_for_byte() {
     assert_eq!((b.base_offset, b.last_offset), (3, 4));
     assert_eq!(log.log_end_offset(), 5);
     let read = log.read(0, 1 << 20, None).expect("read");
-    assert_eq!(&read.records[..], &[first.clone(), second.clone()].concat()[..]);
+    assert_eq!(
+        &read.records[..],
+        &[first.clone(), second.clone()].concat()[..]
+    );
     assert_eq!((read.log_start_offset, read.log_end_offset), (0, 5));
     // Reading from inside a batch returns the whole batch that holds the offset.
     let middle = log.read(4, 1 << 20, None).expect("read");
@@ -60,7 +63,10 @@ fn a_record_set_of_several_batches_is_appended_atomically() {
     let log = open(dir.path(), LogConfig::default());
     let mut set = [batch_of(2, 5, 1), batch_of(4, 5, 2), single(b"x", 3)].concat();
     let info = log.append(&mut set).expect("append");
-    assert_eq!((info.base_offset, info.last_offset, info.batch_count), (0, 6, 3));
+    assert_eq!(
+        (info.base_offset, info.last_offset, info.batch_count),
+        (0, 6, 3)
+    );
     let offsets: Vec<i64> = values(&log.read(0, 1 << 20, None).expect("read").records)
         .into_iter()
         .map(|(o, _)| o)
@@ -78,11 +84,21 @@ fn read_honours_the_byte_budget_but_always_returns_one_whole_batch() {
     }
     let one = log.read(0, 10, None).expect("read");
     assert_eq!(one.records.len(), big.len(), "first batch returned whole");
-    let two = log.read(0, big.len() * 2 + big.len() / 2, None).expect("read");
+    let two = log
+        .read(0, big.len() * 2 + big.len() / 2, None)
+        .expect("read");
     assert_eq!(split_batches(&two.records).len(), 2, "only whole batches");
     let bounded = log.read(0, 1 << 20, Some(2)).expect("read");
-    assert_eq!(split_batches(&bounded.records).len(), 2, "stops at the end offset");
-    assert!(log.read(4, 1 << 20, None).expect("read at end").records.is_empty());
+    assert_eq!(
+        split_batches(&bounded.records).len(),
+        2,
+        "stops at the end offset"
+    );
+    assert!(log
+        .read(4, 1 << 20, None)
+        .expect("read at end")
+        .records
+        .is_empty());
 }
 
 #[test]
@@ -93,7 +109,10 @@ fn offsets_outside_the_log_are_out_of_range() {
     log.delete_records_before(2).expect("delete records");
     for offset in [0, 1, 6, 100] {
         assert!(
-            matches!(log.read(offset, 100, None), Err(LogError::OffsetOutOfRange { .. })),
+            matches!(
+                log.read(offset, 100, None),
+                Err(LogError::OffsetOutOfRange { .. })
+            ),
             "offset {offset}"
         );
     }
@@ -120,8 +139,13 @@ fn corrupt_and_oversized_batches_are_rejected_and_nothing_is_written() {
         matches!(error, LogError::CorruptBatch { position, .. } if position == good.len()),
         "{error}"
     );
-    let error = log.append(&mut batch_of(1, 3_000, 1)).expect_err("too large");
-    assert!(matches!(error, LogError::RecordSetTooLarge { limit: 2_000, .. }), "{error}");
+    let error = log
+        .append(&mut batch_of(1, 3_000, 1))
+        .expect_err("too large");
+    assert!(
+        matches!(error, LogError::RecordSetTooLarge { limit: 2_000, .. }),
+        "{error}"
+    );
     assert!(matches!(
         log.append(&mut Vec::new()),
         Err(LogError::CorruptBatch { .. })
@@ -196,14 +220,30 @@ fn timestamp_lookup_finds_the_first_record_at_or_after_across_codecs_and_segment
         let records: Vec<TestRecord> = (0..4)
             .map(|r| TestRecord::value(&noise(b * 4 + r, 100), 1_000 + 40 * b + 10 * r))
             .collect();
-        log.append(&mut encode(&records, codecs[b as usize % 5])).expect("append");
+        log.append(&mut encode(&records, codecs[b as usize % 5]))
+            .expect("append");
     }
     assert!(log.segment_count() > 2);
-    assert_eq!(log.offset_for_timestamp(0).expect("lookup"), Some((0, 1_000)));
-    assert_eq!(log.offset_for_timestamp(1_000).expect("lookup"), Some((0, 1_000)));
-    assert_eq!(log.offset_for_timestamp(1_001).expect("lookup"), Some((1, 1_010)));
-    assert_eq!(log.offset_for_timestamp(1_455).expect("lookup"), Some((46, 1_460)));
-    assert_eq!(log.offset_for_timestamp(2_190).expect("lookup"), Some((119, 2_190)));
+    assert_eq!(
+        log.offset_for_timestamp(0).expect("lookup"),
+        Some((0, 1_000))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1_000).expect("lookup"),
+        Some((0, 1_000))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1_001).expect("lookup"),
+        Some((1, 1_010))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1_455).expect("lookup"),
+        Some((46, 1_460))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(2_190).expect("lookup"),
+        Some((119, 2_190))
+    );
     assert_eq!(log.offset_for_timestamp(2_191).expect("lookup"), None);
     assert_eq!(log.max_timestamp().expect("max"), Some((119, 2_190)));
 }
@@ -215,8 +255,14 @@ fn timestamp_lookup_handles_out_of_order_timestamps() {
     for ts in [500, 100, 900, 300, 700] {
         log.append(&mut single(&[0; 200], ts)).expect("append");
     }
-    assert_eq!(log.offset_for_timestamp(200).expect("lookup"), Some((0, 500)));
-    assert_eq!(log.offset_for_timestamp(600).expect("lookup"), Some((2, 900)));
+    assert_eq!(
+        log.offset_for_timestamp(200).expect("lookup"),
+        Some((0, 500))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(600).expect("lookup"),
+        Some((2, 900))
+    );
     assert_eq!(log.max_timestamp().expect("max"), Some((2, 900)));
 }
 
@@ -236,7 +282,10 @@ fn log_append_time_topics_stamp_the_broker_clock() {
     let header = BatchHeader::parse(&read.records).expect("valid after restamp");
     assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
     assert_eq!(header.max_timestamp, 777);
-    assert_eq!(log.offset_for_timestamp(700).expect("lookup"), Some((0, 777)));
+    assert_eq!(
+        log.offset_for_timestamp(700).expect("lookup"),
+        Some((0, 777))
+    );
 }
 
 #[test]
@@ -258,7 +307,10 @@ fn retention_by_bytes_and_time_deletes_old_segments_but_never_the_active_one() {
     assert!(log.size_bytes() <= 8_000 + 4_096);
     let start = log.log_start_offset();
     assert!(start > 0);
-    assert!(matches!(log.read(start - 1, 100, None), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(start - 1, 100, None),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     assert!(log.read(start, 100, None).is_ok());
 
     log.set_config(LogConfig {
@@ -283,13 +335,22 @@ fn delete_records_advances_the_log_start_durably() {
         }
         let segments = log.segment_count();
         assert_eq!(log.delete_records_before(25).expect("delete"), 25);
-        assert!(log.segment_count() < segments, "whole segments below the start are deleted");
-        assert!(matches!(log.delete_records_before(41), Err(LogError::OffsetOutOfRange { .. })));
+        assert!(
+            log.segment_count() < segments,
+            "whole segments below the start are deleted"
+        );
+        assert!(matches!(
+            log.delete_records_before(41),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
         assert_eq!(log.delete_records_before(10).expect("no-op"), 25);
     }
     let log = open(dir.path(), small_segments());
     assert_eq!(log.log_start_offset(), 25);
-    assert_eq!(values(&log.read(25, 400, None).expect("read").records)[0].0, 25);
+    assert_eq!(
+        values(&log.read(25, 400, None).expect("read").records)[0].0,
+        25
+    );
 }
 
 #[test]
@@ -303,7 +364,9 @@ fn truncation_cuts_at_a_batch_boundary_and_survives_reopen() {
         // Offset 21 is inside the batch [20, 21]: that batch goes too.
         assert_eq!(log.truncate_to(21).expect("truncate"), 20);
         assert_eq!(log.log_end_offset(), 20);
-        let info = log.append(&mut batch_of(1, 10, 99)).expect("append after truncate");
+        let info = log
+            .append(&mut batch_of(1, 10, 99))
+            .expect("append after truncate");
         assert_eq!(info.base_offset, 20);
     }
     let log = open(dir.path(), small_segments());
@@ -352,7 +415,12 @@ fn a_closed_log_reopens_with_the_same_state() {
     );
     assert_eq!(state, expected);
     assert_eq!(log.flushed_offset(), 50);
-    assert_eq!(log.append(&mut single(b"next", 1)).expect("append").base_offset, 50);
+    assert_eq!(
+        log.append(&mut single(b"next", 1))
+            .expect("append")
+            .base_offset,
+        50
+    );
 }
 
 #[test]
@@ -409,14 +477,19 @@ fn the_manager_creates_lists_deletes_and_reopens_logs_cleanly() {
         let manager = LogManager::open(dir.path(), |_| LogConfig::default()).expect("open");
         assert!(!manager.recovered_clean());
         for p in 0..3 {
-            let log = manager.create(&tp(p), LogConfig::default()).expect("create");
-            log.append(&mut batch_of(p as usize + 1, 10, 1)).expect("append");
+            let log = manager
+                .create(&tp(p), LogConfig::default())
+                .expect("create");
+            log.append(&mut batch_of(p as usize + 1, 10, 1))
+                .expect("append");
         }
         assert!(matches!(
             manager.create(&tp(0), LogConfig::default()),
             Err(LogError::Partition { .. })
         ));
-        assert!(manager.create(&TopicPartition::new("bad/name", 0), LogConfig::default()).is_err());
+        assert!(manager
+            .create(&TopicPartition::new("bad/name", 0), LogConfig::default())
+            .is_err());
         manager.delete(&tp(2)).expect("delete");
         assert!(!dir.path().join("orders-eu-2").exists());
         manager.close().expect("close");
@@ -424,7 +497,10 @@ fn the_manager_creates_lists_deletes_and_reopens_logs_cleanly() {
     let manager = LogManager::open(dir.path(), |_| LogConfig::default()).expect("reopen");
     assert!(manager.recovered_clean());
     let logs = manager.logs();
-    assert_eq!(logs.iter().map(|(tp, _)| tp.clone()).collect::<Vec<_>>(), vec![tp(0), tp(1)]);
+    assert_eq!(
+        logs.iter().map(|(tp, _)| tp.clone()).collect::<Vec<_>>(),
+        vec![tp(0), tp(1)]
+    );
     assert_eq!(manager.get(&tp(1)).expect("log").log_end_offset(), 2);
     drop(manager);
     let manager = LogManager::open(dir.path(), |_| LogConfig::default()).expect("reopen");
@@ -440,7 +516,9 @@ fn background_maintenance_flushes_checkpoints_and_enforces_retention() {
         retention_ms: Some(1),
         ..small_segments()
     };
-    let log = manager.create(&TopicPartition::new("t", 0), config).expect("create");
+    let log = manager
+        .create(&TopicPartition::new("t", 0), config)
+        .expect("create");
     for i in 0..30 {
         log.append(&mut single(&[0; 300], i)).expect("append");
     }

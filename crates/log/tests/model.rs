@@ -10,13 +10,30 @@ use support::{encode, split_batches, TestRecord, CODECS};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { timestamps: Vec<i64>, value_bytes: usize, codec: usize },
-    Read { at: u16, max_bytes: usize },
-    FindTimestamp { timestamp: i64 },
-    RetainBytes { limit: u64 },
-    DeleteRecords { at: u16 },
-    Truncate { at: u16 },
-    Reopen { clean: bool },
+    Append {
+        timestamps: Vec<i64>,
+        value_bytes: usize,
+        codec: usize,
+    },
+    Read {
+        at: u16,
+        max_bytes: usize,
+    },
+    FindTimestamp {
+        timestamp: i64,
+    },
+    RetainBytes {
+        limit: u64,
+    },
+    DeleteRecords {
+        at: u16,
+    },
+    Truncate {
+        at: u16,
+    },
+    Reopen {
+        clean: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -91,7 +108,11 @@ fn run(ops: Vec<Op>) {
     for op in ops {
         let current = log.as_ref().expect("open log");
         match op {
-            Op::Append { timestamps, value_bytes, codec } => {
+            Op::Append {
+                timestamps,
+                value_bytes,
+                codec,
+            } => {
                 let records: Vec<TestRecord> = timestamps
                     .iter()
                     .map(|&ts| TestRecord::value(&vec![ts as u8; value_bytes], ts))
@@ -111,12 +132,22 @@ fn run(ops: Vec<Op>) {
                 let offset = model.pick(at);
                 let result = current.read(offset, max_bytes, None);
                 if offset < model.start || offset > model.end {
-                    assert!(matches!(result, Err(LogError::OffsetOutOfRange { .. })), "read {offset}");
+                    assert!(
+                        matches!(result, Err(LogError::OffsetOutOfRange { .. })),
+                        "read {offset}"
+                    );
                     continue;
                 }
                 let read = result.expect("read in range");
-                assert_eq!((read.log_start_offset, read.log_end_offset), (model.start, model.end));
-                let expected: Vec<&ModelBatch> = model.batches.iter().filter(|b| b.last() >= offset).collect();
+                assert_eq!(
+                    (read.log_start_offset, read.log_end_offset),
+                    (model.start, model.end)
+                );
+                let expected: Vec<&ModelBatch> = model
+                    .batches
+                    .iter()
+                    .filter(|b| b.last() >= offset)
+                    .collect();
                 let got = split_batches(&read.records);
                 assert_eq!(got.is_empty(), expected.is_empty(), "progress at {offset}");
                 assert!(got.len() <= expected.len());
@@ -131,9 +162,18 @@ fn run(ops: Vec<Op>) {
                 let expected = model
                     .batches
                     .iter()
-                    .flat_map(|b| b.timestamps.iter().enumerate().map(move |(i, &ts)| (b.base + i as u64, ts)))
+                    .flat_map(|b| {
+                        b.timestamps
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, &ts)| (b.base + i as u64, ts))
+                    })
                     .find(|&(offset, ts)| offset >= model.start && ts >= timestamp);
-                assert_eq!(current.offset_for_timestamp(timestamp).expect("lookup"), expected, "ts {timestamp}");
+                assert_eq!(
+                    current.offset_for_timestamp(timestamp).expect("lookup"),
+                    expected,
+                    "ts {timestamp}"
+                );
             }
             Op::RetainBytes { limit } => {
                 let size = current.size_bytes();
@@ -149,7 +189,9 @@ fn run(ops: Vec<Op>) {
                 let start = current.log_start_offset();
                 assert!(start >= model.start && start <= model.end);
                 assert!(
-                    start == model.start || model.batches.iter().any(|b| b.base == start) || start == model.end,
+                    start == model.start
+                        || model.batches.iter().any(|b| b.base == start)
+                        || start == model.end,
                     "retention moves the start to a batch boundary"
                 );
                 model.start = start;
@@ -174,7 +216,11 @@ fn run(ops: Vec<Op>) {
                     model.start = offset;
                     model.end = offset;
                 } else if offset < model.end {
-                    let cut = model.batches.iter().position(|b| b.last() >= offset).expect("batch");
+                    let cut = model
+                        .batches
+                        .iter()
+                        .position(|b| b.last() >= offset)
+                        .expect("batch");
                     // The whole batch holding the offset goes; the start never
                     // exceeds the end.
                     model.end = model.batches[cut].base;

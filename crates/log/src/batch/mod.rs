@@ -294,7 +294,9 @@ pub fn set_log_append_time(batch: &mut [u8], size: usize, timestamp_ms: i64) {
 
 /// Iterates the validated batches of a record set (a buffer holding one or more whole
 /// batches back to back), yielding `(position, header)`; stops at the first error.
-pub fn validate_all(buf: &[u8]) -> impl Iterator<Item = Result<(usize, BatchHeader), (usize, BatchError)>> + '_ {
+pub fn validate_all(
+    buf: &[u8],
+) -> impl Iterator<Item = Result<(usize, BatchHeader), (usize, BatchError)>> + '_ {
     let mut position = 0;
     let mut failed = false;
     std::iter::from_fn(move || {

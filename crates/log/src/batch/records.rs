@@ -79,9 +79,8 @@ impl<'a> Records<'a> {
                 }
                 return None;
             }
-            let result = parse_record(&mut reader, &self.header).map_err(|reason| {
-                BatchError::MalformedRecord { index, reason }
-            });
+            let result = parse_record(&mut reader, &self.header)
+                .map_err(|reason| BatchError::MalformedRecord { index, reason });
             failed = result.is_err();
             index += 1;
             Some(result)
@@ -89,7 +88,10 @@ impl<'a> Records<'a> {
     }
 }
 
-fn parse_record<'b>(reader: &mut Reader<'b>, header: &BatchHeader) -> Result<Record<'b>, &'static str> {
+fn parse_record<'b>(
+    reader: &mut Reader<'b>,
+    header: &BatchHeader,
+) -> Result<Record<'b>, &'static str> {
     let length = reader.varint()?;
     if length < 0 {
         return Err("negative record length");
@@ -147,7 +149,10 @@ struct Reader<'b> {
 impl<'b> Reader<'b> {
     fn bytes(&mut self, n: usize) -> Result<&'b [u8], &'static str> {
         let end = self.at.checked_add(n).ok_or("length overflow")?;
-        let out = self.buf.get(self.at..end).ok_or("field past the end of the record")?;
+        let out = self
+            .buf
+            .get(self.at..end)
+            .ok_or("field past the end of the record")?;
         self.at = end;
         Ok(out)
     }
@@ -155,7 +160,10 @@ impl<'b> Reader<'b> {
     fn varlong(&mut self) -> Result<i64, &'static str> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
-            let byte = *self.buf.get(self.at).ok_or("varint past the end of the record")?;
+            let byte = *self
+                .buf
+                .get(self.at)
+                .ok_or("varint past the end of the record")?;
             self.at += 1;
             if shift == 63 && byte > 1 {
                 return Err("varint too long");
@@ -189,17 +197,26 @@ impl<'b> Reader<'b> {
 const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
 
 /// Decompresses `raw` with `codec`, producing at most `limit` bytes.
-pub fn decompress(codec: Compression, raw: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, BatchError> {
+pub fn decompress(
+    codec: Compression,
+    raw: &[u8],
+    limit: usize,
+) -> Result<Cow<'_, [u8]>, BatchError> {
     let fail = |reason: String| BatchError::Decompression {
         codec: codec.name(),
         reason,
     };
     match codec {
         Compression::None => Ok(Cow::Borrowed(raw)),
-        Compression::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(raw), limit).map_err(fail),
-        Compression::Lz4 => read_bounded(lz4_flex::frame::FrameDecoder::new(raw), limit).map_err(fail),
+        Compression::Gzip => {
+            read_bounded(flate2::read::MultiGzDecoder::new(raw), limit).map_err(fail)
+        }
+        Compression::Lz4 => {
+            read_bounded(lz4_flex::frame::FrameDecoder::new(raw), limit).map_err(fail)
+        }
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| fail(e.to_string()))?;
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| fail(e.to_string()))?;
             read_bounded(decoder, limit).map_err(fail)
         }
         Compression::Snappy => snappy(raw, limit).map(Cow::Owned).map_err(fail),
@@ -236,7 +253,12 @@ fn snappy(raw: &[u8], limit: usize) -> Result<Vec<u8>, String> {
         let mut at = 16; // magic (8) + version (4) + compatible version (4)
         while at < raw.len() {
             let length_bytes = raw.get(at..at + 4).ok_or("truncated xerial block length")?;
-            let length = u32::from_be_bytes([length_bytes[0], length_bytes[1], length_bytes[2], length_bytes[3]]) as usize;
+            let length = u32::from_be_bytes([
+                length_bytes[0],
+                length_bytes[1],
+                length_bytes[2],
+                length_bytes[3],
+            ]) as usize;
             at += 4;
             let chunk = at
                 .checked_add(length)
@@ -269,7 +291,17 @@ mod tests {
 
     #[test]
     fn varlong_round_trips_extremes() {
-        for value in [0i64, 1, -1, 63, -64, 64, i64::from(i32::MAX), i64::MIN, i64::MAX] {
+        for value in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            i64::from(i32::MAX),
+            i64::MIN,
+            i64::MAX,
+        ] {
             let buf = zigzag(Vec::new(), value);
             let mut reader = Reader { buf: &buf, at: 0 };
             assert_eq!(reader.varlong(), Ok(value), "value {value}");
@@ -292,13 +324,20 @@ mod tests {
         std::io::Write::write_all(&mut encoder, &big).expect("in-memory write");
         let frame = encoder.finish().expect("in-memory lz4");
         assert!(decompress(Compression::Lz4, &frame, 1000).is_err());
-        assert_eq!(decompress(Compression::Lz4, &frame, 100_000).expect("fits").len(), 100_000);
+        assert_eq!(
+            decompress(Compression::Lz4, &frame, 100_000)
+                .expect("fits")
+                .len(),
+            100_000
+        );
     }
 
     #[test]
     fn snappy_accepts_raw_and_xerial_framing() {
         let data = b"hello hello hello hello snappy".to_vec();
-        let raw = snap::raw::Encoder::new().compress_vec(&data).expect("compress");
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(&data)
+            .expect("compress");
         assert_eq!(snappy(&raw, 1 << 20).expect("raw"), data);
         let mut framed = XERIAL_MAGIC.to_vec();
         framed.extend_from_slice(&1u32.to_be_bytes());

@@ -56,7 +56,10 @@ impl<const W: usize> IndexFile<W> {
             .truncate(false)
             .open(path)
             .map_err(LogError::io("open index", path))?;
-        let len = file.metadata().map_err(LogError::io("stat index", path))?.len() as usize;
+        let len = file
+            .metadata()
+            .map_err(LogError::io("stat index", path))?
+            .len() as usize;
         let mut bytes = vec![0u8; len - len % W];
         file.read_exact_at(&mut bytes, 0)
             .map_err(LogError::io("read index", path))?;
@@ -148,7 +151,8 @@ impl<const W: usize> IndexFile<W> {
         if let IndexState::Active { file, bytes } = &self.state {
             file.set_len(bytes.len() as u64)
                 .map_err(LogError::io("trim index", &self.path))?;
-            file.sync_data().map_err(LogError::io("sync index", &self.path))?;
+            file.sync_data()
+                .map_err(LogError::io("sync index", &self.path))?;
             self.state = IndexState::Sealed {
                 mapped: OnceLock::new(),
             };
@@ -159,7 +163,8 @@ impl<const W: usize> IndexFile<W> {
     /// Syncs the entries to disk (no-op for a sealed index, synced when sealed).
     pub(crate) fn sync(&self) -> Result<()> {
         if let IndexState::Active { file, .. } = &self.state {
-            file.sync_data().map_err(LogError::io("sync index", &self.path))?;
+            file.sync_data()
+                .map_err(LogError::io("sync index", &self.path))?;
         }
         Ok(())
     }
@@ -169,7 +174,9 @@ impl<const W: usize> IndexFile<W> {
     pub(crate) fn sync_handle(&self) -> Result<Option<(std::sync::Arc<File>, PathBuf)>> {
         match &self.state {
             IndexState::Active { file, .. } => {
-                let dup = file.try_clone().map_err(LogError::io("duplicate index handle", &self.path))?;
+                let dup = file
+                    .try_clone()
+                    .map_err(LogError::io("duplicate index handle", &self.path))?;
                 Ok(Some((std::sync::Arc::new(dup), self.path.clone())))
             }
             IndexState::Sealed { .. } => Ok(None),

@@ -66,15 +66,24 @@ impl SegmentView {
     /// headers from `start_position`. `None` if the segment holds no such batch.
     pub(crate) fn locate(&self, offset: u64) -> std::io::Result<Option<(u64, BatchHeader)>> {
         let mut found = None;
-        scan(&self.file, (self.start_position, self.size), false, LOOKUP_CHUNK_BYTES, |item| {
-            if let Scanned::Batch { position, header, .. } = item {
-                if header.last_offset() as u64 >= offset {
-                    found = Some((position, header));
-                    return false;
+        scan(
+            &self.file,
+            (self.start_position, self.size),
+            false,
+            LOOKUP_CHUNK_BYTES,
+            |item| {
+                if let Scanned::Batch {
+                    position, header, ..
+                } = item
+                {
+                    if header.last_offset() as u64 >= offset {
+                        found = Some((position, header));
+                        return false;
+                    }
                 }
-            }
-            true
-        })?;
+                true
+            },
+        )?;
         Ok(found)
     }
 
@@ -87,20 +96,34 @@ impl SegmentView {
         decompressed_bytes_max: usize,
     ) -> Result<Option<(u64, i64)>> {
         let mut found = Ok(None);
-        scan(&self.file, (self.start_position, self.size), false, LOOKUP_CHUNK_BYTES, |item| {
-            let Scanned::Batch { position, header, .. } = item else {
-                return false;
-            };
-            if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
-                return true;
-            }
-            found = scan::read_range(&self.file, position, header.size_bytes())
-                .map_err(LogError::io("read batch", self.path_hint()))
-                .and_then(|bytes| {
-                    self.first_record_at_or_after(&bytes, position, (timestamp, min_offset), decompressed_bytes_max)
-                });
-            matches!(found, Ok(None))
-        })
+        scan(
+            &self.file,
+            (self.start_position, self.size),
+            false,
+            LOOKUP_CHUNK_BYTES,
+            |item| {
+                let Scanned::Batch {
+                    position, header, ..
+                } = item
+                else {
+                    return false;
+                };
+                if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
+                    return true;
+                }
+                found = scan::read_range(&self.file, position, header.size_bytes())
+                    .map_err(LogError::io("read batch", self.path_hint()))
+                    .and_then(|bytes| {
+                        self.first_record_at_or_after(
+                            &bytes,
+                            position,
+                            (timestamp, min_offset),
+                            decompressed_bytes_max,
+                        )
+                    });
+                matches!(found, Ok(None))
+            },
+        )
         .map_err(LogError::io("scan segment", self.path_hint()))?;
         found
     }
@@ -185,20 +208,34 @@ impl Segment {
     /// Opens an existing segment without reading its data. Its indexes are opened
     /// sealed (lazily mapped) unless `active`. `next_offset` is trusted when given;
     /// recovery computes it otherwise.
-    pub(crate) fn open(dir: &Path, base_offset: u64, next_offset: u64, active: bool) -> Result<Self> {
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        active: bool,
+    ) -> Result<Self> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&log_path)
             .map_err(LogError::io("open segment", &log_path))?;
-        let size = file.metadata().map_err(LogError::io("stat segment", &log_path))?.len();
+        let size = file
+            .metadata()
+            .map_err(LogError::io("stat segment", &log_path))?
+            .len();
         let index_path = dir.join(file_name(base_offset, "index"));
         let time_path = dir.join(file_name(base_offset, "timeindex"));
         let (index, time_index) = if active {
-            (OffsetIndex::open_active(&index_path)?, TimeIndex::open_active(&time_path)?)
+            (
+                OffsetIndex::open_active(&index_path)?,
+                TimeIndex::open_active(&time_path)?,
+            )
         } else {
-            (OffsetIndex::sealed(&index_path), TimeIndex::sealed(&time_path))
+            (
+                OffsetIndex::sealed(&index_path),
+                TimeIndex::sealed(&time_path),
+            )
         };
         let mut segment = Segment {
             base_offset,
@@ -274,7 +311,11 @@ impl Segment {
             .map_err(LogError::io("append to segment", &self.log_path))?;
         let start = self.size;
         for batch in batches {
-            self.index_batch(start + batch.position_in_set as u64, batch, index_interval_bytes);
+            self.index_batch(
+                start + batch.position_in_set as u64,
+                batch,
+                index_interval_bytes,
+            );
         }
         self.size += records.len() as u64;
         if let Some(last) = batches.last() {
@@ -309,7 +350,9 @@ impl Segment {
 
     /// A snapshot for reading around `offset` outside the log's lock.
     pub(crate) fn view_for_offset(&self, offset: u64) -> SegmentView {
-        let relative = offset.saturating_sub(self.base_offset).min(u64::from(u32::MAX)) as u32;
+        let relative = offset
+            .saturating_sub(self.base_offset)
+            .min(u64::from(u32::MAX)) as u32;
         self.view_from(u64::from(self.index.lookup(relative)))
     }
 
@@ -348,9 +391,11 @@ impl Segment {
             .map_err(LogError::io("stat segment", &self.log_path))?
             .len();
         let position = position.min(file_len);
-        self.index.truncate(self.index.entries_before_position(position))?;
+        self.index
+            .truncate(self.index.entries_before_position(position))?;
         let relative_next = next_offset.saturating_sub(self.base_offset);
-        self.time_index.truncate(self.time_index.entries_before_offset(relative_next))?;
+        self.time_index
+            .truncate(self.time_index.entries_before_offset(relative_next))?;
         self.size = position;
         self.next_offset = next_offset.max(self.base_offset);
         (self.max_timestamp, self.offset_of_max_timestamp) = max_so_far;
@@ -360,34 +405,44 @@ impl Segment {
         };
         let mut stop_reason = None;
         let file = Arc::clone(&self.file);
-        scan(&file, (position, file_len), true, RECOVERY_CHUNK_BYTES, |item| match item {
-            Scanned::Batch { position, header, .. } => {
-                let next = self.next_offset;
-                // Offsets in a segment written by this log are contiguous, so any other
-                // base offset means the (CRC-less) base offset field is damaged.
-                if header.base_offset != next as i64 || !self.fits_offsets(header.last_offset() as u64) {
-                    stop_reason = Some(format!(
-                        "batch at byte {position} has base offset {} instead of {next}",
-                        header.base_offset
-                    ));
-                    return false;
+        scan(
+            &file,
+            (position, file_len),
+            true,
+            RECOVERY_CHUNK_BYTES,
+            |item| match item {
+                Scanned::Batch {
+                    position, header, ..
+                } => {
+                    let next = self.next_offset;
+                    // Offsets in a segment written by this log are contiguous, so any other
+                    // base offset means the (CRC-less) base offset field is damaged.
+                    if header.base_offset != next as i64
+                        || !self.fits_offsets(header.last_offset() as u64)
+                    {
+                        stop_reason = Some(format!(
+                            "batch at byte {position} has base offset {} instead of {next}",
+                            header.base_offset
+                        ));
+                        return false;
+                    }
+                    let placement = BatchPlacement {
+                        position_in_set: 0,
+                        size: header.size_bytes(),
+                        last_offset: header.last_offset() as u64,
+                        max_timestamp: header.max_timestamp,
+                    };
+                    self.index_batch(position, &placement, index_interval_bytes);
+                    self.size = position + placement.size as u64;
+                    self.next_offset = placement.last_offset + 1;
+                    true
                 }
-                let placement = BatchPlacement {
-                    position_in_set: 0,
-                    size: header.size_bytes(),
-                    last_offset: header.last_offset() as u64,
-                    max_timestamp: header.max_timestamp,
-                };
-                self.index_batch(position, &placement, index_interval_bytes);
-                self.size = position + placement.size as u64;
-                self.next_offset = placement.last_offset + 1;
-                true
-            }
-            Scanned::Invalid { position, reason } => {
-                stop_reason = Some(format!("batch at byte {position}: {reason}"));
-                false
-            }
-        })
+                Scanned::Invalid { position, reason } => {
+                    stop_reason = Some(format!("batch at byte {position}: {reason}"));
+                    false
+                }
+            },
+        )
         .map_err(LogError::io("scan segment for recovery", &self.log_path))?;
         let cut = file_len - self.size;
         if cut > 0 {
@@ -419,7 +474,12 @@ impl Segment {
             .set_len(position)
             .map_err(LogError::io("truncate segment", &self.log_path))?;
         // Re-index the kept bytes; truncation is rare, so a full scan is acceptable.
-        self.recover_from(0, self.base_offset, (-1, self.base_offset), index_interval_bytes)?;
+        self.recover_from(
+            0,
+            self.base_offset,
+            (-1, self.base_offset),
+            index_interval_bytes,
+        )?;
         debug_assert_eq!(self.next_offset, new_next.max(self.next_offset));
         Ok(self.next_offset)
     }
@@ -497,7 +557,10 @@ mod tests {
     #[test]
     fn file_names_round_trip() {
         assert_eq!(file_name(1234, "log"), "00000000000000001234.log");
-        assert_eq!(parse_file_name("00000000000000001234.log", "log"), Some(1234));
+        assert_eq!(
+            parse_file_name("00000000000000001234.log", "log"),
+            Some(1234)
+        );
         assert_eq!(parse_file_name("00000000000000001234.index", "log"), None);
         assert_eq!(parse_file_name("1234.log", "log"), None);
         assert_eq!(parse_file_name("0000000000000000123x.log", "log"), None);

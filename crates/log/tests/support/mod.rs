@@ -75,10 +75,12 @@ pub fn encode(records: &[TestRecord], compression: Compression) -> Vec<u8> {
         &mut buf,
         records.iter(),
         &options,
-        Some(|input: &mut BytesMut, out: &mut BytesMut, codec: Compression| {
-            out.extend_from_slice(&compress(codec, input));
-            Ok(())
-        }),
+        Some(
+            |input: &mut BytesMut, out: &mut BytesMut, codec: Compression| {
+                out.extend_from_slice(&compress(codec, input));
+                Ok(())
+            },
+        ),
     )
     .expect("kafka-protocol encodes the batch");
     buf.to_vec()
@@ -89,12 +91,15 @@ pub fn compress(codec: Compression, input: &[u8]) -> Vec<u8> {
     match codec {
         Compression::None => input.to_vec(),
         Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             encoder.write_all(input).expect("gzip");
             encoder.finish().expect("gzip")
         }
         Compression::Snappy => {
-            let block = snap::raw::Encoder::new().compress_vec(input).expect("snappy");
+            let block = snap::raw::Encoder::new()
+                .compress_vec(input)
+                .expect("snappy");
             let mut out = b"\x82SNAPPY\x00".to_vec();
             out.extend_from_slice(&1u32.to_be_bytes());
             out.extend_from_slice(&1u32.to_be_bytes());
