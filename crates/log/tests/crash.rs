@@ -223,6 +223,8 @@ fn crash_child_writer() {
         )
         .expect("open"),
     );
+    // Start on a fresh line: the test harness prints "test … " without a newline.
+    println!();
     let threads: Vec<_> = (0..4u8)
         .map(|t| {
             let log = std::sync::Arc::clone(&log);
