@@ -420,7 +420,12 @@ mod tests {
     fn dir_names_round_trip_with_dashes_in_topics() {
         let tp = TopicPartition::new("my-topic", 12);
         assert_eq!(TopicPartition::parse_dir_name(&tp.dir_name()), Some(tp));
-        assert_eq!(TopicPartition::parse_dir_name("topic--1"), None);
+        assert_eq!(
+            TopicPartition::parse_dir_name("topic--1"),
+            Some(TopicPartition::new("topic-", 1))
+        );
+        assert_eq!(TopicPartition::parse_dir_name("topic-x"), None);
+        assert_eq!(TopicPartition::parse_dir_name("a/b-0"), None);
         assert_eq!(TopicPartition::parse_dir_name("topic"), None);
     }
 
