@@ -224,27 +224,18 @@ fn timestamp_lookup_finds_the_first_record_at_or_after_across_codecs_and_segment
             .expect("append");
     }
     assert!(log.segment_count() > 2);
-    assert_eq!(
-        log.offset_for_timestamp(0).expect("lookup"),
-        Some((0, 1_000))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(1_000).expect("lookup"),
-        Some((0, 1_000))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(1_001).expect("lookup"),
-        Some((1, 1_010))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(1_455).expect("lookup"),
-        Some((46, 1_460))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(2_190).expect("lookup"),
-        Some((119, 2_190))
-    );
-    assert_eq!(log.offset_for_timestamp(2_191).expect("lookup"), None);
+    let cases = [
+        (0, Some((0, 1_000))),
+        (1_000, Some((0, 1_000))),
+        (1_001, Some((1, 1_010))),
+        (1_455, Some((46, 1_460))),
+        (2_190, Some((119, 2_190))),
+        (2_191, None),
+    ];
+    for (timestamp, expected) in cases {
+        let found = log.offset_for_timestamp(timestamp).expect("lookup");
+        assert_eq!(found, expected, "timestamp {timestamp}");
+    }
     assert_eq!(log.max_timestamp().expect("max"), Some((119, 2_190)));
 }
 

@@ -62,28 +62,31 @@ pub(crate) struct SegmentView {
 }
 
 impl SegmentView {
+    /// Visits the batch headers from `start_position` while `visit` returns true.
+    fn scan_headers(&self, mut visit: impl FnMut(u64, BatchHeader) -> bool) -> std::io::Result<()> {
+        let range = (self.start_position, self.size);
+        scan(
+            &self.file,
+            range,
+            false,
+            LOOKUP_CHUNK_BYTES,
+            |item| match item {
+                Scanned::Batch { position, header } => visit(position, header),
+                Scanned::Invalid { .. } => false,
+            },
+        )
+    }
+
     /// Finds the first batch whose last offset is at or after `offset`, scanning
     /// headers from `start_position`. `None` if the segment holds no such batch.
     pub(crate) fn locate(&self, offset: u64) -> std::io::Result<Option<(u64, BatchHeader)>> {
         let mut found = None;
-        scan(
-            &self.file,
-            (self.start_position, self.size),
-            false,
-            LOOKUP_CHUNK_BYTES,
-            |item| {
-                if let Scanned::Batch {
-                    position, header, ..
-                } = item
-                {
-                    if header.last_offset() as u64 >= offset {
-                        found = Some((position, header));
-                        return false;
-                    }
-                }
-                true
-            },
-        )?;
+        self.scan_headers(|position, header| {
+            if header.last_offset() as u64 >= offset {
+                found = Some((position, header));
+            }
+            found.is_none()
+        })?;
         Ok(found)
     }
 
@@ -96,34 +99,22 @@ impl SegmentView {
         decompressed_bytes_max: usize,
     ) -> Result<Option<(u64, i64)>> {
         let mut found = Ok(None);
-        scan(
-            &self.file,
-            (self.start_position, self.size),
-            false,
-            LOOKUP_CHUNK_BYTES,
-            |item| {
-                let Scanned::Batch {
-                    position, header, ..
-                } = item
-                else {
-                    return false;
-                };
-                if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
-                    return true;
-                }
-                found = scan::read_range(&self.file, position, header.size_bytes())
-                    .map_err(LogError::io("read batch", self.path_hint()))
-                    .and_then(|bytes| {
-                        self.first_record_at_or_after(
-                            &bytes,
-                            position,
-                            (timestamp, min_offset),
-                            decompressed_bytes_max,
-                        )
-                    });
-                matches!(found, Ok(None))
-            },
-        )
+        self.scan_headers(|position, header| {
+            if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
+                return true;
+            }
+            found = scan::read_range(&self.file, position, header.size_bytes())
+                .map_err(LogError::io("read batch", self.path_hint()))
+                .and_then(|bytes| {
+                    self.first_record_at_or_after(
+                        &bytes,
+                        position,
+                        (timestamp, min_offset),
+                        decompressed_bytes_max,
+                    )
+                });
+            matches!(found, Ok(None))
+        })
         .map_err(LogError::io("scan segment", self.path_hint()))?;
         found
     }
