@@ -454,7 +454,7 @@ impl PartitionLog {
     pub fn checkpoint(&self) -> Result<()> {
         self.check_not_failed()?;
         let (target, syncs) = {
-            let state = self.lock();
+            let mut state = self.lock();
             let active = state.active();
             let target = Checkpoint {
                 log_start_offset: state.log_start_offset,
@@ -470,7 +470,7 @@ impl PartitionLog {
             let from = state.checkpoint.segment_base_offset;
             let syncs = state
                 .segments
-                .iter()
+                .iter_mut()
                 .filter(|s| s.base_offset >= from)
                 .map(|s| s.sync_handles())
                 .collect::<Result<Vec<_>>>()?;
@@ -633,8 +633,8 @@ impl PartitionLog {
         }
         let new_end = state.log_end_offset();
         state.log_start_offset = state.log_start_offset.min(new_end);
+        state.active_mut().sync()?;
         let active = state.active();
-        active.sync()?;
         let checkpoint = Checkpoint {
             log_start_offset: state.log_start_offset,
             segment_base_offset: active.base_offset,

@@ -10,13 +10,15 @@
 //! before offset `base + o` has a timestamp above `t`. Both are sparse: a missing
 //! entry only costs a longer scan, never a wrong answer.
 //!
-//! The active segment keeps its entries in memory and appends each one to the file;
-//! sealed segments map their files read-only on first use, so an idle partition with
-//! many segments costs no heap.
+//! The active segment keeps its entries in memory and writes the new ones to the file
+//! in one `pwrite` when the index is synced (checkpoint, seal, close) — not one syscall
+//! per entry. Entries past the last checkpoint need not be on disk: recovery rebuilds
+//! them. Sealed segments map their files read-only on first use, so an idle partition
+//! with many segments costs no heap.
 //!
 //! Invariants: entries are strictly increasing in both fields (offsets, positions,
-//! timestamps); the in-memory entries of an active index equal the file's first
-//! `entries * WIDTH` bytes.
+//! timestamps); the file's first `written` bytes equal the first `written` bytes of
+//! an active index's entries.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -39,8 +41,12 @@ pub(crate) struct IndexFile<const W: usize> {
 }
 
 enum IndexState {
-    /// Entries in memory, mirrored to the open file.
-    Active { file: File, bytes: Vec<u8> },
+    /// Entries in memory; the first `written` bytes are also in the file.
+    Active {
+        file: File,
+        bytes: Vec<u8>,
+        written: usize,
+    },
     /// Read-only; the file is mapped on first lookup.
     Sealed { mapped: OnceLock<Option<Mmap>> },
 }
@@ -65,7 +71,11 @@ impl<const W: usize> IndexFile<W> {
             .map_err(LogError::io("read index", path))?;
         Ok(IndexFile {
             path: path.to_path_buf(),
-            state: IndexState::Active { file, bytes },
+            state: IndexState::Active {
+                written: bytes.len(),
+                file,
+                bytes,
+            },
         })
     }
 
@@ -104,13 +114,10 @@ impl<const W: usize> IndexFile<W> {
         &self.bytes()[i * W..(i + 1) * W]
     }
 
-    /// Appends one entry to the file, then to memory. On error, memory is unchanged
-    /// (a later append overwrites any partially written bytes).
+    /// Appends one entry in memory; it reaches the file at the next sync.
     pub(crate) fn append(&mut self, entry: &[u8; W]) -> Result<()> {
         match &mut self.state {
-            IndexState::Active { file, bytes } => {
-                file.write_all_at(entry, bytes.len() as u64)
-                    .map_err(LogError::io("append index entry", &self.path))?;
+            IndexState::Active { bytes, .. } => {
                 bytes.extend_from_slice(entry);
                 Ok(())
             }
@@ -121,12 +128,36 @@ impl<const W: usize> IndexFile<W> {
         }
     }
 
+    /// Writes the entries not yet in the file, in one `pwrite`. On error nothing is
+    /// counted as written, so the next call retries them.
+    fn write_pending(&mut self) -> Result<()> {
+        if let IndexState::Active {
+            file,
+            bytes,
+            written,
+        } = &mut self.state
+        {
+            if *written < bytes.len() {
+                file.write_all_at(&bytes[*written..], *written as u64)
+                    .map_err(LogError::io("write index entries", &self.path))?;
+                *written = bytes.len();
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps the first `entries` entries, in memory and on disk.
     pub(crate) fn truncate(&mut self, entries: usize) -> Result<()> {
         self.make_active()?;
-        if let IndexState::Active { file, bytes } = &mut self.state {
+        if let IndexState::Active {
+            file,
+            bytes,
+            written,
+        } = &mut self.state
+        {
             bytes.truncate(entries * W);
-            file.set_len(bytes.len() as u64)
+            *written = (*written).min(bytes.len());
+            file.set_len(*written as u64)
                 .map_err(LogError::io("truncate index", &self.path))?;
         }
         Ok(())
@@ -145,10 +176,11 @@ impl<const W: usize> IndexFile<W> {
         Ok(())
     }
 
-    /// Makes the file exactly as long as the entries, syncs it and switches to the
-    /// lazily mapped read-only form.
+    /// Writes pending entries, makes the file exactly as long as the entries, syncs it
+    /// and switches to the lazily mapped read-only form.
     pub(crate) fn seal(&mut self) -> Result<()> {
-        if let IndexState::Active { file, bytes } = &self.state {
+        self.write_pending()?;
+        if let IndexState::Active { file, bytes, .. } = &self.state {
             file.set_len(bytes.len() as u64)
                 .map_err(LogError::io("trim index", &self.path))?;
             file.sync_data()
@@ -160,18 +192,19 @@ impl<const W: usize> IndexFile<W> {
         Ok(())
     }
 
-    /// Syncs the entries to disk (no-op for a sealed index, synced when sealed).
-    pub(crate) fn sync(&self) -> Result<()> {
-        if let IndexState::Active { file, .. } = &self.state {
-            file.sync_data()
-                .map_err(LogError::io("sync index", &self.path))?;
+    /// Writes pending entries and syncs them (no-op for a sealed index, synced when
+    /// sealed).
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        match self.sync_handle()? {
+            Some((file, path)) => file.sync_data().map_err(LogError::io("sync index", path)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// A duplicate handle of an active index's file, to sync it without holding the
-    /// log's lock; `None` for a sealed index (synced when sealed).
-    pub(crate) fn sync_handle(&self) -> Result<Option<(std::sync::Arc<File>, PathBuf)>> {
+    /// Writes pending entries and returns a duplicate handle of an active index's
+    /// file, to sync it without holding the log's lock; `None` for a sealed index.
+    pub(crate) fn sync_handle(&mut self) -> Result<Option<(std::sync::Arc<File>, PathBuf)>> {
+        self.write_pending()?;
         match &self.state {
             IndexState::Active { file, .. } => {
                 let dup = file

@@ -476,17 +476,12 @@ impl Segment {
     }
 
     /// Syncs the data and both indexes.
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.sync_data()?;
-        self.index.sync()?;
-        self.time_index.sync()
-    }
-
-    /// Syncs only the log file's data (what group commit needs).
-    pub(crate) fn sync_data(&self) -> Result<()> {
+    pub(crate) fn sync(&mut self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(LogError::io("sync segment", &self.log_path))
+            .map_err(LogError::io("sync segment", &self.log_path))?;
+        self.index.sync()?;
+        self.time_index.sync()
     }
 
     /// A handle to the log file for syncing outside the log's lock.
@@ -495,7 +490,7 @@ impl Segment {
     }
 
     /// Handles to sync the log file and both indexes outside the log's lock.
-    pub(crate) fn sync_handles(&self) -> Result<Vec<(Arc<File>, PathBuf)>> {
+    pub(crate) fn sync_handles(&mut self) -> Result<Vec<(Arc<File>, PathBuf)>> {
         let mut handles = vec![(self.file(), self.log_path.clone())];
         for index in [self.index.sync_handle()?, self.time_index.sync_handle()?]
             .into_iter()
