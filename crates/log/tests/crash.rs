@@ -64,6 +64,37 @@ fn write_batches(dir: &Path, count: usize, flushed: usize) -> Vec<Vec<u8>> {
     written
 }
 
+/// A log left as a crash leaves it, with what a damage test needs to know.
+struct Crashed {
+    /// Every batch written, in order.
+    written: Vec<Vec<u8>>,
+    /// How many leading batches were flushed.
+    flushed: usize,
+    /// The segment files and their sizes.
+    files: Vec<(PathBuf, u64)>,
+    /// Bytes in all segments.
+    total: u64,
+    /// Bytes of the flushed batches.
+    flushed_bytes: u64,
+}
+
+/// Writes `count` batches, flushing the first `flushed_fraction` of them, and leaves
+/// the log without closing it.
+fn crashed_log(dir: &Path, count: usize, flushed_fraction: f64) -> Crashed {
+    let flushed = (count as f64 * flushed_fraction) as usize;
+    let written = write_batches(dir, count, flushed);
+    let files = segment_files(dir);
+    let total = files.iter().map(|(_, len)| len).sum();
+    let flushed_bytes = written[..flushed].iter().map(|b| b.len() as u64).sum();
+    Crashed {
+        written,
+        flushed,
+        files,
+        total,
+        flushed_bytes,
+    }
+}
+
 /// Reopens and checks the recovered log against what was written.
 fn check_recovered(dir: &Path, written: &[Vec<u8>], flushed: usize) {
     let log = PartitionLog::open(dir, config()).expect("recovery opens the log");
@@ -106,11 +137,8 @@ proptest! {
         cut_fraction in 0.0f64..1.0,
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let flushed = (count as f64 * flushed_fraction) as usize;
-        let written = write_batches(dir.path(), count, flushed);
-        let files = segment_files(dir.path());
-        let total: u64 = files.iter().map(|(_, len)| len).sum();
-        let flushed_bytes: u64 = written[..flushed].iter().map(|b| b.len() as u64).sum();
+        let Crashed { written, flushed, files, total, flushed_bytes } =
+            crashed_log(dir.path(), count, flushed_fraction);
         let cut_at = flushed_bytes + ((total - flushed_bytes) as f64 * cut_fraction) as u64;
         if let Some((path, position)) = locate(&files, cut_at) {
             std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(position).expect("cut");
@@ -131,11 +159,8 @@ proptest! {
         flips in proptest::collection::vec((0.0f64..1.0, 1u8..=255), 1..6),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let flushed = (count as f64 * flushed_fraction) as usize;
-        let written = write_batches(dir.path(), count, flushed);
-        let files = segment_files(dir.path());
-        let total: u64 = files.iter().map(|(_, len)| len).sum();
-        let flushed_bytes: u64 = written[..flushed].iter().map(|b| b.len() as u64).sum();
+        let Crashed { written, flushed, files, total, flushed_bytes } =
+            crashed_log(dir.path(), count, flushed_fraction);
         let starts: Vec<u64> = written
             .iter()
             .scan(0u64, |at, b| {
