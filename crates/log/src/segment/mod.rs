@@ -277,7 +277,7 @@ impl Segment {
         offset_ok && time_ok
     }
 
-    /// Bytes the next append may add before the segment's relative offsets overflow.
+    /// Whether `last_offset` still fits the 32-bit relative offsets of the indexes.
     pub(crate) fn fits_offsets(&self, last_offset: u64) -> bool {
         last_offset - self.base_offset <= u64::from(u32::MAX)
     }
