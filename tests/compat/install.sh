@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what the real-client compatibility suite needs: kcat (Debian),
+# a Python venv with confluent-kafka, kafka-python and pytest, and the
+# KafkaJS packages. Idempotent: a re-run only redoes what is missing or stale.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="$here/.venv"
+node_dir="$here/node"
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo_cmd=(sudo)
+fi
+
+# --- kcat ------------------------------------------------------------------
+if ! command -v kcat >/dev/null 2>&1; then
+    echo "install: kcat"
+    if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y kcat; then
+        "${sudo_cmd[@]}" apt-get update
+        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y kcat
+    fi
+fi
+
+# --- Python venv -------------------------------------------------------------
+python="${PYTHON:-python3}"
+req="$here/requirements.txt"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ]; then
+    echo "install: python venv at $venv"
+    "$python" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "install: python packages from requirements.txt"
+    "$venv/bin/pip" install --disable-pip-version-check -q -r "$req"
+    echo "$want" >"$stamp"
+fi
+
+# --- Node packages -----------------------------------------------------------
+nstamp="$node_dir/node_modules/.package-lock.sha256"
+nwant="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$nstamp" 2>/dev/null)" != "$nwant" ]; then
+    echo "install: npm ci in $node_dir"
+    (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$nwant" >"$nstamp"
+fi
+
+# --- check -------------------------------------------------------------------
+kcat -V 2>&1 | grep -o 'Version [^ ]* .*librdkafka [0-9.]*' || kcat -V
+"$venv/bin/python" -c 'import confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0]); print("kafka-python", kafka.__version__); print("pytest", pytest.__version__)'
+(cd "$node_dir" && node -e "console.log('kafkajs', require('kafkajs/package.json').version)")
