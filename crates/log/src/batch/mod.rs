@@ -26,6 +26,7 @@
 //! [`BatchHeader::parse`] validates a batch without copying or decompressing it;
 //! [`records`] iterates its records for the few places that need them.
 
+pub mod builder;
 pub mod records;
 
 use crate::error::BatchError;

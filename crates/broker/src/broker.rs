@@ -1,0 +1,242 @@
+//! Starting and stopping a broker: recover the data directory, listen for Kafka
+//! clients and HTTP probes, and shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::cluster::Cluster;
+use crate::config::BrokerConfig;
+use crate::error::StartError;
+use crate::net::connection;
+
+/// How long shutdown waits for in-flight requests before closing the logs anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counters about the broker's connections (Prometheus metrics build on these later).
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    /// Connections currently open.
+    pub connections_open: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Connections closed because a frame was malformed, too large, or named an API
+    /// or version strom does not serve.
+    pub malformed_frames: AtomicU64,
+}
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub cluster: Arc<Cluster>,
+    pub stats: Arc<BrokerStats>,
+}
+
+/// The broker. [`Broker::start`] is the whole API: it returns a running broker's handle.
+pub struct Broker;
+
+impl Broker {
+    /// Recovers the data directory, binds the listeners and starts serving. Returns
+    /// once clients can connect.
+    pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let ready = Arc::new(AtomicBool::new(false));
+        let (http_addr, http_task) = match config.http_addr {
+            Some(addr) => {
+                let (bound, task) =
+                    start_http(addr, Arc::clone(&ready), shutdown_rx.clone()).await?;
+                (Some(bound), Some(task))
+            }
+            None => (None, None),
+        };
+        let listener = TcpListener::bind(config.kafka_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.kafka_addr,
+                source,
+            })?;
+        let kafka_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.kafka_addr,
+            source,
+        })?;
+        let (host, port) = advertised(&config, kafka_addr)?;
+        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config, host, port))
+            .await
+            .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??;
+        let shared = Arc::new(Shared {
+            cluster: Arc::new(cluster),
+            stats: Arc::new(BrokerStats::default()),
+        });
+        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
+        ready.store(true, Ordering::Release);
+        tracing::info!(%kafka_addr, http_addr = ?http_addr, "strom is serving Kafka clients");
+        Ok(BrokerHandle {
+            kafka_addr,
+            http_addr,
+            shared,
+            shutdown: shutdown_tx,
+            accept_task,
+            http_task,
+        })
+    }
+}
+
+/// A running broker.
+pub struct BrokerHandle {
+    kafka_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    accept_task: JoinHandle<()>,
+    http_task: Option<JoinHandle<()>>,
+}
+
+impl BrokerHandle {
+    /// The address the Kafka listener is bound to.
+    pub fn kafka_addr(&self) -> SocketAddr {
+        self.kafka_addr
+    }
+
+    /// The address of the HTTP endpoint, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> &BrokerStats {
+        &self.shared.stats
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to ten
+    /// seconds), syncs and closes every log and writes the clean-shutdown marker.
+    pub async fn shutdown(self) -> Result<(), strom_log::LogError> {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept_task.await;
+        if let Some(http) = self.http_task {
+            let _ = http.await;
+        }
+        let cluster = Arc::clone(&self.shared.cluster);
+        let closed = tokio::task::spawn_blocking(move || cluster.close()).await;
+        tracing::info!("strom stopped");
+        closed.unwrap_or_else(|e| {
+            Err(strom_log::LogError::Config(format!(
+                "close task failed: {e}"
+            )))
+        })
+    }
+}
+
+/// The host and port Metadata advertises.
+fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), StartError> {
+    let Some(text) = &config.advertised_addr else {
+        return Ok((bound.ip().to_string(), i32::from(bound.port())));
+    };
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| StartError::Config(format!("advertised_addr `{text}` must be HOST:PORT")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| StartError::Config(format!("advertised_addr `{text}` has an invalid port")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(StartError::Config(format!(
+            "advertised_addr `{text}` has no host"
+        )));
+    }
+    Ok((host.to_string(), i32::from(port)))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tracing::info!(%peer, "connection opened");
+                let stats = Arc::clone(&shared.stats);
+                stats.connections_total.fetch_add(1, Ordering::Relaxed);
+                stats.connections_open.fetch_add(1, Ordering::Relaxed);
+                let serve = connection::serve(stream, peer, Arc::clone(&shared), shutdown.clone());
+                connections.spawn(async move {
+                    serve.await;
+                    stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(error) => {
+                // Usually out of file descriptors; back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = connections.len(),
+            "in-flight requests did not finish in time; closing their connections"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Serves `GET /healthz` (the process is up) and `GET /readyz` (logs recovered and
+/// the Kafka listener accepting).
+async fn start_http(
+    addr: SocketAddr,
+    ready: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if ready.load(Ordering::Acquire) {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "recovering\n")
+                }
+            }),
+        );
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::warn!(%error, "HTTP server failed");
+        }
+    });
+    Ok((bound, task))
+}

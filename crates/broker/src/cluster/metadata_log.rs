@@ -1,0 +1,211 @@
+//! The metadata log: every change to topics (create, add partitions, alter configs,
+//! delete) as one JSON record in an internal partition log, synced before the change
+//! takes effect and replayed at start. The same storage engine and crash recovery
+//! that protect data protect metadata.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use strom_log::batch::builder::BatchBuilder;
+use strom_log::batch::records::Records;
+use strom_log::batch::validate_all;
+use strom_log::{now_ms, FlushPolicy, LogConfig, LogError, PartitionLog, TopicPartition};
+use uuid::Uuid;
+
+use super::topic_config::Overrides;
+use crate::error::StartError;
+
+/// Name of the internal topic holding the metadata log (as KRaft names it). Clients
+/// never see it and cannot create it.
+pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// The metadata log's partition.
+pub(crate) fn metadata_partition() -> TopicPartition {
+    TopicPartition::new(METADATA_TOPIC, 0)
+}
+
+/// The metadata log's own settings: every change synced, kept forever.
+pub(crate) fn metadata_log_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 64 * 1024 * 1024,
+        retention_ms: None,
+        retention_bytes: None,
+        flush_policy: FlushPolicy::Always,
+        ..LogConfig::default()
+    }
+}
+
+/// One change to the cluster's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum MetadataEvent {
+    /// A topic was created.
+    TopicCreated {
+        /// Topic name.
+        name: String,
+        /// Topic id (KIP-516).
+        id: Uuid,
+        /// Partition count.
+        partitions: i32,
+        /// Config overrides.
+        configs: Overrides,
+    },
+    /// A topic's partition count grew to `partitions`.
+    PartitionsCreated {
+        /// Topic name.
+        name: String,
+        /// New partition count.
+        partitions: i32,
+    },
+    /// A topic's config overrides were replaced by `configs`.
+    TopicConfigsSet {
+        /// Topic name.
+        name: String,
+        /// The complete new set of overrides.
+        configs: Overrides,
+    },
+    /// A topic was deleted.
+    TopicDeleted {
+        /// Topic name.
+        name: String,
+    },
+}
+
+/// A topic as the metadata log describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicRecord {
+    /// Topic id.
+    pub id: Uuid,
+    /// Partition count.
+    pub partitions: i32,
+    /// Config overrides.
+    pub configs: Overrides,
+}
+
+/// Applies `event` to the topic table.
+pub(crate) fn apply(topics: &mut BTreeMap<String, TopicRecord>, event: &MetadataEvent) {
+    match event {
+        MetadataEvent::TopicCreated {
+            name,
+            id,
+            partitions,
+            configs,
+        } => {
+            topics.insert(
+                name.clone(),
+                TopicRecord {
+                    id: *id,
+                    partitions: *partitions,
+                    configs: configs.clone(),
+                },
+            );
+        }
+        MetadataEvent::PartitionsCreated { name, partitions } => {
+            if let Some(topic) = topics.get_mut(name) {
+                topic.partitions = topic.partitions.max(*partitions);
+            }
+        }
+        MetadataEvent::TopicConfigsSet { name, configs } => {
+            if let Some(topic) = topics.get_mut(name) {
+                topic.configs = configs.clone();
+            }
+        }
+        MetadataEvent::TopicDeleted { name } => {
+            topics.remove(name);
+        }
+    }
+}
+
+/// Appends `event` to the metadata log and waits until it is on disk.
+pub(crate) fn append(log: &PartitionLog, event: &MetadataEvent) -> Result<(), LogError> {
+    let value = serde_json::to_vec(event).map_err(|e| LogError::Config(e.to_string()))?;
+    let now = now_ms();
+    let mut builder = BatchBuilder::new(now);
+    builder.push(None, Some(&value), now);
+    let mut batch = builder.finish();
+    let info = log.append(&mut batch)?;
+    log.await_durability(&info)
+}
+
+/// Reads the whole metadata log and returns the topic table it describes.
+pub(crate) fn replay(log: &PartitionLog) -> Result<BTreeMap<String, TopicRecord>, StartError> {
+    let mut topics = BTreeMap::new();
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    let decompressed_max = log.config().decompressed_bytes_max;
+    while offset < end {
+        let read = log.read(offset, 1024 * 1024, None)?;
+        if read.records.is_empty() {
+            break;
+        }
+        for batch in validate_all(&read.records) {
+            let (position, header) = batch
+                .map_err(|(at, e)| StartError::Metadata(format!("batch at byte {at}: {e}")))?;
+            let bytes = &read.records[position..position + header.size_bytes()];
+            let records = Records::new(bytes, decompressed_max)
+                .map_err(|e| StartError::Metadata(e.to_string()))?;
+            for record in records.iter() {
+                let record = record.map_err(|e| StartError::Metadata(e.to_string()))?;
+                if (record.offset as u64) < offset {
+                    continue;
+                }
+                let value = record.value.unwrap_or_default();
+                let event: MetadataEvent = serde_json::from_slice(value).map_err(|e| {
+                    StartError::Metadata(format!("record at offset {}: {e}", record.offset))
+                })?;
+                apply(&mut topics, &event);
+            }
+            offset = offset.max(header.last_offset() as u64 + 1);
+        }
+    }
+    Ok(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_replay_to_the_same_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(&dir.path().join("m-0"), metadata_log_config()).expect("open");
+        let id = Uuid::new_v4();
+        let events = vec![
+            MetadataEvent::TopicCreated {
+                name: "a".into(),
+                id,
+                partitions: 2,
+                configs: Overrides::new(),
+            },
+            MetadataEvent::TopicCreated {
+                name: "b".into(),
+                id: Uuid::new_v4(),
+                partitions: 1,
+                configs: Overrides::new(),
+            },
+            MetadataEvent::PartitionsCreated {
+                name: "a".into(),
+                partitions: 5,
+            },
+            MetadataEvent::TopicConfigsSet {
+                name: "a".into(),
+                configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+            },
+            MetadataEvent::TopicDeleted { name: "b".into() },
+        ];
+        let mut expected = BTreeMap::new();
+        for event in &events {
+            append(&log, event).expect("append");
+            apply(&mut expected, event);
+        }
+        log.close().expect("close");
+        let log =
+            PartitionLog::open(&dir.path().join("m-0"), metadata_log_config()).expect("reopen");
+        let topics = replay(&log).expect("replay");
+        assert_eq!(topics, expected);
+        assert_eq!(topics.len(), 1);
+        assert_eq!(topics["a"].partitions, 5);
+        assert_eq!(topics["a"].id, id);
+        assert_eq!(topics["a"].configs["retention.ms"], "1000");
+    }
+}

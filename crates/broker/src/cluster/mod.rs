@@ -1,0 +1,460 @@
+//! The cluster's state on this node: its identity, its topics and their partition
+//! logs, and the changes to them (create, delete, add partitions, alter configs), each
+//! made durable in the metadata log before it takes effect.
+
+pub(crate) mod identity;
+pub(crate) mod metadata_log;
+pub(crate) mod topic_config;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use kafka_protocol::ResponseError;
+use strom_log::{
+    is_valid_topic_name, LogConfig, LogManager, Maintenance, MaintenanceConfig, PartitionLog,
+    TopicPartition,
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::error::StartError;
+use identity::Identity;
+use metadata_log::{MetadataEvent, TopicRecord, METADATA_TOPIC};
+use topic_config::Overrides;
+
+/// Most partitions one topic may have; keeps a single request from creating an
+/// unbounded number of directories and open files.
+pub(crate) const PARTITIONS_MAX: i32 = 10_000;
+
+/// One partition of a topic, led by this node.
+pub(crate) struct Partition {
+    /// Partition index.
+    pub index: i32,
+    /// Its log.
+    pub log: Arc<PartitionLog>,
+    /// Woken after every append (and on deletion), for long-polling fetches.
+    pub appended: Notify,
+}
+
+/// A topic: an immutable snapshot, replaced as a whole when it changes.
+pub(crate) struct Topic {
+    /// Topic name.
+    pub name: String,
+    /// Topic id (KIP-516).
+    pub id: Uuid,
+    /// Explicitly set configs.
+    pub overrides: Overrides,
+    /// The config its logs run with (defaults plus overrides).
+    pub log_config: LogConfig,
+    /// Partitions, by index.
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+/// Why an admin change was refused: the Kafka error code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AdminError {
+    /// Kafka error code.
+    pub code: ResponseError,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+impl AdminError {
+    /// An error with this code and message.
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        AdminError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<strom_log::LogError> for AdminError {
+    fn from(e: strom_log::LogError) -> Self {
+        AdminError::new(crate::protocol::log_error_code(&e), e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Topics {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+/// This node's view of the cluster.
+pub(crate) struct Cluster {
+    /// Node and cluster ids.
+    pub identity: Identity,
+    /// The broker's configuration.
+    pub config: BrokerConfig,
+    /// Host clients are told to connect to.
+    pub advertised_host: String,
+    /// Port clients are told to connect to.
+    pub advertised_port: i32,
+    logs: Arc<LogManager>,
+    metadata_log: Arc<PartitionLog>,
+    topics: RwLock<Topics>,
+    /// Serializes metadata changes: check, append, apply happen as one step.
+    admin: Mutex<()>,
+    maintenance: Mutex<Option<Maintenance>>,
+}
+
+impl Cluster {
+    /// Opens the data directory: locks it, recovers every log, replays the metadata
+    /// log, creates logs the metadata names but the disk lacks (a crash between the two
+    /// writes) and removes logs of topics the metadata no longer has.
+    pub fn open(
+        config: BrokerConfig,
+        advertised_host: String,
+        advertised_port: i32,
+    ) -> Result<Self, StartError> {
+        let defaults = config.topic_defaults.clone();
+        defaults
+            .validate()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let logs = Arc::new(LogManager::open(&config.data_dir, |tp| {
+            if tp.topic == METADATA_TOPIC {
+                metadata_log::metadata_log_config()
+            } else {
+                defaults.clone()
+            }
+        })?);
+        let identity = Identity::load_or_create(&config.data_dir)?;
+        let metadata_tp = metadata_log::metadata_partition();
+        let metadata_log = match logs.get(&metadata_tp) {
+            Some(log) => log,
+            None => logs.create(&metadata_tp, metadata_log::metadata_log_config())?,
+        };
+        let records = metadata_log::replay(&metadata_log)?;
+        let mut topics = Topics::default();
+        for (name, record) in &records {
+            let topic = open_topic(&logs, &defaults, name, record)?;
+            topics.by_id.insert(topic.id, Arc::clone(&topic));
+            topics.by_name.insert(name.clone(), topic);
+        }
+        for (tp, _) in logs.logs() {
+            let known = tp.topic == METADATA_TOPIC
+                || records
+                    .get(&tp.topic)
+                    .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                tracing::warn!(partition = %tp, "removing a log the metadata does not know (left by an interrupted delete)");
+                logs.delete(&tp)?;
+            }
+        }
+        let maintenance = logs.spawn_maintenance(MaintenanceConfig::default());
+        tracing::info!(
+            node_id = identity.node_id,
+            cluster_id = %identity.cluster_id,
+            topics = topics.by_name.len(),
+            recovered_clean = logs.recovered_clean(),
+            "cluster state loaded"
+        );
+        Ok(Cluster {
+            identity,
+            config,
+            advertised_host,
+            advertised_port,
+            logs,
+            metadata_log,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            maintenance: Mutex::new(Some(maintenance)),
+        })
+    }
+
+    /// The topic called `name`.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().by_name.get(name).cloned()
+    }
+
+    /// The topic with id `id`.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().by_id.get(id).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.read_topics().by_name.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.logs.data_dir()
+    }
+
+    /// Creates a topic (or, with `validate_only`, checks that it could be created).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: Overrides,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, AdminError> {
+        let _admin = self.lock_admin();
+        check_new_topic_name(name)?;
+        {
+            let topics = self.read_topics();
+            if topics.by_name.contains_key(name) {
+                return Err(AdminError::new(
+                    ResponseError::TopicAlreadyExists,
+                    format!("Topic '{name}' already exists."),
+                ));
+            }
+            let collides = |other: &str| other.replace('.', "_") == name.replace('.', "_");
+            if let Some(other) = topics.by_name.keys().find(|other| collides(other)) {
+                return Err(AdminError::new(
+                    ResponseError::InvalidTopicException,
+                    format!("Topic '{name}' collides with existing topic '{other}': '.' and '_' are the same in metric names."),
+                ));
+            }
+        }
+        check_partition_count(partitions)?;
+        let log_config = self.log_config(&overrides)?;
+        let record = TopicRecord {
+            id: Uuid::new_v4(),
+            partitions,
+            configs: overrides,
+        };
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: name.to_string(),
+                id: record.id,
+                overrides: record.configs,
+                log_config,
+                partitions: Vec::new(),
+            }));
+        }
+        self.record(&MetadataEvent::TopicCreated {
+            name: name.to_string(),
+            id: record.id,
+            partitions,
+            configs: record.configs.clone(),
+        })?;
+        let topic = open_topic(&self.logs, &self.config.topic_defaults, name, &record)
+            .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        self.publish(Arc::clone(&topic));
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, AdminError> {
+        let _admin = self.lock_admin();
+        let topic = self.topic(name).ok_or_else(|| unknown_topic(name))?;
+        self.record(&MetadataEvent::TopicDeleted {
+            name: name.to_string(),
+        })?;
+        {
+            let mut topics = self.write_topics();
+            topics.by_name.remove(name);
+            topics.by_id.remove(&topic.id);
+        }
+        for partition in &topic.partitions {
+            partition.appended.notify_waiters();
+            self.logs
+                .delete(&TopicPartition::new(name, partition.index))?;
+        }
+        tracing::info!(topic = name, "topic deleted");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let _admin = self.lock_admin();
+        let topic = self.topic(name).ok_or_else(|| unknown_topic(name))?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(AdminError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than or equal to the requested {count}."),
+            ));
+        }
+        check_partition_count(count)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.record(&MetadataEvent::PartitionsCreated {
+            name: name.to_string(),
+            partitions: count,
+        })?;
+        let mut partitions = topic.partitions.clone();
+        for index in current..count {
+            let log = self
+                .logs
+                .create(&TopicPartition::new(name, index), topic.log_config.clone())?;
+            partitions.push(new_partition(index, log));
+        }
+        self.publish(Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            overrides: topic.overrides.clone(),
+            log_config: topic.log_config.clone(),
+            partitions,
+        }));
+        tracing::info!(topic = name, partitions = count, "partitions created");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides with what `change` makes of the current
+    /// ones (AlterConfigs replaces all; IncrementalAlterConfigs edits some).
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(&Overrides) -> Result<Overrides, AdminError>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let _admin = self.lock_admin();
+        let topic = self.topic(name).ok_or_else(|| unknown_topic(name))?;
+        let overrides = change(&topic.overrides)?;
+        let log_config = self.log_config(&overrides)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.record(&MetadataEvent::TopicConfigsSet {
+            name: name.to_string(),
+            configs: overrides.clone(),
+        })?;
+        for partition in &topic.partitions {
+            partition.log.set_config(log_config.clone())?;
+        }
+        self.publish(Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            overrides,
+            log_config,
+            partitions: topic.partitions.clone(),
+        }));
+        tracing::info!(topic = name, "topic configs altered");
+        Ok(())
+    }
+
+    /// The log config for a topic with these overrides, or INVALID_CONFIG.
+    pub fn log_config(&self, overrides: &Overrides) -> Result<LogConfig, AdminError> {
+        topic_config::log_config(&self.config.topic_defaults, overrides)
+            .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.0))
+    }
+
+    /// Stops background maintenance, syncs and closes every log, and writes the
+    /// clean-shutdown marker.
+    pub fn close(&self) -> Result<(), strom_log::LogError> {
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(maintenance) = maintenance {
+            maintenance.stop();
+        }
+        self.logs.close()
+    }
+
+    fn record(&self, event: &MetadataEvent) -> Result<(), AdminError> {
+        metadata_log::append(&self.metadata_log, event).map_err(|e| {
+            AdminError::new(
+                ResponseError::KafkaStorageError,
+                format!("metadata log: {e}"),
+            )
+        })
+    }
+
+    fn publish(&self, topic: Arc<Topic>) {
+        let mut topics = self.write_topics();
+        topics.by_id.insert(topic.id, Arc::clone(&topic));
+        topics.by_name.insert(topic.name.clone(), topic);
+    }
+
+    fn lock_admin(&self) -> MutexGuard<'_, ()> {
+        self.admin.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
+        self.topics.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Opens (creating where missing) the logs of a topic the metadata log describes.
+fn open_topic(
+    logs: &LogManager,
+    defaults: &LogConfig,
+    name: &str,
+    record: &TopicRecord,
+) -> Result<Arc<Topic>, StartError> {
+    let log_config = topic_config::log_config(defaults, &record.configs)
+        .map_err(|e| StartError::Metadata(format!("topic {name}: {}", e.0)))?;
+    let mut partitions = Vec::with_capacity(record.partitions.max(0) as usize);
+    for index in 0..record.partitions {
+        let tp = TopicPartition::new(name, index);
+        let log = match logs.get(&tp) {
+            Some(log) => {
+                log.set_config(log_config.clone())?;
+                log
+            }
+            None => logs.create(&tp, log_config.clone())?,
+        };
+        partitions.push(new_partition(index, log));
+    }
+    Ok(Arc::new(Topic {
+        name: name.to_string(),
+        id: record.id,
+        overrides: record.configs.clone(),
+        log_config,
+        partitions,
+    }))
+}
+
+fn new_partition(index: i32, log: Arc<PartitionLog>) -> Arc<Partition> {
+    Arc::new(Partition {
+        index,
+        log,
+        appended: Notify::new(),
+    })
+}
+
+/// Kafka's topic-name rule, plus strom's reserved internal names.
+pub(crate) fn check_new_topic_name(name: &str) -> Result<(), AdminError> {
+    if !is_valid_topic_name(name) {
+        return Err(AdminError::new(
+            ResponseError::InvalidTopicException,
+            format!("Topic name '{name}' is illegal: use 1 to 249 ASCII letters, digits, '.', '_' or '-', and not '.' or '..'."),
+        ));
+    }
+    if name == METADATA_TOPIC {
+        return Err(AdminError::new(
+            ResponseError::InvalidTopicException,
+            format!("Topic name '{name}' is reserved for strom's metadata log."),
+        ));
+    }
+    Ok(())
+}
+
+fn check_partition_count(partitions: i32) -> Result<(), AdminError> {
+    if !(1..=PARTITIONS_MAX).contains(&partitions) {
+        return Err(AdminError::new(
+            ResponseError::InvalidPartitions,
+            format!(
+                "Number of partitions must be between 1 and {PARTITIONS_MAX}, not {partitions}."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_topic(name: &str) -> AdminError {
+    AdminError::new(
+        ResponseError::UnknownTopicOrPartition,
+        format!("Topic '{name}' does not exist."),
+    )
+}

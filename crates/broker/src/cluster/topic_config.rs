@@ -1,0 +1,353 @@
+//! Topic configs under their Kafka names: the catalogue DescribeConfigs lists, the
+//! validation CreateTopics and AlterConfigs apply, and the translation of a topic's
+//! overrides into the [`LogConfig`] its partition logs run with.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use strom_log::{FlushPolicy, LogConfig, TimestampType};
+
+/// A topic's explicitly set configs (Kafka's "dynamic topic configs"), by name.
+pub(crate) type Overrides = BTreeMap<String, String>;
+
+/// Kafka's config value types, as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// One topic config strom understands.
+pub(crate) struct TopicConfigDef {
+    /// Kafka's topic config name.
+    pub name: &'static str,
+    /// The broker config that supplies its default (a DescribeConfigs synonym).
+    pub broker_name: &'static str,
+    /// Value type.
+    pub config_type: ConfigType,
+    /// User documentation.
+    pub doc: &'static str,
+    /// The value a topic without an override gets, given the broker's defaults.
+    default: fn(&LogConfig) -> String,
+    /// Applies a value to a log config, or says why the value is wrong.
+    apply: fn(&mut Effective, &str) -> Result<(), String>,
+}
+
+impl TopicConfigDef {
+    /// The default value under the broker's topic defaults.
+    pub fn default_value(&self, defaults: &LogConfig) -> String {
+        (self.default)(defaults)
+    }
+}
+
+/// A log config being built, plus the two Kafka flush settings that together make
+/// strom's flush policy.
+struct Effective {
+    log: LogConfig,
+    flush_messages: i64,
+    flush_ms: i64,
+}
+
+/// Every topic config, in Kafka's alphabetical order.
+pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef {
+        name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
+        config_type: ConfigType::List,
+        doc: "What happens to old segments: `delete` removes them by retention.ms and retention.bytes. `compact` is not supported yet.",
+        default: |_| "delete".into(),
+        apply: |_, v| {
+            let policies: Vec<&str> = v.split(',').map(str::trim).collect();
+            if policies.iter().all(|p| *p == "delete") {
+                Ok(())
+            } else if policies.contains(&"compact") {
+                Err("cleanup.policy=compact is not supported by strom yet; use delete".into())
+            } else {
+                Err(format!("cleanup.policy must be delete, not {v}"))
+            }
+        },
+    },
+    TopicConfigDef {
+        name: "compression.type",
+        broker_name: "compression.type",
+        config_type: ConfigType::String,
+        doc: "Batches are stored compressed as the producer sent them (`producer`); recompression is not supported.",
+        default: |_| "producer".into(),
+        apply: |_, v| {
+            if v == "producer" {
+                Ok(())
+            } else {
+                Err(format!("compression.type must be producer, not {v}"))
+            }
+        },
+    },
+    TopicConfigDef {
+        name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
+        config_type: ConfigType::Long,
+        doc: "1 syncs every write before acks=all is answered (group commit, strom's default). Any larger value leaves syncing to flush.ms, or to the OS if flush.ms is unset.",
+        default: |d| match d.flush_policy {
+            FlushPolicy::Always => "1".into(),
+            _ => i64::MAX.to_string(),
+        },
+        apply: |e, v| {
+            e.flush_messages = parse_long(v, 1)?;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
+        config_type: ConfigType::Long,
+        doc: "When flush.messages is not 1: sync in the background at most this many milliseconds after a write.",
+        default: |d| match d.flush_policy {
+            FlushPolicy::Interval(every) => every.as_millis().to_string(),
+            _ => i64::MAX.to_string(),
+        },
+        apply: |e, v| {
+            e.flush_ms = parse_long(v, 0)?;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "index.interval.bytes",
+        broker_name: "log.index.interval.bytes",
+        config_type: ConfigType::Int,
+        doc: "Bytes of batches between entries of the sparse offset index.",
+        default: |d| d.index_interval_bytes.to_string(),
+        apply: |e, v| {
+            e.log.index_interval_bytes = parse_int(v, 0)? as u64;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        config_type: ConfigType::Int,
+        doc: "Largest record batch accepted, in bytes; larger ones are refused with MESSAGE_TOO_LARGE.",
+        default: |d| d.max_message_bytes.to_string(),
+        apply: |e, v| {
+            e.log.max_message_bytes = parse_int(v, 0)? as usize;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
+        config_type: ConfigType::String,
+        doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock.",
+        default: |d| timestamp_type_name(d.timestamp_type).into(),
+        apply: |e, v| {
+            e.log.timestamp_type = match v {
+                "CreateTime" => TimestampType::CreateTime,
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => {
+                    return Err(format!(
+                        "message.timestamp.type must be CreateTime or LogAppendTime, not {v}"
+                    ))
+                }
+            };
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        config_type: ConfigType::Long,
+        doc: "Delete the oldest segments while a partition is larger than this; -1 for no limit.",
+        default: |d| optional(d.retention_bytes),
+        apply: |e, v| {
+            e.log.retention_bytes = non_negative(parse_long(v, -1)?);
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "retention.ms",
+        broker_name: "log.retention.ms",
+        config_type: ConfigType::Long,
+        doc: "Delete segments whose newest record is older than this many milliseconds; -1 keeps them forever.",
+        default: |d| optional(d.retention_ms),
+        apply: |e, v| {
+            e.log.retention_ms = non_negative(parse_long(v, -1)?);
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        config_type: ConfigType::Int,
+        doc: "Roll a new segment file before the active one would exceed this many bytes.",
+        default: |d| d.segment_bytes_max.to_string(),
+        apply: |e, v| {
+            e.log.segment_bytes_max = parse_int(v, 1024)? as u64;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "segment.index.bytes",
+        broker_name: "log.index.size.max.bytes",
+        config_type: ConfigType::Int,
+        doc: "Largest offset index file; a full index rolls the segment.",
+        default: |d| d.index_bytes_max.to_string(),
+        apply: |e, v| {
+            e.log.index_bytes_max = parse_int(v, 48)? as usize;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        config_type: ConfigType::Long,
+        doc: "Roll a new segment this many milliseconds after the active one's first write.",
+        default: |d| d.segment_ms.to_string(),
+        apply: |e, v| {
+            e.log.segment_ms = parse_long(v, 1)? as u64;
+            Ok(())
+        },
+    },
+];
+
+/// The definition of the topic config `name`.
+pub(crate) fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|def| def.name == name)
+}
+
+/// A config problem, reported as INVALID_CONFIG with this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError(pub String);
+
+/// The log config of a topic with these overrides on top of the broker's defaults.
+pub(crate) fn log_config(
+    defaults: &LogConfig,
+    overrides: &Overrides,
+) -> Result<LogConfig, ConfigError> {
+    let (flush_messages, flush_ms) = match defaults.flush_policy {
+        FlushPolicy::Always => (1, i64::MAX),
+        FlushPolicy::Interval(every) => (i64::MAX, every.as_millis() as i64),
+        FlushPolicy::Os => (i64::MAX, i64::MAX),
+    };
+    let mut effective = Effective {
+        log: defaults.clone(),
+        flush_messages,
+        flush_ms,
+    };
+    for (name, value) in overrides {
+        let def = topic_config(name)
+            .ok_or_else(|| ConfigError(format!("unknown topic config {name}")))?;
+        (def.apply)(&mut effective, value.trim())
+            .map_err(|reason| ConfigError(format!("invalid value {value} for {name}: {reason}")))?;
+    }
+    effective.log.flush_policy = match (effective.flush_messages, effective.flush_ms) {
+        (1, _) | (_, 0) => FlushPolicy::Always,
+        (_, i64::MAX) => FlushPolicy::Os,
+        (_, ms) => FlushPolicy::Interval(Duration::from_millis(ms as u64)),
+    };
+    effective
+        .log
+        .validate()
+        .map_err(|e| ConfigError(e.to_string()))?;
+    Ok(effective.log)
+}
+
+/// Kafka's name of a timestamp type.
+pub(crate) fn timestamp_type_name(t: TimestampType) -> &'static str {
+    match t {
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
+    }
+}
+
+fn optional(value: Option<u64>) -> String {
+    value.map_or_else(|| "-1".into(), |v| v.to_string())
+}
+
+fn non_negative(value: i64) -> Option<u64> {
+    u64::try_from(value).ok()
+}
+
+fn parse_long(text: &str, min: i64) -> Result<i64, String> {
+    let value: i64 = text.parse().map_err(|_| "not a whole number".to_string())?;
+    if value < min {
+        return Err(format!("must be at least {min}"));
+    }
+    Ok(value)
+}
+
+fn parse_int(text: &str, min: i32) -> Result<i32, String> {
+    let value: i32 = text
+        .parse()
+        .map_err(|_| "not a whole number that fits in 32 bits".to_string())?;
+    if value < min {
+        return Err(format!("must be at least {min}"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overrides(pairs: &[(&str, &str)]) -> Overrides {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_round_trip_through_their_own_values() {
+        let defaults = LogConfig::default();
+        let all: Overrides = TOPIC_CONFIGS
+            .iter()
+            .map(|d| (d.name.to_string(), d.default_value(&defaults)))
+            .collect();
+        assert_eq!(log_config(&defaults, &all), Ok(defaults));
+    }
+
+    #[test]
+    fn overrides_change_the_log_config() {
+        let defaults = LogConfig::default();
+        let config = log_config(
+            &defaults,
+            &overrides(&[
+                ("retention.ms", "-1"),
+                ("retention.bytes", "1000000"),
+                ("message.timestamp.type", "LogAppendTime"),
+                ("max.message.bytes", "2000"),
+                ("flush.messages", "9223372036854775807"),
+                ("flush.ms", "250"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.retention_ms, None);
+        assert_eq!(config.retention_bytes, Some(1_000_000));
+        assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(config.max_message_bytes, 2000);
+        assert_eq!(
+            config.flush_policy,
+            FlushPolicy::Interval(Duration::from_millis(250))
+        );
+        let os = log_config(&defaults, &overrides(&[("flush.messages", "10")])).expect("valid");
+        assert_eq!(os.flush_policy, FlushPolicy::Os);
+    }
+
+    #[test]
+    fn bad_values_and_names_are_refused_with_a_reason() {
+        let defaults = LogConfig::default();
+        for (name, value, needle) in [
+            ("retention.ms", "soon", "whole number"),
+            ("segment.bytes", "10", "at least"),
+            ("segment.bytes", "99999999999", "32 bits"),
+            ("cleanup.policy", "compact", "not supported"),
+            ("message.timestamp.type", "Now", "CreateTime"),
+            ("no.such.config", "1", "unknown topic config"),
+            ("flush.messages", "0", "at least 1"),
+        ] {
+            let err = log_config(&defaults, &overrides(&[(name, value)])).expect_err(name);
+            assert!(err.0.contains(needle), "{name}={value}: {}", err.0);
+        }
+    }
+}

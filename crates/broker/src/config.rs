@@ -1,0 +1,58 @@
+//! Broker configuration: where to listen, where the data lives, and the defaults new
+//! topics get. Every field has a default that works on a laptop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use strom_log::LogConfig;
+
+/// Everything [`crate::Broker::start`] needs.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Directory holding every partition log and the broker's identity.
+    pub data_dir: PathBuf,
+    /// Address of the Kafka listener; port 0 picks a free one.
+    pub kafka_addr: SocketAddr,
+    /// Address clients are told to connect to (Metadata); `None` = the bound address.
+    pub advertised_addr: Option<String>,
+    /// Address of the HTTP endpoint (health now; metrics and admin later). `None` = off.
+    pub http_addr: Option<SocketAddr>,
+    /// Largest request frame accepted on a connection (Kafka's `socket.request.max.bytes`).
+    pub request_bytes_max: usize,
+    /// Requests read ahead on one connection before its responses are written.
+    pub requests_in_flight_max: usize,
+    /// Create a topic when a client asks Metadata or produces to one that does not exist.
+    pub auto_create_topics: bool,
+    /// Partitions of an automatically created topic (Kafka's `num.partitions`).
+    pub num_partitions: i32,
+    /// Log settings of a topic that overrides nothing (Kafka's `log.*` broker configs).
+    pub topic_defaults: LogConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("./data"),
+            kafka_addr: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_addr: None,
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            request_bytes_max: 100 * 1024 * 1024,
+            requests_in_flight_max: 128,
+            auto_create_topics: true,
+            num_partitions: 1,
+            topic_defaults: LogConfig::default(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// A config for tests and embedding: `data_dir`, ephemeral ports on 127.0.0.1.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        BrokerConfig {
+            data_dir: data_dir.into(),
+            kafka_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..BrokerConfig::default()
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs. Topics report every
+//! config with its value, source (topic override or default), type, documentation and
+//! synonyms, as Kafka does; broker configs are reported read-only (they come from the
+//! command line and config file).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{blocking, str_bytes};
+use crate::cluster::topic_config::{topic_config, ConfigType, Overrides, TOPIC_CONFIGS};
+use crate::cluster::{check_new_topic_name, AdminError, Cluster};
+
+/// Kafka's config resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's config sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ConfigSource {
+    DynamicTopic = 1,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+/// One config as DescribeConfigs and CreateTopics report it.
+pub(super) struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub config_type: ConfigType,
+    pub doc: &'static str,
+    /// Where the value could come from, most specific first.
+    pub synonyms: Vec<(String, String, ConfigSource)>,
+}
+
+/// Every topic config of a topic with these overrides.
+pub(super) fn topic_entries(cluster: &Cluster, overrides: &Overrides) -> Vec<ConfigEntry> {
+    let defaults = &cluster.config.topic_defaults;
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let default = def.default_value(defaults);
+            let set = overrides.get(def.name);
+            let mut synonyms = Vec::with_capacity(2);
+            if let Some(value) = set {
+                synonyms.push((
+                    def.name.to_string(),
+                    value.clone(),
+                    ConfigSource::DynamicTopic,
+                ));
+            }
+            synonyms.push((
+                def.broker_name.to_string(),
+                default.clone(),
+                ConfigSource::Default,
+            ));
+            ConfigEntry {
+                name: def.name.to_string(),
+                value: set.cloned().unwrap_or(default),
+                source: if set.is_some() {
+                    ConfigSource::DynamicTopic
+                } else {
+                    ConfigSource::Default
+                },
+                read_only: false,
+                config_type: def.config_type,
+                doc: def.doc,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// The broker's configs: identity, listener limits, and the defaults topics inherit.
+fn broker_entries(cluster: &Cluster) -> Vec<ConfigEntry> {
+    let config = &cluster.config;
+    let entry = |name: &str, value: String, config_type, doc, source| ConfigEntry {
+        name: name.to_string(),
+        synonyms: vec![(name.to_string(), value.clone(), source)],
+        value,
+        source,
+        read_only: true,
+        config_type,
+        doc,
+    };
+    let mut entries = vec![
+        entry(
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+            "Create a topic when a client asks for metadata of one that does not exist.",
+            ConfigSource::StaticBroker,
+        ),
+        entry(
+            "broker.id",
+            cluster.identity.node_id.to_string(),
+            ConfigType::Int,
+            "This node's id (kept in meta.properties).",
+            ConfigSource::StaticBroker,
+        ),
+        entry(
+            "default.replication.factor",
+            "1".into(),
+            ConfigType::Int,
+            "strom runs a single node: every partition has one replica.",
+            ConfigSource::Default,
+        ),
+        entry(
+            "log.dirs",
+            cluster.data_dir().display().to_string(),
+            ConfigType::String,
+            "The data directory.",
+            ConfigSource::StaticBroker,
+        ),
+        entry(
+            "min.insync.replicas",
+            "1".into(),
+            ConfigType::Int,
+            "strom runs a single node: acks=all means written and synced on this node.",
+            ConfigSource::Default,
+        ),
+        entry(
+            "node.id",
+            cluster.identity.node_id.to_string(),
+            ConfigType::Int,
+            "This node's id (kept in meta.properties).",
+            ConfigSource::StaticBroker,
+        ),
+        entry(
+            "num.partitions",
+            config.num_partitions.to_string(),
+            ConfigType::Int,
+            "Partitions of an automatically created topic.",
+            ConfigSource::StaticBroker,
+        ),
+        entry(
+            "socket.request.max.bytes",
+            config.request_bytes_max.to_string(),
+            ConfigType::Int,
+            "Largest request accepted on a connection.",
+            ConfigSource::StaticBroker,
+        ),
+    ];
+    entries.extend(TOPIC_CONFIGS.iter().map(|def| {
+        entry(
+            def.broker_name,
+            def.default_value(&config.topic_defaults),
+            def.config_type,
+            def.doc,
+            ConfigSource::Default,
+        )
+    }));
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries.dedup_by(|a, b| a.name == b.name);
+    entries
+}
+
+pub(super) fn describe(
+    cluster: &Arc<Cluster>,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let entries = match resource.resource_type {
+                RESOURCE_TOPIC => {
+                    let name = resource.resource_name.as_str();
+                    match cluster.topic(name) {
+                        Some(topic) => Ok(topic_entries(cluster, &topic.overrides)),
+                        None => Err(match check_new_topic_name(name) {
+                            Err(e) => e,
+                            Ok(()) => AdminError::new(
+                                ResponseError::UnknownTopicOrPartition,
+                                format!("Topic '{name}' does not exist."),
+                            ),
+                        }),
+                    }
+                }
+                RESOURCE_BROKER => {
+                    check_broker(cluster, &resource.resource_name).map(|()| broker_entries(cluster))
+                }
+                other => Err(unsupported_resource(other)),
+            };
+            match entries {
+                Ok(entries) => {
+                    let keys: Option<HashSet<&str>> = resource
+                        .configuration_keys
+                        .as_ref()
+                        .map(|k| k.iter().map(StrBytes::as_str).collect());
+                    result.with_configs(
+                        entries
+                            .into_iter()
+                            .filter(|e| keys.as_ref().is_none_or(|k| k.contains(e.name.as_str())))
+                            .map(|e| {
+                                describe_entry(
+                                    e,
+                                    request.include_synonyms,
+                                    version >= 3 && request.include_documentation,
+                                )
+                            })
+                            .collect(),
+                    )
+                }
+                Err(e) => result
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn describe_entry(
+    entry: ConfigEntry,
+    synonyms: bool,
+    documentation: bool,
+) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(entry.name))
+        .with_value(Some(str_bytes(entry.value)))
+        .with_read_only(entry.read_only)
+        .with_config_source(entry.source as i8)
+        .with_config_type(entry.config_type as i8)
+        .with_documentation(documentation.then(|| StrBytes::from_static_str(entry.doc)))
+        .with_synonyms(if synonyms {
+            entry
+                .synonyms
+                .into_iter()
+                .map(|(name, value, source)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(name))
+                        .with_value(Some(str_bytes(value)))
+                        .with_source(source as i8)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        })
+}
+
+pub(super) async fn alter(
+    cluster: &Arc<Cluster>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let cluster = Arc::clone(cluster);
+    blocking(move || {
+        let responses = request
+            .resources
+            .into_iter()
+            .map(|resource| {
+                let outcome = match resource.resource_type {
+                    RESOURCE_TOPIC => {
+                        let mut overrides = Overrides::new();
+                        let mut null = None;
+                        for config in resource.configs {
+                            match config.value {
+                                Some(value) => {
+                                    overrides.insert(config.name.to_string(), value.to_string());
+                                }
+                                None => null = Some(config.name.to_string()),
+                            }
+                        }
+                        match null {
+                            Some(name) => Err(AdminError::new(
+                                ResponseError::InvalidRequest,
+                                format!("Null value not supported for {name}."),
+                            )),
+                            None => cluster.alter_topic_configs(
+                                resource.resource_name.as_str(),
+                                |_| Ok(overrides),
+                                request.validate_only,
+                            ),
+                        }
+                    }
+                    RESOURCE_BROKER => check_broker(&cluster, &resource.resource_name)
+                        .and_then(|()| Err(static_broker())),
+                    other => Err(unsupported_resource(other)),
+                };
+                alter_response(resource.resource_type, resource.resource_name, outcome)
+            })
+            .collect();
+        AlterConfigsResponse::default().with_responses(responses)
+    })
+    .await
+}
+
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub(super) async fn incremental_alter(
+    cluster: &Arc<Cluster>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let cluster = Arc::clone(cluster);
+    blocking(move || {
+        let responses = request
+            .resources
+            .into_iter()
+            .map(|resource| {
+                let outcome = match resource.resource_type {
+                    RESOURCE_TOPIC => {
+                        let changes: Vec<(String, i8, Option<String>)> = resource
+                            .configs
+                            .iter()
+                            .map(|c| {
+                                (
+                                    c.name.to_string(),
+                                    c.config_operation,
+                                    c.value.as_ref().map(|v| v.to_string()),
+                                )
+                            })
+                            .collect();
+                        cluster.alter_topic_configs(
+                            resource.resource_name.as_str(),
+                            |current| apply_incremental(current, &changes),
+                            request.validate_only,
+                        )
+                    }
+                    RESOURCE_BROKER => check_broker(&cluster, &resource.resource_name)
+                        .and_then(|()| Err(static_broker())),
+                    other => Err(unsupported_resource(other)),
+                };
+                let response =
+                    alter_response(resource.resource_type, resource.resource_name, outcome);
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(response.error_code)
+                    .with_error_message(response.error_message)
+                    .with_resource_type(response.resource_type)
+                    .with_resource_name(response.resource_name)
+            })
+            .collect();
+        IncrementalAlterConfigsResponse::default().with_responses(responses)
+    })
+    .await
+}
+
+/// Applies SET, DELETE, APPEND and SUBTRACT operations to a topic's overrides.
+fn apply_incremental(
+    current: &Overrides,
+    changes: &[(String, i8, Option<String>)],
+) -> Result<Overrides, AdminError> {
+    let invalid = |message: String| AdminError::new(ResponseError::InvalidConfig, message);
+    let mut seen = HashSet::new();
+    let mut overrides = current.clone();
+    for (name, op, value) in changes {
+        if !seen.insert(name.as_str()) {
+            return Err(AdminError::new(
+                ResponseError::InvalidRequest,
+                format!("Config {name} appears more than once."),
+            ));
+        }
+        let def =
+            topic_config(name).ok_or_else(|| invalid(format!("Unknown topic config {name}.")))?;
+        let value = || {
+            value
+                .clone()
+                .ok_or_else(|| invalid(format!("Operation on {name} needs a value.")))
+        };
+        match *op {
+            OP_SET => {
+                overrides.insert(name.clone(), value()?);
+            }
+            OP_DELETE => {
+                overrides.remove(name);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                if def.config_type != ConfigType::List {
+                    return Err(invalid(format!(
+                        "{name} is not a list: APPEND and SUBTRACT do not apply."
+                    )));
+                }
+                let value = value()?;
+                let mut items: Vec<String> = overrides
+                    .get(name)
+                    .map_or_else(|| "delete".to_string(), Clone::clone)
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if *op == OP_APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                overrides.insert(name.clone(), items.join(","));
+            }
+            other => {
+                return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {other}."),
+                ))
+            }
+        }
+    }
+    Ok(overrides)
+}
+
+fn alter_response(
+    resource_type: i8,
+    resource_name: StrBytes,
+    outcome: Result<(), AdminError>,
+) -> AlterConfigsResourceResponse {
+    let response = AlterConfigsResourceResponse::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(resource_name);
+    match outcome {
+        Ok(()) => response,
+        Err(e) => response
+            .with_error_code(e.code.code())
+            .with_error_message(Some(str_bytes(e.message))),
+    }
+}
+
+/// A broker resource must name this node (or be empty: the cluster-wide default).
+fn check_broker(cluster: &Cluster, name: &StrBytes) -> Result<(), AdminError> {
+    let name = name.as_str();
+    if name.is_empty() || name == cluster.identity.node_id.to_string() {
+        Ok(())
+    } else {
+        Err(AdminError::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "Broker {name} is not this node ({}).",
+                cluster.identity.node_id
+            ),
+        ))
+    }
+}
+
+fn static_broker() -> AdminError {
+    AdminError::new(
+        ResponseError::InvalidRequest,
+        "strom's broker configs are static: set them on the command line or in the config file.",
+    )
+}
+
+fn unsupported_resource(resource_type: i8) -> AdminError {
+    AdminError::new(
+        ResponseError::InvalidRequest,
+        format!("Config resource type {resource_type} is not supported (topics: 2, brokers: 4)."),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_operations_edit_the_overrides() {
+        let current: Overrides = [("retention.ms".to_string(), "5".to_string())].into();
+        let changes = vec![
+            ("retention.ms".to_string(), OP_DELETE, None),
+            ("segment.ms".to_string(), OP_SET, Some("1000".to_string())),
+            (
+                "cleanup.policy".to_string(),
+                OP_APPEND,
+                Some("delete".to_string()),
+            ),
+        ];
+        let next = apply_incremental(&current, &changes).expect("valid");
+        assert_eq!(next.get("retention.ms"), None);
+        assert_eq!(next["segment.ms"], "1000");
+        assert_eq!(next["cleanup.policy"], "delete");
+    }
+
+    #[test]
+    fn incremental_operations_refuse_bad_requests() {
+        let current = Overrides::new();
+        let cases = [
+            (
+                vec![("retention.ms".to_string(), OP_APPEND, Some("1".to_string()))],
+                "not a list",
+            ),
+            (
+                vec![("nope".to_string(), OP_SET, Some("1".to_string()))],
+                "Unknown topic config",
+            ),
+            (
+                vec![("retention.ms".to_string(), OP_SET, None)],
+                "needs a value",
+            ),
+            (
+                vec![("retention.ms".to_string(), 9, Some("1".to_string()))],
+                "Unknown config operation",
+            ),
+            (
+                vec![
+                    ("retention.ms".to_string(), OP_SET, Some("1".to_string())),
+                    ("retention.ms".to_string(), OP_DELETE, None),
+                ],
+                "more than once",
+            ),
+        ];
+        for (changes, needle) in cases {
+            let err = apply_incremental(&current, &changes).expect_err(needle);
+            assert!(err.message.contains(needle), "{}", err.message);
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Fetch: stored batches served as they are on disk, with long polling (the request
+//! waits up to `max_wait_ms` for `min_bytes`, woken by appends, never by a sleep loop),
+//! `max_bytes` and per-partition limits (KIP-74: the first batch is returned whole even
+//! if larger), and the offsets every answer carries: log start, high watermark and
+//! last stable offset (the high watermark, until transactions exist).
+//!
+//! Fetch sessions (KIP-227): strom declines to create incremental sessions, as a Kafka
+//! broker with a full session cache does, by answering session id 0; clients then keep
+//! sending full fetches. A request naming a session strom never created gets
+//! FETCH_SESSION_ID_NOT_FOUND.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use strom_log::LogError;
+use tokio::sync::futures::Notified;
+
+use super::Reply;
+use crate::cluster::{Cluster, Partition, Topic};
+use crate::protocol::{encode_response, log_error_code, Header};
+
+/// Longest wait a client may ask for; bounds how long a request can pin a task.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+pub(super) fn handle(cluster: &Arc<Cluster>, request: FetchRequest, header: &Header) -> Reply {
+    let cluster = Arc::clone(cluster);
+    let (version, correlation_id) = (header.api_version, header.correlation_id);
+    Reply::Later(tokio::spawn(async move {
+        let response = long_poll(&cluster, &request, version).await;
+        encode_response(ApiKey::Fetch, version, correlation_id, &response)
+    }))
+}
+
+async fn long_poll(cluster: &Cluster, request: &FetchRequest, version: i16) -> FetchResponse {
+    if version >= 7 {
+        let session_error = match (request.session_id, request.session_epoch) {
+            (0, 0 | -1) => None,
+            (0, _) => Some(ResponseError::InvalidFetchSessionEpoch),
+            _ => Some(ResponseError::FetchSessionIdNotFound),
+        };
+        if let Some(error) = session_error {
+            return FetchResponse::default().with_error_code(error.code());
+        }
+    }
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = tokio::time::Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    loop {
+        let partitions = resolve(cluster, request, version);
+        // Register for wake-ups before reading, so an append between the read and the
+        // wait is not missed.
+        let mut wakers: Vec<Pin<Box<Notified<'_>>>> = partitions
+            .iter()
+            .flat_map(|(_, parts)| parts.iter())
+            .filter_map(|(_, p)| p.as_ref().ok())
+            .map(|p| Box::pin(p.appended.notified()))
+            .collect();
+        for waker in &mut wakers {
+            waker.as_mut().enable();
+        }
+        let (response, bytes, has_error) = read_all(request, version, &partitions);
+        let expired = tokio::time::Instant::now() >= deadline;
+        if bytes >= min_bytes.max(1) || has_error || expired || wait.is_zero() {
+            return response;
+        }
+        if wakers.is_empty() {
+            // Nothing to wait for: answer (empty) when the wait is over, as Kafka does.
+            tokio::time::sleep_until(deadline).await;
+            return response;
+        }
+        let any_append = std::future::poll_fn(|cx| {
+            if wakers.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
+            // Timed out: answer with whatever there is now.
+            return read_all(request, version, &resolve(cluster, request, version)).0;
+        }
+    }
+}
+
+/// A requested partition: the topic it belongs to, and the partition or why not.
+type Resolved = Vec<(
+    Option<Arc<Topic>>,
+    Vec<(i32, Result<Arc<Partition>, ResponseError>)>,
+)>;
+
+fn resolve(cluster: &Cluster, request: &FetchRequest, version: i16) -> Resolved {
+    request
+        .topics
+        .iter()
+        .map(|wanted| {
+            let (topic, missing) = if version >= 13 {
+                (
+                    cluster.topic_by_id(&wanted.topic_id),
+                    ResponseError::UnknownTopicId,
+                )
+            } else {
+                (
+                    cluster.topic(wanted.topic.0.as_str()),
+                    ResponseError::UnknownTopicOrPartition,
+                )
+            };
+            let partitions = wanted
+                .partitions
+                .iter()
+                .map(|p| {
+                    let found = topic.as_ref().and_then(|t| {
+                        usize::try_from(p.partition)
+                            .ok()
+                            .and_then(|i| t.partitions.get(i).cloned())
+                    });
+                    let missing = if topic.is_some() {
+                        ResponseError::UnknownTopicOrPartition
+                    } else {
+                        missing
+                    };
+                    (p.partition, found.ok_or(missing))
+                })
+                .collect();
+            (topic, partitions)
+        })
+        .collect()
+}
+
+/// Reads every requested partition within the request's byte limits. Returns the
+/// response, the record bytes in it, and whether any partition had an error.
+fn read_all(
+    request: &FetchRequest,
+    version: i16,
+    resolved: &Resolved,
+) -> (FetchResponse, usize, bool) {
+    let mut budget = if version >= 3 {
+        request.max_bytes.max(0) as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0usize;
+    let mut has_error = false;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for (wanted, (_, partitions)) in request.topics.iter().zip(resolved) {
+        let mut out = Vec::with_capacity(partitions.len());
+        for (spec, (index, found)) in wanted.partitions.iter().zip(partitions) {
+            let data = PartitionData::default()
+                .with_partition_index(*index)
+                .with_preferred_read_replica(BrokerId(-1));
+            let data = match found {
+                Err(code) => {
+                    has_error = true;
+                    error_data(data, *code)
+                }
+                Ok(partition) => match read_partition(partition, spec, total == 0, &mut budget) {
+                    Ok(data_read) => {
+                        total += data_read.records.as_ref().map_or(0, |r| r.len());
+                        data_read
+                            .with_partition_index(*index)
+                            .with_preferred_read_replica(BrokerId(-1))
+                    }
+                    Err(code) => {
+                        has_error = true;
+                        let log = &partition.log;
+                        error_data(data, code)
+                            .with_high_watermark(log.log_end_offset() as i64)
+                            .with_last_stable_offset(log.log_end_offset() as i64)
+                            .with_log_start_offset(log.log_start_offset() as i64)
+                    }
+                },
+            };
+            out.push(data);
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(wanted.topic.clone())
+                .with_topic_id(wanted.topic_id)
+                .with_partitions(out),
+        );
+    }
+    (
+        FetchResponse::default().with_responses(topics),
+        total,
+        has_error,
+    )
+}
+
+/// Reads one partition. `first` says whether nothing has been added to the response
+/// yet: only then may a batch larger than the limits be returned (KIP-74).
+fn read_partition(
+    partition: &Partition,
+    spec: &FetchPartition,
+    first: bool,
+    budget: &mut usize,
+) -> Result<PartitionData, ResponseError> {
+    if spec.current_leader_epoch > 0 {
+        return Err(ResponseError::UnknownLeaderEpoch);
+    }
+    let log = &partition.log;
+    let offset = u64::try_from(spec.fetch_offset).map_err(|_| ResponseError::OffsetOutOfRange)?;
+    let limit = (spec.partition_max_bytes.max(0) as usize).min(*budget);
+    let read = log.read(offset, limit.max(1), None).map_err(|e| match e {
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        other => log_error_code(&other),
+    })?;
+    let mut records = read.records;
+    if records.len() > limit && !first {
+        records = bytes::Bytes::new();
+    }
+    *budget = budget.saturating_sub(records.len());
+    let high_watermark = read.log_end_offset as i64;
+    Ok(PartitionData::default()
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(high_watermark)
+        .with_log_start_offset(read.log_start_offset as i64)
+        .with_records(Some(records)))
+}
+
+fn error_data(data: PartitionData, code: ResponseError) -> PartitionData {
+    data.with_error_code(code.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(bytes::Bytes::new()))
+}

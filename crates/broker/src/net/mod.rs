@@ -1,0 +1,4 @@
+//! The network layer: framing and one task per client connection.
+
+pub(crate) mod connection;
+pub(crate) mod frame;

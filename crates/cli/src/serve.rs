@@ -1,0 +1,210 @@
+//! `strom serve`: flags and an optional TOML file (flags win) become a
+//! [`BrokerConfig`]; the broker runs until SIGINT or SIGTERM, then shuts down cleanly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use strom_broker::{Broker, BrokerConfig, FlushPolicy};
+
+/// Flags of `strom serve`. Each is also a key of the `--config` file, spelled with
+/// underscores (`--kafka-addr` is `kafka_addr`).
+#[derive(Debug, Args, Default)]
+#[command(
+    after_help = "Examples:\n  strom serve\n  strom serve --data-dir /var/lib/strom --kafka-addr 0.0.0.0:9092 --advertised-addr broker1.example.com:9092\n  strom serve --config strom.toml"
+)]
+pub struct ServeArgs {
+    /// TOML file with any of the keys below; flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for logs and metadata [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener; port 0 picks a free one [default: 127.0.0.1:9092].
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_addr: Option<SocketAddr>,
+    /// Address clients are told to connect to [default: the bound Kafka address].
+    #[arg(long, value_name = "HOST:PORT")]
+    advertised_addr: Option<String>,
+    /// HTTP endpoint for /healthz and /readyz [default: 127.0.0.1:9644].
+    #[arg(long, value_name = "HOST:PORT")]
+    http_addr: Option<SocketAddr>,
+    /// Default flush policy of topics: `always` (fdatasync before acks=all is
+    /// answered), `os`, or a number of milliseconds [default: always].
+    #[arg(long, value_name = "POLICY")]
+    flush_policy: Option<String>,
+    /// Partitions of automatically created topics [default: 1].
+    #[arg(long, value_name = "N")]
+    num_partitions: Option<i32>,
+    /// Create topics on first use [default: true].
+    #[arg(long, value_name = "BOOL")]
+    auto_create_topics: Option<bool>,
+    /// Largest request accepted, in bytes [default: 104857600].
+    #[arg(long, value_name = "BYTES")]
+    request_bytes_max: Option<usize>,
+}
+
+/// The `--config` file: the same keys as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    kafka_addr: Option<SocketAddr>,
+    advertised_addr: Option<String>,
+    http_addr: Option<SocketAddr>,
+    flush_policy: Option<String>,
+    num_partitions: Option<i32>,
+    auto_create_topics: Option<bool>,
+    request_bytes_max: Option<usize>,
+}
+
+impl FileConfig {
+    fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Flags over file over defaults.
+fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let mut config = BrokerConfig::default();
+    if let Some(dir) = args.data_dir.or(file.data_dir) {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = args.kafka_addr.or(file.kafka_addr) {
+        config.kafka_addr = addr;
+    }
+    config.advertised_addr = args.advertised_addr.or(file.advertised_addr);
+    if let Some(addr) = args.http_addr.or(file.http_addr) {
+        config.http_addr = Some(addr);
+    }
+    if let Some(policy) = args.flush_policy.or(file.flush_policy) {
+        config.topic_defaults.flush_policy =
+            FlushPolicy::parse(&policy).context("invalid flush_policy")?;
+    }
+    if let Some(n) = args.num_partitions.or(file.num_partitions) {
+        if n < 1 {
+            bail!("num_partitions must be at least 1, not {n}");
+        }
+        config.num_partitions = n;
+    }
+    if let Some(on) = args.auto_create_topics.or(file.auto_create_topics) {
+        config.auto_create_topics = on;
+    }
+    if let Some(max) = args.request_bytes_max.or(file.request_bytes_max) {
+        if max < 1024 {
+            bail!("request_bytes_max must be at least 1024, not {max}");
+        }
+        config.request_bytes_max = max;
+    }
+    Ok(config)
+}
+
+/// Runs the broker until a signal asks it to stop.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let config = broker_config(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let data_dir = config.data_dir.clone();
+        let broker = Broker::start(config)
+            .await
+            .with_context(|| format!("cannot start on {}", data_dir.display()))?;
+        let signal = wait_for_signal().await?;
+        tracing::info!(
+            signal,
+            "shutting down: finishing in-flight requests and closing logs"
+        );
+        broker.shutdown().await.context("clean shutdown failed")
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_with_file(text: &str) -> (tempfile::NamedTempFile, ServeArgs) {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write");
+        let args = ServeArgs {
+            config: Some(file.path().to_path_buf()),
+            ..ServeArgs::default()
+        };
+        (file, args)
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = broker_config(ServeArgs::default()).expect("defaults");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.kafka_addr.to_string(), "127.0.0.1:9092");
+        assert_eq!(
+            config.http_addr.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9644")
+        );
+        assert_eq!(config.advertised_addr, None);
+        assert_eq!(config.topic_defaults.flush_policy, FlushPolicy::Always);
+    }
+
+    #[test]
+    fn file_keys_apply_and_flags_win() {
+        let (_file, mut args) = args_with_file(
+            "data_dir = \"/tmp/x\"\nkafka_addr = \"127.0.0.1:19092\"\nadvertised_addr = \"kafka.example:9092\"\nhttp_addr = \"127.0.0.1:19644\"\nflush_policy = \"os\"\nnum_partitions = 3\n",
+        );
+        args.kafka_addr = Some("127.0.0.1:29092".parse().expect("addr"));
+        let config = broker_config(args).expect("valid");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.kafka_addr.to_string(), "127.0.0.1:29092");
+        assert_eq!(
+            config.advertised_addr.as_deref(),
+            Some("kafka.example:9092")
+        );
+        assert_eq!(config.topic_defaults.flush_policy, FlushPolicy::Os);
+        assert_eq!(config.num_partitions, 3);
+    }
+
+    #[test]
+    fn bad_files_are_clear_errors() {
+        for (text, needle) in [
+            ("kafka_adr = \"x\"", "unknown field"),
+            ("kafka_addr = \"nope\"", "invalid"),
+            ("flush_policy = \"sometimes\"", "flush"),
+            ("num_partitions = 0", "num_partitions"),
+        ] {
+            let (_file, args) = args_with_file(text);
+            let err = broker_config(args).expect_err(text);
+            let message = format!("{err:#}");
+            assert!(message.contains(needle), "{text}: {message}");
+        }
+    }
+}
