@@ -21,3 +21,17 @@ pub use broker::{Broker, BrokerHandle, BrokerStats};
 pub use config::BrokerConfig;
 pub use error::StartError;
 pub use strom_log::{FlushPolicy, LogConfig};
+
+/// Entry points for the fuzz targets in `fuzz/`; not part of the supported API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes one request frame (the bytes after the size prefix) exactly as a
+    /// connection does: header, API and version check, body. Returns whether it is a
+    /// request strom would serve. Must never panic or abort, whatever the input.
+    pub fn decode_frame(frame: &[u8]) -> bool {
+        let mut frame = bytes::Bytes::copy_from_slice(frame);
+        crate::protocol::decode_header(&mut frame)
+            .and_then(|header| crate::protocol::decode_request(&header, frame))
+            .is_ok()
+    }
+}

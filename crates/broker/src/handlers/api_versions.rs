@@ -2,19 +2,17 @@
 //! strom serves. A version newer than strom knows gets a v0 response with
 //! UNSUPPORTED_VERSION and the full list, so the client can retry with one it shares.
 
-use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
 use super::Reply;
-use crate::protocol::{
-    decode_body, encode_response, supported_versions, FrameError, Header, SUPPORTED_APIS,
-};
+use crate::protocol::{encode_response, FrameError, Header, SUPPORTED_APIS};
 
-pub(super) fn handle(header: &Header, body: Bytes) -> Result<Reply, FrameError> {
-    let (min, max) = supported_versions(ApiKey::ApiVersions).unwrap_or((0, 0));
-    let version = header.api_version;
+pub(super) fn handle(
+    header: &Header,
+    request: Option<ApiVersionsRequest>,
+) -> Result<Reply, FrameError> {
     let mut response = ApiVersionsResponse::default().with_api_keys(
         SUPPORTED_APIS
             .iter()
@@ -26,10 +24,8 @@ pub(super) fn handle(header: &Header, body: Bytes) -> Result<Reply, FrameError> 
             })
             .collect(),
     );
-    let answer_version = if (min..=max).contains(&version) {
-        // Validates the body (client software name and version from v3).
-        let _request: ApiVersionsRequest = decode_body(ApiKey::ApiVersions, body, version)?;
-        version
+    let answer_version = if request.is_some() {
+        header.api_version
     } else {
         response.error_code = ResponseError::UnsupportedVersion.code();
         0

@@ -15,11 +15,11 @@ mod topics;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::task::JoinHandle;
 
 use crate::broker::Shared;
-use crate::protocol::{self, decode_body, encode_response, FrameError, Header};
+use crate::protocol::{decode_request, encode_response, FrameError, Header, Request};
 
 /// What the connection sends back for one request.
 pub(crate) enum Reply {
@@ -31,70 +31,45 @@ pub(crate) enum Reply {
     Later(JoinHandle<Result<BytesMut, FrameError>>),
 }
 
-/// Decodes the body of the request `header` describes and runs its handler.
+/// Decodes the request `header` describes and runs its handler.
 pub(crate) async fn dispatch(
     shared: &Shared,
     header: &Header,
     body: Bytes,
 ) -> Result<Reply, FrameError> {
-    let api = header.api_key.map_err(FrameError::UnsupportedApi)?;
-    let version = header.api_version;
-    if api == ApiKey::ApiVersions {
-        return api_versions::handle(header, body);
-    }
-    let (min, max) =
-        protocol::supported_versions(api).ok_or(FrameError::UnsupportedApi(api as i16))?;
-    if version < min || version > max {
-        return Err(FrameError::UnsupportedVersion { api, version });
-    }
+    let request = decode_request(header, body)?;
     let cluster = &shared.cluster;
-    let ready = |response: &dyn EncodeResponse| response.frame(api, version, header.correlation_id);
-    match api {
-        ApiKey::Produce => produce::handle(cluster, decode(api, body, version)?, header).await,
-        ApiKey::Fetch => Ok(fetch::handle(cluster, decode(api, body, version)?, header)),
-        ApiKey::ListOffsets => ready(&list_offsets::handle(
-            cluster,
-            decode(api, body, version)?,
-            version,
-        )),
-        ApiKey::Metadata => {
-            ready(&metadata::handle(cluster, decode(api, body, version)?, version).await)
+    let version = header.api_version;
+    let ready = |api: ApiKey, response: &dyn EncodeResponse| {
+        response.frame(api, version, header.correlation_id)
+    };
+    match request {
+        Request::ApiVersions(request) => api_versions::handle(header, request),
+        Request::Produce(r) => produce::handle(cluster, r, header).await,
+        Request::Fetch(r) => Ok(fetch::handle(cluster, r, header)),
+        Request::ListOffsets(r) => ready(ApiKey::ListOffsets, &list_offsets::handle(cluster, r, version)),
+        Request::Metadata(r) => ready(ApiKey::Metadata, &metadata::handle(cluster, r, version).await),
+        Request::CreateTopics(r) => ready(ApiKey::CreateTopics, &topics::create(cluster, r, version).await),
+        Request::DeleteTopics(r) => ready(ApiKey::DeleteTopics, &topics::delete(cluster, r, version).await),
+        Request::CreatePartitions(r) => {
+            ready(ApiKey::CreatePartitions, &topics::create_partitions(cluster, r).await)
         }
-        ApiKey::CreateTopics => {
-            ready(&topics::create(cluster, decode(api, body, version)?, version).await)
+        Request::DeleteRecords(r) => ready(ApiKey::DeleteRecords, &records::delete(cluster, r).await),
+        Request::DescribeConfigs(r) => {
+            ready(ApiKey::DescribeConfigs, &configs::describe(cluster, r, version))
         }
-        ApiKey::DeleteTopics => {
-            ready(&topics::delete(cluster, decode(api, body, version)?, version).await)
+        Request::AlterConfigs(r) => ready(ApiKey::AlterConfigs, &configs::alter(cluster, r).await),
+        Request::IncrementalAlterConfigs(r) => ready(
+            ApiKey::IncrementalAlterConfigs,
+            &configs::incremental_alter(cluster, r).await,
+        ),
+        Request::DescribeCluster(r) => {
+            ready(ApiKey::DescribeCluster, &cluster_info::describe_cluster(cluster, r))
         }
-        ApiKey::CreatePartitions => {
-            ready(&topics::create_partitions(cluster, decode(api, body, version)?).await)
+        Request::DescribeLogDirs(r) => {
+            ready(ApiKey::DescribeLogDirs, &cluster_info::describe_log_dirs(cluster, r))
         }
-        ApiKey::DeleteRecords => {
-            ready(&records::delete(cluster, decode(api, body, version)?).await)
-        }
-        ApiKey::DescribeConfigs => ready(&configs::describe(
-            cluster,
-            decode(api, body, version)?,
-            version,
-        )),
-        ApiKey::AlterConfigs => ready(&configs::alter(cluster, decode(api, body, version)?).await),
-        ApiKey::IncrementalAlterConfigs => {
-            ready(&configs::incremental_alter(cluster, decode(api, body, version)?).await)
-        }
-        ApiKey::DescribeCluster => ready(&cluster_info::describe_cluster(
-            cluster,
-            decode(api, body, version)?,
-        )),
-        ApiKey::DescribeLogDirs => ready(&cluster_info::describe_log_dirs(
-            cluster,
-            decode(api, body, version)?,
-        )),
-        _ => Err(FrameError::UnsupportedApi(api as i16)),
     }
-}
-
-fn decode<R: Decodable>(api: ApiKey, body: Bytes, version: i16) -> Result<R, FrameError> {
-    decode_body(api, body, version)
 }
 
 /// A response that can be framed (object-safe wrapper over [`Encodable`]).

@@ -8,6 +8,10 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use strom_log::LogError;
 
+mod request;
+
+pub(crate) use request::{decode_request, Request};
+
 /// Every API strom serves, with the versions it accepts. ApiVersions advertises
 /// exactly this table; the floors follow Kafka 4 (KIP-896), the ceilings are the
 /// newest versions the codec crate knows.
