@@ -201,9 +201,11 @@ pub(super) fn describe(
             };
             match entries {
                 Ok(entries) => {
+                    // Null or empty lists every config, as Kafka does.
                     let keys: Option<HashSet<&str>> = resource
                         .configuration_keys
                         .as_ref()
+                        .filter(|k| !k.is_empty())
                         .map(|k| k.iter().map(StrBytes::as_str).collect());
                     result.with_configs(
                         entries

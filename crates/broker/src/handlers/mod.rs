@@ -47,28 +47,46 @@ pub(crate) async fn dispatch(
         Request::ApiVersions(request) => api_versions::handle(header, request),
         Request::Produce(r) => produce::handle(cluster, r, header).await,
         Request::Fetch(r) => Ok(fetch::handle(cluster, r, header)),
-        Request::ListOffsets(r) => ready(ApiKey::ListOffsets, &list_offsets::handle(cluster, r, version)),
-        Request::Metadata(r) => ready(ApiKey::Metadata, &metadata::handle(cluster, r, version).await),
-        Request::CreateTopics(r) => ready(ApiKey::CreateTopics, &topics::create(cluster, r, version).await),
-        Request::DeleteTopics(r) => ready(ApiKey::DeleteTopics, &topics::delete(cluster, r, version).await),
-        Request::CreatePartitions(r) => {
-            ready(ApiKey::CreatePartitions, &topics::create_partitions(cluster, r).await)
+        Request::ListOffsets(r) => ready(
+            ApiKey::ListOffsets,
+            &list_offsets::handle(cluster, r, version),
+        ),
+        Request::Metadata(r) => ready(
+            ApiKey::Metadata,
+            &metadata::handle(cluster, r, version).await,
+        ),
+        Request::CreateTopics(r) => ready(
+            ApiKey::CreateTopics,
+            &topics::create(cluster, r, version).await,
+        ),
+        Request::DeleteTopics(r) => ready(
+            ApiKey::DeleteTopics,
+            &topics::delete(cluster, r, version).await,
+        ),
+        Request::CreatePartitions(r) => ready(
+            ApiKey::CreatePartitions,
+            &topics::create_partitions(cluster, r).await,
+        ),
+        Request::DeleteRecords(r) => {
+            ready(ApiKey::DeleteRecords, &records::delete(cluster, r).await)
         }
-        Request::DeleteRecords(r) => ready(ApiKey::DeleteRecords, &records::delete(cluster, r).await),
-        Request::DescribeConfigs(r) => {
-            ready(ApiKey::DescribeConfigs, &configs::describe(cluster, r, version))
-        }
+        Request::DescribeConfigs(r) => ready(
+            ApiKey::DescribeConfigs,
+            &configs::describe(cluster, r, version),
+        ),
         Request::AlterConfigs(r) => ready(ApiKey::AlterConfigs, &configs::alter(cluster, r).await),
         Request::IncrementalAlterConfigs(r) => ready(
             ApiKey::IncrementalAlterConfigs,
             &configs::incremental_alter(cluster, r).await,
         ),
-        Request::DescribeCluster(r) => {
-            ready(ApiKey::DescribeCluster, &cluster_info::describe_cluster(cluster, r))
-        }
-        Request::DescribeLogDirs(r) => {
-            ready(ApiKey::DescribeLogDirs, &cluster_info::describe_log_dirs(cluster, r))
-        }
+        Request::DescribeCluster(r) => ready(
+            ApiKey::DescribeCluster,
+            &cluster_info::describe_cluster(cluster, r),
+        ),
+        Request::DescribeLogDirs(r) => ready(
+            ApiKey::DescribeLogDirs,
+            &cluster_info::describe_log_dirs(cluster, r),
+        ),
     }
 }
 
