@@ -52,6 +52,32 @@ impl Client {
         self.receive::<R>(version, correlation_id).await
     }
 
+    /// Like [`Client::send`], but `None` instead of a panic when the connection fails
+    /// (for tests that kill the broker under load).
+    pub async fn try_send<R: Request>(&mut self, version: i16, request: &R) -> Option<R::Response>
+    where
+        R::Response: Decodable,
+    {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id);
+        let mut body = BytesMut::new();
+        header.encode(&mut body, R::header_version(version)).ok()?;
+        request.encode(&mut body, version).ok()?;
+        let mut frame = BytesMut::with_capacity(4 + body.len());
+        frame.put_i32(body.len() as i32);
+        frame.put_slice(&body);
+        self.stream.write_all(&frame).await.ok()?;
+        let mut response = self.read_frame().await?;
+        let api = ApiKey::try_from(R::KEY).ok()?;
+        let header =
+            ResponseHeader::decode(&mut response, api.response_header_version(version)).ok()?;
+        (header.correlation_id == self.correlation_id).then_some(())?;
+        R::Response::decode(&mut response, version).ok()
+    }
+
     /// Sends `request` without waiting for a response; returns its correlation id.
     pub async fn send_only<R: Request>(&mut self, version: i16, request: &R) -> i32 {
         self.correlation_id += 1;
@@ -78,9 +104,16 @@ impl Client {
         let api = ApiKey::try_from(R::KEY).expect("api key");
         let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
             .expect("decode response header");
-        assert_eq!(header.correlation_id, correlation_id, "responses arrive in request order");
+        assert_eq!(
+            header.correlation_id, correlation_id,
+            "responses arrive in request order"
+        );
         let response = R::Response::decode(&mut frame, version).expect("decode response");
-        assert!(!frame.has_remaining(), "{} bytes after the response", frame.remaining());
+        assert!(
+            !frame.has_remaining(),
+            "{} bytes after the response",
+            frame.remaining()
+        );
         response
     }
 
