@@ -43,7 +43,11 @@ async fn create_topic(client: &mut Client, topic: &str, partitions: i32, configs
                 .collect(),
         )]);
     let response = client.send(7, &request).await;
-    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0].error_message);
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
 }
 
 fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
@@ -57,12 +61,26 @@ fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> Pr
                 .with_records(Some(records))])])
 }
 
-async fn produce(client: &mut Client, topic: &str, partition: i32, records: Bytes, acks: i16) -> PartitionProduceResponse {
-    let response = client.send(PRODUCE_V, &produce_request(topic, partition, records, acks)).await;
+async fn produce(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> PartitionProduceResponse {
+    let response = client
+        .send(PRODUCE_V, &produce_request(topic, partition, records, acks))
+        .await;
     response.responses[0].partition_responses[0].clone()
 }
 
-fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
     FetchRequest::default()
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(min_bytes)
@@ -75,13 +93,18 @@ fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min
 }
 
 async fn fetch(client: &mut Client, topic: &str, partition: i32, offset: i64) -> PartitionData {
-    let response = client.send(FETCH_V, &fetch_request(topic, partition, offset, 0, 0)).await;
+    let response = client
+        .send(FETCH_V, &fetch_request(topic, partition, offset, 0, 0))
+        .await;
     assert_eq!(response.error_code, 0);
     response.responses[0].partitions[0].clone()
 }
 
 fn value_batch(values: &[&str]) -> Bytes {
-    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()), 1_000)).collect();
+    let records: Vec<_> = values
+        .iter()
+        .map(|v| (None, Some(v.as_bytes()), 1_000))
+        .collect();
     batch(&records)
 }
 
@@ -99,7 +122,14 @@ async fn produced_batches_are_fetched_in_order_with_offsets_and_watermarks() {
     let mut client = Client::connect(broker.kafka_addr()).await;
     create_topic(&mut client, "orders", 3, &[]).await;
     for partition in 0..3 {
-        let first = produce(&mut client, "orders", partition, value_batch(&["a", "b"]), 1).await;
+        let first = produce(
+            &mut client,
+            "orders",
+            partition,
+            value_batch(&["a", "b"]),
+            1,
+        )
+        .await;
         assert_eq!((first.error_code, first.base_offset), (0, 0));
         let second = produce(&mut client, "orders", partition, value_batch(&["c"]), -1).await;
         assert_eq!((second.error_code, second.base_offset), (0, 2));
@@ -134,7 +164,12 @@ async fn acks_zero_is_not_answered_and_still_written() {
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;
     create_topic(&mut client, "quiet", 1, &[]).await;
-    client.send_only(PRODUCE_V, &produce_request("quiet", 0, value_batch(&["x"]), 0)).await;
+    client
+        .send_only(
+            PRODUCE_V,
+            &produce_request("quiet", 0, value_batch(&["x"]), 0),
+        )
+        .await;
     // The next response on the connection is the fetch's (support checks the
     // correlation id), so the produce got none.
     let data = fetch(&mut client, "quiet", 0, 0).await;
@@ -150,13 +185,21 @@ async fn a_waiting_fetch_is_woken_by_an_append() {
     let mut producer = Client::connect(broker.kafka_addr()).await;
     create_topic(&mut producer, "live", 1, &[]).await;
     // Waits up to 60 s for one byte; only an append can end it with data.
-    let id = consumer.send_only(FETCH_V, &fetch_request("live", 0, 0, 60_000, 1)).await;
+    let id = consumer
+        .send_only(FETCH_V, &fetch_request("live", 0, 0, 60_000, 1))
+        .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     produce(&mut producer, "live", 0, value_batch(&["ping"]), 1).await;
-    let response = tokio::time::timeout(Duration::from_secs(30), consumer.receive::<FetchRequest>(FETCH_V, id))
-        .await
-        .expect("the append must end the wait");
-    assert_eq!(strings(&response.responses[0].partitions[0].records), ["ping"]);
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        consumer.receive::<FetchRequest>(FETCH_V, id),
+    )
+    .await
+    .expect("the append must end the wait");
+    assert_eq!(
+        strings(&response.responses[0].partitions[0].records),
+        ["ping"]
+    );
     broker.shutdown().await.expect("shutdown");
 }
 
@@ -168,8 +211,13 @@ async fn a_fetch_without_enough_data_answers_empty_after_max_wait() {
     create_topic(&mut client, "idle", 1, &[]).await;
     produce(&mut client, "idle", 0, value_batch(&["only"]), 1).await;
     // min_bytes far above what exists: answered when max_wait ends, with what there is.
-    let response = client.send(FETCH_V, &fetch_request("idle", 0, 0, 100, 1 << 30)).await;
-    assert_eq!(strings(&response.responses[0].partitions[0].records), ["only"]);
+    let response = client
+        .send(FETCH_V, &fetch_request("idle", 0, 0, 100, 1 << 30))
+        .await;
+    assert_eq!(
+        strings(&response.responses[0].partitions[0].records),
+        ["only"]
+    );
     broker.shutdown().await.expect("shutdown");
 }
 
@@ -186,13 +234,19 @@ async fn fetch_limits_return_whole_batches_and_at_least_one() {
         }
     }
     let both = |max_bytes: i32, partition_max: i32| {
-        FetchRequest::default().with_max_bytes(max_bytes).with_topics(vec![FetchTopic::default()
-            .with_topic(name("big"))
-            .with_partitions(
-                (0..2)
-                    .map(|p| FetchPartition::default().with_partition(p).with_partition_max_bytes(partition_max))
-                    .collect(),
-            )])
+        FetchRequest::default()
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name("big"))
+                .with_partitions(
+                    (0..2)
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_partition_max_bytes(partition_max)
+                        })
+                        .collect(),
+                )])
     };
     // A tiny limit still returns the first batch of the first partition (KIP-74), and
     // nothing of the second, whose first batch does not fit.
@@ -233,20 +287,34 @@ async fn produce_errors_use_kafka_codes_per_partition() {
     let unknown_topic = produce(&mut client, "nope", 0, value_batch(&["x"]), 1).await;
     assert_eq!(unknown_topic.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     let unknown_partition = produce(&mut client, "small", 7, value_batch(&["x"]), 1).await;
-    assert_eq!(unknown_partition.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(
+        unknown_partition.error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
 
     let bad_acks = produce(&mut client, "small", 0, value_batch(&["x"]), 2).await;
     assert_eq!(bad_acks.error_code, 21, "INVALID_REQUIRED_ACKS");
 
     // Several partitions in one request fail or succeed independently.
-    let mixed = ProduceRequest::default().with_acks(1).with_topic_data(vec![TopicProduceData::default()
-        .with_name(name("small"))
-        .with_partition_data(vec![
-            PartitionProduceData::default().with_index(0).with_records(Some(value_batch(&["ok"]))),
-            PartitionProduceData::default().with_index(3).with_records(Some(value_batch(&["no"]))),
-        ])]);
+    let mixed =
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("small"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(value_batch(&["ok"]))),
+                    PartitionProduceData::default()
+                        .with_index(3)
+                        .with_records(Some(value_batch(&["no"]))),
+                ])]);
     let response = client.send(PRODUCE_V, &mixed).await;
-    let codes: Vec<i16> = response.responses[0].partition_responses.iter().map(|p| p.error_code).collect();
+    let codes: Vec<i16> = response.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
     assert_eq!(codes, [0, 3]);
 
     // Nothing but the good batch was written.
@@ -261,13 +329,26 @@ async fn log_append_time_topics_stamp_the_broker_clock() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;
-    create_topic(&mut client, "stamped", 1, &[("message.timestamp.type", "LogAppendTime")]).await;
+    create_topic(
+        &mut client,
+        "stamped",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await;
     let produced = produce(&mut client, "stamped", 0, value_batch(&["a", "b"]), 1).await;
-    assert!(produced.log_append_time_ms > 1_000, "{}", produced.log_append_time_ms);
+    assert!(
+        produced.log_append_time_ms > 1_000,
+        "{}",
+        produced.log_append_time_ms
+    );
     let data = fetch(&mut client, "stamped", 0, 0).await;
     let records = data.records.expect("records");
     for record in records_of(&records) {
-        assert_eq!(record.timestamp_type, kafka_protocol::records::TimestampType::LogAppend);
+        assert_eq!(
+            record.timestamp_type,
+            kafka_protocol::records::TimestampType::LogAppend
+        );
     }
     // Readers take every record's time from the batch's max timestamp (bytes 35..43).
     let max_timestamp = i64::from_be_bytes(records[35..43].try_into().expect("8 bytes"));
@@ -292,14 +373,20 @@ async fn fetch_reports_out_of_range_offsets_and_unknown_sessions() {
 
     // KIP-227: strom creates no sessions; a full fetch asking for one gets id 0,
     // and a session strom never created is not found.
-    let new_session = fetch_request("ranged", 0, 0, 0, 0).with_session_id(0).with_session_epoch(0);
+    let new_session = fetch_request("ranged", 0, 0, 0, 0)
+        .with_session_id(0)
+        .with_session_epoch(0);
     let response = client.send(FETCH_V, &new_session).await;
     assert_eq!((response.error_code, response.session_id), (0, 0));
     assert_eq!(strings(&response.responses[0].partitions[0].records), ["a"]);
-    let stale = fetch_request("ranged", 0, 0, 0, 0).with_session_id(42).with_session_epoch(3);
+    let stale = fetch_request("ranged", 0, 0, 0, 0)
+        .with_session_id(42)
+        .with_session_epoch(3);
     let response = client.send(FETCH_V, &stale).await;
     assert_eq!(response.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
-    let bad_epoch = fetch_request("ranged", 0, 0, 0, 0).with_session_id(0).with_session_epoch(2);
+    let bad_epoch = fetch_request("ranged", 0, 0, 0, 0)
+        .with_session_id(0)
+        .with_session_epoch(2);
     let response = client.send(FETCH_V, &bad_epoch).await;
     assert_eq!(response.error_code, 71, "INVALID_FETCH_SESSION_EPOCH");
     broker.shutdown().await.expect("shutdown");
@@ -311,12 +398,28 @@ async fn list_offsets_finds_earliest_latest_timestamp_and_max_timestamp() {
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;
     create_topic(&mut client, "timed", 1, &[]).await;
-    produce(&mut client, "timed", 0, batch(&[(None, Some(b"a"), 1_000), (None, Some(b"b"), 5_000)]), 1).await;
-    produce(&mut client, "timed", 0, batch(&[(None, Some(b"c"), 3_000)]), 1).await;
+    produce(
+        &mut client,
+        "timed",
+        0,
+        batch(&[(None, Some(b"a"), 1_000), (None, Some(b"b"), 5_000)]),
+        1,
+    )
+    .await;
+    produce(
+        &mut client,
+        "timed",
+        0,
+        batch(&[(None, Some(b"c"), 3_000)]),
+        1,
+    )
+    .await;
     let query = |timestamp: i64| {
         ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
             .with_name(name("timed"))
-            .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp)])])
+            .with_partitions(vec![
+                ListOffsetsPartition::default().with_timestamp(timestamp)
+            ])])
     };
     let mut ask = async |timestamp: i64| {
         let response = client.send(8, &query(timestamp)).await;
@@ -326,7 +429,11 @@ async fn list_offsets_finds_earliest_latest_timestamp_and_max_timestamp() {
     };
     assert_eq!(ask(-2).await.0, 0, "earliest");
     assert_eq!(ask(-1).await.0, 3, "latest");
-    assert_eq!(ask(2_000).await, (1, 5_000), "first record at or after 2000");
+    assert_eq!(
+        ask(2_000).await,
+        (1, 5_000),
+        "first record at or after 2000"
+    );
     assert_eq!(ask(5_001).await, (-1, -1), "nothing that new");
     assert_eq!(ask(-3).await, (1, 5_000), "max timestamp");
     broker.shutdown().await.expect("shutdown");
@@ -340,7 +447,10 @@ async fn topics_and_data_survive_a_restart() {
     create_topic(&mut client, "kept", 2, &[("retention.ms", "-1")]).await;
     produce(&mut client, "kept", 1, value_batch(&["one", "two"]), -1).await;
     broker.shutdown().await.expect("shutdown");
-    assert!(dir.path().join(".clean-shutdown").exists(), "graceful shutdown marks the data clean");
+    assert!(
+        dir.path().join(".clean-shutdown").exists(),
+        "graceful shutdown marks the data clean"
+    );
 
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;

@@ -61,6 +61,9 @@ fn spawn_strom(dir: &Path) -> (Child, SocketAddr) {
     (child, addr)
 }
 
+/// An acknowledged record: partition, offset, value.
+type Acked = (i32, i64, Vec<u8>);
+
 fn name() -> TopicName {
     TopicName(StrBytes::from_static_str(TOPIC))
 }
@@ -81,8 +84,7 @@ async fn acknowledged_records_survive_sigkill_under_load() {
         .await;
     assert_eq!(created.topics[0].error_code, 0);
 
-    // (partition, offset, value) of every acknowledged record.
-    let acked: Arc<Mutex<Vec<(i32, i64, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let (enough_tx, enough_rx) = tokio::sync::watch::channel(false);
     let mut producers = Vec::new();
     for producer in 0..PRODUCERS {

@@ -52,7 +52,7 @@ pub(super) async fn handle(
         } else {
             cluster.topic(name.0.as_str())
         };
-        let missing = if version >= 13 {
+        let missing = if version >= 13 && topic.is_none() {
             ResponseError::UnknownTopicId
         } else {
             ResponseError::UnknownTopicOrPartition

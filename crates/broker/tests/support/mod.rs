@@ -145,8 +145,11 @@ impl Client {
     }
 }
 
+/// A record to encode: key, value, timestamp.
+pub type RecordSpec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
+
 /// A v2 record batch, encoded by the `kafka-protocol` crate.
-pub fn batch(records: &[(Option<&[u8]>, Option<&[u8]>, i64)]) -> Bytes {
+pub fn batch(records: &[RecordSpec<'_>]) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
