@@ -651,37 +651,27 @@ async fn huge_array_lengths_with_few_bytes_behind_them_close() {
     scene.finish(cases.len() as u64).await;
 }
 
+/// Kafka ignores bytes after a request body, and librdkafka 2.12 relies on it (its
+/// Metadata v13 requests carry extra bytes); strom answers such requests.
 #[tokio::test]
-async fn trailing_bytes_after_a_valid_body_close() {
+async fn trailing_bytes_after_a_valid_body_are_ignored() {
     let scene = Scene::start().await;
-    let cases = [
-        ("Metadata v12", frame_of(12, &MetadataRequest::default())),
-        (
-            "Metadata v0",
-            frame_of(0, &MetadataRequest::default().with_topics(Some(vec![]))),
-        ),
-        (
-            "ApiVersions v3",
-            frame_of(
-                3,
-                &ApiVersionsRequest::default()
-                    .with_client_software_name(StrBytes::from_static_str("t"))
-                    .with_client_software_version(StrBytes::from_static_str("1")),
-            ),
-        ),
-        ("Produce v9", frame_of(9, &produce_to("t", b"v"))),
-        ("Fetch v12", frame_of(12, &fetch_from("t"))),
-    ];
-    for (what, frame) in &cases {
-        for trailer in [&[0u8][..], &[0, 0, 0, 0, 0, 0, 0, 0]] {
-            let mut frame = frame.clone();
-            frame.put_slice(trailer);
-            scene
-                .expect_frame_closed(&format!("{what} + {} bytes", trailer.len()), &frame)
-                .await;
-        }
+    let mut client = scene.connect().await;
+    for trailer in [&[0u8][..], &[0, 0, 0, 0, 0, 0, 0, 0]] {
+        let mut frame = header(ApiKey::Metadata as i16, 12, 2, 7);
+        MetadataRequest::default()
+            .encode(&mut frame, 12)
+            .expect("encode");
+        frame.put_slice(trailer);
+        client.write_frame(&frame).await;
+        let metadata = guard(
+            "Metadata + trailer",
+            client.receive::<MetadataRequest>(12, 7),
+        )
+        .await;
+        assert_eq!(metadata.brokers.len(), 1);
     }
-    scene.finish(2 * cases.len() as u64).await;
+    scene.finish(0).await;
 }
 
 #[tokio::test]

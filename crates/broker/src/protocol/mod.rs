@@ -108,7 +108,7 @@ pub(crate) fn decode_header(frame: &mut Bytes) -> Result<Header, FrameError> {
     })
 }
 
-/// Decodes a request body of type `R` at `version`; trailing bytes are an error.
+/// Decodes a request body of type `R` at `version`; trailing bytes are ignored.
 pub(crate) fn decode_body<R: Decodable>(
     api: ApiKey,
     mut body: Bytes,
@@ -120,10 +120,9 @@ pub(crate) fn decode_body<R: Decodable>(
     };
     let request = R::decode(&mut body, version).map_err(|e| malformed(e.to_string()))?;
     if !body.is_empty() {
-        return Err(malformed(format!(
-            "{} unexpected trailing bytes",
-            body.len()
-        )));
+        // Kafka ignores bytes after a request body and clients rely on it (librdkafka
+        // 2.12 sends Metadata v13 with extra bytes), so strom does too.
+        tracing::debug!(?api, version, trailing = ?&body[..], "ignoring bytes after the request body");
     }
     Ok(request)
 }
