@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Nothing beyond the Rust toolchain is needed yet; later suites (real Kafka clients)
-# install their packages here.
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The real-client suite's clients: kcat (apt), confluent-kafka, kafka-python (pip, in
+# tests/compat/.venv), KafkaJS (npm). Idempotent; fast when already installed.
+echo "== install real Kafka clients"
+tests/compat/install.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
@@ -14,3 +16,5 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== real clients against strom serve (tests/compat)"
+STROM_COMPAT_SKIP_INSTALL=1 tests/compat/run.sh
