@@ -166,7 +166,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                tracing::info!(%peer, "connection opened");
+                tracing::debug!(%peer, "connection accepted");
                 let stats = Arc::clone(&shared.stats);
                 stats.connections_total.fetch_add(1, Ordering::Relaxed);
                 stats.connections_open.fetch_add(1, Ordering::Relaxed);

@@ -86,8 +86,10 @@ pub(crate) async fn serve(
             Ok(header) => header,
             Err(e) => break Close::Malformed(e.to_string()),
         };
-        if client_id.is_none() {
+        if requests == 0 {
             client_id.clone_from(&header.client_id);
+            let client = client_id.as_deref().unwrap_or("-");
+            tracing::info!(%peer, client_id = client, "connection opened");
         }
         requests += 1;
         let api = header
