@@ -20,4 +20,4 @@ if [ -z "${STROM_BIN:-}" ] && [ -z "${STROM_COMPAT_BOOTSTRAP:-}" ]; then
 fi
 
 cd "$here"
-exec "$here/.venv/bin/python" -m pytest -c "$here/pytest.ini" "$here/python" "$@"
+exec "$here/.venv/bin/python" -m pytest -c "$here/pytest.ini" "$@"

@@ -241,6 +241,19 @@ for (const [codec, type] of [
   })
 }
 
+test('null values (tombstones), null and empty keys', async () => {
+  const topic = unique('kjs-null')
+  await createTopic(topic)
+  const messages = [
+    { key: 'tomb', value: null },
+    { key: null, value: 'no-key' },
+    { key: '', value: '' },
+  ]
+  const { records } = await sendToPartition(topic, 0, messages)
+  assert.deepEqual(records.map(r => [r.offset, r.key, r.value]), [[0, 'tomb', null], [1, null, 'no-key'], [2, '', '']])
+  produced.push({ topic, codec: 'none', records })
+})
+
 test('per-partition order across a multi-partition topic', async () => {
   const topic = unique('kjs-order')
   await createTopic(topic, 4)
@@ -323,10 +336,11 @@ test('describeConfigs: defaults, overrides; alterConfigs', async () => {
 
   // AlterConfigs (non-incremental: unnamed keys go back to their defaults).
   await admin.alterConfigs({
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'retention.bytes', value: '5000000' }] }],
   })
   cfg = await topicConfigs(topic)
-  assert.equal(cfg['cleanup.policy'].configValue, 'compact')
+  assert.equal(cfg['retention.bytes'].configValue, '5000000')
+  assert.equal(cfg['retention.bytes'].configSource, TOPIC_CONFIG_SOURCE)
   assert.equal(cfg['retention.ms'].configValue, '604800000')
   assert.equal(cfg['retention.ms'].configSource, DEFAULT_SOURCE)
 
@@ -366,7 +380,12 @@ test('deleteTopicRecords moves the low watermark', async () => {
 test('deleteTopics removes the topic from metadata', async () => {
   const topic = unique('kjs-del')
   await createTopic(topic, 2)
-  await producer.send({ topic, messages: [{ value: 'x' }] })
+  // A producer that knows the topic refreshes its metadata with auto creation
+  // on, which would re-create the topic: produce with one that is gone by then.
+  const shortLived = kafka.producer({ idempotent: false, createPartitioner: Partitioners.DefaultPartitioner })
+  await shortLived.connect()
+  await shortLived.send({ topic, messages: [{ value: 'x' }] })
+  await shortLived.disconnect()
   await admin.deleteTopics({ topics: [topic], timeout: 10000 })
   assert.ok(!(await listTopicNames()).has(topic), 'deleted topic still listed')
   expectations.deletedTopic = topic

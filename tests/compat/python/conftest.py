@@ -149,9 +149,12 @@ class Broker:
             return 0
 
     def log_since(self, offset: int) -> str:
-        with open(self.log_path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return "(log removed)"
         if len(data) > LOG_EXCERPT_BYTES:
             data = b"[... cut ...]\n" + data[-LOG_EXCERPT_BYTES:]
         return data.decode("utf-8", "replace")
@@ -191,14 +194,16 @@ def broker(request):
     b = Broker(workdir)
     b.start()
     request.node._strom_broker = b
+    code = 0
     try:
         yield b
-    finally:
         if b.proc is not None:
             code = b.stop()
-            # A graceful stop must be clean; a crash on SIGTERM is a broker bug.
-            if code != 0:
-                print(f"\nstrom exited with {code} on SIGTERM\n{b.log_tail()}")
+        # A graceful stop must be clean; anything else is a broker bug.
+        assert code == 0, f"strom exited with {code} on SIGTERM\n{b.log_tail()}"
+    finally:
+        if b.proc is not None:
+            b.stop(kill=True)
         if os.environ.get("STROM_COMPAT_KEEP"):
             print(f"\nkept broker dir {workdir}")
         else:
@@ -229,5 +234,9 @@ def pytest_runtest_makereport(item, call):
         if b is None:
             return
         mark = getattr(item, "_strom_log_mark", None)
-        start = mark[1] if mark else max(0, b.log_size() - LOG_EXCERPT_BYTES)
+        size = b.log_size()
+        start = mark[1] if mark else 0
+        # Module-scoped fixtures (which may have done the work) run before the
+        # mark is taken: keep some context from before the test too.
+        start = max(0, min(start, size - 8000))
         rep.sections.append((f"strom log ({b.log_path})", b.log_since(start)))

@@ -196,6 +196,9 @@ def test_query_offsets_by_timestamp(broker):
     assert query(base + 15) == 2
     assert query(base + 90) == 9
     assert query(base + 91) == -1  # past the last record: the end
+    # The logical timestamps -1 (latest) and -2 (earliest): watermarks.
+    assert query(-1) == 10
+    assert query(-2) == 0
 
     # Consume starting at a timestamp (-o s@ts) and stopping at one (-o e@ts).
     r = kcat(broker, "-C", "-t", topic, "-o", f"s@{base + 35}", "-o", f"e@{base + 70}", "-e", "-q", "-f", "%s\n")
