@@ -174,6 +174,33 @@ def test_create_topic_invalid_partitions(broker):
     assert topic not in cf_topic_names(broker.bootstrap)
 
 
+def test_create_topic_rejections(broker):
+    admin = cf_admin(broker.bootstrap)
+    cases = [
+        ({"replication_factor": 3}, KafkaError.INVALID_REPLICATION_FACTOR),
+        ({"config": {"retention.ms": "abc"}}, KafkaError.INVALID_CONFIG),
+        ({"config": {"no.such.config": "1"}}, KafkaError.INVALID_CONFIG),
+    ]
+    for kwargs, code in cases:
+        topic = unique_topic("cf-reject")
+        spec = {"num_partitions": 1, "replication_factor": 1, **kwargs}
+        futs = admin.create_topics([NewTopic(topic, **spec)], request_timeout=GUARD_S)
+        with pytest.raises(KafkaException) as ei:
+            futs[topic].result(timeout=GUARD_S)
+        assert ei.value.args[0].code() == code, (kwargs, ei.value.args[0])
+        assert topic not in cf_topic_names(broker.bootstrap), kwargs
+
+
+def test_describe_broker_configs(broker):
+    bid = node_id(broker.bootstrap)
+    admin = cf_admin(broker.bootstrap)
+    res = ConfigResource(ResourceType.BROKER, str(bid))
+    configs = admin.describe_configs([res], request_timeout=GUARD_S)[res].result(timeout=GUARD_S)
+    assert configs["num.partitions"].value == "1"
+    assert configs["message.max.bytes"].value == "1048588"
+    assert configs["auto.create.topics.enable"].value == "true"
+
+
 def test_auto_create_by_producing(broker):
     topic = unique_topic("cf-auto-produce")
     assert topic not in cf_topic_names(broker.bootstrap)
@@ -320,6 +347,42 @@ def test_keyed_partitioning_keeps_key_order(broker):
         seen.setdefault(m.key(), []).append(int(m.value()))
     for k, vals in seen.items():
         assert vals == sorted(vals), f"key {k} out of order"
+
+
+def test_many_topics_and_partitions_in_shared_requests(broker):
+    topics = [unique_topic(f"cf-multi{i}") for i in range(3)]
+    for t in topics:
+        cf_create_topic(broker.bootstrap, t, partitions=8)
+    # One producer, long linger: produce requests carry several topics and
+    # partitions; one consumer fetches all 24 partitions in shared requests.
+    p = cf_producer(broker.bootstrap, **{"linger.ms": 200, "compression.type": "snappy"})
+    expected = {}
+    for i in range(480):
+        t, part = topics[i % 3], (i // 3) % 8
+        expected.setdefault((t, part), []).append(f"{t}/{part}/{i}".encode())
+        p.produce(t, value=expected[(t, part)][-1], partition=part)
+    assert p.flush(GUARD_S) == 0
+    c = cf_consumer(broker.bootstrap)
+    try:
+        c.assign([TopicPartition(t, part, OFFSET_BEGINNING) for t in topics for part in range(8)])
+        got = {}
+        n = 0
+
+        def more():
+            nonlocal n
+            for m in c.consume(100, 0.5):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(m.error())
+                got.setdefault((m.topic(), m.partition()), []).append(m.value())
+                n += 1
+            return n >= 480
+
+        wait_until(more, "480 records from 24 partitions")
+    finally:
+        c.close()
+    assert got == expected
 
 
 @pytest.mark.parametrize("acks", ["0", "1", "all"])
@@ -725,6 +788,34 @@ def test_message_too_large(broker):
     assert [m.value() for m in cf_consume_all(broker.bootstrap, topic, [0])] == [b"small"]
 
 
+def test_compressed_batch_under_the_limit_is_accepted(broker):
+    # The limit applies to the batch as sent: 2 MB of zeros gzip to a few KB.
+    topic = unique_topic("cf-big-gzip")
+    cf_create_topic(broker.bootstrap, topic)
+    p = cf_producer(broker.bootstrap, **{"compression.type": "gzip", "message.max.bytes": 10_000_000})
+    value = bytes(2_000_000)
+    reports = cf_produce_all(p, [{"value": value}], topic)
+    assert reports[0][0] is None, reports[0][0]
+    (m,) = cf_consume_all(broker.bootstrap, topic, [0], **{"fetch.message.max.bytes": 10_000_000})
+    assert m.value() == value
+
+
+def test_fetch_beyond_the_high_watermark_is_out_of_range(broker):
+    topic = unique_topic("cf-beyond")
+    cf_create_topic(broker.bootstrap, topic)
+    p = cf_producer(broker.bootstrap)
+    cf_produce_all(p, [{"value": b"x"}] * 3, topic)
+    c = cf_consumer(broker.bootstrap)
+    try:
+        c.assign([TopicPartition(topic, 0, 100)])
+        m = wait_until(lambda: c.poll(0.2), "a result when fetching past the end")
+        assert m.error() is not None, (m.offset(), m.value())
+        assert m.error().code() in (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET), m.error()
+        assert "Offset out of range" in m.error().str(), m.error()
+    finally:
+        c.close()
+
+
 def test_topic_max_message_bytes_override(broker):
     topic = unique_topic("cf-small-max")
     cf_create_topic(broker.bootstrap, topic, config={"max.message.bytes": "2000"})
@@ -847,3 +938,38 @@ def test_admin_changes_survive_restart(broker):
     assert cf_watermarks(broker.bootstrap, trimmed, 0) == (6, 10)
     assert [m.offset() for m in cf_consume_all(broker.bootstrap, trimmed, [0])] == list(range(6, 10))
     assert deleted not in cf_topic_names(broker.bootstrap)
+
+
+def test_clients_carry_on_across_a_restart(broker):
+    topic = unique_topic("cf-live")
+    cf_create_topic(broker.bootstrap, topic)
+    p = cf_producer(broker.bootstrap, acks="all")
+    c = cf_consumer(broker.bootstrap)
+    try:
+        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got = []
+
+        def read(n):
+            def more():
+                m = c.poll(0.2)
+                if m is not None and not m.error():
+                    got.append((m.offset(), m.value()))
+                return len(got) >= n
+
+            wait_until(more, f"{n} records")
+
+        first = cf_produce_all(p, [{"value": f"before-{i}".encode()} for i in range(10)], topic)
+        assert [msg.offset() for _, msg in first] == list(range(10))
+        read(10)
+
+        assert broker.restart() == 0
+
+        # The same producer and consumer reconnect by themselves.
+        second = cf_produce_all(p, [{"value": f"after-{i}".encode()} for i in range(10)], topic)
+        assert [(err, msg.offset()) for err, msg in second] == [(None, 10 + i) for i in range(10)]
+        read(20)
+        assert got == [(i, f"before-{i}".encode()) for i in range(10)] + [
+            (10 + i, f"after-{i}".encode()) for i in range(10)
+        ]
+    finally:
+        c.close()

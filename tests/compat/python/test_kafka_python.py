@@ -205,6 +205,14 @@ def test_create_topic_with_broker_defaults(broker, admin):
     wait_until(lambda: partition_count(admin, topic) == 1, "topic with default partition count")
 
 
+def test_metadata_for_a_missing_topic_does_not_create_it(broker, admin):
+    # The admin client asks with allow_auto_topic_creation=False.
+    topic = unique_topic("kp-missing")
+    (t,) = admin.describe_topics([topic])
+    assert t["error_code"] == Errors.UnknownTopicOrPartitionError.errno
+    assert topic not in admin.list_topics()
+
+
 def test_auto_create_by_producing(broker, admin):
     topic = unique_topic("kp-auto")
     assert topic not in admin.list_topics()
