@@ -973,3 +973,93 @@ def test_clients_carry_on_across_a_restart(broker):
         ]
     finally:
         c.close()
+
+
+def test_switching_to_log_append_time_applies_to_new_records(broker):
+    topic = unique_topic("cf-switch-lat")
+    cf_create_topic(broker.bootstrap, topic)
+    p = cf_producer(broker.bootstrap)
+    cf_produce_all(p, [{"value": b"create-time", "timestamp": 1_000_000_000_000}], topic)
+    admin = cf_admin(broker.bootstrap)
+    res = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(
+                "message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET
+            )
+        ],
+    )
+    admin.incremental_alter_configs([res], request_timeout=GUARD_S)[res].result(timeout=GUARD_S)
+    before = now_ms()
+    (report,) = cf_produce_all(p, [{"value": b"append-time", "timestamp": 1_000_000_000_000}], topic)
+    after = now_ms()
+    first, second = cf_consume_all(broker.bootstrap, topic, [0])
+    assert first.timestamp() == (TIMESTAMP_CREATE_TIME, 1_000_000_000_000)
+    assert second.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME
+    assert before <= second.timestamp()[1] <= after
+    assert report[1].timestamp() == second.timestamp()
+
+
+def test_concurrent_producers_to_one_partition(broker):
+    import threading
+
+    topic = unique_topic("cf-concurrent")
+    cf_create_topic(broker.bootstrap, topic)
+    per, writers = 400, 4
+    errors = []
+
+    def write(w):
+        try:
+            p = cf_producer(broker.bootstrap, **{"linger.ms": w * 3, "compression.type": CODECS[w % 5]})
+            reports = cf_produce_all(
+                p, [{"value": f"w{w}-{i}".encode(), "partition": 0} for i in range(per)], topic
+            )
+            assert all(err is None for err, _ in reports)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(GUARD_S * 2)
+    assert not errors, errors
+    msgs = cf_consume_all(broker.bootstrap, topic, [0])
+    assert [m.offset() for m in msgs] == list(range(per * writers))  # dense, no gaps
+    for w in range(writers):
+        mine = [m.value() for m in msgs if m.value().startswith(f"w{w}-".encode())]
+        assert mine == [f"w{w}-{i}".encode() for i in range(per)], f"writer {w} out of order or lost"
+
+
+def test_small_segments_roll_and_stay_readable(broker):
+    topic = unique_topic("cf-segments")
+    cf_create_topic(broker.bootstrap, topic, config={"segment.bytes": "65536"})
+    base = 1_680_000_000_000
+    n = 3000
+    p = cf_producer(broker.bootstrap, **{"batch.num.messages": 37, "linger.ms": 20})
+    records = [{"value": payload(i, 200), "timestamp": base + i * 10} for i in range(n)]
+    for start in range(0, n, 500):  # several flushes, many batches, ~10 segments
+        cf_produce_all(p, records[start : start + 500], topic)
+    del p
+
+    def check(low):
+        assert cf_watermarks(broker.bootstrap, topic, 0) == (low, n)
+        msgs = cf_consume_all(broker.bootstrap, topic, [0])
+        assert [m.offset() for m in msgs] == list(range(low, n))
+        assert all(m.value() == payload(m.offset(), 200) for m in msgs)
+        c = cf_consumer(broker.bootstrap)
+        try:
+            for off in (low, 777, 1499, 1500, 2222, n - 1):
+                (got,) = c.offsets_for_times([TopicPartition(topic, 0, base + off * 10 - 5)], timeout=GUARD_S)
+                assert got.offset == max(off, low), (off, got.offset)
+        finally:
+            c.close()
+
+    check(0)
+    admin = cf_admin(broker.bootstrap)
+    (fut,) = admin.delete_records([TopicPartition(topic, 0, 1234)], request_timeout=GUARD_S).values()
+    assert fut.result(timeout=GUARD_S).low_watermark == 1234
+    check(1234)
+    assert broker.restart(kill=True) == -9
+    check(1234)
