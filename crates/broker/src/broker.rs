@@ -37,6 +37,8 @@ pub struct BrokerStats {
 pub(crate) struct Shared {
     pub cluster: Arc<Cluster>,
     pub stats: Arc<BrokerStats>,
+    /// Turns true when the broker shuts down; waiting requests answer at once.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// The broker. [`Broker::start`] is the whole API: it returns a running broker's handle.
@@ -73,6 +75,7 @@ impl Broker {
         let shared = Arc::new(Shared {
             cluster: Arc::new(cluster),
             stats: Arc::new(BrokerStats::default()),
+            shutdown: shutdown_rx.clone(),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
         ready.store(true, Ordering::Release);

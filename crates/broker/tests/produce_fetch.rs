@@ -461,3 +461,26 @@ async fn topics_and_data_survive_a_restart() {
     assert_eq!(again.base_offset, 2);
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn shutdown_answers_waiting_fetches_instead_of_dropping_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = support::start(dir.path()).await;
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    create_topic(&mut client, "waiting", 1, &[]).await;
+    let id = client
+        .send_only(FETCH_V, &fetch_request("waiting", 0, 0, 60_000, 1))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stopping = tokio::spawn(broker.shutdown());
+    // Without the early answer the fetch would outlive the drain timeout and its
+    // connection would be closed with no response.
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.receive::<FetchRequest>(FETCH_V, id),
+    )
+    .await
+    .expect("answered during shutdown");
+    assert_eq!(response.responses[0].partitions[0].error_code, 0);
+    stopping.await.expect("join").expect("shutdown");
+}

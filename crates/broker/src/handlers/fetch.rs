@@ -21,6 +21,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use strom_log::LogError;
 use tokio::sync::futures::Notified;
+use tokio::sync::watch;
 
 use super::Reply;
 use crate::cluster::{Cluster, Partition, Topic};
@@ -29,16 +30,28 @@ use crate::protocol::{encode_response, log_error_code, Header};
 /// Longest wait a client may ask for; bounds how long a request can pin a task.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
-pub(super) fn handle(cluster: &Arc<Cluster>, request: FetchRequest, header: &Header) -> Reply {
+pub(super) fn handle(
+    cluster: &Arc<Cluster>,
+    request: FetchRequest,
+    header: &Header,
+    shutdown: watch::Receiver<bool>,
+) -> Reply {
     let cluster = Arc::clone(cluster);
     let (version, correlation_id) = (header.api_version, header.correlation_id);
     Reply::Later(tokio::spawn(async move {
-        let response = long_poll(&cluster, &request, version).await;
+        let response = long_poll(&cluster, &request, version, shutdown).await;
         encode_response(ApiKey::Fetch, version, correlation_id, &response)
     }))
 }
 
-async fn long_poll(cluster: &Cluster, request: &FetchRequest, version: i16) -> FetchResponse {
+/// Answers the fetch once it has `min_bytes`, an error, or `max_wait_ms` passed (or
+/// the broker is shutting down).
+async fn long_poll(
+    cluster: &Cluster,
+    request: &FetchRequest,
+    version: i16,
+    mut shutdown: watch::Receiver<bool>,
+) -> FetchResponse {
     if version >= 7 {
         let session_error = match (request.session_id, request.session_epoch) {
             (0, 0 | -1) => None,
@@ -67,14 +80,10 @@ async fn long_poll(cluster: &Cluster, request: &FetchRequest, version: i16) -> F
         }
         let (response, bytes, has_error) = read_all(request, version, &partitions);
         let expired = tokio::time::Instant::now() >= deadline;
-        if bytes >= min_bytes.max(1) || has_error || expired || wait.is_zero() {
+        if bytes >= min_bytes || has_error || expired || wait.is_zero() {
             return response;
         }
-        if wakers.is_empty() {
-            // Nothing to wait for: answer (empty) when the wait is over, as Kafka does.
-            tokio::time::sleep_until(deadline).await;
-            return response;
-        }
+        let waiting = !wakers.is_empty();
         let any_append = std::future::poll_fn(|cx| {
             if wakers.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
                 Poll::Ready(())
@@ -82,8 +91,14 @@ async fn long_poll(cluster: &Cluster, request: &FetchRequest, version: i16) -> F
                 Poll::Pending
             }
         });
-        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
-            // Timed out: answer with whatever there is now.
+        let woken = tokio::select! {
+            // Nothing to wait for (no partition exists) waits out max_wait, as Kafka does.
+            () = any_append, if waiting => true,
+            () = tokio::time::sleep_until(deadline) => false,
+            _ = shutdown.wait_for(|stop| *stop) => false,
+        };
+        if !woken {
+            // Answer with whatever there is now.
             return read_all(request, version, &resolve(cluster, request, version)).0;
         }
     }

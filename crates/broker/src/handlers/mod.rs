@@ -46,7 +46,7 @@ pub(crate) async fn dispatch(
     match request {
         Request::ApiVersions(request) => api_versions::handle(header, request),
         Request::Produce(r) => produce::handle(cluster, r, header).await,
-        Request::Fetch(r) => Ok(fetch::handle(cluster, r, header)),
+        Request::Fetch(r) => Ok(fetch::handle(cluster, r, header, shared.shutdown.clone())),
         Request::ListOffsets(r) => ready(
             ApiKey::ListOffsets,
             &list_offsets::handle(cluster, r, version),
