@@ -651,7 +651,7 @@ async fn huge_array_lengths_with_few_bytes_behind_them_close() {
     scene.finish(cases.len() as u64).await;
 }
 
-/// Kafka ignores bytes after a request body, and librdkafka 2.12 relies on it (its
+/// Kafka ignores bytes after a request body, and librdkafka 2.16 relies on it (its
 /// Metadata v13 requests carry extra bytes); strom answers such requests.
 #[tokio::test]
 async fn trailing_bytes_after_a_valid_body_are_ignored() {

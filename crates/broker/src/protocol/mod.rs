@@ -121,7 +121,7 @@ pub(crate) fn decode_body<R: Decodable>(
     let request = R::decode(&mut body, version).map_err(|e| malformed(e.to_string()))?;
     if !body.is_empty() {
         // Kafka ignores bytes after a request body and clients rely on it (librdkafka
-        // 2.12 sends Metadata v13 with extra bytes), so strom does too.
+        // 2.16 sends Metadata v13 with extra bytes), so strom does too.
         tracing::debug!(?api, version, trailing = ?&body[..], "ignoring bytes after the request body");
     }
     Ok(request)
