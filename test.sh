@@ -17,4 +17,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== real clients against strom serve (tests/compat)"
-STROM_COMPAT_SKIP_INSTALL=1 tests/compat/run.sh
+# The strom binary cargo test just built; no second build.
+STROM_COMPAT_SKIP_INSTALL=1 STROM_BIN="$PWD/target/debug/strom" tests/compat/run.sh
