@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, OFFSETS_TOPIC};
 use crate::config::BrokerConfig;
+use crate::coord::group::GroupLimits;
+use crate::coord::GroupCoordinator;
 use crate::error::StartError;
 use crate::net::connection;
 
@@ -36,6 +38,7 @@ pub struct BrokerStats {
 /// What every connection shares.
 pub(crate) struct Shared {
     pub cluster: Arc<Cluster>,
+    pub coordinator: Arc<GroupCoordinator>,
     pub stats: Arc<BrokerStats>,
     /// Turns true when the broker shuts down; waiting requests answer at once.
     pub shutdown: watch::Receiver<bool>,
@@ -72,8 +75,13 @@ impl Broker {
         let cluster = tokio::task::spawn_blocking(move || Cluster::open(config, host, port))
             .await
             .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??;
+        let cluster = Arc::new(cluster);
+        let offsets_log = cluster.internal_log(OFFSETS_TOPIC)?;
+        let coordinator = GroupCoordinator::open(offsets_log, GroupLimits::default())?;
+        let ticker = coordinator.spawn_ticker();
         let shared = Arc::new(Shared {
-            cluster: Arc::new(cluster),
+            cluster,
+            coordinator,
             stats: Arc::new(BrokerStats::default()),
             shutdown: shutdown_rx.clone(),
         });
@@ -87,6 +95,7 @@ impl Broker {
             shutdown: shutdown_tx,
             accept_task,
             http_task,
+            ticker,
         })
     }
 }
@@ -99,6 +108,7 @@ pub struct BrokerHandle {
     shutdown: watch::Sender<bool>,
     accept_task: JoinHandle<()>,
     http_task: Option<JoinHandle<()>>,
+    ticker: std::thread::JoinHandle<()>,
 }
 
 impl BrokerHandle {
@@ -125,8 +135,14 @@ impl BrokerHandle {
         if let Some(http) = self.http_task {
             let _ = http.await;
         }
+        self.shared.coordinator.stop();
         let cluster = Arc::clone(&self.shared.cluster);
-        let closed = tokio::task::spawn_blocking(move || cluster.close()).await;
+        let ticker = self.ticker;
+        let closed = tokio::task::spawn_blocking(move || {
+            let _ = ticker.join();
+            cluster.close()
+        })
+        .await;
         tracing::info!("strom stopped");
         closed.unwrap_or_else(|e| {
             Err(strom_log::LogError::Config(format!(

@@ -12,6 +12,7 @@
 mod broker;
 mod cluster;
 mod config;
+mod coord;
 mod error;
 mod handlers;
 mod net;

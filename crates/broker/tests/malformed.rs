@@ -17,11 +17,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, GroupId, JoinGroupRequest,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, InitProducerIdRequest,
     MetadataRequest, ProduceRequest, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
@@ -390,18 +389,11 @@ async fn api_keys_strom_does_not_serve_close() {
             .expect_frame_closed(&format!("API key {key}"), &body)
             .await;
     }
-    // JoinGroup (11) is a Kafka API strom does not serve (yet): a well-formed request
-    // still ends the connection rather than getting an answer strom cannot give.
-    let join = JoinGroupRequest::default()
-        .with_group_id(GroupId(StrBytes::from_static_str("group")))
-        .with_session_timeout_ms(10_000)
-        .with_rebalance_timeout_ms(10_000)
-        .with_protocol_type(StrBytes::from_static_str("consumer"))
-        .with_protocols(vec![JoinGroupRequestProtocol::default()
-            .with_name(StrBytes::from_static_str("range"))
-            .with_metadata(bytes::Bytes::from_static(&[0, 1]))]);
+    // InitProducerId (22) is a Kafka API strom does not serve (yet): a well-formed
+    // request still ends the connection rather than getting an answer strom cannot give.
+    let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
     scene
-        .expect_frame_closed("JoinGroup v9", &frame_of(9, &join))
+        .expect_frame_closed("InitProducerId v4", &frame_of(4, &init))
         .await;
     scene.finish(5).await;
 }

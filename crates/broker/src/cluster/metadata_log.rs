@@ -6,12 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use strom_log::batch::builder::BatchBuilder;
-use strom_log::batch::records::Records;
-use strom_log::batch::validate_all;
-use strom_log::{now_ms, FlushPolicy, LogConfig, LogError, PartitionLog, TopicPartition};
+use strom_log::{LogError, PartitionLog, TopicPartition};
 use uuid::Uuid;
 
+use super::event_log;
 use super::topic_config::Overrides;
 use crate::error::StartError;
 
@@ -22,17 +20,6 @@ pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The metadata log's partition.
 pub(crate) fn metadata_partition() -> TopicPartition {
     TopicPartition::new(METADATA_TOPIC, 0)
-}
-
-/// The metadata log's own settings: every change synced, kept forever.
-pub(crate) fn metadata_log_config() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 64 * 1024 * 1024,
-        retention_ms: None,
-        retention_bytes: None,
-        flush_policy: FlushPolicy::Always,
-        ..LogConfig::default()
-    }
 }
 
 /// One change to the cluster's metadata.
@@ -118,57 +105,25 @@ pub(crate) fn apply(topics: &mut BTreeMap<String, TopicRecord>, event: &Metadata
 
 /// Appends `event` to the metadata log and waits until it is on disk.
 pub(crate) fn append(log: &PartitionLog, event: &MetadataEvent) -> Result<(), LogError> {
-    let value = serde_json::to_vec(event).map_err(|e| LogError::Config(e.to_string()))?;
-    let now = now_ms();
-    let mut builder = BatchBuilder::new(now);
-    builder.push(None, Some(&value), now);
-    let mut batch = builder.finish();
-    let info = log.append(&mut batch)?;
-    log.await_durability(&info)
+    event_log::append(log, std::slice::from_ref(event))
 }
 
 /// Reads the whole metadata log and returns the topic table it describes.
 pub(crate) fn replay(log: &PartitionLog) -> Result<BTreeMap<String, TopicRecord>, StartError> {
     let mut topics = BTreeMap::new();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    let decompressed_max = log.config().decompressed_bytes_max;
-    while offset < end {
-        let read = log.read(offset, 1024 * 1024, None)?;
-        if read.records.is_empty() {
-            break;
-        }
-        for batch in validate_all(&read.records) {
-            let (position, header) = batch
-                .map_err(|(at, e)| StartError::Metadata(format!("batch at byte {at}: {e}")))?;
-            let bytes = &read.records[position..position + header.size_bytes()];
-            let records = Records::new(bytes, decompressed_max)
-                .map_err(|e| StartError::Metadata(e.to_string()))?;
-            for record in records.iter() {
-                let record = record.map_err(|e| StartError::Metadata(e.to_string()))?;
-                if (record.offset as u64) < offset {
-                    continue;
-                }
-                let value = record.value.unwrap_or_default();
-                let event: MetadataEvent = serde_json::from_slice(value).map_err(|e| {
-                    StartError::Metadata(format!("record at offset {}: {e}", record.offset))
-                })?;
-                apply(&mut topics, &event);
-            }
-            offset = offset.max(header.last_offset() as u64 + 1);
-        }
-    }
+    event_log::replay(log, |event: MetadataEvent| apply(&mut topics, &event))?;
     Ok(topics)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::event_log::event_log_config;
     use super::*;
 
     #[test]
     fn events_replay_to_the_same_table() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = PartitionLog::open(&dir.path().join("m-0"), metadata_log_config()).expect("open");
+        let log = PartitionLog::open(&dir.path().join("m-0"), event_log_config()).expect("open");
         let id = Uuid::new_v4();
         let events = vec![
             MetadataEvent::TopicCreated {
@@ -199,8 +154,7 @@ mod tests {
             apply(&mut expected, event);
         }
         log.close().expect("close");
-        let log =
-            PartitionLog::open(&dir.path().join("m-0"), metadata_log_config()).expect("reopen");
+        let log = PartitionLog::open(&dir.path().join("m-0"), event_log_config()).expect("reopen");
         let topics = replay(&log).expect("replay");
         assert_eq!(topics, expected);
         assert_eq!(topics.len(), 1);

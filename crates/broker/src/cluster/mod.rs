@@ -2,6 +2,7 @@
 //! logs, and the changes to them (create, delete, add partitions, alter configs), each
 //! made durable in the metadata log before it takes effect.
 
+pub(crate) mod event_log;
 pub(crate) mod identity;
 pub(crate) mod metadata_log;
 pub(crate) mod topic_config;
@@ -22,6 +23,12 @@ use crate::error::StartError;
 use identity::Identity;
 use metadata_log::{MetadataEvent, TopicRecord, METADATA_TOPIC};
 use topic_config::Overrides;
+
+/// Internal topic holding committed offsets and group membership.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Topics the broker keeps for itself: never listed, never created by clients.
+pub(crate) const INTERNAL_TOPICS: [&str; 2] = [METADATA_TOPIC, OFFSETS_TOPIC];
 
 /// Most partitions one topic may have; keeps a single request from creating an
 /// unbounded number of directories and open files.
@@ -114,8 +121,8 @@ impl Cluster {
             .validate()
             .map_err(|e| StartError::Config(e.to_string()))?;
         let logs = Arc::new(LogManager::open(&config.data_dir, |tp| {
-            if tp.topic == METADATA_TOPIC {
-                metadata_log::metadata_log_config()
+            if INTERNAL_TOPICS.contains(&tp.topic.as_str()) {
+                event_log::event_log_config()
             } else {
                 defaults.clone()
             }
@@ -124,7 +131,7 @@ impl Cluster {
         let metadata_tp = metadata_log::metadata_partition();
         let metadata_log = match logs.get(&metadata_tp) {
             Some(log) => log,
-            None => logs.create(&metadata_tp, metadata_log::metadata_log_config())?,
+            None => logs.create(&metadata_tp, event_log::event_log_config())?,
         };
         let records = metadata_log::replay(&metadata_log)?;
         let mut topics = Topics::default();
@@ -134,7 +141,7 @@ impl Cluster {
             topics.by_name.insert(name.clone(), topic);
         }
         for (tp, _) in logs.logs() {
-            let known = tp.topic == METADATA_TOPIC
+            let known = INTERNAL_TOPICS.contains(&tp.topic.as_str())
                 || records
                     .get(&tp.topic)
                     .is_some_and(|t| tp.partition < t.partitions);
@@ -179,6 +186,15 @@ impl Cluster {
         let mut all: Vec<_> = self.read_topics().by_name.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+
+    /// The log of an internal topic (partition 0), created on first use.
+    pub fn internal_log(&self, topic: &str) -> Result<Arc<PartitionLog>, strom_log::LogError> {
+        let tp = TopicPartition::new(topic, 0);
+        match self.logs.get(&tp) {
+            Some(log) => Ok(log),
+            None => self.logs.create(&tp, event_log::event_log_config()),
+        }
     }
 
     /// The data directory.
@@ -431,10 +447,10 @@ pub(crate) fn check_new_topic_name(name: &str) -> Result<(), AdminError> {
             format!("Topic name '{name}' is illegal: use 1 to 249 ASCII letters, digits, '.', '_' or '-', and not '.' or '..'."),
         ));
     }
-    if name == METADATA_TOPIC {
+    if INTERNAL_TOPICS.contains(&name) {
         return Err(AdminError::new(
             ResponseError::InvalidTopicException,
-            format!("Topic name '{name}' is reserved for strom's metadata log."),
+            format!("Topic name '{name}' is reserved for strom's internal state."),
         ));
     }
     Ok(())

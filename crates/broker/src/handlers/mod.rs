@@ -7,11 +7,15 @@ mod api_versions;
 mod cluster_info;
 mod configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod records;
 mod topics;
+
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -36,6 +40,7 @@ pub(crate) async fn dispatch(
     shared: &Shared,
     header: &Header,
     body: Bytes,
+    peer: SocketAddr,
 ) -> Result<Reply, FrameError> {
     let request = decode_request(header, body)?;
     let cluster = &shared.cluster;
@@ -61,7 +66,7 @@ pub(crate) async fn dispatch(
         ),
         Request::DeleteTopics(r) => ready(
             ApiKey::DeleteTopics,
-            &topics::delete(cluster, r, version).await,
+            &topics::delete(cluster, &shared.coordinator, r, version).await,
         ),
         Request::CreatePartitions(r) => ready(
             ApiKey::CreatePartitions,
@@ -87,6 +92,20 @@ pub(crate) async fn dispatch(
             ApiKey::DescribeLogDirs,
             &cluster_info::describe_log_dirs(cluster, r),
         ),
+        Request::FindCoordinator(r) => ready(
+            ApiKey::FindCoordinator,
+            &groups::find_coordinator(shared, r, version),
+        ),
+        Request::JoinGroup(r) => Ok(groups::join(shared, r, header, peer.ip().to_string())),
+        Request::SyncGroup(r) => Ok(groups::sync(shared, r, header)),
+        Request::Heartbeat(r) => ready(ApiKey::Heartbeat, &groups::heartbeat(shared, r)),
+        Request::LeaveGroup(r) => ready(ApiKey::LeaveGroup, &groups::leave(shared, r, version)),
+        Request::OffsetCommit(r) => ready(ApiKey::OffsetCommit, &offsets::commit(shared, r).await),
+        Request::OffsetFetch(r) => ready(ApiKey::OffsetFetch, &offsets::fetch(shared, r, version)),
+        Request::OffsetDelete(r) => ready(ApiKey::OffsetDelete, &offsets::delete(shared, r).await),
+        Request::DescribeGroups(r) => ready(ApiKey::DescribeGroups, &groups::describe(shared, r)),
+        Request::ListGroups(r) => ready(ApiKey::ListGroups, &groups::list(shared, r)),
+        Request::DeleteGroups(r) => ready(ApiKey::DeleteGroups, &groups::delete(shared, r).await),
     }
 }
 

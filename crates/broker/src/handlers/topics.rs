@@ -20,6 +20,7 @@ use super::configs::topic_entries;
 use super::{blocking, str_bytes};
 use crate::cluster::topic_config::Overrides;
 use crate::cluster::{AdminError, Cluster};
+use crate::coord::GroupCoordinator;
 
 pub(super) async fn create(
     cluster: &Arc<Cluster>,
@@ -161,10 +162,12 @@ fn create_one(
 
 pub(super) async fn delete(
     cluster: &Arc<Cluster>,
+    coordinator: &Arc<GroupCoordinator>,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
     let cluster = Arc::clone(cluster);
+    let coordinator = Arc::clone(coordinator);
     blocking(move || {
         let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
             request
@@ -195,6 +198,12 @@ pub(super) async fn delete(
                         }),
                 };
                 let result = resolved.and_then(|n| cluster.delete_topic(&n));
+                if let Ok(topic) = &result {
+                    // Committed offsets of a deleted topic go with it.
+                    if let Err(error) = coordinator.topic_deleted(&topic.name) {
+                        tracing::warn!(%error, topic = %topic.name, "removing the topic's committed offsets failed");
+                    }
+                }
                 let response = DeletableTopicResult::default()
                     .with_name(name)
                     .with_topic_id(id);

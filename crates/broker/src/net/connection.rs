@@ -96,7 +96,7 @@ pub(crate) async fn serve(
             .api_key
             .map_or_else(|k| format!("key {k}"), |a| format!("{a:?}"));
         tracing::trace!(%peer, api, version = header.api_version, correlation_id = header.correlation_id, "request");
-        let reply = match handlers::dispatch(&shared, &header, frame).await {
+        let reply = match handlers::dispatch(&shared, &header, frame, peer).await {
             Ok(reply) => reply,
             Err(e) => break Close::Malformed(e.to_string()),
         };

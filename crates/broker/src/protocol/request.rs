@@ -3,9 +3,11 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeLogDirsRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
 };
 
 use super::{decode_body, supported_versions, FrameError, Header};
@@ -29,6 +31,17 @@ pub(crate) enum Request {
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    OffsetDelete(OffsetDeleteRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
 }
 
 /// Decodes the body of the request `header` describes. Unknown APIs, versions outside
@@ -61,6 +74,17 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
         }
         ApiKey::DescribeCluster => Request::DescribeCluster(decode_body(api, body, version)?),
         ApiKey::DescribeLogDirs => Request::DescribeLogDirs(decode_body(api, body, version)?),
+        ApiKey::FindCoordinator => Request::FindCoordinator(decode_body(api, body, version)?),
+        ApiKey::JoinGroup => Request::JoinGroup(decode_body(api, body, version)?),
+        ApiKey::SyncGroup => Request::SyncGroup(decode_body(api, body, version)?),
+        ApiKey::Heartbeat => Request::Heartbeat(decode_body(api, body, version)?),
+        ApiKey::LeaveGroup => Request::LeaveGroup(decode_body(api, body, version)?),
+        ApiKey::OffsetCommit => Request::OffsetCommit(decode_body(api, body, version)?),
+        ApiKey::OffsetFetch => Request::OffsetFetch(decode_body(api, body, version)?),
+        ApiKey::OffsetDelete => Request::OffsetDelete(decode_body(api, body, version)?),
+        ApiKey::DescribeGroups => Request::DescribeGroups(decode_body(api, body, version)?),
+        ApiKey::ListGroups => Request::ListGroups(decode_body(api, body, version)?),
+        ApiKey::DeleteGroups => Request::DeleteGroups(decode_body(api, body, version)?),
         _ => return Err(FrameError::UnsupportedApi(api as i16)),
     })
 }

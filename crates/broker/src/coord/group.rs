@@ -1,0 +1,878 @@
+//! One consumer group under the classic protocol: its members, generations and the
+//! rebalance state machine (Empty → PreparingRebalance → CompletingRebalance →
+//! Stable), as Kafka's group coordinator runs it. Time is passed in (`now`), so tests
+//! drive timeouts without sleeping. Requests that must wait (JoinGroup until the
+//! rebalance completes, SyncGroup until the leader assigns) park a oneshot sender in
+//! their member; the state machine answers them when it moves on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+
+/// Kafka's group states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupState {
+    /// No members (offsets may remain).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Assigned and heartbeating.
+    Stable,
+}
+
+impl GroupState {
+    /// Kafka's name, as DescribeGroups and ListGroups report it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// Coordinator settings that bound what members may ask for (Kafka's `group.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupLimits {
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout: Duration,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout: Duration,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
+    /// group waits for more members, so they do not each trigger one.
+    pub initial_rebalance_delay: Duration,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        GroupLimits {
+            min_session_timeout: Duration::from_millis(6_000),
+            max_session_timeout: Duration::from_millis(1_800_000),
+            initial_rebalance_delay: Duration::from_millis(3_000),
+        }
+    }
+}
+
+/// What a JoinGroup request brings.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinRequest {
+    /// Empty for a new member.
+    pub member_id: String,
+    /// Static membership (KIP-345).
+    pub instance_id: Option<String>,
+    /// The client's id, for DescribeGroups.
+    pub client_id: String,
+    /// The client's address, for DescribeGroups.
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    /// "consumer" for consumers, or what a framework uses.
+    pub protocol_type: String,
+    /// Supported protocols (assignors) with their metadata, in preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    /// From v4: a new dynamic member first gets an id with MEMBER_ID_REQUIRED.
+    pub require_known_member_id: bool,
+}
+
+/// The answer to a JoinGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JoinOutcome {
+    pub error: Option<ResponseError>,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// For the leader only: every member with its metadata for the chosen protocol.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinOutcome {
+    fn error(error: ResponseError, member_id: &str) -> Self {
+        JoinOutcome {
+            error: Some(error),
+            generation: -1,
+            protocol_type: None,
+            protocol: None,
+            leader: String::new(),
+            member_id: member_id.to_string(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// The answer to a SyncGroup: the member's assignment, or an error.
+pub(crate) type SyncOutcome = Result<(Option<String>, Option<String>, Bytes), ResponseError>;
+
+/// Where a waiting request's answer goes.
+pub(crate) type JoinWaiter = oneshot::Sender<JoinOutcome>;
+/// Where a waiting SyncGroup's answer goes.
+pub(crate) type SyncWaiter = oneshot::Sender<SyncOutcome>;
+
+/// A member of the group.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    last_heartbeat: Instant,
+    join_waiter: Option<JoinWaiter>,
+    sync_waiter: Option<SyncWaiter>,
+}
+
+impl Member {
+    /// The member's metadata for `protocol`.
+    pub fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A consumer group.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Static instance id → member id.
+    static_members: HashMap<String, String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, not yet joined.
+    pending_members: HashMap<String, Instant>,
+    /// When the current phase gives up waiting (join or sync).
+    deadline: Option<Instant>,
+    /// The end of the initial rebalance delay, while it runs.
+    initial_delay_until: Option<(Instant, Instant)>,
+}
+
+impl Group {
+    /// An empty group.
+    pub fn new(id: &str) -> Self {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            static_members: HashMap::new(),
+            pending_members: HashMap::new(),
+            deadline: None,
+            initial_delay_until: None,
+        }
+    }
+
+    /// Restores a stable group from its last persisted assignment (after a restart);
+    /// members get a fresh session to heartbeat in.
+    pub fn restore(
+        id: &str,
+        generation: i32,
+        protocol_type: Option<String>,
+        protocol: Option<String>,
+        leader: Option<String>,
+        members: Vec<RestoredMember>,
+        now: Instant,
+    ) -> Self {
+        let mut group = Group::new(id);
+        group.generation = generation;
+        group.protocol_type = protocol_type.clone();
+        group.protocol = protocol.clone();
+        for m in members {
+            if let Some(instance) = &m.instance_id {
+                group.static_members.insert(instance.clone(), m.id.clone());
+            }
+            let protocols = vec![(protocol.clone().unwrap_or_default(), m.metadata)];
+            group.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: m.session_timeout,
+                    rebalance_timeout: m.rebalance_timeout,
+                    protocols,
+                    assignment: m.assignment,
+                    last_heartbeat: now,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        if !group.members.is_empty() {
+            group.state = GroupState::Stable;
+            group.leader = leader.filter(|l| group.members.contains_key(l));
+        }
+        group
+    }
+
+    /// Handles a JoinGroup; the answer arrives on `waiter` (at once or when the
+    /// rebalance completes).
+    pub fn join(
+        &mut self,
+        request: JoinRequest,
+        waiter: JoinWaiter,
+        limits: &GroupLimits,
+        now: Instant,
+    ) {
+        let reply = |waiter: JoinWaiter, outcome: JoinOutcome| {
+            let _ = waiter.send(outcome);
+        };
+        if request.session_timeout < limits.min_session_timeout
+            || request.session_timeout > limits.max_session_timeout
+        {
+            return reply(
+                waiter,
+                JoinOutcome::error(ResponseError::InvalidSessionTimeout, &request.member_id),
+            );
+        }
+        if request.protocol_type.is_empty()
+            || request.protocols.is_empty()
+            || !self.supports(&request)
+        {
+            return reply(
+                waiter,
+                JoinOutcome::error(ResponseError::InconsistentGroupProtocol, &request.member_id),
+            );
+        }
+        if request.member_id.is_empty() {
+            self.join_new(request, waiter, limits, now);
+        } else {
+            self.join_known(request, waiter, limits, now);
+        }
+    }
+
+    fn join_new(
+        &mut self,
+        request: JoinRequest,
+        waiter: JoinWaiter,
+        limits: &GroupLimits,
+        now: Instant,
+    ) {
+        let member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
+        if let Some(instance) = request.instance_id.clone() {
+            if let Some(old_id) = self.static_members.get(&instance).cloned() {
+                return self
+                    .replace_static_member(&old_id, member_id, request, waiter, limits, now);
+            }
+            self.static_members.insert(instance, member_id.clone());
+        } else if request.require_known_member_id {
+            // KIP-394: the client must come back with this id, so a member whose first
+            // join times out does not leave an orphan behind.
+            self.pending_members
+                .insert(member_id.clone(), now + request.session_timeout);
+            let _ = waiter.send(JoinOutcome::error(
+                ResponseError::MemberIdRequired,
+                &member_id,
+            ));
+            return;
+        }
+        self.add_member(member_id, request, waiter, limits, now);
+    }
+
+    fn join_known(
+        &mut self,
+        request: JoinRequest,
+        waiter: JoinWaiter,
+        limits: &GroupLimits,
+        now: Instant,
+    ) {
+        let member_id = request.member_id.clone();
+        if let Some(instance) = &request.instance_id {
+            if self
+                .static_members
+                .get(instance)
+                .is_some_and(|id| *id != member_id)
+            {
+                let _ = waiter.send(JoinOutcome::error(
+                    ResponseError::FencedInstanceId,
+                    &member_id,
+                ));
+                return;
+            }
+        }
+        if self.pending_members.remove(&member_id).is_some() {
+            return self.add_member(member_id, request, waiter, limits, now);
+        }
+        let Some(member) = self.members.get_mut(&member_id) else {
+            let _ = waiter.send(JoinOutcome::error(
+                ResponseError::UnknownMemberId,
+                &member_id,
+            ));
+            return;
+        };
+        let same_metadata = member.protocols == request.protocols;
+        member.last_heartbeat = now;
+        member.session_timeout = request.session_timeout;
+        member.rebalance_timeout = request.rebalance_timeout;
+        member.protocols = request.protocols;
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
+        let is_leader = self.leader.as_deref() == Some(member_id.as_str());
+        match self.state {
+            GroupState::PreparingRebalance => {
+                if let Some(old) = member.join_waiter.replace(waiter) {
+                    let _ = old.send(JoinOutcome::error(
+                        ResponseError::UnknownMemberId,
+                        &member_id,
+                    ));
+                }
+                self.try_complete_join(now);
+            }
+            GroupState::CompletingRebalance | GroupState::Stable if same_metadata && !is_leader => {
+                // Nothing changed: answer with the current generation, no rebalance.
+                let outcome = self.join_outcome(&member_id, false);
+                let _ = waiter.send(outcome);
+            }
+            _ => {
+                member.join_waiter = Some(waiter);
+                self.prepare_rebalance(limits, now);
+            }
+        }
+    }
+
+    /// A static member came back with a new member id: the old id is fenced, the
+    /// member keeps its assignment, and a stable group is not rebalanced.
+    fn replace_static_member(
+        &mut self,
+        old_id: &str,
+        new_id: String,
+        request: JoinRequest,
+        waiter: JoinWaiter,
+        limits: &GroupLimits,
+        now: Instant,
+    ) {
+        let Some(mut member) = self.members.remove(old_id) else {
+            // Mapped but gone (removed by a leave): join as new.
+            if let Some(instance) = &request.instance_id {
+                self.static_members.insert(instance.clone(), new_id.clone());
+            }
+            return self.add_member(new_id, request, waiter, limits, now);
+        };
+        if let Some(old) = member.join_waiter.take() {
+            let _ = old.send(JoinOutcome::error(ResponseError::FencedInstanceId, old_id));
+        }
+        if let Some(old) = member.sync_waiter.take() {
+            let _ = old.send(Err(ResponseError::FencedInstanceId));
+        }
+        let same_metadata = member.protocols == request.protocols;
+        member.id = new_id.clone();
+        member.last_heartbeat = now;
+        member.session_timeout = request.session_timeout;
+        member.rebalance_timeout = request.rebalance_timeout;
+        member.protocols = request.protocols;
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
+        if let Some(instance) = &member.instance_id {
+            self.static_members.insert(instance.clone(), new_id.clone());
+        }
+        let was_leader = self.leader.as_deref() == Some(old_id);
+        if was_leader {
+            self.leader = Some(new_id.clone());
+        }
+        self.members.insert(new_id.clone(), member);
+        match self.state {
+            GroupState::Stable if same_metadata && !was_leader => {
+                let outcome = self.join_outcome(&new_id, false);
+                let _ = waiter.send(outcome);
+            }
+            GroupState::PreparingRebalance => {
+                if let Some(member) = self.members.get_mut(&new_id) {
+                    member.join_waiter = Some(waiter);
+                }
+                self.try_complete_join(now);
+            }
+            _ => {
+                if let Some(member) = self.members.get_mut(&new_id) {
+                    member.join_waiter = Some(waiter);
+                }
+                self.prepare_rebalance(limits, now);
+            }
+        }
+    }
+
+    fn add_member(
+        &mut self,
+        member_id: String,
+        request: JoinRequest,
+        waiter: JoinWaiter,
+        limits: &GroupLimits,
+        now: Instant,
+    ) {
+        if self.members.is_empty() {
+            self.protocol_type = Some(request.protocol_type.clone());
+        }
+        self.members.insert(
+            member_id.clone(),
+            Member {
+                id: member_id,
+                instance_id: request.instance_id,
+                client_id: request.client_id,
+                client_host: request.client_host,
+                session_timeout: request.session_timeout,
+                rebalance_timeout: request.rebalance_timeout,
+                protocols: request.protocols,
+                assignment: Bytes::new(),
+                last_heartbeat: now,
+                join_waiter: Some(waiter),
+                sync_waiter: None,
+            },
+        );
+        if self.state == GroupState::PreparingRebalance {
+            if let Some((started, until)) = self.initial_delay_until {
+                // Each new member during the initial delay extends it, up to the
+                // largest rebalance timeout.
+                let cap = started + self.max_rebalance_timeout();
+                self.initial_delay_until = Some((
+                    started,
+                    (now + limits.initial_rebalance_delay).min(cap).max(until),
+                ));
+            }
+            self.try_complete_join(now);
+        } else {
+            self.prepare_rebalance(limits, now);
+        }
+    }
+
+    /// Whether the request's protocol type and protocols fit the group's members.
+    fn supports(&self, request: &JoinRequest) -> bool {
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(request.protocol_type.as_str()) {
+            return false;
+        }
+        request.protocols.iter().any(|(name, _)| {
+            self.members
+                .values()
+                .filter(|m| m.id != request.member_id)
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        })
+    }
+
+    /// Starts a rebalance: every member must rejoin; pending SyncGroups are told so.
+    fn prepare_rebalance(&mut self, limits: &GroupLimits, now: Instant) {
+        for member in self.members.values_mut() {
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(Err(ResponseError::RebalanceInProgress));
+            }
+        }
+        let was_empty = self.state == GroupState::Empty;
+        self.state = GroupState::PreparingRebalance;
+        self.deadline = Some(now + self.max_rebalance_timeout());
+        self.initial_delay_until = was_empty.then(|| (now, now + limits.initial_rebalance_delay));
+        self.try_complete_join(now);
+    }
+
+    fn max_rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Completes the join phase if every member has rejoined (and the initial delay
+    /// is over), or if the deadline passed (members that did not rejoin are dropped).
+    fn try_complete_join(&mut self, now: Instant) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let all_joined = self.members.values().all(|m| m.join_waiter.is_some())
+            && self.pending_members.is_empty();
+        let delay_over = self
+            .initial_delay_until
+            .is_none_or(|(_, until)| now >= until);
+        let expired = self.deadline.is_some_and(|d| now >= d);
+        if !(all_joined && delay_over || expired) {
+            return;
+        }
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id);
+        }
+        self.pending_members.clear();
+        self.initial_delay_until = None;
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.leader = None;
+            self.deadline = None;
+            return;
+        }
+        self.protocol = self.select_protocol();
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        self.deadline = Some(now + self.max_rebalance_timeout());
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let is_leader = self.leader.as_deref() == Some(id.as_str());
+            let outcome = self.join_outcome(&id, is_leader);
+            if let Some(waiter) = self.members.get_mut(&id).and_then(|m| m.join_waiter.take()) {
+                let _ = waiter.send(outcome);
+            }
+        }
+    }
+
+    /// The protocol every member supports that most members prefer (Kafka's vote).
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == *name))
+            })
+            .collect();
+        let mut votes: Vec<(usize, &String)> = candidates.iter().map(|c| (0, *c)).collect();
+        for member in self.members.values() {
+            if let Some(choice) = member
+                .protocols
+                .iter()
+                .find(|(n, _)| candidates.contains(&n))
+            {
+                if let Some(v) = votes.iter_mut().find(|(_, c)| **c == choice.0) {
+                    v.0 += 1;
+                }
+            }
+        }
+        // Most votes; ties go to the first member's preference order.
+        votes
+            .iter()
+            .rev()
+            .max_by_key(|(count, _)| *count)
+            .map(|(_, name)| (*name).clone())
+    }
+
+    fn join_outcome(&self, member_id: &str, with_members: bool) -> JoinOutcome {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        JoinOutcome {
+            error: None,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_string(),
+            members: if with_members {
+                self.members
+                    .values()
+                    .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Checks that `member_id` (and `instance_id`) belongs to generation `generation`.
+    fn check_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if let Some(instance) = instance_id {
+            if let Some(mapped) = self.static_members.get(instance) {
+                if mapped != member_id {
+                    return Err(ResponseError::FencedInstanceId);
+                }
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation != self.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Handles a SyncGroup. The leader's request carries every member's assignment.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        waiter: SyncWaiter,
+    ) -> Option<GroupSnapshot> {
+        if let Err(e) = self.check_member(member_id, instance_id, generation) {
+            let _ = waiter.send(Err(e));
+            return None;
+        }
+        if protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref())
+            || protocol.is_some_and(|p| Some(p) != self.protocol.as_deref())
+        {
+            let _ = waiter.send(Err(ResponseError::InconsistentGroupProtocol));
+            return None;
+        }
+        match self.state {
+            GroupState::Empty => {
+                let _ = waiter.send(Err(ResponseError::UnknownMemberId));
+                None
+            }
+            GroupState::PreparingRebalance => {
+                let _ = waiter.send(Err(ResponseError::RebalanceInProgress));
+                None
+            }
+            GroupState::Stable => {
+                let _ = waiter.send(Ok(self.sync_answer(member_id)));
+                None
+            }
+            GroupState::CompletingRebalance => {
+                if let Some(member) = self.members.get_mut(member_id) {
+                    member.sync_waiter = Some(waiter);
+                }
+                if self.leader.as_deref() != Some(member_id) {
+                    return None;
+                }
+                let mut assignments: HashMap<String, Bytes> = assignments.into_iter().collect();
+                for member in self.members.values_mut() {
+                    member.assignment = assignments.remove(&member.id).unwrap_or_default();
+                }
+                self.state = GroupState::Stable;
+                self.deadline = None;
+                let ids: Vec<String> = self.members.keys().cloned().collect();
+                for id in ids {
+                    let answer = self.sync_answer(&id);
+                    if let Some(waiter) =
+                        self.members.get_mut(&id).and_then(|m| m.sync_waiter.take())
+                    {
+                        let _ = waiter.send(Ok(answer));
+                    }
+                }
+                Some(self.snapshot())
+            }
+        }
+    }
+
+    fn sync_answer(&self, member_id: &str) -> (Option<String>, Option<String>, Bytes) {
+        (
+            self.protocol_type.clone(),
+            self.protocol.clone(),
+            self.members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Handles a Heartbeat.
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> Result<(), ResponseError> {
+        if self.state == GroupState::Empty {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        self.check_member(member_id, instance_id, generation)?;
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_heartbeat = now;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handles one member of a LeaveGroup.
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        limits: &GroupLimits,
+        now: Instant,
+    ) -> Result<(), ResponseError> {
+        let member_id = match instance_id {
+            Some(instance) => {
+                let mapped = self
+                    .static_members
+                    .get(instance)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownMemberId)?;
+                if !member_id.is_empty() && mapped != member_id {
+                    return Err(ResponseError::FencedInstanceId);
+                }
+                mapped
+            }
+            None => member_id.to_string(),
+        };
+        if self.pending_members.remove(&member_id).is_some() {
+            return Ok(());
+        }
+        if !self.members.contains_key(&member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        self.remove_member_and_rebalance(&member_id, limits, now);
+        Ok(())
+    }
+
+    fn remove_member(&mut self, member_id: &str) {
+        if let Some(mut member) = self.members.remove(member_id) {
+            if let Some(waiter) = member.join_waiter.take() {
+                let _ = waiter.send(JoinOutcome::error(
+                    ResponseError::UnknownMemberId,
+                    member_id,
+                ));
+            }
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(Err(ResponseError::UnknownMemberId));
+            }
+            if let Some(instance) = &member.instance_id {
+                if self
+                    .static_members
+                    .get(instance)
+                    .is_some_and(|id| id == member_id)
+                {
+                    self.static_members.remove(instance);
+                }
+            }
+        }
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+    }
+
+    fn remove_member_and_rebalance(&mut self, member_id: &str, limits: &GroupLimits, now: Instant) {
+        self.remove_member(member_id);
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(limits, now)
+            }
+            GroupState::PreparingRebalance => self.try_complete_join(now),
+            GroupState::Empty => {}
+        }
+    }
+
+    /// Expires members whose session ran out, and phases whose deadline passed.
+    /// Returns true when the group changed.
+    pub fn tick(&mut self, limits: &GroupLimits, now: Instant) -> bool {
+        let before = (self.state, self.generation, self.members.len());
+        self.pending_members.retain(|_, expires| *expires > now);
+        let expired: Vec<String> = self
+            .members
+            .values()
+            // A member waiting in JoinGroup is alive by definition.
+            .filter(|m| {
+                m.join_waiter.is_none()
+                    && now.saturating_duration_since(m.last_heartbeat) > m.session_timeout
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(group = %self.id, member = %id, "member session expired");
+            self.remove_member_and_rebalance(&id, limits, now);
+        }
+        match self.state {
+            GroupState::PreparingRebalance => self.try_complete_join(now),
+            GroupState::CompletingRebalance if self.deadline.is_some_and(|d| now >= d) => {
+                // The leader never sent its assignment: drop members that did not
+                // sync and rebalance.
+                let silent: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.sync_waiter.is_none())
+                    .map(|m| m.id.clone())
+                    .collect();
+                for id in silent {
+                    self.remove_member(&id);
+                }
+                if self.members.is_empty() {
+                    self.state = GroupState::Empty;
+                    self.generation += 1;
+                } else {
+                    self.prepare_rebalance(limits, now);
+                }
+            }
+            _ => {}
+        }
+        before != (self.state, self.generation, self.members.len())
+    }
+
+    /// What is persisted after each completed rebalance.
+    pub fn snapshot(&self) -> GroupSnapshot {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupSnapshot {
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            members: self
+                .members
+                .values()
+                .map(|m| RestoredMember {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: m.session_timeout,
+                    rebalance_timeout: m.rebalance_timeout,
+                    metadata: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A group's membership as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupSnapshot {
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: Vec<RestoredMember>,
+}
+
+/// A member as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RestoredMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}

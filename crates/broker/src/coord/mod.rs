@@ -1,0 +1,630 @@
+//! The group coordinator: every consumer group's membership ([`group::Group`]) and
+//! committed offsets, with both kept durable in the internal `__consumer_offsets` log
+//! (offset commits, completed rebalances, deletions) and replayed at start.
+
+pub(crate) mod group;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
+use strom_log::{now_ms, LogError, PartitionLog};
+use tokio::sync::oneshot;
+
+use crate::cluster::event_log;
+use crate::error::StartError;
+use group::{
+    Group, GroupLimits, GroupSnapshot, GroupState, JoinOutcome, JoinRequest, RestoredMember,
+    SyncOutcome,
+};
+
+/// Largest commit metadata string accepted (Kafka's `offset.metadata.max.bytes`).
+pub(crate) const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+
+/// How long an empty group's offsets are kept after their last commit (Kafka's
+/// `offsets.retention.minutes`, 7 days).
+pub(crate) const OFFSETS_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// A committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    /// When it was committed (ms since the epoch), for retention.
+    pub commit_timestamp: i64,
+}
+
+/// One change to the coordinator's state, as stored in `__consumer_offsets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OffsetsEvent {
+    OffsetCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+        committed: CommittedOffset,
+    },
+    OffsetDelete {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+        snapshot: StoredGroup,
+    },
+    GroupDelete {
+        group: String,
+    },
+}
+
+/// A completed rebalance, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredGroup {
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: Vec<StoredMember>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredMember {
+    id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    metadata: Vec<u8>,
+    assignment: Vec<u8>,
+}
+
+impl From<&GroupSnapshot> for StoredGroup {
+    fn from(s: &GroupSnapshot) -> Self {
+        StoredGroup {
+            generation: s.generation,
+            protocol_type: s.protocol_type.clone(),
+            protocol: s.protocol.clone(),
+            leader: s.leader.clone(),
+            members: s
+                .members
+                .iter()
+                .map(|m| StoredMember {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout.as_millis() as u64,
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
+                    metadata: m.metadata.to_vec(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Offsets of one group, by topic and partition.
+pub(crate) type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+#[derive(Default)]
+struct State {
+    groups: HashMap<String, Group>,
+    offsets: HashMap<String, GroupOffsets>,
+}
+
+/// A group as DescribeGroups shows it.
+pub(crate) struct GroupDescription {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    /// (member id, instance id, client id, client host, metadata, assignment)
+    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+}
+
+/// The coordinator of every group on this node.
+pub(crate) struct GroupCoordinator {
+    state: Mutex<State>,
+    log: Arc<PartitionLog>,
+    /// Serializes writes to the log with their application in memory, so that the
+    /// log's order is the order in which changes took effect.
+    write: Mutex<()>,
+    limits: GroupLimits,
+    stop: Arc<AtomicBool>,
+}
+
+impl GroupCoordinator {
+    /// Replays `log` (the `__consumer_offsets` log) into groups and offsets.
+    pub fn open(log: Arc<PartitionLog>, limits: GroupLimits) -> Result<Arc<Self>, StartError> {
+        let mut state = State::default();
+        let now = Instant::now();
+        event_log::replay(&log, |event: OffsetsEvent| match event {
+            OffsetsEvent::OffsetCommit {
+                group,
+                topic,
+                partition,
+                committed,
+            } => {
+                state
+                    .offsets
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), committed);
+            }
+            OffsetsEvent::OffsetDelete {
+                group,
+                topic,
+                partition,
+            } => {
+                if let Some(offsets) = state.offsets.get_mut(&group) {
+                    offsets.remove(&(topic, partition));
+                }
+            }
+            OffsetsEvent::Group { group, snapshot } => {
+                let members = snapshot
+                    .members
+                    .into_iter()
+                    .map(|m| RestoredMember {
+                        id: m.id,
+                        instance_id: m.instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        session_timeout: Duration::from_millis(m.session_timeout_ms),
+                        rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                        metadata: Bytes::from(m.metadata),
+                        assignment: Bytes::from(m.assignment),
+                    })
+                    .collect();
+                let restored = Group::restore(
+                    &group,
+                    snapshot.generation,
+                    snapshot.protocol_type,
+                    snapshot.protocol,
+                    snapshot.leader,
+                    members,
+                    now,
+                );
+                state.groups.insert(group, restored);
+            }
+            OffsetsEvent::GroupDelete { group } => {
+                state.groups.remove(&group);
+                state.offsets.remove(&group);
+            }
+        })?;
+        tracing::info!(
+            groups = state.groups.len(),
+            with_offsets = state.offsets.len(),
+            "group coordinator loaded"
+        );
+        Ok(Arc::new(GroupCoordinator {
+            state: Mutex::new(state),
+            log,
+            write: Mutex::new(()),
+            limits,
+            stop: Arc::new(AtomicBool::new(false)),
+        }))
+    }
+
+    /// Starts the thread that expires sessions, rebalance phases and old offsets.
+    pub fn spawn_ticker(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
+        let coordinator = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("strom-groups".into())
+            .spawn(move || {
+                let mut last_retention = Instant::now();
+                while !coordinator.stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let now = Instant::now();
+                    coordinator.tick(now);
+                    if now.duration_since(last_retention) >= Duration::from_secs(60) {
+                        last_retention = now;
+                        coordinator.expire_offsets(now_ms());
+                    }
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the group coordinator thread: {e}"))
+    }
+
+    /// Stops the ticker thread.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one group's timers; drops groups that are empty and have no offsets.
+    pub fn tick(&self, now: Instant) {
+        let mut state = self.lock();
+        let State { groups, offsets } = &mut *state;
+        for group in groups.values_mut() {
+            group.tick(&self.limits, now);
+        }
+        groups.retain(|id, g| {
+            g.state != GroupState::Empty || offsets.get(id).is_some_and(|o| !o.is_empty())
+        });
+    }
+
+    /// Handles a JoinGroup; the answer comes on the returned receiver.
+    pub fn join(&self, group_id: &str, request: JoinRequest) -> oneshot::Receiver<JoinOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let now = Instant::now();
+        let mut state = self.lock();
+        let group = state
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        group.join(request, tx, &self.limits, now);
+        rx
+    }
+
+    /// Handles a SyncGroup; persists the group when the leader's assignment completes
+    /// the rebalance.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> (
+        oneshot::Receiver<SyncOutcome>,
+        Option<(String, GroupSnapshot)>,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.lock();
+        let snapshot = match state.groups.get_mut(group_id) {
+            Some(group) => group.sync(
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol,
+                assignments,
+                tx,
+            ),
+            None => {
+                let _ = tx.send(Err(ResponseError::UnknownMemberId));
+                None
+            }
+        };
+        (rx, snapshot.map(|s| (group_id.to_string(), s)))
+    }
+
+    /// Writes a completed rebalance to the log (blocking: call off the async threads).
+    pub fn persist_group(
+        &self,
+        group_id: String,
+        snapshot: &GroupSnapshot,
+    ) -> Result<(), LogError> {
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        event_log::append(
+            &self.log,
+            &[OffsetsEvent::Group {
+                group: group_id,
+                snapshot: snapshot.into(),
+            }],
+        )
+    }
+
+    /// Handles a Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        let mut state = self.lock();
+        let group = state
+            .groups
+            .get_mut(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        group.heartbeat(member_id, instance_id, generation, Instant::now())
+    }
+
+    /// Handles one member of a LeaveGroup.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let mut state = self.lock();
+        let group = state
+            .groups
+            .get_mut(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        group.leave(member_id, instance_id, &self.limits, Instant::now())
+    }
+
+    /// Checks that a commit may be made now: by a member of the current generation,
+    /// or by anyone for a group without members (generation -1, "simple" consumers).
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        let state = self.lock();
+        let Some(group) = state.groups.get(group_id) else {
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        };
+        if group.state == GroupState::Empty {
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        }
+        if generation < 0 && member_id.is_empty() {
+            // Kafka lets a simple consumer commit only to a group nobody is in.
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if let Some(instance) = instance_id {
+            let mapped = group
+                .members
+                .values()
+                .find(|m| m.instance_id.as_deref() == Some(instance));
+            if mapped.is_some_and(|m| m.id != member_id) {
+                return Err(ResponseError::FencedInstanceId);
+            }
+        }
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation != group.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        match group.state {
+            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
+                Err(ResponseError::RebalanceInProgress)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Durably records committed offsets (blocking: call off the async threads).
+    pub fn commit(
+        &self,
+        group_id: &str,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) -> Result<(), LogError> {
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let events: Vec<OffsetsEvent> = offsets
+            .iter()
+            .map(
+                |((topic, partition), committed)| OffsetsEvent::OffsetCommit {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    committed: committed.clone(),
+                },
+            )
+            .collect();
+        event_log::append(&self.log, &events)?;
+        let mut state = self.lock();
+        let group_offsets = state.offsets.entry(group_id.to_string()).or_default();
+        group_offsets.extend(offsets);
+        Ok(())
+    }
+
+    /// The committed offsets of a group.
+    pub fn offsets(&self, group_id: &str) -> GroupOffsets {
+        self.lock()
+            .offsets
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether the group has no members (or does not exist).
+    fn is_empty_group(state: &State, group_id: &str) -> bool {
+        state
+            .groups
+            .get(group_id)
+            .is_none_or(|g| g.state == GroupState::Empty)
+    }
+
+    /// Topics the group's members subscribe to, from their consumer-protocol metadata.
+    pub fn subscribed_topics(&self, group_id: &str) -> Option<Vec<String>> {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::Decodable;
+        let state = self.lock();
+        let group = state.groups.get(group_id)?;
+        if group.state == GroupState::Empty || group.protocol_type.as_deref() != Some("consumer") {
+            return Some(Vec::new());
+        }
+        let protocol = group.protocol.clone().unwrap_or_default();
+        let mut topics = Vec::new();
+        for member in group.members.values() {
+            let mut metadata = member.metadata(&protocol);
+            if metadata.len() < 2 {
+                continue;
+            }
+            let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+            let mut body = metadata.split_off(2);
+            if let Ok(subscription) =
+                ConsumerProtocolSubscription::decode(&mut body, version.clamp(0, 3))
+            {
+                topics.extend(subscription.topics.into_iter().map(|t| t.to_string()));
+            }
+        }
+        Some(topics)
+    }
+
+    /// Deletes committed offsets of partitions (OffsetDelete); blocking.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(), LogError> {
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let events: Vec<OffsetsEvent> = partitions
+            .iter()
+            .map(|(topic, partition)| OffsetsEvent::OffsetDelete {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .collect();
+        event_log::append(&self.log, &events)?;
+        if let Some(offsets) = self.lock().offsets.get_mut(group_id) {
+            for key in partitions {
+                offsets.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a group with no members and its offsets; blocking.
+    pub fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let state = self.lock();
+            if !state.groups.contains_key(group_id) && !state.offsets.contains_key(group_id) {
+                return Err(ResponseError::GroupIdNotFound);
+            }
+            if !Self::is_empty_group(&state, group_id) {
+                return Err(ResponseError::NonEmptyGroup);
+            }
+        }
+        event_log::append(
+            &self.log,
+            &[OffsetsEvent::GroupDelete {
+                group: group_id.to_string(),
+            }],
+        )
+        .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        let mut state = self.lock();
+        state.groups.remove(group_id);
+        state.offsets.remove(group_id);
+        Ok(())
+    }
+
+    /// Forgets every group's offsets of a deleted topic; blocking.
+    pub fn topic_deleted(&self, topic: &str) -> Result<(), LogError> {
+        let doomed: Vec<(String, (String, i32))> = self
+            .lock()
+            .offsets
+            .iter()
+            .flat_map(|(group, offsets)| {
+                offsets
+                    .keys()
+                    .filter(|(t, _)| t == topic)
+                    .map(|key| (group.clone(), key.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (group, key) in doomed {
+            self.delete_offsets(&group, std::slice::from_ref(&key))?;
+        }
+        Ok(())
+    }
+
+    /// Drops offsets of empty groups committed longer than the retention ago.
+    fn expire_offsets(&self, now_ms: i64) {
+        let cutoff = now_ms - OFFSETS_RETENTION.as_millis() as i64;
+        let doomed: Vec<(String, Vec<(String, i32)>)> = {
+            let state = self.lock();
+            state
+                .offsets
+                .iter()
+                .filter(|(group, _)| Self::is_empty_group(&state, group))
+                .map(|(group, offsets)| {
+                    let old = offsets
+                        .iter()
+                        .filter(|(_, c)| c.commit_timestamp < cutoff)
+                        .map(|(key, _)| key.clone())
+                        .collect::<Vec<_>>();
+                    (group.clone(), old)
+                })
+                .filter(|(_, old)| !old.is_empty())
+                .collect()
+        };
+        for (group, partitions) in doomed {
+            if let Err(error) = self.delete_offsets(&group, &partitions) {
+                tracing::warn!(%error, group, "expiring offsets failed");
+            }
+        }
+    }
+
+    /// DescribeGroups' view of a group; `None` if it does not exist.
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let state = self.lock();
+        let group = state.groups.get(group_id)?;
+        let protocol = group.protocol.clone().unwrap_or_default();
+        let stable = group.state == GroupState::Stable;
+        Some(GroupDescription {
+            state: group.state.name(),
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: group
+                .members
+                .values()
+                .map(|m| {
+                    (
+                        m.id.clone(),
+                        m.instance_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        if stable {
+                            m.metadata(&protocol)
+                        } else {
+                            Bytes::new()
+                        },
+                        if stable {
+                            m.assignment.clone()
+                        } else {
+                            Bytes::new()
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// Every group: (id, protocol type, state name).
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let state = self.lock();
+        let mut all: Vec<_> = state
+            .groups
+            .values()
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name(),
+                )
+            })
+            .collect();
+        for id in state
+            .offsets
+            .keys()
+            .filter(|id| !state.groups.contains_key(*id))
+        {
+            all.push((id.clone(), String::new(), GroupState::Empty.name()));
+        }
+        all.sort();
+        all
+    }
+}
