@@ -876,3 +876,354 @@ pub(crate) struct RestoredMember {
     pub metadata: Bytes,
     pub assignment: Bytes,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION: Duration = Duration::from_secs(10);
+    const REBALANCE: Duration = Duration::from_secs(30);
+
+    fn limits() -> GroupLimits {
+        GroupLimits::default()
+    }
+
+    fn request(member_id: &str, instance_id: Option<&str>, protocols: &[&str]) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.to_string(),
+            instance_id: instance_id.map(str::to_string),
+            client_id: "client".into(),
+            client_host: "127.0.0.1".into(),
+            session_timeout: SESSION,
+            rebalance_timeout: REBALANCE,
+            protocol_type: "consumer".into(),
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+                .collect(),
+            require_known_member_id: false,
+        }
+    }
+
+    fn join(
+        group: &mut Group,
+        request: JoinRequest,
+        now: Instant,
+    ) -> oneshot::Receiver<JoinOutcome> {
+        let (tx, rx) = oneshot::channel();
+        group.join(request, tx, &limits(), now);
+        rx
+    }
+
+    fn sync(
+        group: &mut Group,
+        member: &str,
+        generation: i32,
+        assignments: &[(&str, &str)],
+    ) -> oneshot::Receiver<SyncOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let assignments = assignments
+            .iter()
+            .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
+            .collect();
+        group.sync(member, None, generation, None, None, assignments, tx);
+        rx
+    }
+
+    /// Two members joined, synced and stable at generation 1; returns (leader, follower).
+    fn stable_pair(group: &mut Group, t0: Instant) -> (String, String) {
+        let mut a = join(group, request("", None, &["range"]), t0);
+        let mut b = join(group, request("", None, &["range"]), t0);
+        group.tick(&limits(), t0 + limits().initial_rebalance_delay);
+        let a = a.try_recv().expect("a answered");
+        let b = b.try_recv().expect("b answered");
+        let (leader, follower) = if a.leader == a.member_id {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let mut follower_sync = sync(group, &follower.member_id, 1, &[]);
+        let mut leader_sync = sync(
+            group,
+            &leader.member_id,
+            1,
+            &[
+                (leader.member_id.as_str(), "L"),
+                (follower.member_id.as_str(), "F"),
+            ],
+        );
+        assert_eq!(
+            follower_sync
+                .try_recv()
+                .expect("follower synced")
+                .expect("ok")
+                .2,
+            Bytes::from("F")
+        );
+        assert_eq!(
+            leader_sync
+                .try_recv()
+                .expect("leader synced")
+                .expect("ok")
+                .2,
+            Bytes::from("L")
+        );
+        assert_eq!(group.state, GroupState::Stable);
+        (leader.member_id, follower.member_id)
+    }
+
+    #[test]
+    fn first_rebalance_waits_for_the_initial_delay_then_elects_a_leader() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let mut a = join(&mut group, request("", None, &["range", "roundrobin"]), t0);
+        let mut b = join(
+            &mut group,
+            request("", None, &["roundrobin", "range"]),
+            t0 + Duration::from_millis(100),
+        );
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+        group.tick(&limits(), t0 + Duration::from_secs(1));
+        assert!(a.try_recv().is_err(), "still inside the initial delay");
+        group.tick(&limits(), t0 + Duration::from_secs(4));
+        let a = a.try_recv().expect("a answered");
+        let b = b.try_recv().expect("b answered");
+        assert_eq!((a.error, b.error), (None, None));
+        assert_eq!((a.generation, b.generation), (1, 1));
+        assert_eq!(a.leader, b.leader);
+        let (leader, follower) = if a.leader == a.member_id {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        assert_eq!(leader.members.len(), 2, "the leader gets every member");
+        assert!(follower.members.is_empty());
+        // Both support both; votes tie and the first member's preference wins.
+        assert_eq!(a.protocol, b.protocol);
+        assert!(leader.members.iter().all(|(_, _, meta)| *meta
+            == Bytes::from(format!("meta-{}", a.protocol.clone().expect("protocol")))));
+        assert_eq!(group.state, GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn the_leaders_assignment_reaches_every_member() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let (leader, follower) = stable_pair(&mut group, t0);
+        // Stable: a late SyncGroup gets the stored assignment at once.
+        let mut again = sync(&mut group, &follower, 1, &[]);
+        assert_eq!(
+            again.try_recv().expect("answered").expect("ok").2,
+            Bytes::from("F")
+        );
+        let snapshot = group.snapshot();
+        assert_eq!(snapshot.generation, 1);
+        assert_eq!(snapshot.leader.as_deref(), Some(leader.as_str()));
+        assert_eq!(snapshot.members.len(), 2);
+    }
+
+    #[test]
+    fn heartbeats_check_member_and_generation() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let (leader, _) = stable_pair(&mut group, t0);
+        assert_eq!(group.heartbeat(&leader, None, 1, t0), Ok(()));
+        assert_eq!(
+            group.heartbeat(&leader, None, 7, t0),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            group.heartbeat("stranger", None, 1, t0),
+            Err(ResponseError::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn a_silent_member_is_expired_and_the_rest_rebalance_without_it() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let (leader, follower) = stable_pair(&mut group, t0);
+        let t1 = t0 + SESSION / 2;
+        assert_eq!(group.heartbeat(&leader, None, 1, t1), Ok(()));
+        // The follower never heartbeats again.
+        group.tick(&limits(), t0 + SESSION + Duration::from_millis(1));
+        assert!(!group.members.contains_key(&follower));
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+        assert_eq!(
+            group.heartbeat(&leader, None, 1, t1 + Duration::from_secs(1)),
+            Err(ResponseError::RebalanceInProgress)
+        );
+        let mut rejoin = join(
+            &mut group,
+            request(&leader, None, &["range"]),
+            t1 + Duration::from_secs(1),
+        );
+        let outcome = rejoin
+            .try_recv()
+            .expect("completes: every remaining member rejoined");
+        assert_eq!(outcome.generation, 2);
+        assert_eq!(outcome.members.len(), 1);
+    }
+
+    #[test]
+    fn members_that_do_not_rejoin_in_time_are_dropped() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let (leader, follower) = stable_pair(&mut group, t0);
+        let mut rejoin = join(
+            &mut group,
+            request(&leader, None, &["range"]),
+            t0 + Duration::from_secs(1),
+        );
+        assert!(rejoin.try_recv().is_err(), "waits for the follower");
+        // The follower keeps heartbeating (told to rejoin) but never does.
+        for s in 2..30 {
+            let _ = group.heartbeat(&follower, None, 1, t0 + Duration::from_secs(s));
+        }
+        group.tick(&limits(), t0 + Duration::from_secs(1) + REBALANCE);
+        let outcome = rejoin
+            .try_recv()
+            .expect("the rebalance timeout ends the wait");
+        assert_eq!((outcome.generation, outcome.members.len()), (2, 1));
+        assert!(!group.members.contains_key(&follower));
+    }
+
+    #[test]
+    fn new_members_from_v4_first_get_an_id() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let mut first = request("", None, &["range"]);
+        first.require_known_member_id = true;
+        let outcome = join(&mut group, first.clone(), t0)
+            .try_recv()
+            .expect("answered at once");
+        assert_eq!(outcome.error, Some(ResponseError::MemberIdRequired));
+        assert!(outcome.member_id.starts_with("client-"));
+        assert!(group.members.is_empty());
+        first.member_id = outcome.member_id.clone();
+        let mut joined = join(&mut group, first, t0);
+        group.tick(&limits(), t0 + Duration::from_secs(4));
+        let joined = joined.try_recv().expect("answered");
+        assert_eq!((joined.error, joined.member_id), (None, outcome.member_id));
+    }
+
+    #[test]
+    fn a_static_member_returns_to_a_stable_group_without_a_rebalance() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let mut a = join(&mut group, request("", Some("instance-a"), &["range"]), t0);
+        let mut b = join(&mut group, request("", Some("instance-b"), &["range"]), t0);
+        group.tick(&limits(), t0 + Duration::from_secs(4));
+        let a = a.try_recv().expect("a");
+        let b = b.try_recv().expect("b");
+        let (leader, follower) = if a.leader == a.member_id {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let follower_instance = if follower.member_id == group.static_members["instance-a"] {
+            "instance-a"
+        } else {
+            "instance-b"
+        };
+        sync(&mut group, &follower.member_id, 1, &[]);
+        sync(
+            &mut group,
+            &leader.member_id,
+            1,
+            &[
+                (leader.member_id.as_str(), "L"),
+                (follower.member_id.as_str(), "F"),
+            ],
+        );
+        assert_eq!(group.state, GroupState::Stable);
+
+        // The follower restarts: it comes back with no member id but the same instance.
+        let mut back = join(
+            &mut group,
+            request("", Some(follower_instance), &["range"]),
+            t0 + Duration::from_secs(5),
+        );
+        let back = back.try_recv().expect("answered at once");
+        assert_eq!(back.error, None);
+        assert_eq!(back.generation, 1, "no rebalance");
+        assert_ne!(back.member_id, follower.member_id);
+        assert_eq!(group.state, GroupState::Stable);
+        let mut assignment = sync(&mut group, &back.member_id, 1, &[]);
+        assert_eq!(
+            assignment.try_recv().expect("answered").expect("ok").2,
+            Bytes::from("F")
+        );
+        // The old incarnation is fenced.
+        assert_eq!(
+            group.heartbeat(
+                &follower.member_id,
+                Some(follower_instance),
+                1,
+                t0 + Duration::from_secs(5)
+            ),
+            Err(ResponseError::FencedInstanceId)
+        );
+    }
+
+    #[test]
+    fn leaving_rebalances_and_the_last_member_leaves_the_group_empty() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let (leader, follower) = stable_pair(&mut group, t0);
+        assert_eq!(group.leave(&follower, None, &limits(), t0), Ok(()));
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+        assert_eq!(
+            group.leave(&follower, None, &limits(), t0),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(group.leave(&leader, None, &limits(), t0), Ok(()));
+        assert_eq!(group.state, GroupState::Empty);
+        assert!(group.members.is_empty());
+    }
+
+    #[test]
+    fn incompatible_joins_are_refused() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        stable_pair(&mut group, t0);
+        let outcome = join(&mut group, request("", None, &["sticky"]), t0)
+            .try_recv()
+            .expect("answered");
+        assert_eq!(
+            outcome.error,
+            Some(ResponseError::InconsistentGroupProtocol)
+        );
+        let mut short = request("", None, &["range"]);
+        short.session_timeout = Duration::from_millis(100);
+        let outcome = join(&mut group, short, t0).try_recv().expect("answered");
+        assert_eq!(outcome.error, Some(ResponseError::InvalidSessionTimeout));
+        assert_eq!(group.generation, 1, "refused joins change nothing");
+        assert_eq!(group.members.len(), 2);
+    }
+
+    #[test]
+    fn a_restored_group_keeps_its_members_and_assignment() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let (leader, follower) = stable_pair(&mut group, t0);
+        let snapshot = group.snapshot();
+        let later = t0 + Duration::from_secs(60);
+        let mut restored = Group::restore(
+            "g",
+            snapshot.generation,
+            snapshot.protocol_type,
+            snapshot.protocol,
+            snapshot.leader,
+            snapshot.members,
+            later,
+        );
+        assert_eq!(restored.state, GroupState::Stable);
+        assert_eq!(restored.heartbeat(&leader, None, 1, later), Ok(()));
+        let mut assignment = sync(&mut restored, &follower, 1, &[]);
+        assert_eq!(
+            assignment.try_recv().expect("answered").expect("ok").2,
+            Bytes::from("F")
+        );
+    }
+}
