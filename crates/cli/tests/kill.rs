@@ -1,6 +1,7 @@
 //! No acknowledged event is lost: `strom serve` is killed with SIGKILL while producers
 //! send acks=all batches, restarted on the same data directory, and every record it
-//! acknowledged must be there, at the offset it was acknowledged with.
+//! acknowledged must be there, at the offset it was acknowledged with; so must the last
+//! acknowledged offset commit.
 
 #![allow(missing_docs)]
 
@@ -16,8 +17,15 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, FetchRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest,
+    ProduceRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use support::{batch, records_of, Client};
 
@@ -124,6 +132,21 @@ async fn acknowledged_records_survive_sigkill_under_load() {
             }
         }));
     }
+    // A committer acknowledges offsets of a group while the producers run.
+    let last_commit: Arc<Mutex<i64>> = Arc::new(Mutex::new(-1));
+    let committer = {
+        let last_commit = Arc::clone(&last_commit);
+        tokio::spawn(async move {
+            let mut client = Client::connect(addr).await;
+            for offset in 0.. {
+                let Some(response) = client.try_send(8, &commit(offset)).await else {
+                    return;
+                };
+                assert_eq!(response.topics[0].partitions[0].error_code, 0);
+                *last_commit.lock().expect("lock") = offset;
+            }
+        })
+    };
     let mut enough_rx = enough_rx;
     enough_rx
         .wait_for(|enough| *enough)
@@ -134,6 +157,9 @@ async fn acknowledged_records_survive_sigkill_under_load() {
     for producer in producers {
         producer.await.expect("producer task");
     }
+    committer.await.expect("committer task");
+    let last_commit = *last_commit.lock().expect("lock");
+    assert!(last_commit > 0, "commits were acknowledged before the kill");
     let acked = acked.lock().expect("lock").clone();
     assert!(acked.len() >= ACKS_BEFORE_KILL * 3);
 
@@ -179,6 +205,30 @@ async fn acknowledged_records_survive_sigkill_under_load() {
             );
         }
     }
+    // The last acknowledged commit is there (or one sent after it, never an older one).
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("committer")))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(name())
+            .with_partition_indexes(vec![0])]));
+    let response = client.send(7, &request).await;
+    let recovered = response.topics[0].partitions[0].committed_offset;
+    assert!(
+        recovered == last_commit || recovered == last_commit + 1,
+        "acknowledged commit {last_commit}, recovered {recovered}"
+    );
     child.kill().expect("stop strom");
     child.wait().expect("reap strom");
+}
+
+/// A group-less commit of `offset` for partition 0.
+fn commit(offset: i64) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("committer")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(name())
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])])
 }
