@@ -1000,8 +1000,11 @@ mod tests {
         assert!(follower.members.is_empty());
         // Both support both; votes tie and the first member's preference wins.
         assert_eq!(a.protocol, b.protocol);
-        assert!(leader.members.iter().all(|(_, _, meta)| *meta
-            == Bytes::from(format!("meta-{}", a.protocol.clone().expect("protocol")))));
+        let expected = format!("meta-{}", a.protocol.clone().expect("protocol"));
+        assert!(leader
+            .members
+            .iter()
+            .all(|(_, _, meta)| meta[..] == *expected.as_bytes()));
         assert_eq!(group.state, GroupState::CompletingRebalance);
     }
 
