@@ -25,6 +25,10 @@ use group::{
 /// Largest commit metadata string accepted (Kafka's `offset.metadata.max.bytes`).
 pub(crate) const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 
+/// The offsets log is compacted once it holds at least this many records and more
+/// than twice as many as the live state needs.
+const COMPACT_MIN_RECORDS: u64 = 10_000;
+
 /// How long an empty group's offsets are kept after their last commit (Kafka's
 /// `offsets.retention.minutes`, 7 days).
 pub(crate) const OFFSETS_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -225,6 +229,9 @@ impl GroupCoordinator {
                     if now.duration_since(last_retention) >= Duration::from_secs(60) {
                         last_retention = now;
                         coordinator.expire_offsets(now_ms());
+                        if let Err(error) = coordinator.compact(COMPACT_MIN_RECORDS) {
+                            tracing::warn!(%error, "compacting the offsets log failed");
+                        }
                     }
                 }
             })
@@ -564,6 +571,57 @@ impl GroupCoordinator {
         }
     }
 
+    /// Rewrites the live state (every committed offset, every stable group) at the end
+    /// of the log and drops the records before it, so that a restart replays only what
+    /// is current. Does nothing while the log holds fewer than `min_records` records or
+    /// fewer than twice what the state needs. A crash in the middle is harmless: the
+    /// rewritten records only repeat what the older ones say.
+    pub fn compact(&self, min_records: u64) -> Result<bool, LogError> {
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let (offsets, groups): (Vec<OffsetsEvent>, Vec<OffsetsEvent>) = {
+            let state = self.lock();
+            let offsets = state
+                .offsets
+                .iter()
+                .flat_map(|(group, offsets)| {
+                    offsets.iter().map(move |((topic, partition), committed)| {
+                        OffsetsEvent::OffsetCommit {
+                            group: group.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                            committed: committed.clone(),
+                        }
+                    })
+                })
+                .collect();
+            let groups = state
+                .groups
+                .values()
+                .filter(|g| g.state == GroupState::Stable)
+                .map(|g| OffsetsEvent::Group {
+                    group: g.id.clone(),
+                    snapshot: (&g.snapshot()).into(),
+                })
+                .collect();
+            (offsets, groups)
+        };
+        let records = self.log.log_end_offset() - self.log.log_start_offset();
+        let live = (offsets.len() + groups.len()) as u64;
+        if records < min_records || records < 2 * live {
+            return Ok(false);
+        }
+        let start = self.log.log_end_offset();
+        for chunk in offsets.chunks(500) {
+            event_log::append(&self.log, chunk)?;
+        }
+        for group in &groups {
+            event_log::append(&self.log, std::slice::from_ref(group))?;
+        }
+        self.log.delete_records_before(start)?;
+        tracing::info!(records, live, "compacted the offsets log");
+        Ok(true)
+    }
+
     /// DescribeGroups' view of a group; `None` if it does not exist.
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let state = self.lock();
@@ -626,5 +684,67 @@ impl GroupCoordinator {
         }
         all.sort();
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> (Arc<PartitionLog>, Arc<GroupCoordinator>) {
+        let log = Arc::new(
+            PartitionLog::open(
+                &dir.join("__consumer_offsets-0"),
+                event_log::event_log_config(),
+            )
+            .expect("open log"),
+        );
+        let coordinator =
+            GroupCoordinator::open(Arc::clone(&log), GroupLimits::default()).expect("replay");
+        (log, coordinator)
+    }
+
+    fn offset(offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: Some(format!("m{offset}")),
+            commit_timestamp: now_ms(),
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_the_state_and_drops_the_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, coordinator) = open(dir.path());
+        for n in 0..40 {
+            coordinator
+                .commit("g", vec![(("t".into(), n % 2), offset(i64::from(n)))])
+                .expect("commit");
+        }
+        coordinator
+            .commit("other", vec![(("t".into(), 0), offset(5))])
+            .expect("commit");
+        coordinator
+            .delete_offsets("g", &[("t".into(), 0)])
+            .expect("delete");
+        assert!(
+            !coordinator.compact(100).expect("compact"),
+            "below the threshold"
+        );
+        assert!(coordinator.compact(10).expect("compact"));
+        assert_eq!(
+            log.log_end_offset() - log.log_start_offset(),
+            2,
+            "one record per live offset"
+        );
+        let before = (coordinator.offsets("g"), coordinator.offsets("other"));
+        log.close().expect("close");
+        drop((log, coordinator));
+
+        let (_log, replayed) = open(dir.path());
+        assert_eq!((replayed.offsets("g"), replayed.offsets("other")), before);
+        assert_eq!(replayed.offsets("g")[&("t".to_string(), 1)].offset, 39);
+        assert!(replayed.offsets("g").get(&("t".to_string(), 0)).is_none());
     }
 }
