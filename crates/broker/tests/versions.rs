@@ -8,6 +8,10 @@
 //! response that sets a field its version lacks; the broker then closes the connection,
 //! which shows up here as a missing response. All failures are collected and reported
 //! together, one line per (API, version).
+//!
+//! The consumer-group checks run side by side, because a group's first rebalance waits
+//! out the coordinator's initial delay (`group.initial.rebalance.delay.ms`, 3 s); the
+//! others run one at a time, as some build on records the earlier ones produced.
 
 #![allow(missing_docs)]
 
@@ -18,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -27,23 +32,40 @@ use kafka_protocol::messages::delete_records_request::{
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request as incremental;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeLogDirsRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, TopicName,
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerProtocolSubscription,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use support::Client;
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 /// Upper bound on one (API, version) check; reaching it is a failure (a hang).
@@ -70,6 +92,37 @@ const PRODUCE_V: i16 = 9;
 const LIST_OFFSETS_V: i16 = 7;
 const CREATE_TOPICS_V: i16 = 7;
 const DESCRIBE_CONFIGS_V: i16 = 4;
+const JOIN_GROUP_V: i16 = 9;
+const SYNC_GROUP_V: i16 = 5;
+const HEARTBEAT_V: i16 = 4;
+const LEAVE_GROUP_V: i16 = 5;
+const OFFSET_COMMIT_V: i16 = 9;
+const OFFSET_FETCH_V: i16 = 9;
+const DESCRIBE_GROUPS_V: i16 = 5;
+
+/// The topic the group checks commit offsets of and subscribe to: the OffsetCommit
+/// check of version v commits partition v of it for the shared stable group.
+const GROUPS_TOPIC: &str = "versions-groups";
+const GROUPS_TOPIC_PARTITIONS: i32 = 10;
+
+/// The group most group checks share: one member, stable for the whole test, with
+/// `STABLE_OFFSET` committed for partition 0 of `GROUPS_TOPIC`.
+const STABLE_GROUP: &str = "g-stable";
+const STABLE_OFFSET: i64 = 77;
+
+/// What the test's members ask for: within the coordinator's session timeout bounds
+/// ([6 s, 30 min]) and longer than the test.
+const SESSION_TIMEOUT_MS: i32 = 30_000;
+const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+const PROTOCOL_TYPE: &str = "consumer";
+const ASSIGNOR: &str = "range";
+/// Version of the consumer-protocol subscription the members send.
+const SUBSCRIPTION_V: i16 = 3;
+const COMMIT_METADATA: &str = "versions";
+
+/// FindCoordinator key types.
+const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
 
 /// What every check may rely on.
 struct Ctx {
@@ -79,6 +132,41 @@ struct Ctx {
     topic_id: Uuid,
     /// `(api key, min, max)` as the broker advertises them.
     advertised: Vec<(i16, i16, i16)>,
+    /// The member of `STABLE_GROUP`, joined by the first check that needs it.
+    stable: OnceCell<Member>,
+}
+
+impl Ctx {
+    /// The member of the shared stable group; the first caller joins it (waiting out
+    /// the initial rebalance delay) while the others wait for it.
+    async fn stable(&self) -> &Member {
+        self.stable
+            .get_or_init(|| async {
+                let mut client = Client::connect(self.addr).await;
+                let member = join_and_sync(&mut client, STABLE_GROUP).await;
+                commit(
+                    &mut client,
+                    STABLE_GROUP,
+                    &member.member_id,
+                    member.generation,
+                    GROUPS_TOPIC,
+                    &[(0, STABLE_OFFSET)],
+                )
+                .await;
+                member
+            })
+            .await
+    }
+}
+
+/// A member of a group whose rebalance completed.
+#[derive(Debug, Clone)]
+struct Member {
+    group: String,
+    member_id: String,
+    generation: i32,
+    /// What the leader assigned it.
+    assignment: Bytes,
 }
 
 fn s(text: &str) -> StrBytes {
@@ -101,18 +189,25 @@ async fn every_advertised_version_answers_correctly() {
 
     let mut failures = Vec::new();
     let mut checked = 0;
+    let mut concurrent = Vec::new();
     for &(key, min, max) in &ctx.advertised {
         let api = ApiKey::try_from(key).expect("advertised key is a Kafka API");
         for version in min..=max {
             checked += 1;
             // Its own task, so that a failed assertion is reported and the loop goes on.
-            let task = tokio::spawn(check(Arc::clone(&ctx), api, version));
-            match tokio::time::timeout(GUARD, task).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => failures.push(format!("{api:?} v{version}: {}", reason(error))),
-                Err(_) => failures.push(format!("{api:?} v{version}: no answer within {GUARD:?}")),
+            let task = tokio::spawn(tokio::time::timeout(
+                GUARD,
+                check(Arc::clone(&ctx), api, version),
+            ));
+            if is_group_api(api) {
+                concurrent.push((api, version, task));
+            } else {
+                failures.extend(failure(api, version, task.await));
             }
         }
+    }
+    for (api, version, task) in concurrent {
+        failures.extend(failure(api, version, task.await));
     }
     assert!(
         failures.is_empty(),
@@ -121,6 +216,37 @@ async fn every_advertised_version_answers_correctly() {
         failures.join("\n  ")
     );
     broker.shutdown().await.expect("shutdown");
+}
+
+/// The consumer-group APIs, whose checks run concurrently.
+fn is_group_api(api: ApiKey) -> bool {
+    matches!(
+        api,
+        ApiKey::FindCoordinator
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch
+            | ApiKey::OffsetDelete
+            | ApiKey::DescribeGroups
+            | ApiKey::ListGroups
+            | ApiKey::DeleteGroups
+    )
+}
+
+/// The failure line of a finished check, if it failed.
+fn failure(
+    api: ApiKey,
+    version: i16,
+    result: Result<Result<(), tokio::time::error::Elapsed>, tokio::task::JoinError>,
+) -> Option<String> {
+    match result {
+        Ok(Ok(())) => None,
+        Ok(Err(_)) => Some(format!("{api:?} v{version}: no answer within {GUARD:?}")),
+        Err(error) => Some(format!("{api:?} v{version}: {}", reason(error))),
+    }
 }
 
 /// Why a check's task failed, in words.
@@ -142,7 +268,8 @@ fn reason(error: tokio::task::JoinError) -> String {
     }
 }
 
-/// Creates the shared topic with records in partition 0 and reads the cluster's ids.
+/// Creates the shared topics, with records in partition 0 of `TOPIC`, and reads the
+/// cluster's ids.
 async fn setup(addr: SocketAddr) -> Ctx {
     let mut client = Client::connect(addr).await;
     let versions = client.send(3, &ApiVersionsRequest::default()).await;
@@ -153,6 +280,7 @@ async fn setup(addr: SocketAddr) -> Ctx {
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
     let topic_id = create_topic(&mut client, TOPIC, 2).await;
+    create_topic(&mut client, GROUPS_TOPIC, GROUPS_TOPIC_PARTITIONS).await;
     let base = produce(
         &mut client,
         TOPIC,
@@ -176,6 +304,7 @@ async fn setup(addr: SocketAddr) -> Ctx {
             .to_string(),
         topic_id,
         advertised,
+        stable: OnceCell::new(),
     }
 }
 
@@ -197,6 +326,17 @@ async fn check(ctx: Arc<Ctx>, api: ApiKey, version: i16) {
         ApiKey::DescribeCluster => describe_cluster(&ctx, client, version).await,
         ApiKey::DescribeLogDirs => describe_log_dirs(client, version).await,
         ApiKey::ApiVersions => api_versions(&ctx, client, version).await,
+        ApiKey::FindCoordinator => find_coordinator(&ctx, client, version).await,
+        ApiKey::JoinGroup => join_group(client, version).await,
+        ApiKey::SyncGroup => sync_group(&ctx, client, version).await,
+        ApiKey::Heartbeat => heartbeat(&ctx, client, version).await,
+        ApiKey::LeaveGroup => leave_group(client, version).await,
+        ApiKey::OffsetCommit => offset_commit(&ctx, client, version).await,
+        ApiKey::OffsetFetch => offset_fetch(&ctx, client, version).await,
+        ApiKey::OffsetDelete => offset_delete(&ctx, client, version).await,
+        ApiKey::DescribeGroups => describe_groups(&ctx, client, version).await,
+        ApiKey::ListGroups => list_groups(&ctx, client, version).await,
+        ApiKey::DeleteGroups => delete_groups(&ctx, client, version).await,
         other => panic!("{other:?} is advertised but this test has no request for it; add one"),
     }
 }
@@ -386,6 +526,258 @@ fn value_of(configs: &BTreeMap<String, DescribeConfigsResourceResult>, key: &str
         .unwrap_or_else(|| panic!("{key} is described"));
     let value = config.value.as_ref().expect("a value").as_str().to_string();
     (value, config.config_source)
+}
+
+fn group_id(group: &str) -> GroupId {
+    GroupId(s(group))
+}
+
+/// The consumer-protocol subscription every member sends (version prefix, then the
+/// struct): `GROUPS_TOPIC`.
+fn subscription() -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(SUBSCRIPTION_V);
+    ConsumerProtocolSubscription::default()
+        .with_topics(vec![s(GROUPS_TOPIC)])
+        .encode(&mut buf, SUBSCRIPTION_V)
+        .expect("encode subscription");
+    buf.freeze()
+}
+
+fn join_request(version: i16, group: &str, member_id: &str) -> JoinGroupRequest {
+    let request = JoinGroupRequest::default()
+        .with_group_id(group_id(group))
+        .with_session_timeout_ms(SESSION_TIMEOUT_MS)
+        .with_rebalance_timeout_ms(REBALANCE_TIMEOUT_MS)
+        .with_member_id(s(member_id))
+        .with_protocol_type(s(PROTOCOL_TYPE))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(s(ASSIGNOR))
+            .with_metadata(subscription())]);
+    if version >= 8 {
+        request.with_reason(Some(s("versions test")))
+    } else {
+        request
+    }
+}
+
+/// Joins `group` as a new member at `version`. From version 4 the first JoinGroup only
+/// hands out a member id (MEMBER_ID_REQUIRED) and the second, `pause` later, joins
+/// with it. Answered when the rebalance completes, after the coordinator's initial
+/// delay.
+async fn join(
+    client: &mut Client,
+    version: i16,
+    group: &str,
+    pause: Duration,
+) -> JoinGroupResponse {
+    let mut member_id = String::new();
+    if version >= 4 {
+        let first = client
+            .send(version, &join_request(version, group, ""))
+            .await;
+        assert_eq!(
+            first.error_code,
+            code(ResponseError::MemberIdRequired),
+            "first join of {group}"
+        );
+        assert!(
+            !first.member_id.is_empty(),
+            "MEMBER_ID_REQUIRED brings an id"
+        );
+        assert_eq!(first.generation_id, -1);
+        member_id = first.member_id.to_string();
+        tokio::time::sleep(pause).await;
+    }
+    let joined = client
+        .send(version, &join_request(version, group, &member_id))
+        .await;
+    assert_eq!(joined.error_code, 0, "join {group}");
+    assert!(!joined.member_id.is_empty(), "member id");
+    if version >= 4 {
+        assert_eq!(joined.member_id.as_str(), member_id, "the id it was given");
+    }
+    joined
+}
+
+fn sync_request(version: i16, group: &str, member_id: &str, generation: i32) -> SyncGroupRequest {
+    let request = SyncGroupRequest::default()
+        .with_group_id(group_id(group))
+        .with_member_id(s(member_id))
+        .with_generation_id(generation);
+    if version >= 5 {
+        request
+            .with_protocol_type(Some(s(PROTOCOL_TYPE)))
+            .with_protocol_name(Some(s(ASSIGNOR)))
+    } else {
+        request
+    }
+}
+
+/// The leader's SyncGroup (at the reference version), assigning `assignment` to itself.
+async fn sync_as_leader(
+    client: &mut Client,
+    group: &str,
+    member_id: &str,
+    generation: i32,
+    assignment: &Bytes,
+) {
+    let request = sync_request(SYNC_GROUP_V, group, member_id, generation).with_assignments(vec![
+        SyncGroupRequestAssignment::default()
+            .with_member_id(s(member_id))
+            .with_assignment(assignment.clone()),
+    ]);
+    let synced = client.send(SYNC_GROUP_V, &request).await;
+    assert_eq!(synced.error_code, 0, "sync {group}");
+    assert_eq!(
+        &synced.assignment, assignment,
+        "{group}: the leader's own share"
+    );
+}
+
+/// Joins `group` (empty until now) and completes its rebalance as its only member.
+/// Commits an offset first (partition 1 of `GROUPS_TOPIC`), so that the group exists
+/// before its first member does (the JoinGroup check covers a group without one).
+async fn join_and_sync(client: &mut Client, group: &str) -> Member {
+    commit(client, group, "", -1, GROUPS_TOPIC, &[(1, 0)]).await;
+    let joined = join(client, JOIN_GROUP_V, group, Duration::ZERO).await;
+    let member_id = joined.member_id.to_string();
+    assert_eq!(joined.leader, joined.member_id, "the only member leads");
+    let assignment = Bytes::from(format!("assignment of {member_id}"));
+    sync_as_leader(client, group, &member_id, joined.generation_id, &assignment).await;
+    Member {
+        group: group.to_string(),
+        member_id,
+        generation: joined.generation_id,
+        assignment,
+    }
+}
+
+fn heartbeat_request(group: &str, member_id: &str, generation: i32) -> HeartbeatRequest {
+    HeartbeatRequest::default()
+        .with_group_id(group_id(group))
+        .with_member_id(s(member_id))
+        .with_generation_id(generation)
+}
+
+/// A LeaveGroup of one member: by `member_id` before version 3, as a member identity
+/// from it.
+fn leave_request(version: i16, group: &str, member_id: &str) -> LeaveGroupRequest {
+    let request = LeaveGroupRequest::default().with_group_id(group_id(group));
+    if version < 3 {
+        return request.with_member_id(s(member_id));
+    }
+    let member = MemberIdentity::default().with_member_id(s(member_id));
+    let member = if version >= 5 {
+        member.with_reason(Some(s("versions test")))
+    } else {
+        member
+    };
+    request.with_members(vec![member])
+}
+
+/// An OffsetCommit of `offsets` (partition, offset) of one topic, with
+/// `COMMIT_METADATA` and (where the version has it) leader epoch 0.
+fn commit_request(
+    version: i16,
+    group: &str,
+    member_id: &str,
+    generation: i32,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> OffsetCommitRequest {
+    let partitions = offsets
+        .iter()
+        .map(|&(index, offset)| {
+            let partition = OffsetCommitRequestPartition::default()
+                .with_partition_index(index)
+                .with_committed_offset(offset)
+                .with_committed_metadata(Some(s(COMMIT_METADATA)));
+            if version >= 6 {
+                partition.with_committed_leader_epoch(0)
+            } else {
+                partition
+            }
+        })
+        .collect();
+    OffsetCommitRequest::default()
+        .with_group_id(group_id(group))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member_id))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(name(topic))
+            .with_partitions(partitions)])
+}
+
+/// Commits at the reference version; every partition must be accepted. A generation
+/// of -1 and no member id commit for a group nobody is in (a "simple" consumer).
+async fn commit(
+    client: &mut Client,
+    group: &str,
+    member_id: &str,
+    generation: i32,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) {
+    let request = commit_request(
+        OFFSET_COMMIT_V,
+        group,
+        member_id,
+        generation,
+        topic,
+        offsets,
+    );
+    let response = client.send(OFFSET_COMMIT_V, &request).await;
+    assert_eq!(response.topics.len(), 1);
+    for partition in &response.topics[0].partitions {
+        assert_eq!(
+            partition.error_code, 0,
+            "commit {group} {topic}-{}",
+            partition.partition_index
+        );
+    }
+}
+
+/// The committed offsets of `partitions` (-1 where none is), read at the reference
+/// version.
+async fn committed(client: &mut Client, group: &str, topic: &str, partitions: &[i32]) -> Vec<i64> {
+    let request =
+        OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(group_id(group))
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(name(topic))
+                .with_partition_indexes(partitions.to_vec())]))]);
+    let response = client.send(OFFSET_FETCH_V, &request).await;
+    assert_eq!(response.groups.len(), 1);
+    let answer = &response.groups[0];
+    assert_eq!(answer.error_code, 0, "offsets of {group}");
+    assert_eq!(answer.topics.len(), 1);
+    let found = &answer.topics[0].partitions;
+    let indexes: Vec<i32> = found.iter().map(|p| p.partition_index).collect();
+    assert_eq!(indexes, partitions, "the partitions asked for");
+    found
+        .iter()
+        .map(|p| {
+            assert_eq!(
+                p.error_code, 0,
+                "offset of {group} {topic}-{}",
+                p.partition_index
+            );
+            p.committed_offset
+        })
+        .collect()
+}
+
+/// The group as DescribeGroups (at the reference version) shows it.
+async fn describe_group(client: &mut Client, group: &str) -> DescribedGroup {
+    let mut response = client
+        .send(
+            DESCRIBE_GROUPS_V,
+            &DescribeGroupsRequest::default().with_groups(vec![group_id(group)]),
+        )
+        .await;
+    assert_eq!(response.groups.len(), 1);
+    response.groups.remove(0)
 }
 
 // ---------------------------------------------------------------------------------
@@ -1162,4 +1554,782 @@ async fn api_versions(ctx: &Ctx, client: &mut Client, version: i16) {
     if version >= 1 {
         assert_eq!(response.throttle_time_ms, 0);
     }
+}
+
+async fn find_coordinator(ctx: &Ctx, client: &mut Client, version: i16) {
+    let group = format!("g-FindCoordinator-{version}");
+    let host = ctx.addr.ip().to_string();
+    let port = i32::from(ctx.addr.port());
+    if version >= 4 {
+        // Batched keys: one coordinator each.
+        let other = format!("{group}-other");
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(KEY_GROUP)
+            .with_coordinator_keys(vec![s(&group), s(&other)]);
+        let response = client.send(version, &request).await;
+        assert_eq!(response.coordinators.len(), 2);
+        for (coordinator, key) in response.coordinators.iter().zip([&group, &other]) {
+            assert_eq!(coordinator.key.as_str(), key);
+            assert_eq!(
+                coordinator.error_code, 0,
+                "{key}: {:?}",
+                coordinator.error_message
+            );
+            assert_eq!(coordinator.node_id.0, ctx.node_id);
+            assert_eq!(coordinator.host.as_str(), host);
+            assert_eq!(coordinator.port, port);
+        }
+        // No transaction coordinator yet.
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(KEY_TRANSACTION)
+            .with_coordinator_keys(vec![s("a-transactional-id")]);
+        let response = client.send(version, &request).await;
+        assert_eq!(response.coordinators.len(), 1);
+        assert_eq!(
+            response.coordinators[0].error_code,
+            code(ResponseError::CoordinatorNotAvailable),
+            "transaction coordinator"
+        );
+        return;
+    }
+    // Version 0 has no key type: always a group.
+    let response = client
+        .send(
+            version,
+            &FindCoordinatorRequest::default().with_key(s(&group)),
+        )
+        .await;
+    assert_eq!(response.error_code, 0, "{:?}", response.error_message);
+    assert_eq!(response.node_id.0, ctx.node_id);
+    assert_eq!(response.host.as_str(), host);
+    assert_eq!(response.port, port);
+    if version >= 1 {
+        let request = FindCoordinatorRequest::default()
+            .with_key(s("a-transactional-id"))
+            .with_key_type(KEY_TRANSACTION);
+        let response = client.send(version, &request).await;
+        assert_eq!(
+            response.error_code,
+            code(ResponseError::CoordinatorNotAvailable),
+            "transaction coordinator"
+        );
+    }
+}
+
+/// A group's whole life at this JoinGroup version: join, sync, heartbeat, rejoin (a new
+/// generation), commit, leave.
+async fn join_group(client: &mut Client, version: i16) {
+    let group = format!("g-JoinGroup-{version}");
+    let refused = client
+        .send(
+            version,
+            &join_request(version, &group, "").with_session_timeout_ms(1_000),
+        )
+        .await;
+    assert_eq!(
+        refused.error_code,
+        code(ResponseError::InvalidSessionTimeout),
+        "a session timeout below the coordinator's minimum"
+    );
+
+    // A member may come back with the id MEMBER_ID_REQUIRED gave it any time within
+    // its session timeout; this one takes a little while (a few of the coordinator's
+    // 100 ms ticks).
+    let joined = join(client, version, &group, Duration::ZERO).await;
+    let member_id = joined.member_id.to_string();
+    let check_joined = |joined: &JoinGroupResponse, generation: i32| {
+        assert_eq!(joined.error_code, 0);
+        assert_eq!(joined.generation_id, generation, "generation");
+        assert_eq!(joined.member_id.as_str(), member_id);
+        assert_eq!(joined.leader.as_str(), member_id, "the only member leads");
+        assert_eq!(joined.protocol_name.as_deref(), Some(ASSIGNOR), "protocol");
+        if version >= 7 {
+            assert_eq!(joined.protocol_type.as_deref(), Some(PROTOCOL_TYPE));
+        }
+        if version >= 9 {
+            assert!(!joined.skip_assignment, "the leader assigns");
+        }
+        assert_eq!(joined.members.len(), 1, "the leader gets every member");
+        let member = &joined.members[0];
+        assert_eq!(member.member_id.as_str(), member_id);
+        assert_eq!(member.group_instance_id, None);
+        assert_eq!(member.metadata, subscription(), "the member's subscription");
+    };
+    check_joined(&joined, 1);
+    let assignment = Bytes::from_static(b"all of it");
+    sync_as_leader(client, &group, &member_id, 1, &assignment).await;
+    let beat = client
+        .send(HEARTBEAT_V, &heartbeat_request(&group, &member_id, 1))
+        .await;
+    assert_eq!(beat.error_code, 0, "heartbeat in the stable group");
+
+    // A consumer of another kind cannot join.
+    let alien = client
+        .send(
+            version,
+            &join_request(version, &group, "").with_protocol_type(s("connect")),
+        )
+        .await;
+    assert_eq!(
+        alien.error_code,
+        code(ResponseError::InconsistentGroupProtocol),
+        "another protocol type"
+    );
+
+    // The leader rejoins: a new generation, at once (the group is not empty, so no
+    // initial delay).
+    let rejoined = client
+        .send(version, &join_request(version, &group, &member_id))
+        .await;
+    check_joined(&rejoined, 2);
+    sync_as_leader(client, &group, &member_id, 2, &assignment).await;
+    let offset = 10 + i64::from(version);
+    commit(client, &group, &member_id, 2, GROUPS_TOPIC, &[(0, offset)]).await;
+    assert_eq!(
+        committed(client, &group, GROUPS_TOPIC, &[0]).await,
+        vec![offset]
+    );
+
+    let left = client
+        .send(
+            LEAVE_GROUP_V,
+            &leave_request(LEAVE_GROUP_V, &group, &member_id),
+        )
+        .await;
+    assert_eq!(left.members.len(), 1);
+    assert_eq!(left.members[0].error_code, 0, "leave");
+    // Its offsets keep the group, empty.
+    let described = describe_group(client, &group).await;
+    assert_eq!(described.group_state.as_str(), "Empty");
+    assert!(described.members.is_empty());
+}
+
+async fn sync_group(ctx: &Ctx, client: &mut Client, version: i16) {
+    let member = ctx.stable().await;
+    let (group, member_id) = (member.group.as_str(), member.member_id.as_str());
+    // A member of a stable group gets its assignment again.
+    let response = client
+        .send(
+            version,
+            &sync_request(version, group, member_id, member.generation),
+        )
+        .await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.assignment, member.assignment, "assignment");
+    if version >= 5 {
+        assert_eq!(response.protocol_type.as_deref(), Some(PROTOCOL_TYPE));
+        assert_eq!(response.protocol_name.as_deref(), Some(ASSIGNOR));
+    }
+
+    let unknown = client
+        .send(
+            version,
+            &sync_request(version, group, "nobody", member.generation),
+        )
+        .await;
+    assert_eq!(
+        unknown.error_code,
+        code(ResponseError::UnknownMemberId),
+        "unknown member"
+    );
+    let stale = client
+        .send(
+            version,
+            &sync_request(version, group, member_id, member.generation + 1),
+        )
+        .await;
+    assert_eq!(
+        stale.error_code,
+        code(ResponseError::IllegalGeneration),
+        "another generation"
+    );
+    if version >= 5 {
+        let other = client
+            .send(
+                version,
+                &sync_request(version, group, member_id, member.generation)
+                    .with_protocol_name(Some(s("roundrobin"))),
+            )
+            .await;
+        assert_eq!(
+            other.error_code,
+            code(ResponseError::InconsistentGroupProtocol),
+            "another protocol"
+        );
+    }
+}
+
+async fn heartbeat(ctx: &Ctx, client: &mut Client, version: i16) {
+    let member = ctx.stable().await;
+    let (group, member_id) = (member.group.as_str(), member.member_id.as_str());
+    let cases = [
+        (
+            member_id,
+            member.generation,
+            0,
+            "member of the stable group",
+        ),
+        (
+            member_id,
+            member.generation + 1,
+            code(ResponseError::IllegalGeneration),
+            "another generation",
+        ),
+        (
+            "nobody",
+            member.generation,
+            code(ResponseError::UnknownMemberId),
+            "unknown member",
+        ),
+    ];
+    for (id, generation, expected, what) in cases {
+        let response = client
+            .send(version, &heartbeat_request(group, id, generation))
+            .await;
+        assert_eq!(response.error_code, expected, "{what}");
+        if version >= 1 {
+            assert_eq!(response.throttle_time_ms, 0);
+        }
+    }
+}
+
+async fn leave_group(client: &mut Client, version: i16) {
+    let group = format!("g-LeaveGroup-{version}");
+    // Its offset (committed by join_and_sync) keeps the group once it is empty.
+    let member = join_and_sync(client, &group).await;
+    let check = |response: &kafka_protocol::messages::LeaveGroupResponse, expected: i16| {
+        if version >= 3 {
+            assert_eq!(response.error_code, 0, "top level");
+            assert_eq!(response.members.len(), 1);
+            let answer = &response.members[0];
+            assert_eq!(answer.member_id.as_str(), member.member_id);
+            assert_eq!(answer.group_instance_id, None);
+            assert_eq!(answer.error_code, expected, "member");
+        } else {
+            assert_eq!(response.error_code, expected);
+        }
+    };
+    let left = client
+        .send(version, &leave_request(version, &group, &member.member_id))
+        .await;
+    check(&left, 0);
+    let described = describe_group(client, &group).await;
+    assert_eq!(described.group_state.as_str(), "Empty", "after the leave");
+    assert!(described.members.is_empty());
+    let beat = client
+        .send(
+            HEARTBEAT_V,
+            &heartbeat_request(&group, &member.member_id, member.generation),
+        )
+        .await;
+    assert_eq!(
+        beat.error_code,
+        code(ResponseError::UnknownMemberId),
+        "gone"
+    );
+    let again = client
+        .send(version, &leave_request(version, &group, &member.member_id))
+        .await;
+    check(&again, code(ResponseError::UnknownMemberId));
+}
+
+async fn offset_commit(ctx: &Ctx, client: &mut Client, version: i16) {
+    let member = ctx.stable().await;
+    let (group, member_id) = (member.group.as_str(), member.member_id.as_str());
+    let partition = i32::from(version);
+    let offset = 1_000 + i64::from(version);
+
+    // The stable group's member at its generation.
+    let request = commit_request(
+        version,
+        group,
+        member_id,
+        member.generation,
+        GROUPS_TOPIC,
+        &[(partition, offset)],
+    );
+    let response = client.send(version, &request).await;
+    assert_eq!(response.topics.len(), 1);
+    assert_eq!(response.topics[0].name.0.as_str(), GROUPS_TOPIC);
+    let answers: Vec<(i32, i16)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(answers, vec![(partition, 0)], "member commit");
+    let fetched = client
+        .send(
+            OFFSET_FETCH_V,
+            &OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                .with_group_id(group_id(group))
+                .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                    .with_name(name(GROUPS_TOPIC))
+                    .with_partition_indexes(vec![partition])]))]),
+        )
+        .await;
+    let read = &fetched.groups[0].topics[0].partitions[0];
+    assert_eq!(read.committed_offset, offset);
+    assert_eq!(read.metadata.as_deref(), Some(COMMIT_METADATA));
+    let epoch = if version >= 6 { 0 } else { -1 };
+    assert_eq!(read.committed_leader_epoch, epoch, "leader epoch");
+
+    // Refused: another generation, an unknown member, and no member at all (only a
+    // group nobody is in takes those).
+    let refusals = [
+        (
+            member_id,
+            member.generation + 1,
+            ResponseError::IllegalGeneration,
+        ),
+        ("nobody", member.generation, ResponseError::UnknownMemberId),
+        ("", -1, ResponseError::UnknownMemberId),
+    ];
+    for (id, generation, expected) in refusals {
+        let request = commit_request(
+            version,
+            group,
+            id,
+            generation,
+            GROUPS_TOPIC,
+            &[(partition, 1)],
+        );
+        let response = client.send(version, &request).await;
+        assert_eq!(
+            response.topics[0].partitions[0].error_code,
+            code(expected),
+            "member {id:?} generation {generation}"
+        );
+    }
+    assert_eq!(
+        committed(client, group, GROUPS_TOPIC, &[partition]).await,
+        vec![offset],
+        "refused commits change nothing"
+    );
+
+    // A simple consumer (assign() only): generation -1, no member id, a group nobody
+    // is in. A topic that does not exist is refused per partition.
+    let simple = format!("g-OffsetCommit-{version}");
+    let mut request = commit_request(version, &simple, "", -1, TOPIC, &[(0, 2), (1, 0)]);
+    request.topics.push(
+        OffsetCommitRequestTopic::default()
+            .with_name(name("no-such-topic"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)]),
+    );
+    let response = client.send(version, &request).await;
+    assert_eq!(response.topics.len(), 2);
+    let answers: Vec<(i32, i16)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(answers, vec![(0, 0), (1, 0)], "simple consumer commit");
+    assert_eq!(response.topics[1].name.0.as_str(), "no-such-topic");
+    assert_eq!(
+        response.topics[1].partitions[0].error_code,
+        code(ResponseError::UnknownTopicOrPartition),
+        "unknown topic"
+    );
+    assert_eq!(committed(client, &simple, TOPIC, &[0, 1]).await, vec![2, 0]);
+
+    // A generation for a group that does not exist: ILLEGAL_GENERATION, and
+    // GROUP_ID_NOT_FOUND from version 9.
+    let missing = format!("g-OffsetCommit-{version}-missing");
+    let request = commit_request(version, &missing, "someone", 1, TOPIC, &[(0, 1)]);
+    let response = client.send(version, &request).await;
+    let expected = if version >= 9 {
+        ResponseError::GroupIdNotFound
+    } else {
+        ResponseError::IllegalGeneration
+    };
+    assert_eq!(
+        response.topics[0].partitions[0].error_code,
+        code(expected),
+        "generation 1 of a group that does not exist"
+    );
+}
+
+async fn offset_fetch(ctx: &Ctx, client: &mut Client, version: i16) {
+    let group = format!("g-OffsetFetch-{version}");
+    let missing = format!("g-OffsetFetch-{version}-missing");
+    let offset = 100 + i64::from(version);
+    commit(client, &group, "", -1, GROUPS_TOPIC, &[(0, offset)]).await;
+    let stable = ctx.stable().await;
+    let epoch = if version >= 5 { 0 } else { -1 };
+    // (partition, offset, leader epoch, metadata, error) as answered.
+    type Answer = (i32, i64, i32, Option<String>, i16);
+    let expected_named: Vec<Answer> = vec![
+        (0, offset, epoch, Some(COMMIT_METADATA.into()), 0),
+        (1, -1, -1, Some(String::new()), 0),
+    ];
+    let nothing: Vec<Answer> = vec![(0, -1, -1, Some(String::new()), 0)];
+
+    if version >= 8 {
+        let entry = |group: &str, partitions: Option<&[i32]>| {
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group_id(group))
+                .with_topics(partitions.map(|p| {
+                    vec![OffsetFetchRequestTopics::default()
+                        .with_name(name(GROUPS_TOPIC))
+                        .with_partition_indexes(p.to_vec())]
+                }))
+        };
+        let request = OffsetFetchRequest::default()
+            .with_require_stable(true)
+            .with_groups(vec![
+                entry(&group, Some(&[0, 1])),
+                entry(&stable.group, None),
+                entry(&missing, Some(&[0])),
+                entry(&missing, None),
+            ]);
+        let response = client.send(version, &request).await;
+        assert_eq!(response.groups.len(), 4);
+        let answers = |index: usize| -> Vec<(String, Vec<Answer>)> {
+            let answer = &response.groups[index];
+            assert_eq!(answer.error_code, 0, "group {index}");
+            answer
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.partition_index,
+                                p.committed_offset,
+                                p.committed_leader_epoch,
+                                p.metadata.as_ref().map(|m| m.to_string()),
+                                p.error_code,
+                            )
+                        })
+                        .collect();
+                    (t.name.0.to_string(), partitions)
+                })
+                .collect()
+        };
+        let ids: Vec<&str> = response
+            .groups
+            .iter()
+            .map(|g| g.group_id.as_str())
+            .collect();
+        assert_eq!(ids, [&group, &stable.group, &missing, &missing]);
+        assert_eq!(
+            answers(0),
+            vec![(GROUPS_TOPIC.to_string(), expected_named)],
+            "named partitions"
+        );
+        let all = answers(1);
+        assert_eq!(all.len(), 1, "the stable group commits one topic");
+        assert_eq!(all[0].0, GROUPS_TOPIC);
+        assert!(
+            all[0]
+                .1
+                .contains(&(0, STABLE_OFFSET, 0, Some(COMMIT_METADATA.into()), 0)),
+            "every committed partition: {:?}",
+            all[0].1
+        );
+        assert_eq!(
+            answers(2),
+            vec![(GROUPS_TOPIC.to_string(), nothing)],
+            "a group without offsets"
+        );
+        assert!(answers(3).is_empty(), "a group without offsets, all topics");
+        return;
+    }
+
+    let request = |group: &str, partitions: Option<&[i32]>| {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(group_id(group))
+            .with_topics(partitions.map(|p| {
+                vec![OffsetFetchRequestTopic::default()
+                    .with_name(name(GROUPS_TOPIC))
+                    .with_partition_indexes(p.to_vec())]
+            }));
+        if version >= 7 {
+            request.with_require_stable(true)
+        } else {
+            request
+        }
+    };
+    let answers = |response: &kafka_protocol::messages::OffsetFetchResponse| {
+        if version >= 2 {
+            assert_eq!(response.error_code, 0);
+        }
+        response
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions: Vec<Answer> = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.partition_index,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                            p.metadata.as_ref().map(|m| m.to_string()),
+                            p.error_code,
+                        )
+                    })
+                    .collect();
+                (t.name.0.to_string(), partitions)
+            })
+            .collect::<Vec<_>>()
+    };
+    let named = client.send(version, &request(&group, Some(&[0, 1]))).await;
+    assert_eq!(
+        answers(&named),
+        vec![(GROUPS_TOPIC.to_string(), expected_named)],
+        "named partitions"
+    );
+    let none = client.send(version, &request(&missing, Some(&[0]))).await;
+    assert_eq!(
+        answers(&none),
+        vec![(GROUPS_TOPIC.to_string(), nothing)],
+        "a group without offsets"
+    );
+    // Null topics (from version 2): every committed partition.
+    if version >= 2 {
+        let all = client.send(version, &request(&stable.group, None)).await;
+        let all = answers(&all);
+        assert_eq!(all.len(), 1, "the stable group commits one topic");
+        assert_eq!(all[0].0, GROUPS_TOPIC);
+        assert!(
+            all[0]
+                .1
+                .contains(&(0, STABLE_OFFSET, epoch, Some(COMMIT_METADATA.into()), 0)),
+            "every committed partition: {:?}",
+            all[0].1
+        );
+        let empty = client.send(version, &request(&missing, None)).await;
+        assert!(answers(&empty).is_empty(), "a group without offsets");
+    }
+}
+
+async fn offset_delete(ctx: &Ctx, client: &mut Client, version: i16) {
+    let request = |group: &str, topic: &str, partitions: &[i32]| {
+        OffsetDeleteRequest::default()
+            .with_group_id(group_id(group))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&p| OffsetDeleteRequestPartition::default().with_partition_index(p))
+                        .collect(),
+                )])
+    };
+    // A group nobody is in: the offset goes.
+    let group = format!("g-OffsetDelete-{version}");
+    commit(client, &group, "", -1, TOPIC, &[(0, 5), (1, 6)]).await;
+    let response = client.send(version, &request(&group, TOPIC, &[0])).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.topics.len(), 1);
+    assert_eq!(response.topics[0].name.0.as_str(), TOPIC);
+    let answers: Vec<(i32, i16)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(answers, vec![(0, 0)]);
+    assert_eq!(
+        committed(client, &group, TOPIC, &[0, 1]).await,
+        vec![-1, 6],
+        "partition 0 deleted, 1 kept"
+    );
+
+    // The stable group's member subscribes to GROUPS_TOPIC: its offsets stay.
+    let stable = ctx.stable().await;
+    let response = client
+        .send(version, &request(&stable.group, GROUPS_TOPIC, &[0]))
+        .await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(
+        response.topics[0].partitions[0].error_code,
+        code(ResponseError::GroupSubscribedToTopic),
+        "a topic the group consumes"
+    );
+    assert_eq!(
+        committed(client, &stable.group, GROUPS_TOPIC, &[0]).await,
+        vec![STABLE_OFFSET]
+    );
+
+    let missing = format!("g-OffsetDelete-{version}-missing");
+    let response = client.send(version, &request(&missing, TOPIC, &[0])).await;
+    assert_eq!(
+        response.error_code,
+        code(ResponseError::GroupIdNotFound),
+        "a group that does not exist"
+    );
+}
+
+async fn describe_groups(ctx: &Ctx, client: &mut Client, version: i16) {
+    let stable = ctx.stable().await;
+    let missing = format!("g-DescribeGroups-{version}-missing");
+    let request = DescribeGroupsRequest::default()
+        .with_groups(vec![group_id(&stable.group), group_id(&missing)]);
+    let request = if version >= 3 {
+        request.with_include_authorized_operations(true)
+    } else {
+        request
+    };
+    let response = client.send(version, &request).await;
+    assert_eq!(response.groups.len(), 2);
+    let (described, dead) = (&response.groups[0], &response.groups[1]);
+
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.group_id.as_str(), stable.group);
+    assert_eq!(described.group_state.as_str(), "Stable");
+    assert_eq!(described.protocol_type.as_str(), PROTOCOL_TYPE);
+    assert_eq!(described.protocol_data.as_str(), ASSIGNOR);
+    assert_eq!(described.members.len(), 1);
+    let member = &described.members[0];
+    assert_eq!(member.member_id.as_str(), stable.member_id);
+    assert_eq!(member.group_instance_id, None);
+    assert_eq!(member.client_id.as_str(), "strom-tests");
+    assert!(
+        member
+            .client_host
+            .as_str()
+            .contains(&ctx.addr.ip().to_string()),
+        "client host {:?}",
+        member.client_host
+    );
+    assert_eq!(member.member_metadata, subscription(), "metadata");
+    assert_eq!(member.member_assignment, stable.assignment, "assignment");
+
+    // A group that does not exist is Dead; version 6 also says GROUP_ID_NOT_FOUND.
+    assert_eq!(dead.group_id.as_str(), missing);
+    assert_eq!(dead.group_state.as_str(), "Dead");
+    assert!(dead.members.is_empty());
+    let expected = if version >= 6 {
+        code(ResponseError::GroupIdNotFound)
+    } else {
+        0
+    };
+    assert_eq!(dead.error_code, expected, "a group that does not exist");
+    if version >= 3 {
+        assert!(
+            described.authorized_operations > 0,
+            "operations were requested: {}",
+            described.authorized_operations
+        );
+    }
+}
+
+async fn list_groups(ctx: &Ctx, client: &mut Client, version: i16) {
+    let stable = ctx.stable().await;
+    // A group with offsets only, nobody in it.
+    let simple = format!("g-ListGroups-{version}");
+    commit(client, &simple, "", -1, TOPIC, &[(0, 1)]).await;
+    let list = |states: &[&str], types: &[&str]| {
+        let request = ListGroupsRequest::default();
+        let request = if version >= 4 {
+            request.with_states_filter(states.iter().map(|t| s(t)).collect())
+        } else {
+            request
+        };
+        if version >= 5 {
+            request.with_types_filter(types.iter().map(|t| s(t)).collect())
+        } else {
+            request
+        }
+    };
+    let ids = |response: &kafka_protocol::messages::ListGroupsResponse| {
+        assert_eq!(response.error_code, 0);
+        response
+            .groups
+            .iter()
+            .map(|g| g.group_id.to_string())
+            .collect::<BTreeSet<_>>()
+    };
+
+    let all = client.send(version, &list(&[], &[])).await;
+    let find = |id: &str| {
+        all.groups
+            .iter()
+            .find(|g| g.group_id.as_str() == id)
+            .unwrap_or_else(|| panic!("{id} is listed"))
+    };
+    let (listed, listed_simple) = (find(&stable.group), find(&simple));
+    assert_eq!(listed.protocol_type.as_str(), PROTOCOL_TYPE);
+    assert_eq!(listed_simple.protocol_type.as_str(), "", "no protocol");
+    if version >= 4 {
+        assert_eq!(listed.group_state.as_str(), "Stable");
+        assert_eq!(listed_simple.group_state.as_str(), "Empty");
+    }
+    if version >= 5 {
+        assert_eq!(listed.group_type.as_str(), "classic");
+        assert_eq!(listed_simple.group_type.as_str(), "classic");
+    }
+
+    if version >= 4 {
+        let stable_only = ids(&client.send(version, &list(&["Stable"], &[])).await);
+        assert!(stable_only.contains(&stable.group), "Stable lists it");
+        assert!(!stable_only.contains(&simple), "Stable leaves out Empty");
+        let empty_only = ids(&client.send(version, &list(&["Empty"], &[])).await);
+        assert!(empty_only.contains(&simple), "Empty lists it");
+        assert!(
+            !empty_only.contains(&stable.group),
+            "Empty leaves out Stable"
+        );
+    }
+    if version >= 5 {
+        let classic = ids(&client.send(version, &list(&[], &["classic"])).await);
+        assert!(classic.contains(&stable.group) && classic.contains(&simple));
+        let consumer = ids(&client.send(version, &list(&[], &["consumer"])).await);
+        assert!(consumer.is_empty(), "no KIP-848 groups: {consumer:?}");
+    }
+}
+
+async fn delete_groups(ctx: &Ctx, client: &mut Client, version: i16) {
+    let stable = ctx.stable().await;
+    let simple = format!("g-DeleteGroups-{version}");
+    let missing = format!("g-DeleteGroups-{version}-missing");
+    commit(client, &simple, "", -1, TOPIC, &[(0, 3)]).await;
+    let delete = |groups: &[&str]| {
+        DeleteGroupsRequest::default()
+            .with_groups_names(groups.iter().map(|g| group_id(g)).collect())
+    };
+    let response = client
+        .send(version, &delete(&[&stable.group, &simple, &missing]))
+        .await;
+    let results: Vec<(String, i16)> = response
+        .results
+        .iter()
+        .map(|r| (r.group_id.to_string(), r.error_code))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            (stable.group.clone(), code(ResponseError::NonEmptyGroup)),
+            (simple.clone(), 0),
+            (missing.clone(), code(ResponseError::GroupIdNotFound)),
+        ]
+    );
+    assert_eq!(
+        committed(client, &simple, TOPIC, &[0]).await,
+        vec![-1],
+        "its offsets went with it"
+    );
+    assert_eq!(
+        describe_group(client, &simple).await.group_state.as_str(),
+        "Dead"
+    );
+    assert_eq!(
+        describe_group(client, &stable.group)
+            .await
+            .group_state
+            .as_str(),
+        "Stable",
+        "a group with members stays"
+    );
+    let again = client.send(version, &delete(&[&simple])).await;
+    assert_eq!(
+        again.results[0].error_code,
+        code(ResponseError::GroupIdNotFound),
+        "deleted already"
+    );
 }

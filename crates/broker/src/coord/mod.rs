@@ -2,6 +2,7 @@
 //! committed offsets, with both kept durable in the internal `__consumer_offsets` log
 //! (offset commits, completed rebalances, deletions) and replayed at start.
 
+pub(crate) mod consumer;
 pub(crate) mod group;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::cluster::event_log;
 use crate::error::StartError;
+use consumer::{ConsumerGroup, Heartbeat, HeartbeatAnswer};
 use group::{
     Group, GroupLimits, GroupSnapshot, GroupState, JoinOutcome, JoinRequest, RestoredMember,
     SyncOutcome,
@@ -120,6 +122,8 @@ pub(crate) type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 #[derive(Default)]
 struct State {
     groups: HashMap<String, Group>,
+    /// Groups on the new protocol (KIP-848); an id is either classic or consumer.
+    consumer_groups: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, GroupOffsets>,
 }
 
@@ -250,13 +254,22 @@ impl GroupCoordinator {
     /// Runs one group's timers; drops groups that are empty and have no offsets.
     pub fn tick(&self, now: Instant) {
         let mut state = self.lock();
-        let State { groups, offsets } = &mut *state;
+        let State {
+            groups,
+            consumer_groups,
+            offsets,
+        } = &mut *state;
         for group in groups.values_mut() {
             group.tick(&self.limits, now);
         }
-        groups.retain(|id, g| {
-            g.state != GroupState::Empty || offsets.get(id).is_some_and(|o| !o.is_empty())
-        });
+        let has_offsets = |id: &String| offsets.get(id).is_some_and(|o| !o.is_empty());
+        groups.retain(|id, g| g.state != GroupState::Empty || has_offsets(id));
+        for group in consumer_groups.values_mut() {
+            if group.expire(now) {
+                tracing::info!(group = %group.id, "consumer group member session expired");
+            }
+        }
+        consumer_groups.retain(|id, g| !g.members.is_empty() || has_offsets(id));
     }
 
     /// Handles a JoinGroup; the answer comes on the returned receiver.
@@ -264,6 +277,23 @@ impl GroupCoordinator {
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
         let mut state = self.lock();
+        if state
+            .consumer_groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            let member_id = request.member_id.clone();
+            let _ = tx.send(JoinOutcome {
+                error: Some(ResponseError::InconsistentGroupProtocol),
+                generation: -1,
+                protocol_type: None,
+                protocol: None,
+                leader: String::new(),
+                member_id,
+                members: Vec::new(),
+            });
+            return rx;
+        }
         let group = state
             .groups
             .entry(group_id.to_string())
@@ -365,6 +395,13 @@ impl GroupCoordinator {
         generation: i32,
     ) -> Result<(), ResponseError> {
         let state = self.lock();
+        if let Some(group) = state
+            .consumer_groups
+            .get(group_id)
+            .filter(|g| !g.members.is_empty())
+        {
+            return group.check_commit(member_id, generation);
+        }
         let Some(group) = state.groups.get(group_id) else {
             return if generation < 0 {
                 Ok(())
@@ -504,7 +541,10 @@ impl GroupCoordinator {
         let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
         {
             let state = self.lock();
-            if !state.groups.contains_key(group_id) && !state.offsets.contains_key(group_id) {
+            if !state.groups.contains_key(group_id)
+                && !state.consumer_groups.contains_key(group_id)
+                && !state.offsets.contains_key(group_id)
+            {
                 return Err(ResponseError::GroupIdNotFound);
             }
             if !Self::is_empty_group(&state, group_id) {
@@ -520,6 +560,7 @@ impl GroupCoordinator {
         .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
         let mut state = self.lock();
         state.groups.remove(group_id);
+        state.consumer_groups.remove(group_id);
         state.offsets.remove(group_id);
         Ok(())
     }
@@ -659,6 +700,38 @@ impl GroupCoordinator {
                 })
                 .collect(),
         })
+    }
+
+    /// Handles a ConsumerGroupHeartbeat (KIP-848). `topics` maps topic names to their
+    /// id and partition count.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        heartbeat: Heartbeat,
+        topics: &BTreeMap<String, (uuid::Uuid, i32)>,
+    ) -> Result<HeartbeatAnswer, ResponseError> {
+        let mut state = self.lock();
+        if state
+            .groups
+            .get(group_id)
+            .is_some_and(|g| g.state != GroupState::Empty)
+        {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        let group = state
+            .consumer_groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| ConsumerGroup::new(group_id));
+        group.heartbeat(heartbeat, topics, Instant::now())
+    }
+
+    /// Runs `f` on a consumer group (KIP-848), if it exists.
+    pub fn with_consumer_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ConsumerGroup) -> T,
+    ) -> Option<T> {
+        self.lock().consumer_groups.get(group_id).map(f)
     }
 
     /// Every group: (id, protocol type, state name).

@@ -6,6 +6,7 @@
 mod api_versions;
 mod cluster_info;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -106,6 +107,19 @@ pub(crate) async fn dispatch(
         Request::DescribeGroups(r) => ready(ApiKey::DescribeGroups, &groups::describe(shared, r)),
         Request::ListGroups(r) => ready(ApiKey::ListGroups, &groups::list(shared, r)),
         Request::DeleteGroups(r) => ready(ApiKey::DeleteGroups, &groups::delete(shared, r).await),
+        Request::ConsumerGroupHeartbeat(r) => ready(
+            ApiKey::ConsumerGroupHeartbeat,
+            &consumer_groups::heartbeat(
+                shared,
+                r,
+                header.client_id.as_deref(),
+                peer.ip().to_string(),
+            ),
+        ),
+        Request::ConsumerGroupDescribe(r) => ready(
+            ApiKey::ConsumerGroupDescribe,
+            &consumer_groups::describe(shared, r),
+        ),
     }
 }
 

@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
@@ -42,6 +43,8 @@ pub(crate) enum Request {
     DescribeGroups(DescribeGroupsRequest),
     ListGroups(ListGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// Decodes the body of the request `header` describes. Unknown APIs, versions outside
@@ -85,6 +88,12 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
         ApiKey::DescribeGroups => Request::DescribeGroups(decode_body(api, body, version)?),
         ApiKey::ListGroups => Request::ListGroups(decode_body(api, body, version)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(decode_body(api, body, version)?),
+        ApiKey::ConsumerGroupHeartbeat => {
+            Request::ConsumerGroupHeartbeat(decode_body(api, body, version)?)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            Request::ConsumerGroupDescribe(decode_body(api, body, version)?)
+        }
         _ => return Err(FrameError::UnsupportedApi(api as i16)),
     })
 }
