@@ -233,6 +233,8 @@ fn is_group_api(api: ApiKey) -> bool {
             | ApiKey::DescribeGroups
             | ApiKey::ListGroups
             | ApiKey::DeleteGroups
+            | ApiKey::ConsumerGroupHeartbeat
+            | ApiKey::ConsumerGroupDescribe
     )
 }
 
@@ -337,6 +339,8 @@ async fn check(ctx: Arc<Ctx>, api: ApiKey, version: i16) {
         ApiKey::DescribeGroups => describe_groups(&ctx, client, version).await,
         ApiKey::ListGroups => list_groups(&ctx, client, version).await,
         ApiKey::DeleteGroups => delete_groups(&ctx, client, version).await,
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat(&ctx, client, version).await,
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe(&ctx, client, version).await,
         other => panic!("{other:?} is advertised but this test has no request for it; add one"),
     }
 }
@@ -2335,4 +2339,102 @@ async fn delete_groups(ctx: &Ctx, client: &mut Client, version: i16) {
         code(ResponseError::GroupIdNotFound),
         "deleted already"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// The new consumer group protocol (KIP-848).
+
+/// Joins `group` with a fresh member subscribed to the test topic; returns the
+/// member id, its epoch and its assignment (partitions of the test topic).
+async fn consumer_group_join(
+    ctx: &Ctx,
+    client: &mut Client,
+    version: i16,
+    group: &str,
+) -> (String, i32, Vec<i32>) {
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    // From v1 the client picks its member id; v0 lets the broker pick it.
+    let member_id = if version >= 1 {
+        Uuid::new_v4().to_string()
+    } else {
+        String::new()
+    };
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(s(group)))
+        .with_member_id(s(&member_id))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![name(TOPIC)]))
+        .with_topic_partitions(Some(Vec::new()));
+    let response = client.send(version, &join).await;
+    assert_eq!(response.error_code, 0, "{:?}", response.error_message);
+    assert!(response.member_epoch >= 1);
+    assert!(response.heartbeat_interval_ms > 0);
+    let id = response.member_id.expect("member id").to_string();
+    if version >= 1 {
+        assert_eq!(id, member_id, "v1 keeps the client's member id");
+    }
+    let assignment = response
+        .assignment
+        .expect("a joining member gets its assignment");
+    assert_eq!(assignment.topic_partitions.len(), 1);
+    assert_eq!(assignment.topic_partitions[0].topic_id, ctx.topic_id);
+    (
+        id,
+        response.member_epoch,
+        assignment.topic_partitions[0].partitions.clone(),
+    )
+}
+
+async fn consumer_group_heartbeat(ctx: &Ctx, client: &mut Client, version: i16) {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    let group = format!("g-ConsumerGroupHeartbeat-{version}");
+    let (member, epoch, partitions) = consumer_group_join(ctx, client, version, &group).await;
+    assert_eq!(partitions, [0, 1], "alone, the member gets every partition");
+    let beat = |epoch: i32, member: &str| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(s(&group)))
+            .with_member_id(s(member))
+            .with_member_epoch(epoch)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic_id(ctx.topic_id)
+                .with_partitions(vec![0, 1])]))
+    };
+    let steady = client.send(version, &beat(epoch, &member)).await;
+    assert_eq!((steady.error_code, steady.member_epoch), (0, epoch));
+    let fenced = client.send(version, &beat(epoch + 5, &member)).await;
+    assert_eq!(fenced.error_code, 110, "FENCED_MEMBER_EPOCH");
+    let stranger = client.send(version, &beat(1, "nobody")).await;
+    assert_eq!(stranger.error_code, 25, "UNKNOWN_MEMBER_ID");
+    let left = client.send(version, &beat(-1, &member)).await;
+    assert_eq!((left.error_code, left.member_epoch), (0, -1));
+}
+
+async fn consumer_group_describe(ctx: &Ctx, client: &mut Client, version: i16) {
+    use kafka_protocol::messages::ConsumerGroupDescribeRequest;
+    let group = format!("g-ConsumerGroupDescribe-{version}");
+    let (member, epoch, _) = consumer_group_join(ctx, client, 1, &group).await;
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+        kafka_protocol::messages::GroupId(s(&group)),
+        kafka_protocol::messages::GroupId(s("g-never")),
+    ]);
+    let response = client.send(version, &request).await;
+    let described = &response.groups[0];
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.group_epoch, epoch);
+    assert_eq!(described.assignor_name.as_str(), "uniform");
+    assert_eq!(described.members.len(), 1);
+    let m = &described.members[0];
+    assert_eq!(
+        (m.member_id.as_str(), m.member_epoch),
+        (member.as_str(), epoch)
+    );
+    assert_eq!(m.subscribed_topic_names[0].0.as_str(), TOPIC);
+    assert_eq!(
+        m.assignment.topic_partitions[0].topic_name.0.as_str(),
+        TOPIC
+    );
+    assert_eq!(m.assignment.topic_partitions[0].partitions, [0, 1]);
+    assert_eq!(response.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND");
 }

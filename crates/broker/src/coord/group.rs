@@ -224,6 +224,11 @@ impl Group {
         group
     }
 
+    /// Whether member ids handed out with MEMBER_ID_REQUIRED still wait to be used.
+    pub fn has_pending_members(&self) -> bool {
+        !self.pending_members.is_empty()
+    }
+
     /// Handles a JoinGroup; the answer arrives on `waiter` (at once or when the
     /// rebalance completes).
     pub fn join(

@@ -263,7 +263,9 @@ impl GroupCoordinator {
             group.tick(&self.limits, now);
         }
         let has_offsets = |id: &String| offsets.get(id).is_some_and(|o| !o.is_empty());
-        groups.retain(|id, g| g.state != GroupState::Empty || has_offsets(id));
+        groups.retain(|id, g| {
+            g.state != GroupState::Empty || g.has_pending_members() || has_offsets(id)
+        });
         for group in consumer_groups.values_mut() {
             if group.expire(now) {
                 tracing::info!(group = %group.id, "consumer group member session expired");
@@ -385,14 +387,18 @@ impl GroupCoordinator {
         group.leave(member_id, instance_id, &self.limits, Instant::now())
     }
 
-    /// Checks that a commit may be made now: by a member of the current generation,
-    /// or by anyone for a group without members (generation -1, "simple" consumers).
+    /// Checks that a commit may be made now, as Kafka's coordinator does: anyone may
+    /// commit to a group without members with generation -1 ("simple" consumers);
+    /// otherwise the member must belong to the current generation, and not while the
+    /// group waits for its leader's assignment. `version` is the OffsetCommit version
+    /// (from v9 an unknown group is GROUP_ID_NOT_FOUND).
     pub fn check_commit(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        version: i16,
     ) -> Result<(), ResponseError> {
         let state = self.lock();
         if let Some(group) = state
@@ -403,22 +409,17 @@ impl GroupCoordinator {
             return group.check_commit(member_id, generation);
         }
         let Some(group) = state.groups.get(group_id) else {
-            return if generation < 0 {
-                Ok(())
-            } else {
-                Err(ResponseError::IllegalGeneration)
+            return match (generation < 0, version >= 9) {
+                (true, _) => Ok(()),
+                (false, true) => Err(ResponseError::GroupIdNotFound),
+                (false, false) => Err(ResponseError::IllegalGeneration),
             };
         };
-        if group.state == GroupState::Empty {
-            return if generation < 0 {
-                Ok(())
-            } else {
-                Err(ResponseError::IllegalGeneration)
-            };
+        if generation < 0 && group.state == GroupState::Empty {
+            return Ok(());
         }
-        if generation < 0 && member_id.is_empty() {
-            // Kafka lets a simple consumer commit only to a group nobody is in.
-            return Err(ResponseError::UnknownMemberId);
+        if group.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
         }
         if let Some(instance) = instance_id {
             let mapped = group
@@ -435,12 +436,9 @@ impl GroupCoordinator {
         if generation != group.generation {
             return Err(ResponseError::IllegalGeneration);
         }
-        match group.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                Err(ResponseError::RebalanceInProgress)
-            }
-            _ => Ok(()),
-        }
+        // Commits during PreparingRebalance are allowed: eager consumers commit what
+        // they processed when their partitions are revoked.
+        Ok(())
     }
 
     /// Durably records committed offsets (blocking: call off the async threads).

@@ -235,13 +235,26 @@ pub(super) fn leave(
     LeaveGroupResponse::default().with_members(members)
 }
 
-pub(super) fn describe(shared: &Shared, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+/// What a client may do to a group (READ, DELETE, DESCRIBE), until ACLs exist.
+const GROUP_OPERATIONS: i32 = 1 << 3 | 1 << 6 | 1 << 8;
+
+pub(super) fn describe(
+    shared: &Shared,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let operations = if request.include_authorized_operations {
+        GROUP_OPERATIONS
+    } else {
+        i32::MIN
+    };
     let groups = request
         .groups
         .into_iter()
         .map(|id| match shared.coordinator.describe(id.0.as_str()) {
             Some(group) => DescribedGroup::default()
                 .with_group_id(id)
+                .with_authorized_operations(operations)
                 .with_group_state(StrBytes::from_static_str(group.state))
                 .with_protocol_type(str_bytes(group.protocol_type))
                 .with_protocol_data(str_bytes(group.protocol))
@@ -269,7 +282,12 @@ pub(super) fn describe(shared: &Shared, request: DescribeGroupsRequest) -> Descr
                         )
                         .collect(),
                 ),
-            // Kafka describes an unknown group as Dead, without an error.
+            // Kafka describes an unknown group as Dead; from v6 with GROUP_ID_NOT_FOUND.
+            None if version >= 6 => DescribedGroup::default()
+                .with_group_id(id)
+                .with_group_state(StrBytes::from_static_str("Dead"))
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(str_bytes("the group does not exist"))),
             None => DescribedGroup::default()
                 .with_group_id(id)
                 .with_group_state(StrBytes::from_static_str("Dead")),

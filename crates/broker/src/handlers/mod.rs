@@ -101,10 +101,16 @@ pub(crate) async fn dispatch(
         Request::SyncGroup(r) => Ok(groups::sync(shared, r, header)),
         Request::Heartbeat(r) => ready(ApiKey::Heartbeat, &groups::heartbeat(shared, r)),
         Request::LeaveGroup(r) => ready(ApiKey::LeaveGroup, &groups::leave(shared, r, version)),
-        Request::OffsetCommit(r) => ready(ApiKey::OffsetCommit, &offsets::commit(shared, r).await),
+        Request::OffsetCommit(r) => ready(
+            ApiKey::OffsetCommit,
+            &offsets::commit(shared, r, version).await,
+        ),
         Request::OffsetFetch(r) => ready(ApiKey::OffsetFetch, &offsets::fetch(shared, r, version)),
         Request::OffsetDelete(r) => ready(ApiKey::OffsetDelete, &offsets::delete(shared, r).await),
-        Request::DescribeGroups(r) => ready(ApiKey::DescribeGroups, &groups::describe(shared, r)),
+        Request::DescribeGroups(r) => ready(
+            ApiKey::DescribeGroups,
+            &groups::describe(shared, r, version),
+        ),
         Request::ListGroups(r) => ready(ApiKey::ListGroups, &groups::list(shared, r)),
         Request::DeleteGroups(r) => ready(ApiKey::DeleteGroups, &groups::delete(shared, r).await),
         Request::ConsumerGroupHeartbeat(r) => ready(

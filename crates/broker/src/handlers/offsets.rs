@@ -24,7 +24,11 @@ use super::{blocking, str_bytes};
 use crate::broker::Shared;
 use crate::coord::{CommittedOffset, GroupOffsets, OFFSET_METADATA_MAX_BYTES};
 
-pub(super) async fn commit(shared: &Shared, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn commit(
+    shared: &Shared,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let coordinator = Arc::clone(&shared.coordinator);
     let group_error = if group.is_empty() {
@@ -36,6 +40,7 @@ pub(super) async fn commit(shared: &Shared, request: OffsetCommitRequest) -> Off
                 request.member_id.as_str(),
                 request.group_instance_id.as_deref(),
                 request.generation_id_or_member_epoch,
+                version,
             )
             .err()
     };
