@@ -91,6 +91,9 @@ pub(crate) struct JoinOutcome {
     pub member_id: String,
     /// For the leader only: every member with its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// A static leader rejoining a stable group must not compute a new assignment
+    /// (JoinGroup v9's `skip_assignment`).
+    pub skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -103,6 +106,7 @@ impl JoinOutcome {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -394,9 +398,13 @@ impl Group {
             self.leader = Some(new_id.clone());
         }
         self.members.insert(new_id.clone(), member);
+        // Kafka's rule: a stable group whose chosen protocol would not change keeps its
+        // generation; a returning leader gets the member list but must not reassign.
+        let protocol_kept = self.select_protocol() == self.protocol;
         match self.state {
-            GroupState::Stable if same_metadata && !was_leader => {
-                let outcome = self.join_outcome(&new_id, false);
+            GroupState::Stable if same_metadata || protocol_kept => {
+                let mut outcome = self.join_outcome(&new_id, was_leader);
+                outcome.skip_assignment = was_leader;
                 let _ = waiter.send(outcome);
             }
             GroupState::PreparingRebalance => {
@@ -599,6 +607,7 @@ impl Group {
             } else {
                 Vec::new()
             },
+            skip_assignment: false,
         }
     }
 
@@ -1172,6 +1181,63 @@ mod tests {
             ),
             Err(ResponseError::FencedInstanceId)
         );
+    }
+
+    #[test]
+    fn a_static_leader_returns_without_a_rebalance_and_keeps_the_assignment() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let mut a = join(&mut group, request("", Some("instance-a"), &["range"]), t0);
+        let mut b = join(&mut group, request("", Some("instance-b"), &["range"]), t0);
+        group.tick(&limits(), t0 + Duration::from_secs(4));
+        let a = a.try_recv().expect("a");
+        let b = b.try_recv().expect("b");
+        let (leader, follower) = if a.leader == a.member_id {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let leader_instance = if leader.member_id == group.static_members["instance-a"] {
+            "instance-a"
+        } else {
+            "instance-b"
+        };
+        sync(&mut group, &follower.member_id, 1, &[]);
+        sync(
+            &mut group,
+            &leader.member_id,
+            1,
+            &[
+                (leader.member_id.as_str(), "L"),
+                (follower.member_id.as_str(), "F"),
+            ],
+        );
+
+        let mut back = join(
+            &mut group,
+            request("", Some(leader_instance), &["range"]),
+            t0 + Duration::from_secs(5),
+        );
+        let back = back.try_recv().expect("answered at once");
+        assert_eq!((back.error, back.generation), (None, 1), "no rebalance");
+        assert!(back.skip_assignment);
+        assert_eq!(
+            back.leader, back.member_id,
+            "still the leader, under its new id"
+        );
+        assert_eq!(back.members.len(), 2);
+        // Its SyncGroup (with or without assignments) returns what it had.
+        let mut assignment = sync(
+            &mut group,
+            &back.member_id,
+            1,
+            &[(back.member_id.as_str(), "X")],
+        );
+        assert_eq!(
+            assignment.try_recv().expect("answered").expect("ok").2,
+            Bytes::from("L")
+        );
+        assert_eq!(group.state, GroupState::Stable);
     }
 
     #[test]

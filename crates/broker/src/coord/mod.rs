@@ -293,6 +293,7 @@ impl GroupCoordinator {
                 leader: String::new(),
                 member_id,
                 members: Vec::new(),
+                skip_assignment: false,
             });
             return rx;
         }

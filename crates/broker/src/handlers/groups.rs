@@ -128,6 +128,7 @@ pub(super) fn join(
             .with_protocol_type(outcome.protocol_type.map(str_bytes))
             .with_protocol_name(outcome.protocol.map(str_bytes))
             .with_leader(str_bytes(outcome.leader))
+            .with_skip_assignment(outcome.skip_assignment && version >= 9)
             .with_member_id(str_bytes(outcome.member_id))
             .with_members(
                 outcome
@@ -155,6 +156,7 @@ fn group_gone() -> crate::coord::group::JoinOutcome {
         leader: String::new(),
         member_id: String::new(),
         members: Vec::new(),
+        skip_assignment: false,
     }
 }
 
