@@ -131,11 +131,11 @@ impl BrokerHandle {
     /// seconds), syncs and closes every log and writes the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), strom_log::LogError> {
         let _ = self.shutdown.send(true);
+        self.shared.coordinator.stop();
         let _ = self.accept_task.await;
         if let Some(http) = self.http_task {
             let _ = http.await;
         }
-        self.shared.coordinator.stop();
         let cluster = Arc::clone(&self.shared.cluster);
         let ticker = self.ticker;
         let closed = tokio::task::spawn_blocking(move || {

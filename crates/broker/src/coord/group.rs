@@ -228,6 +228,22 @@ impl Group {
         group
     }
 
+    /// Answers every waiting JoinGroup and SyncGroup with COORDINATOR_NOT_AVAILABLE
+    /// (the broker is shutting down; clients retry elsewhere or later).
+    pub fn abort_waiters(&mut self) {
+        for member in self.members.values_mut() {
+            if let Some(waiter) = member.join_waiter.take() {
+                let _ = waiter.send(JoinOutcome::error(
+                    ResponseError::CoordinatorNotAvailable,
+                    &member.id,
+                ));
+            }
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(Err(ResponseError::CoordinatorNotAvailable));
+            }
+        }
+    }
+
     /// Whether member ids handed out with MEMBER_ID_REQUIRED still wait to be used.
     pub fn has_pending_members(&self) -> bool {
         !self.pending_members.is_empty()

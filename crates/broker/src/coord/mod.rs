@@ -242,9 +242,13 @@ impl GroupCoordinator {
             .unwrap_or_else(|e| panic!("cannot start the group coordinator thread: {e}"))
     }
 
-    /// Stops the ticker thread.
+    /// Stops the ticker thread and answers requests waiting on a rebalance, so that
+    /// shutdown does not wait for them.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
+        for group in self.lock().groups.values_mut() {
+            group.abort_waiters();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
