@@ -16,6 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::cluster::{Cluster, OFFSETS_TOPIC};
 use crate::config::BrokerConfig;
 use crate::coord::group::GroupLimits;
+use crate::coord::producer_ids::ProducerIdAllocator;
 use crate::coord::GroupCoordinator;
 use crate::error::StartError;
 use crate::net::connection;
@@ -39,6 +40,7 @@ pub struct BrokerStats {
 pub(crate) struct Shared {
     pub cluster: Arc<Cluster>,
     pub coordinator: Arc<GroupCoordinator>,
+    pub producer_ids: Arc<ProducerIdAllocator>,
     pub stats: Arc<BrokerStats>,
     /// Turns true when the broker shuts down; waiting requests answer at once.
     pub shutdown: watch::Receiver<bool>,
@@ -79,9 +81,14 @@ impl Broker {
         let offsets_log = cluster.internal_log(OFFSETS_TOPIC)?;
         let coordinator = GroupCoordinator::open(offsets_log, GroupLimits::default())?;
         let ticker = coordinator.spawn_ticker();
+        let producer_ids = Arc::new(
+            ProducerIdAllocator::open(cluster.data_dir())
+                .map_err(|e| StartError::Config(format!("producer id file: {e}")))?,
+        );
         let shared = Arc::new(Shared {
             cluster,
             coordinator,
+            producer_ids,
             stats: Arc::new(BrokerStats::default()),
             shutdown: shutdown_rx.clone(),
         });

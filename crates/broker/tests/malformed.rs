@@ -20,8 +20,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, InitProducerIdRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, TopicName,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, EndTxnRequest, FetchRequest, MetadataRequest,
+    ProduceRequest, ProducerId, RequestHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use strom_broker::{BrokerConfig, BrokerHandle};
@@ -389,11 +389,14 @@ async fn api_keys_strom_does_not_serve_close() {
             .expect_frame_closed(&format!("API key {key}"), &body)
             .await;
     }
-    // InitProducerId (22) is a Kafka API strom does not serve (yet): a well-formed
-    // request still ends the connection rather than getting an answer strom cannot give.
-    let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+    // EndTxn (26) is a Kafka API strom does not serve (yet): a well-formed request
+    // still ends the connection rather than getting an answer strom cannot give.
+    let end_txn = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+        .with_producer_id(ProducerId(1))
+        .with_committed(true);
     scene
-        .expect_frame_closed("InitProducerId v4", &frame_of(4, &init))
+        .expect_frame_closed("EndTxn v3", &frame_of(3, &end_txn))
         .await;
     scene.finish(5).await;
 }

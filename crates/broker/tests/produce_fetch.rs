@@ -484,3 +484,99 @@ async fn shutdown_answers_waiting_fetches_instead_of_dropping_them() {
     assert_eq!(response.responses[0].partitions[0].error_code, 0);
     stopping.await.expect("join").expect("shutdown");
 }
+
+async fn init_producer_id(client: &mut Client) -> (i64, i16) {
+    use kafka_protocol::messages::InitProducerIdRequest;
+    let response = client
+        .send(
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    assert_eq!(response.error_code, 0);
+    (response.producer_id.0, response.producer_epoch)
+}
+
+#[tokio::test]
+async fn idempotent_producers_are_written_once_and_in_sequence_even_across_a_restart() {
+    use support::producer_batch;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = support::start(dir.path()).await;
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    create_topic(&mut client, "once", 1, &[]).await;
+    let (pid, epoch) = init_producer_id(&mut client).await;
+    let (other, _) = init_producer_id(&mut client).await;
+    assert_ne!(pid, other, "every producer gets its own id");
+
+    let records = |values: &[&'static str]| -> Vec<support::RecordSpec<'static>> {
+        values
+            .iter()
+            .map(|v| (None, Some(v.as_bytes()), 1_000))
+            .collect()
+    };
+    let first = producer_batch(&records(&["a", "b"]), pid, epoch, 0);
+    let sent = produce(&mut client, "once", 0, first.clone(), -1).await;
+    assert_eq!((sent.error_code, sent.base_offset), (0, 0));
+    // The retry of a batch that was written is acknowledged with its first offsets.
+    let retry = produce(&mut client, "once", 0, first.clone(), -1).await;
+    assert_eq!((retry.error_code, retry.base_offset), (0, 0));
+    // A gap in the sequence is refused.
+    let gap = produce(
+        &mut client,
+        "once",
+        0,
+        producer_batch(&records(&["x"]), pid, epoch, 5),
+        -1,
+    )
+    .await;
+    assert_eq!(gap.error_code, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    let next = produce(
+        &mut client,
+        "once",
+        0,
+        producer_batch(&records(&["c"]), pid, epoch, 2),
+        -1,
+    )
+    .await;
+    assert_eq!((next.error_code, next.base_offset), (0, 2));
+    // An older epoch of the same producer is fenced.
+    let bumped = produce(
+        &mut client,
+        "once",
+        0,
+        producer_batch(&records(&["d"]), pid, epoch + 1, 0),
+        -1,
+    )
+    .await;
+    assert_eq!(bumped.error_code, 0);
+    let stale = produce(
+        &mut client,
+        "once",
+        0,
+        producer_batch(&records(&["e"]), pid, epoch, 3),
+        -1,
+    )
+    .await;
+    assert_eq!(stale.error_code, 47, "INVALID_PRODUCER_EPOCH");
+    broker.shutdown().await.expect("shutdown");
+
+    // After a restart the producer state is rebuilt from the log: still a duplicate.
+    let broker = support::start(dir.path()).await;
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    let retry = produce(
+        &mut client,
+        "once",
+        0,
+        producer_batch(&records(&["d"]), pid, epoch + 1, 0),
+        -1,
+    )
+    .await;
+    assert_eq!((retry.error_code, retry.base_offset), (0, 3));
+    let data = fetch(&mut client, "once", 0, 0).await;
+    assert_eq!(strings(&data.records), ["a", "b", "c", "d"]);
+    let (after_restart, _) = init_producer_id(&mut client).await;
+    assert!(after_restart > other, "ids are not reused after a restart");
+    broker.shutdown().await.expect("shutdown");
+}

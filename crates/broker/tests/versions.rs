@@ -341,6 +341,7 @@ async fn check(ctx: Arc<Ctx>, api: ApiKey, version: i16) {
         ApiKey::DeleteGroups => delete_groups(&ctx, client, version).await,
         ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat(&ctx, client, version).await,
         ApiKey::ConsumerGroupDescribe => consumer_group_describe(&ctx, client, version).await,
+        ApiKey::InitProducerId => init_producer_id(client, version).await,
         other => panic!("{other:?} is advertised but this test has no request for it; add one"),
     }
 }
@@ -2437,4 +2438,29 @@ async fn consumer_group_describe(ctx: &Ctx, client: &mut Client, version: i16) {
     );
     assert_eq!(m.assignment.topic_partitions[0].partitions, [0, 1]);
     assert_eq!(response.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+}
+
+// ---------------------------------------------------------------------------------
+// Idempotent producers.
+
+async fn init_producer_id(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
+    let idempotent = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let first = client.send(version, &idempotent).await;
+    let second = client.send(version, &idempotent).await;
+    assert_eq!((first.error_code, second.error_code), (0, 0));
+    assert!(first.producer_id.0 >= 0);
+    assert_ne!(first.producer_id, second.producer_id, "a new id each time");
+    assert_eq!(first.producer_epoch, 0);
+    // Transactional ids wait for the transaction coordinator.
+    let transactional = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("tx"))))
+        .with_transaction_timeout_ms(60_000);
+    assert_eq!(
+        client.send(version, &transactional).await.error_code,
+        15,
+        "COORDINATOR_NOT_AVAILABLE"
+    );
 }

@@ -5,6 +5,7 @@
 pub(crate) mod event_log;
 pub(crate) mod identity;
 pub(crate) mod metadata_log;
+pub(crate) mod producer_state;
 pub(crate) mod topic_config;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use crate::config::BrokerConfig;
 use crate::error::StartError;
 use identity::Identity;
 use metadata_log::{MetadataEvent, TopicRecord, METADATA_TOPIC};
+use producer_state::ProducerStates;
 use topic_config::Overrides;
 
 /// Internal topic holding committed offsets and group membership.
@@ -42,6 +44,8 @@ pub(crate) struct Partition {
     pub log: Arc<PartitionLog>,
     /// Woken after every append (and on deletion), for long-polling fetches.
     pub appended: Notify,
+    /// Idempotent producers' sequences; held across check and append.
+    pub producers: Mutex<ProducerStates>,
 }
 
 /// A topic: an immutable snapshot, replaced as a whole when it changes.
@@ -307,7 +311,7 @@ impl Cluster {
             let log = self
                 .logs
                 .create(&TopicPartition::new(name, index), topic.log_config.clone())?;
-            partitions.push(new_partition(index, log));
+            partitions.push(new_partition(index, log)?);
         }
         self.publish(Arc::new(Topic {
             name: topic.name.clone(),
@@ -420,7 +424,7 @@ fn open_topic(
             }
             None => logs.create(&tp, log_config.clone())?,
         };
-        partitions.push(new_partition(index, log));
+        partitions.push(new_partition(index, log)?);
     }
     Ok(Arc::new(Topic {
         name: name.to_string(),
@@ -431,12 +435,18 @@ fn open_topic(
     }))
 }
 
-fn new_partition(index: i32, log: Arc<PartitionLog>) -> Arc<Partition> {
-    Arc::new(Partition {
+/// A partition around its log, with its idempotent producers rebuilt from the log.
+fn new_partition(
+    index: i32,
+    log: Arc<PartitionLog>,
+) -> Result<Arc<Partition>, strom_log::LogError> {
+    let producers = ProducerStates::rebuild(&log)?;
+    Ok(Arc::new(Partition {
         index,
         log,
         appended: Notify::new(),
-    })
+        producers: Mutex::new(producers),
+    }))
 }
 
 /// Kafka's topic-name rule, plus strom's reserved internal names.

@@ -4,6 +4,7 @@
 
 pub(crate) mod consumer;
 pub(crate) mod group;
+pub(crate) mod producer_ids;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -13,6 +13,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod producers;
 mod records;
 mod topics;
 
@@ -121,6 +122,10 @@ pub(crate) async fn dispatch(
                 header.client_id.as_deref(),
                 peer.ip().to_string(),
             ),
+        ),
+        Request::InitProducerId(r) => ready(
+            ApiKey::InitProducerId,
+            &producers::init_producer_id(shared, r).await,
         ),
         Request::ConsumerGroupDescribe(r) => ready(
             ApiKey::ConsumerGroupDescribe,

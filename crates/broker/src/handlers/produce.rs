@@ -12,7 +12,8 @@ use kafka_protocol::ResponseError;
 use strom_log::{AppendInfo, BatchHeader, PartitionLog};
 
 use super::{str_bytes, Reply};
-use crate::cluster::{Cluster, Topic};
+use crate::cluster::producer_state::{BatchSequence, Check};
+use crate::cluster::{Cluster, Partition, Topic};
 use crate::protocol::{encode_response, log_error_code, FrameError, Header};
 
 /// A partition whose acks=all answer waits for durability.
@@ -140,38 +141,123 @@ fn append(
         ResponseError::CorruptMessage,
         Some("empty record set".to_string()),
     ))?;
-    if has_producer_id(&records) {
-        // Idempotent and transactional producers first get an id from InitProducerId,
-        // which strom does not serve yet; a batch claiming one cannot be deduplicated.
-        return Err((
-            ResponseError::InvalidProducerIdMapping,
-            Some("idempotent and transactional produce are not supported yet".into()),
-        ));
-    }
     let mut buf = records
         .try_into_mut()
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    match partition.log.append(&mut buf) {
-        Ok(info) => {
-            partition.appended.notify_waiters();
-            Ok((Arc::clone(&partition.log), info))
-        }
-        Err(e) => Err((log_error_code(&e), Some(e.to_string()))),
+    let sequences = batch_sequences(&buf);
+    if sequences.is_empty() {
+        return match partition.log.append(&mut buf) {
+            Ok(info) => {
+                partition.appended.notify_waiters();
+                Ok((Arc::clone(&partition.log), info))
+            }
+            Err(e) => Err((log_error_code(&e), Some(e.to_string()))),
+        };
     }
+    append_idempotent(partition, &mut buf, &sequences)
 }
 
-/// Whether any batch header in the record set names a producer id.
-fn has_producer_id(records: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(rest) = records.get(at..) {
-        match BatchHeader::parse_unchecked(rest) {
-            Ok(header) if header.producer_id >= 0 => return true,
-            Ok(header) => at += header.size_bytes(),
-            // Malformed: the append's validation reports it precisely.
-            Err(_) => return false,
-        }
+/// Appends the batches of an idempotent producer: a retry of a batch already in the
+/// log is acknowledged with its original offsets and not written again; a gap in
+/// the sequence or a fenced epoch is refused and nothing is written.
+fn append_idempotent(
+    partition: &Partition,
+    buf: &mut BytesMut,
+    sequences: &[Option<BatchSequence>],
+) -> AppendOutcome {
+    let refuse = |code: ResponseError, why: &str| Err((code, Some(why.to_string())));
+    let Some(Some(first)) = sequences.first().copied() else {
+        return refuse(
+            ResponseError::InvalidRecord,
+            "a record set mixes batches with and without a producer id",
+        );
+    };
+    if sequences
+        .iter()
+        .any(|s| s.is_none_or(|s| s.producer_id != first.producer_id))
+    {
+        return refuse(ResponseError::InvalidRecord, "a record set mixes producers");
     }
-    false
+    if is_transactional(buf) {
+        return refuse(
+            ResponseError::InvalidProducerIdMapping,
+            "transactions are not supported yet",
+        );
+    }
+    let mut producers = partition
+        .producers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match producers.check(&first) {
+        Err(code) => {
+            return refuse(
+                code,
+                "the batch does not follow the producer's last sequence",
+            )
+        }
+        Ok(Check::Duplicate(base_offset, last_offset)) => {
+            return Ok((
+                Arc::clone(&partition.log),
+                AppendInfo {
+                    base_offset,
+                    last_offset,
+                    batch_count: 0,
+                    record_count: 0,
+                    log_append_time_ms: None,
+                    log_start_offset: partition.log.log_start_offset(),
+                },
+            ));
+        }
+        Ok(Check::Append) => {}
+    }
+    // Later batches of the same record set must continue the sequence.
+    if sequences
+        .windows(2)
+        .any(|w| matches!(w, [Some(a), Some(b)] if b.first_sequence != a.last_sequence.wrapping_add(1) && b.first_sequence != 0))
+    {
+        return refuse(ResponseError::OutOfOrderSequenceNumber, "the record set's batches are not consecutive");
+    }
+    let info = partition
+        .log
+        .append(buf)
+        .map_err(|e| (log_error_code(&e), Some(e.to_string())))?;
+    // The log patched each batch's base offset in place: record them.
+    let mut at = 0;
+    for sequence in sequences.iter().flatten() {
+        let Ok(header) = BatchHeader::parse_unchecked(&buf[at..]) else {
+            break;
+        };
+        producers.record(
+            sequence,
+            header.base_offset as u64,
+            header.last_offset() as u64,
+        );
+        at += header.size_bytes();
+    }
+    drop(producers);
+    partition.appended.notify_waiters();
+    Ok((Arc::clone(&partition.log), info))
+}
+
+/// The producer sequence of each batch in the record set (`None` for batches without
+/// a producer id); empty when no batch has one. Malformed input yields what parsed, and
+/// the append's validation reports the rest precisely.
+fn batch_sequences(records: &[u8]) -> Vec<Option<BatchSequence>> {
+    let mut sequences = Vec::new();
+    let mut at = 0;
+    while let Some(Ok(header)) = records.get(at..).map(BatchHeader::parse_unchecked) {
+        sequences.push(BatchSequence::of(&header));
+        at += header.size_bytes();
+    }
+    if sequences.iter().all(Option::is_none) {
+        sequences.clear();
+    }
+    sequences
+}
+
+/// Whether the first batch is transactional.
+fn is_transactional(records: &[u8]) -> bool {
+    BatchHeader::parse_unchecked(records).is_ok_and(|h| h.is_transactional())
 }
 
 fn failed(

@@ -6,9 +6,10 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
 };
 
 use super::{decode_body, supported_versions, FrameError, Header};
@@ -45,6 +46,7 @@ pub(crate) enum Request {
     DeleteGroups(DeleteGroupsRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    InitProducerId(InitProducerIdRequest),
 }
 
 /// Decodes the body of the request `header` describes. Unknown APIs, versions outside
@@ -91,6 +93,7 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
         ApiKey::ConsumerGroupHeartbeat => {
             Request::ConsumerGroupHeartbeat(decode_body(api, body, version)?)
         }
+        ApiKey::InitProducerId => Request::InitProducerId(decode_body(api, body, version)?),
         ApiKey::ConsumerGroupDescribe => {
             Request::ConsumerGroupDescribe(decode_body(api, body, version)?)
         }

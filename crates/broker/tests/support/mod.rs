@@ -150,6 +150,17 @@ pub type RecordSpec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
 
 /// A v2 record batch, encoded by the `kafka-protocol` crate.
 pub fn batch(records: &[RecordSpec<'_>]) -> Bytes {
+    producer_batch(records, -1, -1, -1)
+}
+
+/// A v2 record batch of an idempotent producer: producer id, epoch and the sequence
+/// number of its first record.
+pub fn producer_batch(
+    records: &[RecordSpec<'_>],
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -161,11 +172,15 @@ pub fn batch(records: &[RecordSpec<'_>]) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32 - 1,
+            sequence: if first_sequence < 0 {
+                i as i32 - 1
+            } else {
+                first_sequence + i as i32
+            },
             timestamp: *timestamp,
             key: key.map(Bytes::copy_from_slice),
             value: value.map(Bytes::copy_from_slice),
