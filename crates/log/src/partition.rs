@@ -238,6 +238,24 @@ impl PartitionLog {
         self.lock().size_bytes()
     }
 
+    /// The base offset of the oldest segment that starts within `max_bytes` of the log
+    /// end (the active segment's at least; never below the log start). Lets a reader
+    /// of the recent tail, such as rebuilding producer state, bound its work by segment
+    /// size instead of log size.
+    pub fn tail_start_offset(&self, max_bytes: u64) -> u64 {
+        let state = self.lock();
+        let mut tail = 0u64;
+        let mut start = state.log_end_offset();
+        for segment in state.segments.iter().rev() {
+            start = segment.base_offset;
+            tail += segment.size;
+            if tail >= max_bytes {
+                break;
+            }
+        }
+        start.max(state.log_start_offset)
+    }
+
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
         self.lock().segments.len()

@@ -190,6 +190,33 @@ fn segments_roll_at_the_size_limit_and_reads_cross_them() {
 }
 
 #[test]
+fn the_tail_start_is_a_segment_boundary_near_the_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), small_segments());
+    assert_eq!(log.tail_start_offset(1 << 20), 0, "empty log");
+    for i in 0..40u8 {
+        let mut batch = single(&[i; 300], i64::from(i));
+        log.append(&mut batch).expect("append");
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 4);
+    assert_eq!(log.tail_start_offset(u64::MAX), 0, "the whole log");
+    let active_only = log.tail_start_offset(1);
+    assert!(
+        active_only > 0 && active_only < 40,
+        "the active segment's base: {active_only}"
+    );
+    let two = log.tail_start_offset(4096 + 1);
+    assert!(two < active_only, "one more segment: {two} < {active_only}");
+    log.delete_records_before(39).expect("delete records");
+    assert_eq!(
+        log.tail_start_offset(u64::MAX),
+        39,
+        "never below the log start"
+    );
+}
+
+#[test]
 fn segments_roll_when_the_index_is_full_and_when_they_are_old() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(

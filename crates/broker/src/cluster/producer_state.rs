@@ -9,6 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use kafka_protocol::ResponseError;
 use strom_log::{BatchHeader, LogError, PartitionLog};
 
+/// How much of a partition's tail is read to rebuild its producers at start.
+const REBUILD_TAIL_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Batches remembered per producer (Kafka's `max.in.flight.requests.per.connection`
 /// bound for idempotence).
 const BATCHES_KEPT: usize = 5;
@@ -116,10 +119,13 @@ impl ProducerStates {
         }
     }
 
-    /// Rebuilds the state from the batch headers in `log`.
+    /// Rebuilds the state from the batch headers of the log's recent segments (those
+    /// within [`REBUILD_TAIL_BYTES`] of its end, the active one at least). A producer
+    /// idle for longer is forgotten, as Kafka forgets producers idle for a day
+    /// (`producer.id.expiration.ms`): its next batch must start a new sequence.
     pub fn rebuild(log: &PartitionLog) -> Result<Self, LogError> {
         let mut states = ProducerStates::default();
-        let mut offset = log.log_start_offset();
+        let mut offset = log.tail_start_offset(REBUILD_TAIL_BYTES);
         let end = log.log_end_offset();
         while offset < end {
             let read = log.read(offset, 4 * 1024 * 1024, None)?;
