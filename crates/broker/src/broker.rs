@@ -2,8 +2,8 @@
 //! clients and HTTP probes, and shut down gracefully.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -19,6 +19,7 @@ use crate::coord::group::GroupLimits;
 use crate::coord::producer_ids::ProducerIdAllocator;
 use crate::coord::GroupCoordinator;
 use crate::error::StartError;
+use crate::metrics::Metrics;
 use crate::net::connection;
 
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
@@ -41,6 +42,7 @@ pub(crate) struct Shared {
     pub cluster: Arc<Cluster>,
     pub coordinator: Arc<GroupCoordinator>,
     pub producer_ids: Arc<ProducerIdAllocator>,
+    pub metrics: Arc<Metrics>,
     pub stats: Arc<BrokerStats>,
     /// Turns true when the broker shuts down; waiting requests answer at once.
     pub shutdown: watch::Receiver<bool>,
@@ -54,7 +56,7 @@ impl Broker {
     /// once clients can connect.
     pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let ready = Arc::new(AtomicBool::new(false));
+        let ready: Arc<OnceLock<Arc<Shared>>> = Arc::new(OnceLock::new());
         let (http_addr, http_task) = match config.http_addr {
             Some(addr) => {
                 let (bound, task) =
@@ -89,11 +91,12 @@ impl Broker {
             cluster,
             coordinator,
             producer_ids,
+            metrics: Arc::new(Metrics::new()),
             stats: Arc::new(BrokerStats::default()),
             shutdown: shutdown_rx.clone(),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
-        ready.store(true, Ordering::Release);
+        let _ = ready.set(Arc::clone(&shared));
         tracing::info!(%kafka_addr, http_addr = ?http_addr, "strom is serving Kafka clients");
         Ok(BrokerHandle {
             kafka_addr,
@@ -228,7 +231,7 @@ async fn accept_loop(
 /// the Kafka listener accepting).
 async fn start_http(
     addr: SocketAddr,
-    ready: Arc<AtomicBool>,
+    ready: Arc<OnceLock<Arc<Shared>>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
     let listener = TcpListener::bind(addr)
@@ -237,15 +240,36 @@ async fn start_http(
     let bound = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
+    let metrics_ready = Arc::clone(&ready);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(move || async move {
-                if ready.load(Ordering::Acquire) {
+                if ready.get().is_some() {
                     (StatusCode::OK, "ready\n")
                 } else {
                     (StatusCode::SERVICE_UNAVAILABLE, "recovering\n")
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || async move {
+                match metrics_ready.get() {
+                    Some(shared) => (
+                        StatusCode::OK,
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        shared.metrics.render(shared),
+                    ),
+                    None => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [("content-type", "text/plain; charset=utf-8")],
+                        "recovering\n".to_string(),
+                    ),
                 }
             }),
         );

@@ -15,6 +15,7 @@ mod config;
 mod coord;
 mod error;
 mod handlers;
+mod metrics;
 mod net;
 mod protocol;
 

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::Reply;
 use crate::cluster::{Cluster, Partition, Topic};
+use crate::metrics::Metrics;
 use crate::protocol::{encode_response, log_error_code, Header};
 
 /// Longest wait a client may ask for; bounds how long a request can pin a task.
@@ -32,14 +33,32 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
 pub(super) fn handle(
     cluster: &Arc<Cluster>,
+    metrics: &Arc<Metrics>,
     request: FetchRequest,
     header: &Header,
     shutdown: watch::Receiver<bool>,
 ) -> Reply {
     let cluster = Arc::clone(cluster);
+    let metrics = Arc::clone(metrics);
     let (version, correlation_id) = (header.api_version, header.correlation_id);
     Reply::Later(tokio::spawn(async move {
         let response = long_poll(&cluster, &request, version, shutdown).await;
+        for topic in &response.responses {
+            let bytes: usize = topic
+                .partitions
+                .iter()
+                .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                .sum();
+            let name = if topic.topic.0.is_empty() {
+                cluster
+                    .topic_by_id(&topic.topic_id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default()
+            } else {
+                topic.topic.0.to_string()
+            };
+            metrics.fetched(&name, bytes);
+        }
         encode_response(ApiKey::Fetch, version, correlation_id, &response)
     }))
 }

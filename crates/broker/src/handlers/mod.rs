@@ -52,8 +52,14 @@ pub(crate) async fn dispatch(
     };
     match request {
         Request::ApiVersions(request) => api_versions::handle(header, request),
-        Request::Produce(r) => produce::handle(cluster, r, header).await,
-        Request::Fetch(r) => Ok(fetch::handle(cluster, r, header, shared.shutdown.clone())),
+        Request::Produce(r) => produce::handle(cluster, &shared.metrics, r, header).await,
+        Request::Fetch(r) => Ok(fetch::handle(
+            cluster,
+            &shared.metrics,
+            r,
+            header,
+            shared.shutdown.clone(),
+        )),
         Request::ListOffsets(r) => ready(
             ApiKey::ListOffsets,
             &list_offsets::handle(cluster, r, version),

@@ -14,6 +14,7 @@ use strom_log::{AppendInfo, BatchHeader, PartitionLog};
 use super::{str_bytes, Reply};
 use crate::cluster::producer_state::{BatchSequence, Check};
 use crate::cluster::{Cluster, Partition, Topic};
+use crate::metrics::Metrics;
 use crate::protocol::{encode_response, log_error_code, FrameError, Header};
 
 /// A partition whose acks=all answer waits for durability.
@@ -26,6 +27,7 @@ struct DurabilityWait {
 
 pub(super) async fn handle(
     cluster: &Arc<Cluster>,
+    metrics: &Metrics,
     request: ProduceRequest,
     header: &Header,
 ) -> Result<Reply, FrameError> {
@@ -59,13 +61,24 @@ pub(super) async fn handle(
             ResponseError::UnknownTopicOrPartition
         };
         let mut partition_responses = Vec::with_capacity(partitions.len());
+        let topic_name = topic
+            .as_ref()
+            .map_or_else(|| name.0.to_string(), |t| t.name.clone());
         for (index, records) in partitions {
+            let bytes = records.as_ref().map_or(0, Bytes::len);
             let outcome = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None))
             } else {
                 append(topic.as_deref(), index, records, missing)
             };
             let response = PartitionProduceResponse::default().with_index(index);
+            match &outcome {
+                Ok((_, info)) if info.record_count > 0 => {
+                    metrics.produced(&topic_name, bytes, info.record_count)
+                }
+                Ok(_) => {}
+                Err((code, _)) => metrics.produce_error(&topic_name, &format!("{code:?}")),
+            }
             partition_responses.push(match outcome {
                 Ok((log, info)) => {
                     if acks == -1 {

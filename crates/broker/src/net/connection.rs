@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -19,9 +20,17 @@ use crate::handlers::{self, Reply};
 use crate::protocol::{self, FrameError};
 
 /// A response waiting for its turn on the wire.
-enum Pending {
+enum Response {
     Ready(BytesMut),
     Later(JoinHandle<Result<BytesMut, FrameError>>),
+}
+
+/// A response with what its request was, for the request metrics.
+struct Pending {
+    response: Response,
+    api: String,
+    version: i16,
+    received: Instant,
 }
 
 /// Why a connection ended.
@@ -48,11 +57,12 @@ pub(crate) async fn serve(
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, mut rx) =
         mpsc::channel::<Pending>(shared.cluster.config.requests_in_flight_max.max(1));
+    let metrics = Arc::clone(&shared.metrics);
     let writer = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
-            let response = match pending {
-                Pending::Ready(buf) => buf,
-                Pending::Later(task) => match task.await {
+            let response = match pending.response {
+                Response::Ready(buf) => buf,
+                Response::Later(task) => match task.await {
                     Ok(Ok(buf)) => buf,
                     Ok(Err(e)) => return Err(e.to_string()),
                     Err(e) => return Err(format!("request task failed: {e}")),
@@ -61,6 +71,7 @@ pub(crate) async fn serve(
             if let Err(e) = write_half.write_all(&response).await {
                 return Err(e.to_string());
             }
+            metrics.request(&pending.api, pending.version, pending.received.elapsed());
         }
         Ok(())
     });
@@ -76,6 +87,7 @@ pub(crate) async fn serve(
             frame = read_frame(&mut reader, max) => frame,
             _ = shutdown.changed() => break Close::Normal,
         };
+        let received = Instant::now();
         let mut frame = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break Close::Normal,
@@ -100,10 +112,21 @@ pub(crate) async fn serve(
             Ok(reply) => reply,
             Err(e) => break Close::Malformed(e.to_string()),
         };
-        let pending = match reply {
-            Reply::None => continue,
-            Reply::Ready(buf) => Pending::Ready(buf),
-            Reply::Later(task) => Pending::Later(task),
+        let response = match reply {
+            Reply::None => {
+                shared
+                    .metrics
+                    .request(&api, header.api_version, received.elapsed());
+                continue;
+            }
+            Reply::Ready(buf) => Response::Ready(buf),
+            Reply::Later(task) => Response::Later(task),
+        };
+        let pending = Pending {
+            response,
+            api,
+            version: header.api_version,
+            received,
         };
         if tx.send(pending).await.is_err() {
             break Close::Io("response writer stopped".into());
@@ -118,6 +141,7 @@ pub(crate) async fn serve(
                 .stats
                 .malformed_frames
                 .fetch_add(1, Ordering::Relaxed);
+            shared.metrics.malformed();
             tracing::warn!(%peer, client_id = client, requests, reason = %reason, "connection closed: malformed request");
         }
         (Close::Io(reason), _) | (Close::Normal, Err(reason)) => {

@@ -1,0 +1,245 @@
+//! The broker's metrics, served as Prometheus/OpenMetrics text at `GET /metrics`.
+//! Counters and histograms are updated on the request path (cheap atomic adds);
+//! gauges that describe state (connections, partitions, groups and their lag) are
+//! read when the endpoint is scraped.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::broker::Shared;
+
+type Labels = Vec<(&'static str, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Every metric the broker exports.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    request_seconds: HistogramFamily,
+    malformed: Counter,
+    produced_bytes: Family<Labels, Counter>,
+    produced_records: Family<Labels, Counter>,
+    produce_errors: Family<Labels, Counter>,
+    fetched_bytes: Family<Labels, Counter>,
+    connections_open: Gauge,
+    connections: Counter,
+    log_start: Family<Labels, Gauge>,
+    log_end: Family<Labels, Gauge>,
+    log_size: Family<Labels, Gauge>,
+    groups: Family<Labels, Gauge>,
+    lag: Family<Labels, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~100 s.
+    Histogram::new(exponential_buckets(0.0001, 2.5, 16))
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("strom");
+        let m = Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            malformed: Counter::default(),
+            produced_bytes: Family::default(),
+            produced_records: Family::default(),
+            produce_errors: Family::default(),
+            fetched_bytes: Family::default(),
+            connections_open: Gauge::default(),
+            connections: Counter::default(),
+            log_start: Family::default(),
+            log_end: Family::default(),
+            log_size: Family::default(),
+            groups: Family::default(),
+            lag: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests handled, by API and version",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from reading a request to writing its response, by API",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "malformed_requests",
+            "Connections closed because a request could not be decoded or is not served",
+            m.malformed.clone(),
+        );
+        registry.register(
+            "produced_bytes",
+            "Record-batch bytes appended, by topic",
+            m.produced_bytes.clone(),
+        );
+        registry.register(
+            "produced_records",
+            "Records appended, by topic",
+            m.produced_records.clone(),
+        );
+        registry.register(
+            "produce_errors",
+            "Partitions of produce requests refused, by topic and Kafka error",
+            m.produce_errors.clone(),
+        );
+        registry.register(
+            "fetched_bytes",
+            "Record-batch bytes served by fetches, by topic",
+            m.fetched_bytes.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections accepted",
+            m.connections.clone(),
+        );
+        registry.register(
+            "partition_log_start_offset",
+            "First offset of each partition",
+            m.log_start.clone(),
+        );
+        registry.register(
+            "partition_log_end_offset",
+            "Next offset of each partition (the high watermark)",
+            m.log_end.clone(),
+        );
+        registry.register(
+            "partition_size_bytes",
+            "Bytes on disk of each partition",
+            m.log_size.clone(),
+        );
+        registry.register(
+            "consumer_groups",
+            "Consumer groups, by state",
+            m.groups.clone(),
+        );
+        registry.register(
+            "consumer_group_lag",
+            "Records between a group's committed offset and the partition end",
+            m.lag.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a request and how long it took until its response was written.
+    pub fn request(&self, api: &str, version: i16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&vec![
+                ("api", api.to_string()),
+                ("version", version.to_string()),
+            ])
+            .inc();
+        self.request_seconds
+            .get_or_create(&vec![("api", api.to_string())])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a connection closed for a malformed request.
+    pub fn malformed(&self) {
+        self.malformed.inc();
+    }
+
+    /// Counts an append to `topic`.
+    pub fn produced(&self, topic: &str, bytes: usize, records: u64) {
+        let labels = vec![("topic", topic.to_string())];
+        self.produced_bytes
+            .get_or_create(&labels)
+            .inc_by(bytes as u64);
+        self.produced_records.get_or_create(&labels).inc_by(records);
+    }
+
+    /// Counts a refused partition of a produce request.
+    pub fn produce_error(&self, topic: &str, error: &str) {
+        self.produce_errors
+            .get_or_create(&vec![
+                ("topic", topic.to_string()),
+                ("error", error.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts bytes a fetch served from `topic`.
+    pub fn fetched(&self, topic: &str, bytes: usize) {
+        if bytes > 0 {
+            self.fetched_bytes
+                .get_or_create(&vec![("topic", topic.to_string())])
+                .inc_by(bytes as u64);
+        }
+    }
+
+    /// Renders every metric, reading state gauges from `shared` now.
+    pub fn render(&self, shared: &Shared) -> String {
+        let stats = &shared.stats;
+        self.connections_open
+            .set(stats.connections_open.load(Ordering::Relaxed) as i64);
+        let accepted = stats.connections_total.load(Ordering::Relaxed);
+        let counted = self.connections.get();
+        if accepted > counted {
+            self.connections.inc_by(accepted - counted);
+        }
+        for family in [
+            &self.log_start,
+            &self.log_end,
+            &self.log_size,
+            &self.groups,
+            &self.lag,
+        ] {
+            family.clear();
+        }
+        let mut ends = std::collections::HashMap::new();
+        for topic in shared.cluster.topics() {
+            for p in &topic.partitions {
+                let labels = vec![
+                    ("topic", topic.name.clone()),
+                    ("partition", p.index.to_string()),
+                ];
+                let end = p.log.log_end_offset() as i64;
+                ends.insert((topic.name.clone(), p.index), end);
+                self.log_start
+                    .get_or_create(&labels)
+                    .set(p.log.log_start_offset() as i64);
+                self.log_end.get_or_create(&labels).set(end);
+                self.log_size
+                    .get_or_create(&labels)
+                    .set(p.log.size_bytes() as i64);
+            }
+        }
+        for (group, _, state) in shared.coordinator.list() {
+            self.groups
+                .get_or_create(&vec![("state", state.to_string())])
+                .inc();
+            for ((topic, partition), committed) in shared.coordinator.offsets(&group) {
+                if let Some(end) = ends.get(&(topic.clone(), partition)) {
+                    let labels = vec![
+                        ("group", group.clone()),
+                        ("topic", topic),
+                        ("partition", partition.to_string()),
+                    ];
+                    self.lag
+                        .get_or_create(&labels)
+                        .set((end - committed.offset).max(0));
+                }
+            }
+        }
+        let mut text = String::new();
+        if let Err(error) = encode(&mut text, &self.registry) {
+            tracing::warn!(%error, "encoding metrics failed");
+        }
+        text
+    }
+}

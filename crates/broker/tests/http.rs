@@ -1,0 +1,111 @@
+//! The HTTP endpoint: health, readiness and Prometheus metrics.
+
+#![allow(missing_docs)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, GroupId, OffsetCommitRequest, ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use strom_broker::BrokerConfig;
+use support::{batch, Client};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A plain HTTP/1.1 GET; returns (status, body).
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: strom\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = support::start_with(BrokerConfig::ephemeral(dir.path())).await;
+    let http = broker.http_addr().expect("http enabled");
+    assert_eq!(get(http, "/healthz").await.0, 200);
+    assert_eq!(get(http, "/readyz").await.0, 200);
+
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    let created = client
+        .send(
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(s("measured")))
+                .with_num_partitions(1)
+                .with_replication_factor(1)]),
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let produce =
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(s("measured")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&[
+                        (None, Some(b"a"), 1),
+                        (None, Some(b"b"), 2),
+                        (None, Some(b"c"), 3),
+                    ])))])]);
+    assert_eq!(
+        client.send(9, &produce).await.responses[0].partition_responses[0].error_code,
+        0
+    );
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("readers")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("measured")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)])]);
+    assert_eq!(
+        client.send(8, &commit).await.topics[0].partitions[0].error_code,
+        0
+    );
+
+    let (status, metrics) = get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        r#"strom_produced_records_total{topic="measured"} 3"#,
+        r#"strom_partition_log_end_offset{topic="measured",partition="0"} 3"#,
+        r#"strom_partition_log_start_offset{topic="measured",partition="0"} 0"#,
+        r#"strom_consumer_group_lag{group="readers",topic="measured",partition="0"} 2"#,
+        r#"strom_requests_total{api="Produce",version="9"} 1"#,
+        r#"strom_request_duration_seconds_count{api="CreateTopics"} 1"#,
+        "strom_connections_open 1",
+        "# EOF",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing `{line}` in:\n{metrics}"
+        );
+    }
+    broker.shutdown().await.expect("shutdown");
+}
