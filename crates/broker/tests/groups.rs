@@ -246,3 +246,42 @@ async fn committed_offsets_and_groups_survive_a_restart() {
     assert_eq!(codes, [0, 69], "deleted, GROUP_ID_NOT_FOUND");
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_group_its_members_left_stays_empty_after_a_restart() {
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::LeaveGroupRequest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = support::start(dir.path()).await;
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    let (member, _) = join_alone(&mut client, "leavers").await;
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(group("leavers"))
+        .with_members(vec![MemberIdentity::default().with_member_id(s(&member))]);
+    let left = client.send(5, &leave).await;
+    assert_eq!(left.members[0].error_code, 0);
+    let described = client
+        .send(
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![group("leavers")]),
+        )
+        .await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Empty");
+    broker.shutdown().await.expect("shutdown");
+
+    let broker = support::start(dir.path()).await;
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    let described = client
+        .send(
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![group("leavers")]),
+        )
+        .await;
+    let state = described.groups[0].group_state.as_str();
+    assert!(
+        state == "Empty" || state == "Dead",
+        "the member that left is not back: {state}"
+    );
+    assert!(described.groups[0].members.is_empty());
+    broker.shutdown().await.expect("shutdown");
+}

@@ -264,8 +264,13 @@ impl GroupCoordinator {
             consumer_groups,
             offsets,
         } = &mut *state;
+        let mut emptied = Vec::new();
         for group in groups.values_mut() {
+            let before = group.state;
             group.tick(&self.limits, now);
+            if before != GroupState::Empty && group.state == GroupState::Empty {
+                emptied.push((group.id.clone(), group.snapshot()));
+            }
         }
         let has_offsets = |id: &String| offsets.get(id).is_some_and(|o| !o.is_empty());
         groups.retain(|id, g| {
@@ -277,6 +282,10 @@ impl GroupCoordinator {
             }
         }
         consumer_groups.retain(|id, g| !g.members.is_empty() || has_offsets(id));
+        drop(state);
+        for (group_id, snapshot) in emptied {
+            self.persist_empty(&group_id, &snapshot);
+        }
     }
 
     /// Handles a JoinGroup; the answer comes on the returned receiver.
@@ -385,12 +394,29 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
-        let mut state = self.lock();
-        let group = state
-            .groups
-            .get_mut(group_id)
-            .ok_or(ResponseError::UnknownMemberId)?;
-        group.leave(member_id, instance_id, &self.limits, Instant::now())
+        let emptied = {
+            let mut state = self.lock();
+            let group = state
+                .groups
+                .get_mut(group_id)
+                .ok_or(ResponseError::UnknownMemberId)?;
+            let before = group.state;
+            group.leave(member_id, instance_id, &self.limits, Instant::now())?;
+            (before != GroupState::Empty && group.state == GroupState::Empty)
+                .then(|| group.snapshot())
+        };
+        if let Some(snapshot) = emptied {
+            self.persist_empty(group_id, &snapshot);
+        }
+        Ok(())
+    }
+
+    /// Records that a group lost its last member, so that a restart does not bring
+    /// back the members of its last persisted rebalance (blocking).
+    fn persist_empty(&self, group_id: &str, snapshot: &GroupSnapshot) {
+        if let Err(error) = self.persist_group(group_id.to_string(), snapshot) {
+            tracing::warn!(%error, group = group_id, "persisting an emptied group failed");
+        }
     }
 
     /// Checks that a commit may be made now, as Kafka's coordinator does: anyone may

@@ -207,34 +207,35 @@ pub(super) fn heartbeat(shared: &Shared, request: HeartbeatRequest) -> Heartbeat
     HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
 }
 
-pub(super) fn leave(
+pub(super) async fn leave(
     shared: &Shared,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
-    let group = request.group_id.0.as_str();
-    if version < 3 {
-        let result = shared
-            .coordinator
-            .leave(group, request.member_id.as_str(), None);
-        return LeaveGroupResponse::default().with_error_code(result.err().map_or(0, |e| e.code()));
-    }
-    let members = request
-        .members
-        .into_iter()
-        .map(|m| {
-            let result = shared.coordinator.leave(
-                group,
-                m.member_id.as_str(),
-                m.group_instance_id.as_deref(),
-            );
-            MemberResponse::default()
-                .with_member_id(m.member_id)
-                .with_group_instance_id(m.group_instance_id)
-                .with_error_code(result.err().map_or(0, |e| e.code()))
-        })
-        .collect();
-    LeaveGroupResponse::default().with_members(members)
+    // Blocking: a group's last member leaving is synced to the offsets log.
+    let coordinator = Arc::clone(&shared.coordinator);
+    blocking(move || {
+        let group = request.group_id.0.as_str();
+        if version < 3 {
+            let result = coordinator.leave(group, request.member_id.as_str(), None);
+            return LeaveGroupResponse::default()
+                .with_error_code(result.err().map_or(0, |e| e.code()));
+        }
+        let members = request
+            .members
+            .iter()
+            .map(|m| {
+                let result =
+                    coordinator.leave(group, m.member_id.as_str(), m.group_instance_id.as_deref());
+                MemberResponse::default()
+                    .with_member_id(m.member_id.clone())
+                    .with_group_instance_id(m.group_instance_id.clone())
+                    .with_error_code(result.err().map_or(0, |e| e.code()))
+            })
+            .collect();
+        LeaveGroupResponse::default().with_members(members)
+    })
+    .await
 }
 
 /// What a client may do to a group (READ, DELETE, DESCRIBE), until ACLs exist.

@@ -107,7 +107,9 @@ pub(crate) async fn dispatch(
         Request::JoinGroup(r) => Ok(groups::join(shared, r, header, peer.ip().to_string())),
         Request::SyncGroup(r) => Ok(groups::sync(shared, r, header)),
         Request::Heartbeat(r) => ready(ApiKey::Heartbeat, &groups::heartbeat(shared, r)),
-        Request::LeaveGroup(r) => ready(ApiKey::LeaveGroup, &groups::leave(shared, r, version)),
+        Request::LeaveGroup(r) => {
+            ready(ApiKey::LeaveGroup, &groups::leave(shared, r, version).await)
+        }
         Request::OffsetCommit(r) => ready(
             ApiKey::OffsetCommit,
             &offsets::commit(shared, r, version).await,
