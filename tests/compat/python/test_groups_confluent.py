@@ -218,12 +218,6 @@ def test_committed_offsets_survive_broker_restarts_and_members_resume(broker):
         c.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="strom bug: a member that left with LeaveGroup (group Empty) is back as a member of a "
-    "Stable group after a restart until its session times out; a new member with another "
-    "assignor then gets INCONSISTENT_GROUP_PROTOCOL",
-)
 def test_group_left_by_its_members_is_empty_after_restart(broker):
     """Kafka stores the group (no members) when the last member leaves: after
     a restart it is Empty, and any member may join, whatever its assignor."""
