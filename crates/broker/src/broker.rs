@@ -81,7 +81,12 @@ impl Broker {
             .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??;
         let cluster = Arc::new(cluster);
         let offsets_log = cluster.internal_log(OFFSETS_TOPIC)?;
-        let coordinator = GroupCoordinator::open(offsets_log, GroupLimits::default())?;
+        let limits = GroupLimits {
+            initial_rebalance_delay: cluster.config.group_initial_rebalance_delay,
+            offsets_retention: cluster.config.offsets_retention,
+            ..GroupLimits::default()
+        };
+        let coordinator = GroupCoordinator::open(offsets_log, limits)?;
         let ticker = coordinator.spawn_ticker();
         let producer_ids = Arc::new(
             ProducerIdAllocator::open(cluster.data_dir())

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use strom_log::LogConfig;
 
@@ -27,6 +28,12 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     /// Log settings of a topic that overrides nothing (Kafka's `log.*` broker configs).
     pub topic_defaults: LogConfig,
+    /// How long the first rebalance of an empty group waits for more members (Kafka's
+    /// `group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay: Duration,
+    /// How long an empty group's committed offsets are kept after their last commit
+    /// (Kafka's `offsets.retention.minutes`).
+    pub offsets_retention: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -41,6 +48,8 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             num_partitions: 1,
             topic_defaults: LogConfig::default(),
+            group_initial_rebalance_delay: Duration::from_millis(3_000),
+            offsets_retention: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -44,6 +45,14 @@ pub struct ServeArgs {
     /// Largest request accepted, in bytes [default: 104857600].
     #[arg(long, value_name = "BYTES")]
     request_bytes_max: Option<usize>,
+    /// How long a new group's first rebalance waits for more members, in ms
+    /// (Kafka's group.initial.rebalance.delay.ms) [default: 3000].
+    #[arg(long, value_name = "MS")]
+    group_initial_rebalance_delay_ms: Option<u64>,
+    /// How long an empty group's offsets are kept after their last commit, in minutes
+    /// (Kafka's offsets.retention.minutes) [default: 10080].
+    #[arg(long, value_name = "MINUTES")]
+    offsets_retention_minutes: Option<u64>,
 }
 
 /// The `--config` file: the same keys as the flags.
@@ -58,6 +67,8 @@ struct FileConfig {
     num_partitions: Option<i32>,
     auto_create_topics: Option<bool>,
     request_bytes_max: Option<usize>,
+    group_initial_rebalance_delay_ms: Option<u64>,
+    offsets_retention_minutes: Option<u64>,
 }
 
 impl FileConfig {
@@ -103,6 +114,21 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             bail!("request_bytes_max must be at least 1024, not {max}");
         }
         config.request_bytes_max = max;
+    }
+    if let Some(ms) = args
+        .group_initial_rebalance_delay_ms
+        .or(file.group_initial_rebalance_delay_ms)
+    {
+        config.group_initial_rebalance_delay = Duration::from_millis(ms);
+    }
+    if let Some(minutes) = args
+        .offsets_retention_minutes
+        .or(file.offsets_retention_minutes)
+    {
+        if minutes == 0 {
+            bail!("offsets_retention_minutes must be at least 1");
+        }
+        config.offsets_retention = Duration::from_secs(minutes * 60);
     }
     Ok(config)
 }
@@ -180,7 +206,7 @@ mod tests {
     #[test]
     fn file_keys_apply_and_flags_win() {
         let (_file, mut args) = args_with_file(
-            "data_dir = \"/tmp/x\"\nkafka_addr = \"127.0.0.1:19092\"\nadvertised_addr = \"kafka.example:9092\"\nhttp_addr = \"127.0.0.1:19644\"\nflush_policy = \"os\"\nnum_partitions = 3\n",
+            "data_dir = \"/tmp/x\"\nkafka_addr = \"127.0.0.1:19092\"\nadvertised_addr = \"kafka.example:9092\"\nhttp_addr = \"127.0.0.1:19644\"\nflush_policy = \"os\"\nnum_partitions = 3\ngroup_initial_rebalance_delay_ms = 0\noffsets_retention_minutes = 60\n",
         );
         args.kafka_addr = Some("127.0.0.1:29092".parse().expect("addr"));
         let config = broker_config(args).expect("valid");
@@ -192,6 +218,8 @@ mod tests {
         );
         assert_eq!(config.topic_defaults.flush_policy, FlushPolicy::Os);
         assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.group_initial_rebalance_delay, Duration::ZERO);
+        assert_eq!(config.offsets_retention, Duration::from_secs(3600));
     }
 
     #[test]

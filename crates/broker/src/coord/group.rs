@@ -47,6 +47,9 @@ pub(crate) struct GroupLimits {
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// group waits for more members, so they do not each trigger one.
     pub initial_rebalance_delay: Duration,
+    /// `offsets.retention.minutes`: how long an empty group's offsets are kept after
+    /// their last commit.
+    pub offsets_retention: Duration,
 }
 
 impl Default for GroupLimits {
@@ -55,6 +58,7 @@ impl Default for GroupLimits {
             min_session_timeout: Duration::from_millis(6_000),
             max_session_timeout: Duration::from_millis(1_800_000),
             initial_rebalance_delay: Duration::from_millis(3_000),
+            offsets_retention: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }

@@ -32,10 +32,6 @@ pub(crate) const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 /// than twice as many as the live state needs.
 const COMPACT_MIN_RECORDS: u64 = 10_000;
 
-/// How long an empty group's offsets are kept after their last commit (Kafka's
-/// `offsets.retention.minutes`, 7 days).
-pub(crate) const OFFSETS_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CommittedOffset {
@@ -617,7 +613,7 @@ impl GroupCoordinator {
 
     /// Drops offsets of empty groups committed longer than the retention ago.
     fn expire_offsets(&self, now_ms: i64) {
-        let cutoff = now_ms - OFFSETS_RETENTION.as_millis() as i64;
+        let cutoff = now_ms - self.limits.offsets_retention.as_millis() as i64;
         let doomed: Vec<(String, Vec<(String, i32)>)> = {
             let state = self.lock();
             state
@@ -814,6 +810,39 @@ mod tests {
             metadata: Some(format!("m{offset}")),
             commit_timestamp: now_ms(),
         }
+    }
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_the_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Arc::new(
+            PartitionLog::open(
+                &dir.path().join("__consumer_offsets-0"),
+                event_log::event_log_config(),
+            )
+            .expect("open log"),
+        );
+        let limits = GroupLimits {
+            offsets_retention: Duration::from_secs(60),
+            ..GroupLimits::default()
+        };
+        let coordinator = GroupCoordinator::open(Arc::clone(&log), limits).expect("replay");
+        let now = now_ms();
+        let mut old = offset(1);
+        old.commit_timestamp = now - 61_000;
+        coordinator
+            .commit(
+                "g",
+                vec![(("t".into(), 0), old), (("t".into(), 1), offset(2))],
+            )
+            .expect("commit");
+        coordinator.expire_offsets(now);
+        let left = coordinator.offsets("g");
+        assert!(!left.contains_key(&("t".to_string(), 0)), "expired");
+        assert_eq!(left[&("t".to_string(), 1)].offset, 2, "recent, kept");
+        drop(coordinator);
+        let replayed = GroupCoordinator::open(log, limits).expect("replay");
+        assert_eq!(replayed.offsets("g").len(), 1, "the expiry is durable");
     }
 
     #[test]
