@@ -342,6 +342,7 @@ async fn check(ctx: Arc<Ctx>, api: ApiKey, version: i16) {
         ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat(&ctx, client, version).await,
         ApiKey::ConsumerGroupDescribe => consumer_group_describe(&ctx, client, version).await,
         ApiKey::InitProducerId => init_producer_id(client, version).await,
+        ApiKey::DescribeProducers => describe_producers(client, version).await,
         other => panic!("{other:?} is advertised but this test has no request for it; add one"),
     }
 }
@@ -2463,4 +2464,45 @@ async fn init_producer_id(client: &mut Client, version: i16) {
         15,
         "COORDINATOR_NOT_AVAILABLE"
     );
+}
+
+async fn describe_producers(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        DescribeProducersRequest, InitProducerIdRequest, ProduceRequest,
+    };
+    let topic = format!("producers-{version}");
+    create_topic(client, &topic, 1).await;
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let pid = client.send(4, &init).await.producer_id.0;
+    let records = [(None, Some(&b"a"[..]), 1), (None, Some(&b"b"[..]), 2)];
+    let produce =
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(&topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(support::producer_batch(&records, pid, 0, 0)))])]);
+    let produced = client.send(9, &produce).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(name(&topic))
+        .with_partition_indexes(vec![0, 5])]);
+    let response = client.send(version, &request).await;
+    let partitions = &response.topics[0].partitions;
+    assert_eq!(partitions[0].error_code, 0);
+    let producer = &partitions[0].active_producers[0];
+    assert_eq!(
+        (
+            producer.producer_id.0,
+            producer.producer_epoch,
+            producer.last_sequence
+        ),
+        (pid, 0, 1)
+    );
+    assert_eq!(partitions[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }

@@ -101,6 +101,17 @@ impl ProducerStates {
         }
     }
 
+    /// Every producer with its epoch and last sequence, by producer id.
+    pub fn active(&self) -> Vec<(i64, i16, i32)> {
+        let mut all: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, p)| (*id, p.epoch, p.batches.back().map_or(-1, |b| b.1)))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
     /// Records an appended batch.
     pub fn record(&mut self, batch: &BatchSequence, base_offset: u64, last_offset: u64) {
         let producer = self.producers.entry(batch.producer_id).or_default();

@@ -135,6 +135,10 @@ pub(crate) async fn dispatch(
             ApiKey::InitProducerId,
             &producers::init_producer_id(shared, r).await,
         ),
+        Request::DescribeProducers(r) => ready(
+            ApiKey::DescribeProducers,
+            &producers::describe_producers(shared, r),
+        ),
         Request::ConsumerGroupDescribe(r) => ready(
             ApiKey::ConsumerGroupDescribe,
             &consumer_groups::describe(shared, r),

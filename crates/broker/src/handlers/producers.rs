@@ -1,9 +1,16 @@
 //! InitProducerId: producer ids for idempotent producers (epoch 0, a new id each
-//! time). Transactional ids wait for the transaction coordinator.
+//! time); transactional ids wait for the transaction coordinator. DescribeProducers:
+//! the producers each partition knows, for operators.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId,
+};
 use kafka_protocol::ResponseError;
 
 use super::blocking;
@@ -32,4 +39,56 @@ pub(super) async fn init_producer_id(
             failed(ResponseError::KafkaStorageError)
         }
     }
+}
+
+pub(super) fn describe_producers(
+    shared: &Shared,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|wanted| {
+            let topic = shared.cluster.topic(wanted.name.0.as_str());
+            let partitions = wanted
+                .partition_indexes
+                .iter()
+                .map(|index| {
+                    let response = PartitionResponse::default().with_partition_index(*index);
+                    let partition = topic.as_ref().and_then(|t| {
+                        usize::try_from(*index)
+                            .ok()
+                            .and_then(|i| t.partitions.get(i))
+                    });
+                    let Some(partition) = partition else {
+                        return response
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let producers = partition
+                        .producers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .active();
+                    response.with_active_producers(
+                        producers
+                            .into_iter()
+                            .map(|(id, epoch, last_sequence)| {
+                                ProducerState::default()
+                                    .with_producer_id(ProducerId(id))
+                                    .with_producer_epoch(i32::from(epoch))
+                                    .with_last_sequence(last_sequence)
+                                    .with_last_timestamp(-1)
+                                    .with_coordinator_epoch(-1)
+                                    .with_current_txn_start_offset(-1)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(wanted.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
 }

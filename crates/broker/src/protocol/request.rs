@@ -5,11 +5,11 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    DescribeProducersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
 };
 
 use super::{decode_body, supported_versions, FrameError, Header};
@@ -47,6 +47,7 @@ pub(crate) enum Request {
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     InitProducerId(InitProducerIdRequest),
+    DescribeProducers(DescribeProducersRequest),
 }
 
 /// Decodes the body of the request `header` describes. Unknown APIs, versions outside
@@ -94,6 +95,7 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
             Request::ConsumerGroupHeartbeat(decode_body(api, body, version)?)
         }
         ApiKey::InitProducerId => Request::InitProducerId(decode_body(api, body, version)?),
+        ApiKey::DescribeProducers => Request::DescribeProducers(decode_body(api, body, version)?),
         ApiKey::ConsumerGroupDescribe => {
             Request::ConsumerGroupDescribe(decode_body(api, body, version)?)
         }
