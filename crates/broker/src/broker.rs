@@ -100,6 +100,7 @@ impl Broker {
             stats: Arc::new(BrokerStats::default()),
             shutdown: shutdown_rx.clone(),
         });
+        shared.metrics.observe_flushes();
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
         let _ = ready.set(Arc::clone(&shared));
         tracing::info!(%kafka_addr, http_addr = ?http_addr, "strom is serving Kafka clients");

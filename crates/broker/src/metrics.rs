@@ -23,6 +23,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     request_seconds: HistogramFamily,
+    sync_seconds: Histogram,
     malformed: Counter,
     produced_bytes: Family<Labels, Counter>,
     produced_records: Family<Labels, Counter>,
@@ -49,6 +50,7 @@ impl Metrics {
         let m = Metrics {
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            sync_seconds: latency_histogram(),
             malformed: Counter::default(),
             produced_bytes: Family::default(),
             produced_records: Family::default(),
@@ -72,6 +74,11 @@ impl Metrics {
             "request_duration_seconds",
             "Time from reading a request to writing its response, by API",
             m.request_seconds.clone(),
+        );
+        registry.register(
+            "log_flush_duration_seconds",
+            "Time of each flush of appended data (the fdatasync of a group commit)",
+            m.sync_seconds.clone(),
         );
         registry.register(
             "malformed_requests",
@@ -134,6 +141,13 @@ impl Metrics {
             m.lag.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Feeds flush times from the storage engine into the flush histogram. The hook is
+    /// process-wide: the first broker of a process installs it.
+    pub fn observe_flushes(&self) {
+        let histogram = self.sync_seconds.clone();
+        strom_log::set_sync_observer(move |elapsed| histogram.observe(elapsed.as_secs_f64()));
     }
 
     /// Counts a request and how long it took until its response was written.

@@ -92,6 +92,13 @@ async fn health_readiness_and_metrics_are_served() {
 
     let (status, metrics) = get(http, "/metrics").await;
     assert_eq!(status, 200);
+    // Creating the topic synced the metadata log at least once.
+    let flushes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strom_log_flush_duration_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .expect("flush histogram exported");
+    assert!(flushes >= 1, "flushes counted: {flushes}");
     for line in [
         r#"strom_produced_records_total{topic="measured"} 3"#,
         r#"strom_partition_log_end_offset{topic="measured",partition="0"} 3"#,

@@ -57,6 +57,7 @@ mod manager;
 mod partition;
 mod recovery;
 mod segment;
+mod sync_observer;
 
 pub use batch::{BatchHeader, Compression, TimestampType};
 pub use config::{FlushPolicy, LogConfig, SEGMENT_BYTES_LIMIT};
@@ -66,3 +67,4 @@ pub use manager::{
     TOPIC_NAME_BYTES_MAX,
 };
 pub use partition::{now_ms, AppendInfo, PartitionLog, ReadResult, RetentionOutcome};
+pub use sync_observer::set_sync_observer;

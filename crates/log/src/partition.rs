@@ -425,9 +425,11 @@ impl PartitionLog {
                     .collect();
                 (state.log_end_offset(), files)
             };
+            let started = Instant::now();
             let result = files.iter().try_for_each(|(file, path)| {
                 file.sync_data().map_err(LogError::io("sync segment", path))
             });
+            crate::sync_observer::observe(started.elapsed());
 
             flush = self.lock_flush();
             flush.flushing = false;
