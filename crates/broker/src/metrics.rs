@@ -36,6 +36,7 @@ pub(crate) struct Metrics {
     log_size: Family<Labels, Gauge>,
     groups: Family<Labels, Gauge>,
     lag: Family<Labels, Gauge>,
+    producers: Family<Labels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -63,6 +64,7 @@ impl Metrics {
             log_size: Family::default(),
             groups: Family::default(),
             lag: Family::default(),
+            producers: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -140,6 +142,11 @@ impl Metrics {
             "Records between a group's committed offset and the partition end",
             m.lag.clone(),
         );
+        registry.register(
+            "idempotent_producers",
+            "Idempotent producers each partition tracks",
+            m.producers.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -212,6 +219,7 @@ impl Metrics {
             &self.log_size,
             &self.groups,
             &self.lag,
+            &self.producers,
         ] {
             family.clear();
         }
@@ -231,6 +239,15 @@ impl Metrics {
                 self.log_size
                     .get_or_create(&labels)
                     .set(p.log.size_bytes() as i64);
+                let producers = p
+                    .producers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .active()
+                    .len();
+                if producers > 0 {
+                    self.producers.get_or_create(&labels).set(producers as i64);
+                }
             }
         }
         for (group, _, state) in shared.coordinator.list() {

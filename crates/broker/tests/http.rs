@@ -77,6 +77,26 @@ async fn health_readiness_and_metrics_are_served() {
         client.send(9, &produce).await.responses[0].partition_responses[0].error_code,
         0
     );
+    let init = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let pid = client.send(4, &init).await.producer_id.0;
+    let idempotent = ProduceRequest::default()
+        .with_acks(-1)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s("measured")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(support::producer_batch(
+                    &[(None, Some(b"d"), 4)],
+                    pid,
+                    0,
+                    0,
+                )))])]);
+    assert_eq!(
+        client.send(9, &idempotent).await.responses[0].partition_responses[0].error_code,
+        0
+    );
     let commit = OffsetCommitRequest::default()
         .with_group_id(GroupId(s("readers")))
         .with_generation_id_or_member_epoch(-1)
@@ -100,11 +120,12 @@ async fn health_readiness_and_metrics_are_served() {
         .expect("flush histogram exported");
     assert!(flushes >= 1, "flushes counted: {flushes}");
     for line in [
-        r#"strom_produced_records_total{topic="measured"} 3"#,
-        r#"strom_partition_log_end_offset{topic="measured",partition="0"} 3"#,
+        r#"strom_produced_records_total{topic="measured"} 4"#,
+        r#"strom_partition_log_end_offset{topic="measured",partition="0"} 4"#,
+        r#"strom_idempotent_producers{topic="measured",partition="0"} 1"#,
         r#"strom_partition_log_start_offset{topic="measured",partition="0"} 0"#,
-        r#"strom_consumer_group_lag{group="readers",topic="measured",partition="0"} 2"#,
-        r#"strom_requests_total{api="Produce",version="9"} 1"#,
+        r#"strom_consumer_group_lag{group="readers",topic="measured",partition="0"} 3"#,
+        r#"strom_requests_total{api="Produce",version="9"} 2"#,
         r#"strom_request_duration_seconds_count{api="CreateTopics"} 1"#,
         "strom_connections_open 1",
         "# EOF",
