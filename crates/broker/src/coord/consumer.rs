@@ -76,6 +76,9 @@ pub(crate) struct ConsumerGroup {
     pub members: BTreeMap<String, ConsumerMember>,
     /// Target assignment of each member at `assignment_epoch`.
     pub target: BTreeMap<String, Partitions>,
+    /// The subscribed topics (id and partition count) the target was computed from:
+    /// when a subscribed topic appears, goes or grows, the group's epoch moves on.
+    assigned_topics: BTreeMap<String, (Uuid, i32)>,
 }
 
 impl ConsumerGroup {
@@ -213,9 +216,23 @@ impl ConsumerGroup {
         topics: &BTreeMap<String, (Uuid, i32)>,
         mut changed: bool,
     ) -> Result<HeartbeatAnswer, ResponseError> {
+        let subscribed: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|m| m.subscribed.iter())
+            .collect();
+        let relevant: BTreeMap<String, (Uuid, i32)> = topics
+            .iter()
+            .filter(|(name, _)| subscribed.contains(name))
+            .map(|(name, t)| (name.clone(), *t))
+            .collect();
+        if self.assignment_epoch == self.epoch && relevant != self.assigned_topics {
+            self.epoch += 1;
+        }
         if self.assignment_epoch < self.epoch {
             self.target = assign(&self.members, topics);
             self.assignment_epoch = self.epoch;
+            self.assigned_topics = relevant;
         }
         let target = self.target_of(member_id);
         // Partitions another member was given or still owns are not free yet.
@@ -473,6 +490,22 @@ mod tests {
         assert!(!group.expire(t0 + SESSION_TIMEOUT));
         assert!(group.expire(t0 + SESSION_TIMEOUT + Duration::from_millis(1)));
         assert_eq!(group.state(), "Empty");
+    }
+
+    #[test]
+    fn new_partitions_of_a_subscribed_topic_are_assigned() {
+        let (id, mut topics) = topics();
+        let t0 = Instant::now();
+        let mut group = ConsumerGroup::new("g");
+        let a = group.heartbeat(join("a"), &topics, t0).expect("a joins");
+        let owned = a.assignment.expect("assignment");
+        assert_eq!(count(&owned), 6);
+        topics.insert("t".into(), (id, 8));
+        let grown = group
+            .heartbeat(beat("a", a.member_epoch, &owned), &topics, t0)
+            .expect("beats");
+        assert_eq!(grown.assignment.as_ref().map(count), Some(8));
+        assert!(grown.member_epoch > a.member_epoch);
     }
 
     #[test]
