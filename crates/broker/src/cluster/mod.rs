@@ -62,6 +62,15 @@ pub(crate) struct Topic {
     pub partitions: Vec<Arc<Partition>>,
 }
 
+impl Topic {
+    /// Partition `index`, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
 /// Why an admin change was refused: the Kafka error code and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AdminError {

@@ -101,7 +101,8 @@ pub(crate) struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    fn error(error: ResponseError, member_id: &str) -> Self {
+    /// A refusal with `error`, for `member_id`.
+    pub fn error(error: ResponseError, member_id: &str) -> Self {
         JoinOutcome {
             error: Some(error),
             generation: -1,
@@ -632,7 +633,7 @@ impl Group {
     }
 
     /// Checks that `member_id` (and `instance_id`) belongs to generation `generation`.
-    fn check_member(
+    pub fn check_member(
         &self,
         member_id: &str,
         instance_id: Option<&str>,

@@ -294,17 +294,10 @@ impl GroupCoordinator {
             .get(group_id)
             .is_some_and(|g| !g.members.is_empty())
         {
-            let member_id = request.member_id.clone();
-            let _ = tx.send(JoinOutcome {
-                error: Some(ResponseError::InconsistentGroupProtocol),
-                generation: -1,
-                protocol_type: None,
-                protocol: None,
-                leader: String::new(),
-                member_id,
-                members: Vec::new(),
-                skip_assignment: false,
-            });
+            let _ = tx.send(JoinOutcome::error(
+                ResponseError::InconsistentGroupProtocol,
+                &request.member_id,
+            ));
             return rx;
         }
         let group = state
@@ -449,21 +442,7 @@ impl GroupCoordinator {
         if group.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }
-        if let Some(instance) = instance_id {
-            let mapped = group
-                .members
-                .values()
-                .find(|m| m.instance_id.as_deref() == Some(instance));
-            if mapped.is_some_and(|m| m.id != member_id) {
-                return Err(ResponseError::FencedInstanceId);
-            }
-        }
-        if !group.members.contains_key(member_id) {
-            return Err(ResponseError::UnknownMemberId);
-        }
-        if generation != group.generation {
-            return Err(ResponseError::IllegalGeneration);
-        }
+        group.check_member(member_id, instance_id, generation)?;
         // Commits during PreparingRebalance are allowed: eager consumers commit what
         // they processed when their partitions are revoked.
         Ok(())

@@ -149,11 +149,9 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, version: i16) -> Resolved 
                 .partitions
                 .iter()
                 .map(|p| {
-                    let found = topic.as_ref().and_then(|t| {
-                        usize::try_from(p.partition)
-                            .ok()
-                            .and_then(|i| t.partitions.get(i).cloned())
-                    });
+                    let found = topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition).cloned());
                     let missing = if topic.is_some() {
                         ResponseError::UnknownTopicOrPartition
                     } else {

@@ -23,7 +23,7 @@ use kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes, Reply};
 use crate::broker::Shared;
-use crate::coord::group::JoinRequest;
+use crate::coord::group::{JoinOutcome, JoinRequest};
 use crate::protocol::{encode_response, FrameError, Header};
 
 /// FindCoordinator key types.
@@ -121,7 +121,10 @@ pub(super) fn join(
     };
     let receiver = shared.coordinator.join(&group_id, join);
     Reply::Later(tokio::spawn(async move {
-        let outcome = receiver.await.unwrap_or_else(|_| group_gone());
+        let outcome = receiver.await.unwrap_or_else(|_| {
+            // The coordinator dropped the request (shutting down).
+            JoinOutcome::error(ResponseError::CoordinatorNotAvailable, "")
+        });
         let response = JoinGroupResponse::default()
             .with_error_code(outcome.error.map_or(0, |e| e.code()))
             .with_generation_id(outcome.generation)
@@ -144,20 +147,6 @@ pub(super) fn join(
             );
         respond(response)
     }))
-}
-
-/// The answer when the coordinator dropped a waiting request (shutting down).
-fn group_gone() -> crate::coord::group::JoinOutcome {
-    crate::coord::group::JoinOutcome {
-        error: Some(ResponseError::CoordinatorNotAvailable),
-        generation: -1,
-        protocol_type: None,
-        protocol: None,
-        leader: String::new(),
-        member_id: String::new(),
-        members: Vec::new(),
-        skip_assignment: false,
-    }
 }
 
 /// SyncGroup waits for the leader's assignment, so it answers from a task.

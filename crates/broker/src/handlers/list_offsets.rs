@@ -37,11 +37,7 @@ pub(super) fn handle(
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    let partition = topic.as_ref().and_then(|t| {
-                        usize::try_from(p.partition_index)
-                            .ok()
-                            .and_then(|i| t.partitions.get(i))
-                    });
+                    let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
                     let outcome = match partition {
                         None => Err(ResponseError::UnknownTopicOrPartition),
                         Some(_) if p.current_leader_epoch > 0 => {

@@ -60,9 +60,11 @@ pub(super) async fn commit(
                 .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
             {
                 Some(ResponseError::OffsetMetadataTooLarge)
-            } else if !known.as_ref().is_some_and(|t| {
-                p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
-            }) {
+            } else if known
+                .as_ref()
+                .and_then(|t| t.partition(p.partition_index))
+                .is_none()
+            {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else {
                 accepted.push((

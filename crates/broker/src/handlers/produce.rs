@@ -144,11 +144,7 @@ fn append(
     missing: ResponseError,
 ) -> AppendOutcome {
     let partition = topic
-        .and_then(|t| {
-            usize::try_from(index)
-                .ok()
-                .and_then(|i| t.partitions.get(i))
-        })
+        .and_then(|t| t.partition(index))
         .ok_or((missing, None))?;
     let records = records.filter(|r| !r.is_empty()).ok_or((
         ResponseError::CorruptMessage,

@@ -55,11 +55,7 @@ pub(super) fn describe_producers(
                 .iter()
                 .map(|index| {
                     let response = PartitionResponse::default().with_partition_index(*index);
-                    let partition = topic.as_ref().and_then(|t| {
-                        usize::try_from(*index)
-                            .ok()
-                            .and_then(|i| t.partitions.get(i))
-                    });
+                    let partition = topic.as_ref().and_then(|t| t.partition(*index));
                     let Some(partition) = partition else {
                         return response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());

@@ -34,11 +34,7 @@ pub(super) async fn delete(
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
-                        let partition = topic.as_ref().and_then(|t| {
-                            usize::try_from(p.partition_index)
-                                .ok()
-                                .and_then(|i| t.partitions.get(i))
-                        });
+                        let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
                         let Some(partition) = partition else {
                             return result
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());
