@@ -13,10 +13,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::cluster::{Cluster, OFFSETS_TOPIC};
+use crate::cluster::{Cluster, OFFSETS_TOPIC, TRANSACTIONS_TOPIC};
 use crate::config::BrokerConfig;
 use crate::coord::group::GroupLimits;
 use crate::coord::producer_ids::ProducerIdAllocator;
+use crate::coord::transactions::TransactionCoordinator;
 use crate::coord::GroupCoordinator;
 use crate::error::StartError;
 use crate::metrics::Metrics;
@@ -41,6 +42,7 @@ pub struct BrokerStats {
 pub(crate) struct Shared {
     pub cluster: Arc<Cluster>,
     pub coordinator: Arc<GroupCoordinator>,
+    pub transactions: Arc<TransactionCoordinator>,
     pub producer_ids: Arc<ProducerIdAllocator>,
     pub metrics: Arc<Metrics>,
     pub stats: Arc<BrokerStats>,
@@ -92,9 +94,18 @@ impl Broker {
             ProducerIdAllocator::open(cluster.data_dir())
                 .map_err(|e| StartError::Config(format!("producer id file: {e}")))?,
         );
+        let transactions = TransactionCoordinator::open(
+            cluster.internal_log(TRANSACTIONS_TOPIC)?,
+            Arc::clone(&cluster),
+            Arc::clone(&coordinator),
+            Arc::clone(&producer_ids),
+        )?;
+        let txn_ticker = transactions.spawn_ticker();
+        cluster.spawn_snapshots();
         let shared = Arc::new(Shared {
             cluster,
             coordinator,
+            transactions,
             producer_ids,
             metrics: Arc::new(Metrics::new()),
             stats: Arc::new(BrokerStats::default()),
@@ -111,7 +122,7 @@ impl Broker {
             shutdown: shutdown_tx,
             accept_task,
             http_task,
-            ticker,
+            tickers: [ticker, txn_ticker],
         })
     }
 }
@@ -124,7 +135,7 @@ pub struct BrokerHandle {
     shutdown: watch::Sender<bool>,
     accept_task: JoinHandle<()>,
     http_task: Option<JoinHandle<()>>,
-    ticker: std::thread::JoinHandle<()>,
+    tickers: [std::thread::JoinHandle<()>; 2],
 }
 
 impl BrokerHandle {
@@ -148,14 +159,17 @@ impl BrokerHandle {
     pub async fn shutdown(self) -> Result<(), strom_log::LogError> {
         let _ = self.shutdown.send(true);
         self.shared.coordinator.stop();
+        self.shared.transactions.stop();
         let _ = self.accept_task.await;
         if let Some(http) = self.http_task {
             let _ = http.await;
         }
         let cluster = Arc::clone(&self.shared.cluster);
-        let ticker = self.ticker;
+        let tickers = self.tickers;
         let closed = tokio::task::spawn_blocking(move || {
-            let _ = ticker.join();
+            for ticker in tickers {
+                let _ = ticker.join();
+            }
             cluster.close()
         })
         .await;

@@ -145,7 +145,7 @@ pub enum LogError {
 
 impl LogError {
     /// Wraps an I/O error with what we were doing and the path involved.
-    pub(crate) fn io(
+    pub fn io(
         context: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> LogError {

@@ -38,6 +38,29 @@ pub(crate) fn append<T: Serialize>(log: &PartitionLog, events: &[T]) -> Result<(
     log.await_durability(&info)
 }
 
+/// Rewrites a log's live state (`batches`, each appended as one batch) at its end
+/// and drops the records before it, so that a restart replays only what is current.
+/// Does nothing while the log holds fewer than `min_records` records or fewer than
+/// twice the live events. A crash in the middle is harmless: the rewritten records
+/// only repeat what the older ones say. The caller keeps other writers out.
+pub(crate) fn compact<T: Serialize>(
+    log: &PartitionLog,
+    batches: &[&[T]],
+    min_records: u64,
+) -> Result<bool, LogError> {
+    let records = log.log_end_offset() - log.log_start_offset();
+    let live: u64 = batches.iter().map(|b| b.len() as u64).sum();
+    if records < min_records || records < 2 * live {
+        return Ok(false);
+    }
+    let start = log.log_end_offset();
+    for batch in batches {
+        append(log, batch)?;
+    }
+    log.delete_records_before(start)?;
+    Ok(true)
+}
+
 /// Calls `apply` with every event in the log, oldest first.
 pub(crate) fn replay<T: DeserializeOwned>(
     log: &PartitionLog,

@@ -5,48 +5,42 @@
 pub(crate) mod event_log;
 pub(crate) mod identity;
 pub(crate) mod metadata_log;
+mod partition;
+pub(crate) mod producer_snapshot;
 pub(crate) mod producer_state;
 pub(crate) mod topic_config;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use strom_log::{
     is_valid_topic_name, LogConfig, LogManager, Maintenance, MaintenanceConfig, PartitionLog,
     TopicPartition,
 };
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::error::StartError;
 use identity::Identity;
 use metadata_log::{MetadataEvent, TopicRecord, METADATA_TOPIC};
-use producer_state::ProducerStates;
+pub(crate) use partition::Partition;
 use topic_config::Overrides;
 
 /// Internal topic holding committed offsets and group membership.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// Internal topic holding the transaction coordinator's state.
+pub(crate) const TRANSACTIONS_TOPIC: &str = "__transaction_state";
+
 /// Topics the broker keeps for itself: never listed, never created by clients.
-pub(crate) const INTERNAL_TOPICS: [&str; 2] = [METADATA_TOPIC, OFFSETS_TOPIC];
+pub(crate) const INTERNAL_TOPICS: [&str; 3] = [METADATA_TOPIC, OFFSETS_TOPIC, TRANSACTIONS_TOPIC];
 
 /// Most partitions one topic may have; keeps a single request from creating an
 /// unbounded number of directories and open files.
 pub(crate) const PARTITIONS_MAX: i32 = 10_000;
-
-/// One partition of a topic, led by this node.
-pub(crate) struct Partition {
-    /// Partition index.
-    pub index: i32,
-    /// Its log.
-    pub log: Arc<PartitionLog>,
-    /// Woken after every append (and on deletion), for long-polling fetches.
-    pub appended: Notify,
-    /// Idempotent producers' sequences; held across check and append.
-    pub producers: Mutex<ProducerStates>,
-}
 
 /// A topic: an immutable snapshot, replaced as a whole when it changes.
 pub(crate) struct Topic {
@@ -118,6 +112,8 @@ pub(crate) struct Cluster {
     /// Serializes metadata changes: check, append, apply happen as one step.
     admin: Mutex<()>,
     maintenance: Mutex<Option<Maintenance>>,
+    /// The producer-snapshot thread and its stop flag.
+    snapshots: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
 
 impl Cluster {
@@ -181,7 +177,56 @@ impl Cluster {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             maintenance: Mutex::new(Some(maintenance)),
+            snapshots: Mutex::new(None),
         })
+    }
+
+    /// Starts the thread that snapshots producer states every second where due, so
+    /// that recovery replays a bounded part of each log.
+    pub fn spawn_snapshots(self: &Arc<Self>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cluster = Arc::downgrade(self);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("strom-snapshots".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    match cluster.upgrade() {
+                        Some(cluster) => cluster.snapshot_producers(false),
+                        None => break,
+                    }
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the snapshot thread: {e}"));
+        *self.snapshots.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop, thread));
+    }
+
+    /// Snapshots every partition's producers where due (all that changed, with `force`).
+    fn snapshot_producers(&self, force: bool) {
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Err(error) = partition.snapshot_producers(force) {
+                    tracing::warn!(%error, topic = topic.name, partition = partition.index, "producer snapshot failed");
+                }
+            }
+        }
+    }
+
+    /// Writes the marker ending `producer_id`'s transaction in a partition (nothing if
+    /// the partition no longer exists); blocking.
+    pub fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), strom_log::LogError> {
+        match self.topic(topic).and_then(|t| t.partition(partition).cloned()) {
+            Some(partition) => partition.write_marker(producer_id, epoch, commit),
+            None => Ok(()),
+        }
     }
 
     /// The topic called `name`.
@@ -320,7 +365,7 @@ impl Cluster {
             let log = self
                 .logs
                 .create(&TopicPartition::new(name, index), topic.log_config.clone())?;
-            partitions.push(new_partition(index, log)?);
+            partitions.push(Arc::new(Partition::open(index, log)?));
         }
         self.publish(Arc::new(Topic {
             name: topic.name.clone(),
@@ -383,6 +428,16 @@ impl Cluster {
         if let Some(maintenance) = maintenance {
             maintenance.stop();
         }
+        let snapshots = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((stop, thread)) = snapshots {
+            stop.store(true, Ordering::Release);
+            let _ = thread.join();
+        }
+        self.snapshot_producers(true);
         self.logs.close()
     }
 
@@ -433,7 +488,7 @@ fn open_topic(
             }
             None => logs.create(&tp, log_config.clone())?,
         };
-        partitions.push(new_partition(index, log)?);
+        partitions.push(Arc::new(Partition::open(index, log)?));
     }
     Ok(Arc::new(Topic {
         name: name.to_string(),
@@ -441,20 +496,6 @@ fn open_topic(
         overrides: record.configs.clone(),
         log_config,
         partitions,
-    }))
-}
-
-/// A partition around its log, with its idempotent producers rebuilt from the log.
-fn new_partition(
-    index: i32,
-    log: Arc<PartitionLog>,
-) -> Result<Arc<Partition>, strom_log::LogError> {
-    let producers = ProducerStates::rebuild(&log)?;
-    Ok(Arc::new(Partition {
-        index,
-        log,
-        appended: Notify::new(),
-        producers: Mutex::new(producers),
     }))
 }
 

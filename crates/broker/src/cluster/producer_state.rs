@@ -1,16 +1,17 @@
-//! Idempotent producers, per partition: for each producer id, its epoch and the
-//! sequence ranges and offsets of its last five batches, so that a retried batch is
-//! acknowledged with its original offsets instead of being written twice, and a gap
-//! in the sequence is refused (OUT_OF_ORDER_SEQUENCE_NUMBER). Rebuilt from the log's
-//! batch headers at start, so it survives restarts and crashes like the data does.
+//! Producers, per partition: for each producer id, its epoch, the sequence ranges and
+//! offsets of its last five batches, and its open transaction. From these the
+//! partition answers three questions: is this batch a retry, a gap or fenced
+//! (idempotence); where is the first record of a still-open transaction (the last
+//! stable offset, which read_committed consumers do not pass); and which transactions
+//! were aborted (the aborted-transaction list in Fetch responses). Rebuilt at start
+//! from a snapshot plus the log after it ([`super::producer_snapshot`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use kafka_protocol::ResponseError;
-use strom_log::{BatchHeader, LogError, PartitionLog};
-
-/// How much of a partition's tail is read to rebuild its producers at start.
-const REBUILD_TAIL_BYTES: u64 = 256 * 1024 * 1024;
+use serde::{Deserialize, Serialize};
+use strom_log::batch::control::ControlMarker;
+use strom_log::BatchHeader;
 
 /// Batches remembered per producer (Kafka's `max.in.flight.requests.per.connection`
 /// bound for idempotence).
@@ -23,16 +24,19 @@ pub(crate) struct BatchSequence {
     pub epoch: i16,
     pub first_sequence: i32,
     pub last_sequence: i32,
+    /// Part of a transaction.
+    pub transactional: bool,
 }
 
 impl BatchSequence {
-    /// The sequence fields of a batch header, if the batch has a producer.
+    /// The sequence fields of a data batch's header, if the batch has a producer.
     pub fn of(header: &BatchHeader) -> Option<Self> {
-        (header.producer_id >= 0).then(|| BatchSequence {
+        (header.producer_id >= 0 && !header.is_control()).then(|| BatchSequence {
             producer_id: header.producer_id,
             epoch: header.producer_epoch,
             first_sequence: header.base_sequence,
             last_sequence: add_sequence(header.base_sequence, header.last_offset_delta as i32),
+            transactional: header.is_transactional(),
         })
     }
 }
@@ -46,17 +50,38 @@ pub(crate) enum Check {
     Duplicate(u64, u64),
 }
 
-#[derive(Debug, Clone, Default)]
-struct Producer {
-    epoch: i16,
-    /// (first sequence, last sequence, base offset, last offset), oldest first.
-    batches: VecDeque<(i32, i32, u64, u64)>,
+/// One appended batch: (first sequence, last sequence, base offset, last offset).
+type BatchEntry = (i32, i32, u64, u64);
+
+/// One producer's state in a partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Producer {
+    pub epoch: i16,
+    /// Last batches, oldest first.
+    pub batches: VecDeque<BatchEntry>,
+    /// First offset of its open transaction in this partition.
+    pub txn_first_offset: Option<u64>,
+    /// Epoch of the coordinator that wrote its last marker (-1: none).
+    pub coordinator_epoch: i32,
+}
+
+/// A transaction that was aborted: read_committed consumers skip its producer's
+/// records from `first_offset` up to the abort marker at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: u64,
+    pub last_offset: u64,
 }
 
 /// The producers of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerStates {
     producers: HashMap<i64, Producer>,
+    /// Open transactions: (first offset, producer id).
+    ongoing: BTreeSet<(u64, i64)>,
+    /// Aborted transactions, in marker order.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// Sequence numbers wrap from `i32::MAX` to 0.
@@ -65,6 +90,24 @@ fn add_sequence(sequence: i32, n: i32) -> i32 {
 }
 
 impl ProducerStates {
+    /// The state a snapshot holds.
+    pub fn from_parts(producers: HashMap<i64, Producer>, aborted: Vec<AbortedTxn>) -> Self {
+        let ongoing = producers
+            .iter()
+            .filter_map(|(id, p)| p.txn_first_offset.map(|first| (first, *id)))
+            .collect();
+        ProducerStates {
+            producers,
+            ongoing,
+            aborted,
+        }
+    }
+
+    /// What a snapshot stores: every producer and the aborted transactions.
+    pub fn parts(&self) -> (&HashMap<i64, Producer>, &[AbortedTxn]) {
+        (&self.producers, &self.aborted)
+    }
+
     /// Checks `batch` against what its producer appended before.
     pub fn check(&self, batch: &BatchSequence) -> Result<Check, ResponseError> {
         let Some(producer) = self.producers.get(&batch.producer_id) else {
@@ -77,6 +120,10 @@ impl ProducerStates {
         };
         if batch.epoch < producer.epoch {
             return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if producer.txn_first_offset.is_some() && !batch.transactional {
+            // A transactional producer's open transaction cannot take plain writes.
+            return Err(ResponseError::InvalidTxnState);
         }
         if batch.epoch > producer.epoch {
             return if batch.first_sequence == 0 {
@@ -101,12 +148,26 @@ impl ProducerStates {
         }
     }
 
-    /// Every producer with its epoch and last sequence, by producer id.
-    pub fn active(&self) -> Vec<(i64, i16, i32)> {
+    /// The epoch this partition last saw from `producer_id`, if any.
+    pub fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|p| p.epoch)
+    }
+
+    /// Every producer: (id, epoch, last sequence, coordinator epoch, open transaction's
+    /// first offset), by producer id.
+    pub fn active(&self) -> Vec<(i64, i16, i32, i32, Option<u64>)> {
         let mut all: Vec<_> = self
             .producers
             .iter()
-            .map(|(id, p)| (*id, p.epoch, p.batches.back().map_or(-1, |b| b.1)))
+            .map(|(id, p)| {
+                (
+                    *id,
+                    p.epoch,
+                    p.batches.back().map_or(-1, |b| b.1),
+                    p.coordinator_epoch,
+                    p.txn_first_offset,
+                )
+            })
             .collect();
         all.sort_unstable();
         all
@@ -128,35 +189,70 @@ impl ProducerStates {
         while producer.batches.len() > BATCHES_KEPT {
             producer.batches.pop_front();
         }
+        if batch.transactional && producer.txn_first_offset.is_none() {
+            producer.txn_first_offset = Some(base_offset);
+            self.ongoing.insert((base_offset, batch.producer_id));
+        }
     }
 
-    /// Rebuilds the state from the batch headers of the log's recent segments (those
-    /// within [`REBUILD_TAIL_BYTES`] of its end, the active one at least). A producer
-    /// idle for longer is forgotten, as Kafka forgets producers idle for a day
-    /// (`producer.id.expiration.ms`): its next batch must start a new sequence.
-    pub fn rebuild(log: &PartitionLog) -> Result<Self, LogError> {
-        let mut states = ProducerStates::default();
-        let mut offset = log.tail_start_offset(REBUILD_TAIL_BYTES);
-        let end = log.log_end_offset();
-        while offset < end {
-            let read = log.read(offset, 4 * 1024 * 1024, None)?;
-            if read.records.is_empty() {
-                break;
-            }
-            let mut at = 0;
-            while let Ok(header) = BatchHeader::parse_unchecked(&read.records[at..]) {
-                let last = header.last_offset() as u64;
-                if let Some(batch) = BatchSequence::of(&header) {
-                    states.record(&batch, header.base_offset as u64, last);
-                }
-                offset = offset.max(last + 1);
-                at += header.size_bytes();
-                if at >= read.records.len() {
-                    break;
-                }
+    /// Records the marker at `offset` that ends `producer_id`'s transaction in this
+    /// partition. A marker with a newer epoch (transactions V2 bump the epoch at every
+    /// end, and a coordinator that fences a producer does too) resets its sequence.
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker: ControlMarker,
+        offset: u64,
+    ) {
+        let producer = self.producers.entry(producer_id).or_default();
+        if epoch > producer.epoch {
+            producer.epoch = epoch;
+            producer.batches.clear();
+        }
+        producer.coordinator_epoch = marker.coordinator_epoch;
+        if let Some(first) = producer.txn_first_offset.take() {
+            self.ongoing.remove(&(first, producer_id));
+            if !marker.commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset: first,
+                    last_offset: offset,
+                });
             }
         }
-        Ok(states)
+    }
+
+    /// Whether `producer_id` has records of an open transaction here.
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|p| p.txn_first_offset.is_some())
+    }
+
+    /// The first offset of the oldest open transaction: read_committed consumers read
+    /// below it only (the last stable offset is the smaller of this and the log end).
+    pub fn first_unstable_offset(&self) -> Option<u64> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
+
+    /// Aborted transactions with records in `[from, to)`: those whose marker is at or
+    /// after `from` and whose first record is before `to`.
+    pub fn aborted_between(&self, from: u64, to: u64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly before the log start.
+    pub fn prune(&mut self, log_start_offset: u64) {
+        let gone = self
+            .aborted
+            .partition_point(|a| a.last_offset < log_start_offset);
+        self.aborted.drain(..gone);
     }
 }
 
@@ -170,8 +266,25 @@ mod tests {
             epoch,
             first_sequence: first,
             last_sequence: add_sequence(first, count - 1),
+            transactional: false,
         }
     }
+
+    fn txn_batch(producer_id: i64, epoch: i16, first: i32, count: i32) -> BatchSequence {
+        BatchSequence {
+            transactional: true,
+            ..batch(producer_id, epoch, first, count)
+        }
+    }
+
+    const COMMIT: ControlMarker = ControlMarker {
+        commit: true,
+        coordinator_epoch: 0,
+    };
+    const ABORT: ControlMarker = ControlMarker {
+        commit: false,
+        coordinator_epoch: 0,
+    };
 
     #[test]
     fn retries_are_duplicates_and_gaps_are_refused() {
@@ -224,5 +337,71 @@ mod tests {
         let mut wrapping = ProducerStates::default();
         wrapping.record(&batch(2, 0, i32::MAX - 1, 2), 0, 1);
         assert_eq!(wrapping.check(&batch(2, 0, 0, 1)), Ok(Check::Append));
+    }
+
+    #[test]
+    fn open_transactions_hold_back_the_last_stable_offset() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_batch(1, 0, 0, 2), 10, 11);
+        states.record(&txn_batch(2, 0, 0, 1), 12, 12);
+        states.record(&txn_batch(1, 0, 2, 1), 13, 13);
+        assert_eq!(states.first_unstable_offset(), Some(10));
+        assert!(states.in_transaction(1));
+        states.record_marker(1, 0, COMMIT, 14);
+        assert_eq!(states.first_unstable_offset(), Some(12));
+        states.record_marker(2, 0, ABORT, 15);
+        assert_eq!(states.first_unstable_offset(), None);
+        assert_eq!(
+            states.aborted_between(0, 100),
+            vec![AbortedTxn {
+                producer_id: 2,
+                first_offset: 12,
+                last_offset: 15
+            }]
+        );
+        // The classic protocol keeps the epoch and the sequence across transactions.
+        assert_eq!(states.check(&txn_batch(1, 0, 3, 1)), Ok(Check::Append));
+    }
+
+    #[test]
+    fn aborted_transactions_are_found_by_range_and_pruned_by_log_start() {
+        let mut states = ProducerStates::default();
+        for (n, first) in [0u64, 10, 20].into_iter().enumerate() {
+            states.record(&txn_batch(5, 0, n as i32 * 2, 2), first, first + 1);
+            states.record_marker(5, 0, ABORT, first + 2);
+        }
+        let firsts = |v: Vec<AbortedTxn>| v.iter().map(|a| a.first_offset).collect::<Vec<_>>();
+        assert_eq!(firsts(states.aborted_between(3, 21)), vec![10, 20]);
+        assert_eq!(firsts(states.aborted_between(2, 10)), vec![0]);
+        assert_eq!(firsts(states.aborted_between(23, 50)), Vec::<u64>::new());
+        states.prune(12);
+        assert_eq!(firsts(states.aborted_between(0, 50)), vec![20]);
+    }
+
+    #[test]
+    fn plain_writes_inside_an_open_transaction_are_refused() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_batch(3, 0, 0, 1), 0, 0);
+        assert_eq!(
+            states.check(&batch(3, 0, 1, 1)),
+            Err(ResponseError::InvalidTxnState)
+        );
+        states.record_marker(3, 0, COMMIT, 1);
+        assert_eq!(states.check(&batch(3, 0, 1, 1)), Ok(Check::Append));
+    }
+
+    #[test]
+    fn a_marker_with_a_bumped_epoch_fences_late_writes_of_the_old_one() {
+        // Transactions V2: the coordinator ends each transaction with epoch + 1.
+        let mut states = ProducerStates::default();
+        states.record(&txn_batch(9, 4, 0, 3), 0, 2);
+        states.record_marker(9, 5, COMMIT, 3);
+        assert_eq!(
+            states.check(&txn_batch(9, 4, 3, 1)),
+            Err(ResponseError::InvalidProducerEpoch),
+            "a late batch of the finished transaction"
+        );
+        assert_eq!(states.check(&txn_batch(9, 5, 0, 1)), Ok(Check::Append));
+        assert_eq!(states.epoch(9), Some(5));
     }
 }

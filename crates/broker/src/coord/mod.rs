@@ -5,6 +5,8 @@
 pub(crate) mod consumer;
 pub(crate) mod group;
 pub(crate) mod producer_ids;
+pub(crate) mod transactions;
+pub(crate) mod txn_state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +66,20 @@ enum OffsetsEvent {
     GroupDelete {
         group: String,
     },
+    /// An offset committed inside a transaction: pending until its end.
+    TxnOffsetCommit {
+        group: String,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        committed: CommittedOffset,
+    },
+    /// The end of a transaction's offset commits to a group (its marker).
+    TxnOffsetsEnd {
+        group: String,
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 /// A completed rebalance, as stored.
@@ -122,6 +138,27 @@ struct State {
     /// Groups on the new protocol (KIP-848); an id is either classic or consumer.
     consumer_groups: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, GroupOffsets>,
+    /// Offsets committed by open transactions, by group and producer id.
+    pending: HashMap<String, HashMap<i64, GroupOffsets>>,
+}
+
+impl State {
+    /// Applies the end of `producer_id`'s transaction to `group`'s offsets.
+    fn end_transaction(&mut self, group: &str, producer_id: i64, commit: bool) {
+        let Some(pending) = self.pending.get_mut(group) else {
+            return;
+        };
+        let offsets = pending.remove(&producer_id);
+        if pending.is_empty() {
+            self.pending.remove(group);
+        }
+        if let (Some(offsets), true) = (offsets, commit) {
+            self.offsets
+                .entry(group.to_string())
+                .or_default()
+                .extend(offsets);
+        }
+    }
 }
 
 /// A group as DescribeGroups shows it.
@@ -201,6 +238,26 @@ impl GroupCoordinator {
                 state.groups.remove(&group);
                 state.offsets.remove(&group);
             }
+            OffsetsEvent::TxnOffsetCommit {
+                group,
+                producer_id,
+                topic,
+                partition,
+                committed,
+            } => {
+                state
+                    .pending
+                    .entry(group)
+                    .or_default()
+                    .entry(producer_id)
+                    .or_default()
+                    .insert((topic, partition), committed);
+            }
+            OffsetsEvent::TxnOffsetsEnd {
+                group,
+                producer_id,
+                commit,
+            } => state.end_transaction(&group, producer_id, commit),
         })?;
         tracing::info!(
             groups = state.groups.len(),
@@ -259,6 +316,7 @@ impl GroupCoordinator {
             groups,
             consumer_groups,
             offsets,
+            pending,
         } = &mut *state;
         let mut emptied = Vec::new();
         for group in groups.values_mut() {
@@ -268,7 +326,9 @@ impl GroupCoordinator {
                 emptied.push((group.id.clone(), group.snapshot()));
             }
         }
-        let has_offsets = |id: &String| offsets.get(id).is_some_and(|o| !o.is_empty());
+        let has_offsets = |id: &String| {
+            offsets.get(id).is_some_and(|o| !o.is_empty()) || pending.contains_key(id)
+        };
         groups.retain(|id, g| {
             g.state != GroupState::Empty || g.has_pending_members() || has_offsets(id)
         });
@@ -473,6 +533,70 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Durably records offsets committed by `producer_id`'s open transaction; they
+    /// take effect when it commits (blocking).
+    pub fn commit_pending(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) -> Result<(), LogError> {
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let events: Vec<OffsetsEvent> = offsets
+            .iter()
+            .map(
+                |((topic, partition), committed)| OffsetsEvent::TxnOffsetCommit {
+                    group: group_id.to_string(),
+                    producer_id,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    committed: committed.clone(),
+                },
+            )
+            .collect();
+        event_log::append(&self.log, &events)?;
+        let mut state = self.lock();
+        let pending = state
+            .pending
+            .entry(group_id.to_string())
+            .or_default()
+            .entry(producer_id)
+            .or_default();
+        pending.extend(offsets);
+        Ok(())
+    }
+
+    /// Ends `producer_id`'s transaction for `group_id`: its pending offsets become
+    /// committed, or are dropped (blocking).
+    pub fn end_transaction(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), LogError> {
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        event_log::append(
+            &self.log,
+            &[OffsetsEvent::TxnOffsetsEnd {
+                group: group_id.to_string(),
+                producer_id,
+                commit,
+            }],
+        )?;
+        self.lock().end_transaction(group_id, producer_id, commit);
+        Ok(())
+    }
+
+    /// Whether an open transaction has committed an offset for this partition of
+    /// the group (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.lock().pending.get(group_id).is_some_and(|by_producer| {
+            by_producer
+                .values()
+                .any(|offsets| offsets.contains_key(&(topic.to_string(), partition)))
+        })
+    }
+
     /// The committed offsets of a group.
     pub fn offsets(&self, group_id: &str) -> GroupOffsets {
         self.lock()
@@ -617,7 +741,7 @@ impl GroupCoordinator {
         }
     }
 
-    /// Rewrites the live state (every committed offset, every stable group) at the end
+    /// Rewrites the live state (committed and pending offsets, stable groups) at the end
     /// of the log and drops the records before it, so that a restart replays only what
     /// is current. Does nothing while the log holds fewer than `min_records` records or
     /// fewer than twice what the state needs. A crash in the middle is harmless: the
@@ -626,20 +750,29 @@ impl GroupCoordinator {
         let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let (offsets, groups): (Vec<OffsetsEvent>, Vec<OffsetsEvent>) = {
             let state = self.lock();
-            let offsets = state
-                .offsets
-                .iter()
-                .flat_map(|(group, offsets)| {
+            let committed = state.offsets.iter().flat_map(|(group, offsets)| {
+                offsets.iter().map(move |((topic, partition), committed)| {
+                    OffsetsEvent::OffsetCommit {
+                        group: group.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        committed: committed.clone(),
+                    }
+                })
+            });
+            let pending = state.pending.iter().flat_map(|(group, by_producer)| {
+                by_producer.iter().flat_map(move |(producer_id, offsets)| {
                     offsets.iter().map(move |((topic, partition), committed)| {
-                        OffsetsEvent::OffsetCommit {
+                        OffsetsEvent::TxnOffsetCommit {
                             group: group.clone(),
+                            producer_id: *producer_id,
                             topic: topic.clone(),
                             partition: *partition,
                             committed: committed.clone(),
                         }
                     })
                 })
-                .collect();
+            });
             let groups = state
                 .groups
                 .values()
@@ -649,23 +782,21 @@ impl GroupCoordinator {
                     snapshot: (&g.snapshot()).into(),
                 })
                 .collect();
-            (offsets, groups)
+            (committed.chain(pending).collect(), groups)
         };
-        let records = self.log.log_end_offset() - self.log.log_start_offset();
-        let live = (offsets.len() + groups.len()) as u64;
-        if records < min_records || records < 2 * live {
-            return Ok(false);
+        // Offsets in batches of 500; each group (with its assignments) on its own.
+        let batches: Vec<&[OffsetsEvent]> = offsets
+            .chunks(500)
+            .chain(groups.chunks(1))
+            .collect();
+        let compacted = event_log::compact(&self.log, &batches, min_records)?;
+        if compacted {
+            tracing::info!(
+                live = offsets.len() + groups.len(),
+                "compacted the offsets log"
+            );
         }
-        let start = self.log.log_end_offset();
-        for chunk in offsets.chunks(500) {
-            event_log::append(&self.log, chunk)?;
-        }
-        for group in &groups {
-            event_log::append(&self.log, std::slice::from_ref(group))?;
-        }
-        self.log.delete_records_before(start)?;
-        tracing::info!(records, live, "compacted the offsets log");
-        Ok(true)
+        Ok(compacted)
     }
 
     /// DescribeGroups' view of a group; `None` if it does not exist.

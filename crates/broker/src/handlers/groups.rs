@@ -38,10 +38,9 @@ pub(super) fn find_coordinator(
     let cluster = &shared.cluster;
     let node = BrokerId(cluster.identity.node_id);
     let host = str_bytes(cluster.advertised_host.clone());
+    // This node coordinates every group and every transactional id.
     let error = match request.key_type {
-        KEY_GROUP => None,
-        // Transactions arrive with the exactly-once issue.
-        KEY_TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
+        KEY_GROUP | KEY_TRANSACTION => None,
         _ => Some(ResponseError::InvalidRequest),
     };
     let code = error.map_or(0, |e| e.code());

@@ -16,6 +16,7 @@ mod produce;
 mod producers;
 mod records;
 mod topics;
+mod transactions;
 
 use std::net::SocketAddr;
 
@@ -133,7 +134,31 @@ pub(crate) async fn dispatch(
         ),
         Request::InitProducerId(r) => ready(
             ApiKey::InitProducerId,
-            &producers::init_producer_id(shared, r).await,
+            &producers::init_producer_id(shared, r, version).await,
+        ),
+        Request::AddPartitionsToTxn(r) => ready(
+            ApiKey::AddPartitionsToTxn,
+            &transactions::add_partitions(shared, r, version).await,
+        ),
+        Request::AddOffsetsToTxn(r) => ready(
+            ApiKey::AddOffsetsToTxn,
+            &transactions::add_offsets(shared, r, version).await,
+        ),
+        Request::EndTxn(r) => ready(
+            ApiKey::EndTxn,
+            &transactions::end(shared, r, version).await,
+        ),
+        Request::TxnOffsetCommit(r) => ready(
+            ApiKey::TxnOffsetCommit,
+            &transactions::commit_offsets(shared, r, version).await,
+        ),
+        Request::DescribeTransactions(r) => ready(
+            ApiKey::DescribeTransactions,
+            &transactions::describe(shared, r),
+        ),
+        Request::ListTransactions(r) => ready(
+            ApiKey::ListTransactions,
+            &transactions::list(shared, r),
         ),
         Request::DescribeProducers(r) => ready(
             ApiKey::DescribeProducers,
@@ -162,6 +187,21 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// PRODUCER_FENCED as a request of `version` understands it: versions before
+/// `first_version` (KIP-588) know only INVALID_PRODUCER_EPOCH.
+fn fenced_as(
+    error: kafka_protocol::ResponseError,
+    version: i16,
+    first_version: i16,
+) -> kafka_protocol::ResponseError {
+    use kafka_protocol::ResponseError;
+    if error == ResponseError::ProducerFenced && version < first_version {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        error
+    }
 }
 
 /// A protocol string from a Rust one.

@@ -1,6 +1,7 @@
 //! InitProducerId: producer ids for idempotent producers (epoch 0, a new id each
-//! time); transactional ids wait for the transaction coordinator. DescribeProducers:
-//! the producers each partition knows, for operators.
+//! time) and, through the transaction coordinator, for transactional ids (the same
+//! id with a bumped epoch, fencing the previous producer). DescribeProducers: the
+//! producers each partition knows, for operators.
 
 use std::sync::Arc;
 
@@ -13,21 +14,33 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::blocking;
+use super::{blocking, fenced_as};
 use crate::broker::Shared;
 
 pub(super) async fn init_producer_id(
     shared: &Shared,
     request: InitProducerIdRequest,
+    version: i16,
 ) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
         InitProducerIdResponse::default()
-            .with_error_code(e.code())
+            .with_error_code(fenced_as(e, version, 4).code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        return failed(ResponseError::CoordinatorNotAvailable);
+    if let Some(id) = request.transactional_id.filter(|id| !id.0.is_empty()) {
+        let transactions = Arc::clone(&shared.transactions);
+        let expected = (version >= 3 && request.producer_id.0 >= 0)
+            .then_some((request.producer_id.0, request.producer_epoch));
+        let timeout = i64::from(request.transaction_timeout_ms);
+        let result =
+            blocking(move || transactions.init_producer_id(id.0.as_str(), timeout, expected)).await;
+        return match result {
+            Ok((producer_id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+            Err(error) => failed(error),
+        };
     }
     let allocator = Arc::clone(&shared.producer_ids);
     match blocking(move || allocator.next()).await {
@@ -68,14 +81,16 @@ pub(super) fn describe_producers(
                     response.with_active_producers(
                         producers
                             .into_iter()
-                            .map(|(id, epoch, last_sequence)| {
+                            .map(|(id, epoch, last_sequence, coordinator_epoch, txn_start)| {
                                 ProducerState::default()
                                     .with_producer_id(ProducerId(id))
                                     .with_producer_epoch(i32::from(epoch))
                                     .with_last_sequence(last_sequence)
                                     .with_last_timestamp(-1)
-                                    .with_coordinator_epoch(-1)
-                                    .with_current_txn_start_offset(-1)
+                                    .with_coordinator_epoch(coordinator_epoch)
+                                    .with_current_txn_start_offset(
+                                        txn_start.map_or(-1, |o| o as i64),
+                                    )
                             })
                             .collect(),
                     )

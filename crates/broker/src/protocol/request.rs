@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest,
+    EndTxnRequest, ListTransactionsRequest, TxnOffsetCommitRequest,
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
@@ -47,7 +49,13 @@ pub(crate) enum Request {
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     InitProducerId(InitProducerIdRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     DescribeProducers(DescribeProducersRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
 }
 
 /// Decodes the body of the request `header` describes. Unknown APIs, versions outside
@@ -95,6 +103,16 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
             Request::ConsumerGroupHeartbeat(decode_body(api, body, version)?)
         }
         ApiKey::InitProducerId => Request::InitProducerId(decode_body(api, body, version)?),
+        ApiKey::AddPartitionsToTxn => {
+            Request::AddPartitionsToTxn(decode_body(api, body, version)?)
+        }
+        ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(decode_body(api, body, version)?),
+        ApiKey::EndTxn => Request::EndTxn(decode_body(api, body, version)?),
+        ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(decode_body(api, body, version)?),
+        ApiKey::DescribeTransactions => {
+            Request::DescribeTransactions(decode_body(api, body, version)?)
+        }
+        ApiKey::ListTransactions => Request::ListTransactions(decode_body(api, body, version)?),
         ApiKey::DescribeProducers => Request::DescribeProducers(decode_body(api, body, version)?),
         ApiKey::ConsumerGroupDescribe => {
             Request::ConsumerGroupDescribe(decode_body(api, body, version)?)

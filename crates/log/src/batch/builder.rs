@@ -1,9 +1,9 @@
-//! Builds uncompressed v2 batches for records the broker writes itself (its metadata
-//! log now; group offsets and transaction markers later). Clients' batches are never
+//! Builds uncompressed v2 batches for records the broker writes itself: its internal
+//! logs' events and transaction markers (control batches). Clients' batches are never
 //! rebuilt: they are stored as sent.
 
 use super::{
-    HEADER_BYTES, MAGIC_V2, OFFSET_ATTRIBUTES, OFFSET_BATCH_LENGTH, OFFSET_CRC, OFFSET_MAGIC,
+    ATTR_CONTROL, ATTR_TRANSACTIONAL, HEADER_BYTES, MAGIC_V2, OFFSET_ATTRIBUTES, OFFSET_BATCH_LENGTH, OFFSET_CRC, OFFSET_MAGIC,
     OFFSET_RECORD_COUNT,
 };
 
@@ -14,6 +14,10 @@ pub struct BatchBuilder {
     base_timestamp: i64,
     max_timestamp: i64,
     count: i32,
+    attributes: i16,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
 }
 
 impl BatchBuilder {
@@ -24,6 +28,39 @@ impl BatchBuilder {
             base_timestamp,
             max_timestamp: base_timestamp,
             count: 0,
+            attributes: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        }
+    }
+
+    /// A data batch of an idempotent (or, with `transactional`, transactional)
+    /// producer whose first record has sequence `base_sequence`.
+    pub fn producer(
+        base_timestamp: i64,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+        transactional: bool,
+    ) -> Self {
+        BatchBuilder {
+            attributes: if transactional { ATTR_TRANSACTIONAL } else { 0 },
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            ..Self::new(base_timestamp)
+        }
+    }
+
+    /// A control batch of producer `producer_id` (transactional, no sequence), for the
+    /// commit or abort marker the transaction coordinator writes.
+    pub fn control(base_timestamp: i64, producer_id: i64, producer_epoch: i16) -> Self {
+        BatchBuilder {
+            attributes: ATTR_TRANSACTIONAL | ATTR_CONTROL,
+            producer_id,
+            producer_epoch,
+            ..Self::new(base_timestamp)
         }
     }
 
@@ -57,6 +94,12 @@ impl BatchBuilder {
     pub fn finish(mut self) -> Vec<u8> {
         let count = self.count;
         let (base_timestamp, max_timestamp) = (self.base_timestamp, self.max_timestamp);
+        let (attributes, producer_id, producer_epoch, base_sequence) = (
+            self.attributes,
+            self.producer_id,
+            self.producer_epoch,
+            self.base_sequence,
+        );
         let buf = &mut self.buf;
         let batch_length = (buf.len() - 12) as i32;
         buf[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4]
@@ -68,13 +111,13 @@ impl BatchBuilder {
             buf[at..at + bytes.len()].copy_from_slice(bytes);
             at += bytes.len();
         };
-        put(&0i16.to_be_bytes()); // attributes: no codec, CreateTime
+        put(&attributes.to_be_bytes()); // no codec, CreateTime
         put(&(count - 1).max(0).to_be_bytes()); // last offset delta
         put(&base_timestamp.to_be_bytes());
         put(&max_timestamp.to_be_bytes());
-        put(&(-1i64).to_be_bytes()); // producer id
-        put(&(-1i16).to_be_bytes()); // producer epoch
-        put(&(-1i32).to_be_bytes()); // base sequence
+        put(&producer_id.to_be_bytes());
+        put(&producer_epoch.to_be_bytes());
+        put(&base_sequence.to_be_bytes());
         put(&count.to_be_bytes());
         debug_assert_eq!(at, OFFSET_RECORD_COUNT + 4);
         let crc = crc32c::crc32c(&buf[OFFSET_ATTRIBUTES..]);

@@ -27,6 +27,7 @@
 //! [`records`] iterates its records for the few places that need them.
 
 pub mod builder;
+pub mod control;
 pub mod records;
 
 use crate::error::BatchError;
@@ -59,8 +60,8 @@ const OFFSET_RECORD_COUNT: usize = 57;
 
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+pub(crate) const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub(crate) const ATTR_CONTROL: i16 = 0x20;
 
 /// The compression codec of a batch's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

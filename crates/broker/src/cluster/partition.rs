@@ -1,0 +1,103 @@
+//! One partition led by this node: its log, the wake-up for long-polling fetches,
+//! and its producers (idempotence and transactions), with the operations that need
+//! both the log and the producers: writing transaction markers, the last stable
+//! offset, and producer-state snapshots.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use strom_log::batch::control::{marker_batch, ControlMarker};
+use strom_log::{now_ms, LogError, PartitionLog};
+use tokio::sync::Notify;
+
+use super::producer_snapshot;
+use super::producer_state::ProducerStates;
+
+/// A snapshot is taken once this many bytes were appended since the last one...
+const SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
+/// ...or this long after the last one, if anything changed.
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// One partition of a topic, led by this node.
+pub(crate) struct Partition {
+    /// Partition index.
+    pub index: i32,
+    /// Its log.
+    pub log: Arc<PartitionLog>,
+    /// Woken after every append (and on deletion), for long-polling fetches.
+    pub appended: Notify,
+    /// Producers' sequences and transactions; held across check and append.
+    pub producers: Mutex<ProducerStates>,
+    /// The last snapshot: (log end offset, log size in bytes, when).
+    last_snapshot: Mutex<(u64, u64, Instant)>,
+}
+
+impl Partition {
+    /// A partition around its log, with its producers recovered.
+    pub fn open(index: i32, log: Arc<PartitionLog>) -> Result<Self, LogError> {
+        let producers = producer_snapshot::load(&log)?;
+        let mark = (log.log_end_offset(), log.size_bytes(), Instant::now());
+        Ok(Partition {
+            index,
+            log,
+            appended: Notify::new(),
+            producers: Mutex::new(producers),
+            last_snapshot: Mutex::new(mark),
+        })
+    }
+
+    /// The producers, locked.
+    pub fn producers(&self) -> MutexGuard<'_, ProducerStates> {
+        self.producers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The last stable offset: below it every transaction is decided, so
+    /// read_committed consumers read up to it.
+    pub fn last_stable_offset(&self) -> u64 {
+        let end = self.log.log_end_offset();
+        self.producers()
+            .first_unstable_offset()
+            .map_or(end, |first| first.min(end))
+    }
+
+    /// Writes the marker that ends `producer_id`'s transaction here, and waits until
+    /// it is as durable as the topic's flush policy makes data (blocking).
+    pub fn write_marker(&self, producer_id: i64, epoch: i16, commit: bool) -> Result<(), LogError> {
+        let marker = ControlMarker {
+            commit,
+            coordinator_epoch: 0,
+        };
+        let mut batch = marker_batch(producer_id, epoch, marker, now_ms());
+        let info = {
+            let mut producers = self.producers();
+            let info = self.log.append(&mut batch)?;
+            producers.record_marker(producer_id, epoch, marker, info.base_offset);
+            info
+        };
+        self.appended.notify_waiters();
+        self.log.await_durability(&info)
+    }
+
+    /// Snapshots the producers if enough was appended since the last snapshot (or
+    /// `force`, at shutdown, if anything was). The log is synced to the snapshot's
+    /// offset first, so that a snapshot is never ahead of the data (blocking).
+    pub fn snapshot_producers(&self, force: bool) -> Result<(), LogError> {
+        let mut last = self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        let (end, size) = (self.log.log_end_offset(), self.log.size_bytes());
+        let grown = size.saturating_sub(last.1);
+        let due = grown >= SNAPSHOT_BYTES || (force || last.2.elapsed() >= SNAPSHOT_INTERVAL);
+        if end == last.0 || !due {
+            return Ok(());
+        }
+        let (mut states, offset) = {
+            let producers = self.producers();
+            (producers.clone(), self.log.log_end_offset())
+        };
+        states.prune(self.log.log_start_offset());
+        self.log.flush_to(offset)?;
+        producer_snapshot::write(self.log.dir(), &states, offset)
+            .map_err(LogError::io("write producer snapshot", self.log.dir()))?;
+        *last = (offset, size, Instant::now());
+        Ok(())
+    }
+}
