@@ -149,6 +149,7 @@ impl ProducerStates {
     }
 
     /// The epoch this partition last saw from `producer_id`, if any.
+    #[cfg(test)]
     pub fn epoch(&self, producer_id: i64) -> Option<i16> {
         self.producers.get(&producer_id).map(|p| p.epoch)
     }
@@ -221,13 +222,6 @@ impl ProducerStates {
                 });
             }
         }
-    }
-
-    /// Whether `producer_id` has records of an open transaction here.
-    pub fn in_transaction(&self, producer_id: i64) -> bool {
-        self.producers
-            .get(&producer_id)
-            .is_some_and(|p| p.txn_first_offset.is_some())
     }
 
     /// The first offset of the oldest open transaction: read_committed consumers read
@@ -346,7 +340,6 @@ mod tests {
         states.record(&txn_batch(2, 0, 0, 1), 12, 12);
         states.record(&txn_batch(1, 0, 2, 1), 13, 13);
         assert_eq!(states.first_unstable_offset(), Some(10));
-        assert!(states.in_transaction(1));
         states.record_marker(1, 0, COMMIT, 14);
         assert_eq!(states.first_unstable_offset(), Some(12));
         states.record_marker(2, 0, ABORT, 15);

@@ -2,7 +2,12 @@
 //! waits up to `max_wait_ms` for `min_bytes`, woken by appends, never by a sleep loop),
 //! `max_bytes` and per-partition limits (KIP-74: the first batch is returned whole even
 //! if larger), and the offsets every answer carries: log start, high watermark and
-//! last stable offset (the high watermark, until transactions exist).
+//! last stable offset (below the first record of the oldest open transaction).
+//!
+//! Isolation: read_uncommitted consumers read up to the high watermark; read_committed
+//! ones up to the last stable offset, with the list of aborted transactions in what
+//! they read, so that they drop those records (clients skip control batches and
+//! aborted producers' records themselves, as with Kafka).
 //!
 //! Fetch sessions (KIP-227): strom declines to create incremental sessions, as a Kafka
 //! broker with a full session cache does, by answering session id 0; clients then keep
@@ -16,8 +21,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use strom_log::LogError;
 use tokio::sync::futures::Notified;
@@ -191,7 +198,13 @@ fn read_all(
                     has_error = true;
                     error_data(data, *code)
                 }
-                Ok(partition) => match read_partition(partition, spec, total == 0, &mut budget) {
+                Ok(partition) => match read_partition(
+                    partition,
+                    spec,
+                    request.isolation_level == READ_COMMITTED,
+                    total == 0,
+                    &mut budget,
+                ) {
                     Ok(data_read) => {
                         total += data_read.records.as_ref().map_or(0, |r| r.len());
                         data_read
@@ -203,7 +216,7 @@ fn read_all(
                         let log = &partition.log;
                         error_data(data, code)
                             .with_high_watermark(log.log_end_offset() as i64)
-                            .with_last_stable_offset(log.log_end_offset() as i64)
+                            .with_last_stable_offset(partition.last_stable_offset() as i64)
                             .with_log_start_offset(log.log_start_offset() as i64)
                     }
                 },
@@ -224,11 +237,15 @@ fn read_all(
     )
 }
 
+/// Fetch's `isolation_level` for read_committed.
+const READ_COMMITTED: i8 = 1;
+
 /// Reads one partition. `first` says whether nothing has been added to the response
 /// yet: only then may a batch larger than the limits be returned (KIP-74).
 fn read_partition(
     partition: &Partition,
     spec: &FetchPartition,
+    read_committed: bool,
     first: bool,
     budget: &mut usize,
 ) -> Result<PartitionData, ResponseError> {
@@ -238,7 +255,9 @@ fn read_partition(
     let log = &partition.log;
     let offset = u64::try_from(spec.fetch_offset).map_err(|_| ResponseError::OffsetOutOfRange)?;
     let limit = (spec.partition_max_bytes.max(0) as usize).min(*budget);
-    let read = log.read(offset, limit.max(1), None).map_err(|e| match e {
+    let stable = partition.last_stable_offset();
+    let end = read_committed.then_some(stable);
+    let read = log.read(offset, limit.max(1), end).map_err(|e| match e {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         other => log_error_code(&other),
     })?;
@@ -247,11 +266,23 @@ fn read_partition(
         records = bytes::Bytes::new();
     }
     *budget = budget.saturating_sub(records.len());
-    let high_watermark = read.log_end_offset as i64;
+    let aborted = read_committed.then(|| {
+        partition
+            .producers()
+            .aborted_between(offset, stable)
+            .into_iter()
+            .map(|a| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(a.producer_id))
+                    .with_first_offset(a.first_offset as i64)
+            })
+            .collect()
+    });
     Ok(PartitionData::default()
-        .with_high_watermark(high_watermark)
-        .with_last_stable_offset(high_watermark)
+        .with_high_watermark(read.log_end_offset as i64)
+        .with_last_stable_offset(stable.min(read.log_end_offset) as i64)
         .with_log_start_offset(read.log_start_offset as i64)
+        .with_aborted_transactions(aborted)
         .with_records(Some(records)))
 }
 

@@ -1,5 +1,6 @@
 //! ListOffsets: the earliest and latest offsets, the first offset at or after a
-//! timestamp, and the record with the largest timestamp (KIP-734).
+//! timestamp, and the record with the largest timestamp (KIP-734). For read_committed
+//! clients the latest offset is the last stable offset.
 
 use std::sync::Arc;
 
@@ -18,6 +19,9 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+
+/// ListOffsets' `isolation_level` for read_committed.
+const READ_COMMITTED: i8 = 1;
 
 pub(super) fn handle(
     cluster: &Arc<Cluster>,
@@ -43,7 +47,12 @@ pub(super) fn handle(
                         Some(_) if p.current_leader_epoch > 0 => {
                             Err(ResponseError::UnknownLeaderEpoch)
                         }
-                        Some(partition) => lookup(partition, p.timestamp, version),
+                        Some(partition) => lookup(
+                            partition,
+                            p.timestamp,
+                            request.isolation_level == READ_COMMITTED,
+                            version,
+                        ),
                     };
                     // Leader epochs exist from v4; the only epoch is 0.
                     let epoch = if version >= 4 { 0 } else { -1 };
@@ -70,10 +79,12 @@ pub(super) fn handle(
 fn lookup(
     partition: &Partition,
     timestamp: i64,
+    read_committed: bool,
     version: i16,
 ) -> Result<Option<(i64, i64)>, ResponseError> {
     let log = &partition.log;
     let found = match timestamp {
+        LATEST if read_committed => Some((partition.last_stable_offset() as i64, -1)),
         LATEST => Some((log.log_end_offset() as i64, -1)),
         EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset() as i64, -1)),
         MAX_TIMESTAMP if version >= 7 => log

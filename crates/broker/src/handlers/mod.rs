@@ -53,7 +53,7 @@ pub(crate) async fn dispatch(
     };
     match request {
         Request::ApiVersions(request) => api_versions::handle(header, request),
-        Request::Produce(r) => produce::handle(cluster, &shared.metrics, r, header).await,
+        Request::Produce(r) => produce::handle(shared, r, header).await,
         Request::Fetch(r) => Ok(fetch::handle(
             cluster,
             &shared.metrics,

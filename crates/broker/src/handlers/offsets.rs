@@ -1,5 +1,8 @@
 //! Committed offsets: OffsetCommit, OffsetFetch (single and batched groups) and
 //! OffsetDelete. A commit is answered after it is synced to `__consumer_offsets`.
+//! OffsetFetch with `require_stable` (read_committed consumers) answers
+//! UNSTABLE_OFFSET_COMMIT for a partition an open transaction has committed to, so
+//! the consumer waits for the transaction's outcome instead of reading a stale offset.
 
 use std::sync::Arc;
 
@@ -118,15 +121,51 @@ pub(super) async fn commit(
 }
 
 /// A partition's committed offset as OffsetFetch reports it: -1 and no metadata when
-/// nothing was committed.
-fn committed(offsets: &GroupOffsets, topic: &str, partition: i32) -> (i64, i32, String) {
-    match offsets.get(&(topic.to_string(), partition)) {
-        Some(c) => (
-            c.offset,
-            c.leader_epoch,
-            c.metadata.clone().unwrap_or_default(),
-        ),
-        None => (-1, -1, String::new()),
+/// nothing was committed, and the partition's error.
+struct Committed {
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+    error: i16,
+}
+
+/// Looks up committed offsets for one OffsetFetch group.
+struct Lookup<'a> {
+    shared: &'a Shared,
+    group: &'a str,
+    offsets: GroupOffsets,
+    require_stable: bool,
+}
+
+impl Lookup<'_> {
+    fn committed(&self, topic: &str, partition: i32) -> Committed {
+        if self.require_stable
+            && self
+                .shared
+                .coordinator
+                .has_pending(self.group, topic, partition)
+        {
+            return Committed {
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error: ResponseError::UnstableOffsetCommit.code(),
+            };
+        }
+        match self.offsets.get(&(topic.to_string(), partition)) {
+            Some(c) => Committed {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone().unwrap_or_default(),
+                error: 0,
+            },
+            None => Committed {
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error: 0,
+            },
+        }
     }
 }
 
@@ -158,9 +197,15 @@ pub(super) fn fetch(
             .groups
             .into_iter()
             .map(|g| {
-                let offsets = coordinator.offsets(g.group_id.0.as_str());
+                let group_id = g.group_id.clone();
+                let lookup = Lookup {
+                    shared,
+                    group: group_id.0.as_str(),
+                    offsets: coordinator.offsets(g.group_id.0.as_str()),
+                    require_stable: request.require_stable,
+                };
                 let topics = wanted(
-                    &offsets,
+                    &lookup.offsets,
                     g.topics.map(|ts| {
                         ts.into_iter()
                             .map(|t| (t.name, t.partition_indexes))
@@ -168,7 +213,7 @@ pub(super) fn fetch(
                     }),
                 );
                 OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id)
+                    .with_group_id(group_id.clone())
                     .with_topics(
                         topics
                             .into_iter()
@@ -176,13 +221,13 @@ pub(super) fn fetch(
                                 let parts = partitions
                                     .into_iter()
                                     .map(|p| {
-                                        let (offset, epoch, metadata) =
-                                            committed(&offsets, name.0.as_str(), p);
+                                        let c = lookup.committed(name.0.as_str(), p);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(str_bytes(metadata)))
+                                            .with_committed_offset(c.offset)
+                                            .with_committed_leader_epoch(c.leader_epoch)
+                                            .with_metadata(Some(str_bytes(c.metadata)))
+                                            .with_error_code(c.error)
                                     })
                                     .collect();
                                 OffsetFetchResponseTopics::default()
@@ -195,9 +240,14 @@ pub(super) fn fetch(
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let offsets = coordinator.offsets(request.group_id.0.as_str());
+    let lookup = Lookup {
+        shared,
+        group: request.group_id.0.as_str(),
+        offsets: coordinator.offsets(request.group_id.0.as_str()),
+        require_stable: version >= 7 && request.require_stable,
+    };
     let topics = wanted(
-        &offsets,
+        &lookup.offsets,
         request.topics.map(|ts| {
             ts.into_iter()
                 .map(|t| (t.name, t.partition_indexes))
@@ -212,12 +262,17 @@ pub(super) fn fetch(
                 let parts = partitions
                     .into_iter()
                     .map(|p| {
-                        let (offset, epoch, metadata) = committed(&offsets, name.0.as_str(), p);
+                        let c = lookup.committed(name.0.as_str(), p);
                         OffsetFetchResponsePartition::default()
                             .with_partition_index(p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(if epoch_supported { epoch } else { -1 })
-                            .with_metadata(Some(str_bytes(metadata)))
+                            .with_committed_offset(c.offset)
+                            .with_committed_leader_epoch(if epoch_supported {
+                                c.leader_epoch
+                            } else {
+                                -1
+                            })
+                            .with_metadata(Some(str_bytes(c.metadata)))
+                            .with_error_code(c.error)
                     })
                     .collect();
                 OffsetFetchResponseTopic::default()

@@ -2,6 +2,13 @@
 //! offset patched in place, no re-encoding). acks=0 gets no response, acks=1 is
 //! answered once written, acks=all once the topic's flush policy is met (for `always`,
 //! after an fdatasync shared with concurrent producers).
+//!
+//! Batches with a producer id go through the partition's producer state
+//! (idempotence); transactional ones are also verified with the transaction
+//! coordinator (KIP-890: the partition must be in the producer's open transaction;
+//! from Produce v12, transactions V2, it is added implicitly), under the partition's
+//! lock, so that a batch verified as part of a transaction is in the log before that
+//! transaction's marker. Control batches are the broker's own: clients may not send them.
 
 use std::sync::Arc;
 
@@ -13,8 +20,9 @@ use strom_log::{AppendInfo, BatchHeader, PartitionLog};
 
 use super::{str_bytes, Reply};
 use crate::cluster::producer_state::{BatchSequence, Check};
-use crate::cluster::{Cluster, Partition, Topic};
-use crate::metrics::Metrics;
+use crate::broker::Shared;
+use crate::cluster::{Partition, Topic};
+use crate::coord::transactions::TransactionCoordinator;
 use crate::protocol::{encode_response, log_error_code, FrameError, Header};
 
 /// A partition whose acks=all answer waits for durability.
@@ -26,13 +34,18 @@ struct DurabilityWait {
 }
 
 pub(super) async fn handle(
-    cluster: &Arc<Cluster>,
-    metrics: &Metrics,
+    shared: &Shared,
     request: ProduceRequest,
     header: &Header,
 ) -> Result<Reply, FrameError> {
+    let (cluster, metrics) = (&shared.cluster, &shared.metrics);
     let version = header.api_version;
     let acks = request.acks;
+    let transaction = request.transactional_id.map(|id| Transaction {
+        id: id.0.to_string(),
+        coordinator: &shared.transactions,
+        implicit_add: version >= 12,
+    });
     // Take the record sets out and drop the rest of the request, so that a record set
     // is usually the only reference to its bytes and can be patched without a copy.
     let topics: Vec<_> = request
@@ -69,7 +82,7 @@ pub(super) async fn handle(
             let outcome = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None))
             } else {
-                append(topic.as_deref(), index, records, missing)
+                append(topic.as_deref(), index, records, missing, transaction.as_ref())
             };
             let response = PartitionProduceResponse::default().with_index(index);
             match &outcome {
@@ -136,12 +149,21 @@ pub(super) async fn handle(
 
 type AppendOutcome = Result<(Arc<PartitionLog>, AppendInfo), (ResponseError, Option<String>)>;
 
+/// The transactional id a produce request names, and how to verify against it.
+struct Transaction<'a> {
+    id: String,
+    coordinator: &'a TransactionCoordinator,
+    /// Transactions V2: a partition not yet in the transaction is added.
+    implicit_add: bool,
+}
+
 /// Appends one partition's record set.
 fn append(
     topic: Option<&Topic>,
     index: i32,
     records: Option<Bytes>,
     missing: ResponseError,
+    transaction: Option<&Transaction<'_>>,
 ) -> AppendOutcome {
     let partition = topic
         .and_then(|t| t.partition(index))
@@ -153,7 +175,9 @@ fn append(
     let mut buf = records
         .try_into_mut()
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    let sequences = batch_sequences(&buf);
+    let sequences = batch_sequences(&buf).map_err(|why| {
+        (ResponseError::InvalidRecord, Some(why.to_string()))
+    })?;
     if sequences.is_empty() {
         return match partition.log.append(&mut buf) {
             Ok(info) => {
@@ -163,16 +187,25 @@ fn append(
             Err(e) => Err((log_error_code(&e), Some(e.to_string()))),
         };
     }
-    append_idempotent(partition, &mut buf, &sequences)
+    let topic_partition = topic.map(|t| (t.name.clone(), index));
+    append_idempotent(
+        partition,
+        &mut buf,
+        &sequences,
+        topic_partition.zip(transaction),
+    )
 }
 
 /// Appends the batches of an idempotent producer: a retry of a batch already in the
 /// log is acknowledged with its original offsets and not written again; a gap in
-/// the sequence or a fenced epoch is refused and nothing is written.
+/// the sequence or a fenced epoch is refused and nothing is written. Transactional
+/// batches must belong to the request's transaction (`transaction`: the partition
+/// and the transactional id).
 fn append_idempotent(
     partition: &Partition,
     buf: &mut BytesMut,
     sequences: &[Option<BatchSequence>],
+    transaction: Option<((String, i32), &Transaction<'_>)>,
 ) -> AppendOutcome {
     let refuse = |code: ResponseError, why: &str| Err((code, Some(why.to_string())));
     let Some(Some(first)) = sequences.first().copied() else {
@@ -187,16 +220,17 @@ fn append_idempotent(
     {
         return refuse(ResponseError::InvalidRecord, "a record set mixes producers");
     }
-    if is_transactional(buf) {
+    if sequences
+        .iter()
+        .flatten()
+        .any(|s| s.transactional != first.transactional)
+    {
         return refuse(
-            ResponseError::InvalidProducerIdMapping,
-            "transactions are not supported yet",
+            ResponseError::InvalidRecord,
+            "a record set mixes transactional and plain batches",
         );
     }
-    let mut producers = partition
-        .producers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut producers = partition.producers();
     match producers.check(&first) {
         Err(code) => {
             return refuse(
@@ -218,6 +252,23 @@ fn append_idempotent(
             ));
         }
         Ok(Check::Append) => {}
+    }
+    if first.transactional {
+        let Some((topic_partition, transaction)) = transaction else {
+            return refuse(
+                ResponseError::InvalidTxnState,
+                "transactional records need the request's transactional id",
+            );
+        };
+        if let Err(code) = transaction.coordinator.verify(
+            &transaction.id,
+            first.producer_id,
+            first.epoch,
+            &topic_partition,
+            transaction.implicit_add,
+        ) {
+            return refuse(code, "the partition is not part of the producer's open transaction");
+        }
     }
     // Later batches of the same record set must continue the sequence.
     if sequences
@@ -250,23 +301,21 @@ fn append_idempotent(
 
 /// The producer sequence of each batch in the record set (`None` for batches without
 /// a producer id); empty when no batch has one. Malformed input yields what parsed, and
-/// the append's validation reports the rest precisely.
-fn batch_sequences(records: &[u8]) -> Vec<Option<BatchSequence>> {
+/// the append's validation reports the rest precisely. Control batches are refused.
+fn batch_sequences(records: &[u8]) -> Result<Vec<Option<BatchSequence>>, &'static str> {
     let mut sequences = Vec::new();
     let mut at = 0;
     while let Some(Ok(header)) = records.get(at..).map(BatchHeader::parse_unchecked) {
+        if header.is_control() {
+            return Err("control batches are written by the broker only");
+        }
         sequences.push(BatchSequence::of(&header));
         at += header.size_bytes();
     }
     if sequences.iter().all(Option::is_none) {
         sequences.clear();
     }
-    sequences
-}
-
-/// Whether the first batch is transactional.
-fn is_transactional(records: &[u8]) -> bool {
-    BatchHeader::parse_unchecked(records).is_ok_and(|h| h.is_transactional())
+    Ok(sequences)
 }
 
 fn failed(
