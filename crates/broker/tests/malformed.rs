@@ -19,9 +19,10 @@ use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::write_txn_markers_request::WritableTxnMarker;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, EndTxnRequest, FetchRequest, MetadataRequest,
-    ProduceRequest, ProducerId, RequestHeader, TopicName, TransactionalId,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest,
+    ProducerId, RequestHeader, TopicName, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use strom_broker::{BrokerConfig, BrokerHandle};
@@ -389,14 +390,15 @@ async fn api_keys_strom_does_not_serve_close() {
             .expect_frame_closed(&format!("API key {key}"), &body)
             .await;
     }
-    // EndTxn (26) is a Kafka API strom does not serve (yet): a well-formed request
-    // still ends the connection rather than getting an answer strom cannot give.
-    let end_txn = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
-        .with_producer_id(ProducerId(1))
-        .with_committed(true);
+    // WriteTxnMarkers (27) is a Kafka API strom does not serve (it is between brokers;
+    // strom's coordinator writes markers itself): a well-formed request still ends the
+    // connection rather than getting an answer strom cannot give.
+    let markers = WriteTxnMarkersRequest::default()
+        .with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(1))
+            .with_transaction_result(true)]);
     scene
-        .expect_frame_closed("EndTxn v3", &frame_of(3, &end_txn))
+        .expect_frame_closed("WriteTxnMarkers v1", &frame_of(1, &markers))
         .await;
     scene.finish(5).await;
 }

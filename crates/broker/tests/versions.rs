@@ -60,7 +60,8 @@ use kafka_protocol::messages::{
     DescribeLogDirsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
     IncrementalAlterConfigsRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest, TopicName,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, ProducerId, SyncGroupRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -343,6 +344,12 @@ async fn check(ctx: Arc<Ctx>, api: ApiKey, version: i16) {
         ApiKey::ConsumerGroupDescribe => consumer_group_describe(&ctx, client, version).await,
         ApiKey::InitProducerId => init_producer_id(client, version).await,
         ApiKey::DescribeProducers => describe_producers(client, version).await,
+        ApiKey::AddPartitionsToTxn => add_partitions_to_txn(client, version).await,
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn(client, version).await,
+        ApiKey::EndTxn => end_txn(client, version).await,
+        ApiKey::TxnOffsetCommit => txn_offset_commit(client, version).await,
+        ApiKey::DescribeTransactions => describe_transactions(client, version).await,
+        ApiKey::ListTransactions => list_transactions(client, version).await,
         other => panic!("{other:?} is advertised but this test has no request for it; add one"),
     }
 }
@@ -1585,17 +1592,17 @@ async fn find_coordinator(ctx: &Ctx, client: &mut Client, version: i16) {
             assert_eq!(coordinator.host.as_str(), host);
             assert_eq!(coordinator.port, port);
         }
-        // No transaction coordinator yet.
+        // This node coordinates transactions too.
         let request = FindCoordinatorRequest::default()
             .with_key_type(KEY_TRANSACTION)
             .with_coordinator_keys(vec![s("a-transactional-id")]);
         let response = client.send(version, &request).await;
         assert_eq!(response.coordinators.len(), 1);
         assert_eq!(
-            response.coordinators[0].error_code,
-            code(ResponseError::CoordinatorNotAvailable),
+            response.coordinators[0].error_code, 0,
             "transaction coordinator"
         );
+        assert_eq!(response.coordinators[0].node_id.0, ctx.node_id);
         return;
     }
     // Version 0 has no key type: always a group.
@@ -1614,11 +1621,8 @@ async fn find_coordinator(ctx: &Ctx, client: &mut Client, version: i16) {
             .with_key(s("a-transactional-id"))
             .with_key_type(KEY_TRANSACTION);
         let response = client.send(version, &request).await;
-        assert_eq!(
-            response.error_code,
-            code(ResponseError::CoordinatorNotAvailable),
-            "transaction coordinator"
-        );
+        assert_eq!(response.error_code, 0, "transaction coordinator");
+        assert_eq!(response.node_id.0, ctx.node_id);
     }
 }
 
@@ -2445,7 +2449,7 @@ async fn consumer_group_describe(ctx: &Ctx, client: &mut Client, version: i16) {
 // Idempotent producers.
 
 async fn init_producer_id(client: &mut Client, version: i16) {
-    use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
+    use kafka_protocol::messages::InitProducerIdRequest;
     let idempotent = InitProducerIdRequest::default()
         .with_transactional_id(None)
         .with_transaction_timeout_ms(60_000);
@@ -2455,15 +2459,41 @@ async fn init_producer_id(client: &mut Client, version: i16) {
     assert!(first.producer_id.0 >= 0);
     assert_ne!(first.producer_id, second.producer_id, "a new id each time");
     assert_eq!(first.producer_epoch, 0);
-    // Transactional ids wait for the transaction coordinator.
-    let transactional = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(s("tx"))))
-        .with_transaction_timeout_ms(60_000);
+    // A transactional id keeps its producer id; each InitProducerId bumps the epoch,
+    // fencing the previous producer.
+    let id = format!("init-{version}");
+    let (pid, epoch) = init_txn(client, &id).await;
+    let again = client.send(version, &txn_init_request(&id)).await;
+    assert_eq!(again.error_code, 0);
     assert_eq!(
-        client.send(version, &transactional).await.error_code,
-        15,
-        "COORDINATOR_NOT_AVAILABLE"
+        (again.producer_id.0, again.producer_epoch),
+        (pid, epoch + 1)
     );
+    let too_long = txn_init_request(&id).with_transaction_timeout_ms(15 * 60 * 1000 + 1);
+    assert_eq!(
+        client.send(version, &too_long).await.error_code,
+        code(ResponseError::InvalidTransactionTimeout)
+    );
+    if version >= 3 {
+        // KIP-360: a producer presents its id and epoch. The previous epoch is a retry
+        // of the last InitProducerId (answered again, not bumped); an older one is fenced.
+        let third = client.send(version, &txn_init_request(&id)).await;
+        assert_eq!(third.producer_epoch, epoch + 2);
+        let retry = txn_init_request(&id)
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch + 1);
+        let retried = client.send(version, &retry).await;
+        assert_eq!((retried.error_code, retried.producer_epoch), (0, epoch + 2));
+        let stale = txn_init_request(&id)
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch);
+        let fenced = if version >= 4 {
+            ResponseError::ProducerFenced
+        } else {
+            ResponseError::InvalidProducerEpoch
+        };
+        assert_eq!(client.send(version, &stale).await.error_code, code(fenced));
+    }
 }
 
 async fn describe_producers(client: &mut Client, version: i16) {
@@ -2505,4 +2535,353 @@ async fn describe_producers(client: &mut Client, version: i16) {
         (pid, 0, 1)
     );
     assert_eq!(partitions[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
+// ---------------------------------------------------------------------------------
+// Transactions.
+
+/// InitProducerId for transactional id `id` (one minute timeout).
+fn txn_init_request(id: &str) -> kafka_protocol::messages::InitProducerIdRequest {
+    kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(s(id))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+/// A transactional producer for `id`: (producer id, epoch).
+async fn init_txn(client: &mut Client, id: &str) -> (i64, i16) {
+    let response = client.send(4, &txn_init_request(id)).await;
+    assert_eq!(response.error_code, 0, "InitProducerId {id}");
+    (response.producer_id.0, response.producer_epoch)
+}
+
+/// The classic AddPartitionsToTxn request (v0–3) for partitions of `topic`.
+fn add_partitions_request(
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+    partitions: Vec<i32>,
+) -> kafka_protocol::messages::AddPartitionsToTxnRequest {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    kafka_protocol::messages::AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(kafka_protocol::messages::TransactionalId(s(id)))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(name(topic))
+            .with_partitions(partitions)])
+}
+
+/// Opens a transaction of `id` on partition 0 of a new topic `topic`.
+async fn open_txn(client: &mut Client, id: &str, topic: &str) -> (i64, i16) {
+    create_topic(client, topic, 1).await;
+    let (pid, epoch) = init_txn(client, id).await;
+    let added = client
+        .send(3, &add_partitions_request(id, pid, epoch, topic, vec![0]))
+        .await;
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    (pid, epoch)
+}
+
+/// Produces one transactional record to partition 0 of `topic`; returns its error.
+async fn produce_txn(
+    client: &mut Client,
+    id: &str,
+    topic: &str,
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TransactionalId};
+    let records = [(None, Some(&b"t"[..]), 1)];
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(id))))
+        .with_acks(-1)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(support::txn_batch(&records, pid, epoch, seq)))])]);
+    client.send(9, &request).await.responses[0].partition_responses[0].error_code
+}
+
+async fn add_partitions_to_txn(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, TransactionalId};
+    let id = format!("add-partitions-{version}");
+    let topic = format!("add-partitions-{version}");
+    create_topic(client, &topic, 2).await;
+    let (pid, epoch) = init_txn(client, &id).await;
+    if version <= 3 {
+        let response = client
+            .send(
+                version,
+                &add_partitions_request(&id, pid, epoch, &topic, vec![0, 1]),
+            )
+            .await;
+        let results = &response.results_by_topic_v3_and_below[0].results_by_partition;
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().all(|r| r.partition_error_code == 0));
+        // A partition that does not exist fails the whole request.
+        let response = client
+            .send(
+                version,
+                &add_partitions_request(&id, pid, epoch, &topic, vec![0, 9]),
+            )
+            .await;
+        let codes: Vec<i16> = response.results_by_topic_v3_and_below[0]
+            .results_by_partition
+            .iter()
+            .map(|r| r.partition_error_code)
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                code(ResponseError::OperationNotAttempted),
+                code(ResponseError::UnknownTopicOrPartition)
+            ]
+        );
+        let fenced = if version >= 2 {
+            ResponseError::ProducerFenced
+        } else {
+            ResponseError::InvalidProducerEpoch
+        };
+        let response = client
+            .send(
+                version,
+                &add_partitions_request(&id, pid, epoch - 1, &topic, vec![0]),
+            )
+            .await;
+        assert_eq!(
+            response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+            code(fenced)
+        );
+        return;
+    }
+    // The batched form: verify-only checks without adding, then an add.
+    let batched = |verify_only: bool| {
+        AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(s(&id)))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_verify_only(verify_only)
+                .with_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(name(&topic))
+                    .with_partitions(vec![1])]),
+        ])
+    };
+    let error_of = |r: &kafka_protocol::messages::AddPartitionsToTxnResponse| {
+        r.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code
+    };
+    let verified = client.send(version, &batched(true)).await;
+    assert_eq!(error_of(&verified), code(ResponseError::InvalidTxnState));
+    let added = client.send(version, &batched(false)).await;
+    assert_eq!(
+        added.results_by_transaction[0].transactional_id.0.as_str(),
+        id
+    );
+    assert_eq!(error_of(&added), 0);
+    assert_eq!(error_of(&client.send(version, &batched(true)).await), 0);
+}
+
+async fn add_offsets_to_txn(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::{AddOffsetsToTxnRequest, GroupId, TransactionalId};
+    let id = format!("add-offsets-{version}");
+    let (pid, epoch) = init_txn(client, &id).await;
+    let request = |pid: i64| {
+        AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s("txn-group")))
+    };
+    assert_eq!(client.send(version, &request(pid)).await.error_code, 0);
+    assert_eq!(
+        client.send(version, &request(pid + 1000)).await.error_code,
+        code(ResponseError::InvalidProducerIdMapping)
+    );
+}
+
+fn end_txn_request(
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+) -> kafka_protocol::messages::EndTxnRequest {
+    kafka_protocol::messages::EndTxnRequest::default()
+        .with_transactional_id(kafka_protocol::messages::TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit)
+}
+
+async fn end_txn(client: &mut Client, version: i16) {
+    let id = format!("end-{version}");
+    let topic = format!("end-{version}");
+    create_topic(client, &topic, 1).await;
+    let (pid, epoch) = init_txn(client, &id).await;
+    // Nothing open: nothing to end.
+    let empty = client
+        .send(version, &end_txn_request(&id, pid, epoch, true))
+        .await;
+    assert_eq!(empty.error_code, code(ResponseError::InvalidTxnState));
+    let added = client
+        .send(3, &add_partitions_request(&id, pid, epoch, &topic, vec![0]))
+        .await;
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    assert_eq!(produce_txn(client, &id, &topic, pid, epoch, 0).await, 0);
+    let ended = client
+        .send(version, &end_txn_request(&id, pid, epoch, true))
+        .await;
+    assert_eq!(ended.error_code, 0);
+    if version >= 5 {
+        // Transactions V2: every end bumps the epoch; a retry with the old one gets
+        // the same answer; the old epoch can no longer write.
+        assert_eq!(
+            (ended.producer_id.0, ended.producer_epoch),
+            (pid, epoch + 1)
+        );
+        let retry = client
+            .send(version, &end_txn_request(&id, pid, epoch, true))
+            .await;
+        assert_eq!((retry.error_code, retry.producer_epoch), (0, epoch + 1));
+        assert_eq!(
+            produce_txn(client, &id, &topic, pid, epoch, 1).await,
+            code(ResponseError::InvalidProducerEpoch)
+        );
+    } else {
+        // A retried commit is answered again; aborting a committed one is refused.
+        let retry = client
+            .send(version, &end_txn_request(&id, pid, epoch, true))
+            .await;
+        assert_eq!(retry.error_code, 0);
+        let abort = client
+            .send(version, &end_txn_request(&id, pid, epoch, false))
+            .await;
+        assert_eq!(abort.error_code, code(ResponseError::InvalidTxnState));
+    }
+}
+
+async fn txn_offset_commit(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, GroupId, OffsetFetchRequest, TransactionalId,
+        TxnOffsetCommitRequest,
+    };
+    let id = format!("txn-commit-{version}");
+    let topic = format!("txn-commit-{version}");
+    let group = format!("txn-commit-{version}");
+    let (pid, epoch) = open_txn(client, &id, &topic).await;
+    if version < 5 {
+        // Classic transactions add the group first; from v5 the commit adds it.
+        let add = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s(&group)));
+        assert_eq!(client.send(1, &add).await.error_code, 0);
+    }
+    let request = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s(&id)))
+        .with_group_id(GroupId(s(&group)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(name(&topic))
+            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(7)])]);
+    let response = client.send(version, &request).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    let fetch = |stable: bool| {
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_require_stable(stable)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(name(&topic))
+                .with_partition_indexes(vec![0])]))
+    };
+    // Pending: read_committed consumers are told to wait, others see the old offset.
+    let pending = client.send(7, &fetch(true)).await;
+    let partition = &pending.topics[0].partitions[0];
+    assert_eq!(
+        partition.error_code,
+        code(ResponseError::UnstableOffsetCommit)
+    );
+    let unstable = client.send(7, &fetch(false)).await;
+    assert_eq!(unstable.topics[0].partitions[0].committed_offset, -1);
+    let ended = client
+        .send(3, &end_txn_request(&id, pid, epoch, true))
+        .await;
+    assert_eq!(ended.error_code, 0);
+    let committed = client.send(7, &fetch(true)).await;
+    let partition = &committed.topics[0].partitions[0];
+    assert_eq!((partition.error_code, partition.committed_offset), (0, 7));
+}
+
+async fn describe_transactions(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::{DescribeTransactionsRequest, TransactionalId};
+    let id = format!("describe-txn-{version}");
+    let topic = format!("describe-txn-{version}");
+    let (pid, epoch) = open_txn(client, &id, &topic).await;
+    let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+        TransactionalId(s(&id)),
+        TransactionalId(s("no-such-transactional-id")),
+    ]);
+    let response = client.send(version, &request).await;
+    let state = &response.transaction_states[0];
+    assert_eq!(state.error_code, 0);
+    assert_eq!(state.transaction_state.as_str(), "Ongoing");
+    assert_eq!((state.producer_id.0, state.producer_epoch), (pid, epoch));
+    assert_eq!(state.transaction_timeout_ms, 60_000);
+    assert!(state.transaction_start_time_ms > 0);
+    assert_eq!(state.topics[0].topic.0.as_str(), topic);
+    assert_eq!(state.topics[0].partitions, [0]);
+    assert_eq!(
+        response.transaction_states[1].error_code,
+        code(ResponseError::TransactionalIdNotFound)
+    );
+}
+
+async fn list_transactions(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::ListTransactionsRequest;
+    let id = format!("list-txn-{version}");
+    let topic = format!("list-txn-{version}");
+    let (pid, _) = open_txn(client, &id, &topic).await;
+    let request = ListTransactionsRequest::default()
+        .with_state_filters(vec![s("Ongoing"), s("Sleeping")])
+        .with_producer_id_filters(vec![ProducerId(pid)])
+        .with_duration_filter(-1);
+    let response = client.send(version, &request).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.unknown_state_filters, [s("Sleeping")]);
+    assert_eq!(response.transaction_states.len(), 1);
+    let listed = &response.transaction_states[0];
+    assert_eq!(listed.transactional_id.0.as_str(), id);
+    assert_eq!(listed.transaction_state.as_str(), "Ongoing");
+    if version >= 1 {
+        // Only transactions running longer than an hour: none.
+        let long = request.with_duration_filter(3_600_000);
+        assert!(client
+            .send(version, &long)
+            .await
+            .transaction_states
+            .is_empty());
+    }
 }

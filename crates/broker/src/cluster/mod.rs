@@ -223,7 +223,10 @@ impl Cluster {
         epoch: i16,
         commit: bool,
     ) -> Result<(), strom_log::LogError> {
-        match self.topic(topic).and_then(|t| t.partition(partition).cloned()) {
+        match self
+            .topic(topic)
+            .and_then(|t| t.partition(partition).cloned())
+        {
             Some(partition) => partition.write_marker(producer_id, epoch, commit),
             None => Ok(()),
         }

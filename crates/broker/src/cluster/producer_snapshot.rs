@@ -172,10 +172,8 @@ mod tests {
         append(&log, producer_batch(1, 0, true));
         let mut ahead = ProducerStates::default();
         ahead.record(
-            &BatchSequence::of(
-                &BatchHeader::parse(&producer_batch(9, 0, true)).expect("header"),
-            )
-            .expect("sequence"),
+            &BatchSequence::of(&BatchHeader::parse(&producer_batch(9, 0, true)).expect("header"))
+                .expect("sequence"),
             0,
             0,
         );

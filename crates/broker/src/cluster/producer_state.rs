@@ -367,7 +367,7 @@ mod tests {
         assert_eq!(firsts(states.aborted_between(3, 21)), vec![10, 20]);
         assert_eq!(firsts(states.aborted_between(2, 10)), vec![0]);
         assert_eq!(firsts(states.aborted_between(23, 50)), Vec::<u64>::new());
-        states.prune(12);
+        states.prune(13);
         assert_eq!(firsts(states.aborted_between(0, 50)), vec![20]);
     }
 

@@ -590,11 +590,14 @@ impl GroupCoordinator {
     /// Whether an open transaction has committed an offset for this partition of
     /// the group (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT).
     pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
-        self.lock().pending.get(group_id).is_some_and(|by_producer| {
-            by_producer
-                .values()
-                .any(|offsets| offsets.contains_key(&(topic.to_string(), partition)))
-        })
+        self.lock()
+            .pending
+            .get(group_id)
+            .is_some_and(|by_producer| {
+                by_producer
+                    .values()
+                    .any(|offsets| offsets.contains_key(&(topic.to_string(), partition)))
+            })
     }
 
     /// The committed offsets of a group.
@@ -785,10 +788,7 @@ impl GroupCoordinator {
             (committed.chain(pending).collect(), groups)
         };
         // Offsets in batches of 500; each group (with its assignments) on its own.
-        let batches: Vec<&[OffsetsEvent]> = offsets
-            .chunks(500)
-            .chain(groups.chunks(1))
-            .collect();
+        let batches: Vec<&[OffsetsEvent]> = offsets.chunks(500).chain(groups.chunks(1)).collect();
         let compacted = event_log::compact(&self.log, &batches, min_records)?;
         if compacted {
             tracing::info!(

@@ -466,7 +466,11 @@ impl TransactionCoordinator {
                 continue;
             }
             if let Some(prepared) = current.expire(now_ms) {
-                tracing::info!(id, producer_id = current.producer_id, "aborting a transaction that outlived its timeout");
+                tracing::info!(
+                    id,
+                    producer_id = current.producer_id,
+                    "aborting a transaction that outlived its timeout"
+                );
                 if self.persist(&id, &prepared).is_err() {
                     continue;
                 }
@@ -533,6 +537,7 @@ impl TransactionCoordinator {
 
     /// One transactional id's state.
     pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
-        self.entry(id).and_then(|entry| lock(&entry).metadata.clone())
+        self.entry(id)
+            .and_then(|entry| lock(&entry).metadata.clone())
     }
 }

@@ -270,7 +270,10 @@ impl TxnMetadata {
             (TxnState::PrepareAbort, TxnState::CompleteAbort)
         };
         let current = (self.producer_id, self.producer_epoch);
-        if v2 && self.state == complete && (producer_id, epoch) == (self.last_producer_id, self.last_producer_epoch) {
+        if v2
+            && self.state == complete
+            && (producer_id, epoch) == (self.last_producer_id, self.last_producer_epoch)
+        {
             // The retry of an end whose answer (the bumped epoch) was lost.
             return Ok(EndStep::AlreadyDone(current.0, current.1));
         }

@@ -144,10 +144,7 @@ pub(crate) async fn dispatch(
             ApiKey::AddOffsetsToTxn,
             &transactions::add_offsets(shared, r, version).await,
         ),
-        Request::EndTxn(r) => ready(
-            ApiKey::EndTxn,
-            &transactions::end(shared, r, version).await,
-        ),
+        Request::EndTxn(r) => ready(ApiKey::EndTxn, &transactions::end(shared, r, version).await),
         Request::TxnOffsetCommit(r) => ready(
             ApiKey::TxnOffsetCommit,
             &transactions::commit_offsets(shared, r, version).await,
@@ -156,10 +153,9 @@ pub(crate) async fn dispatch(
             ApiKey::DescribeTransactions,
             &transactions::describe(shared, r),
         ),
-        Request::ListTransactions(r) => ready(
-            ApiKey::ListTransactions,
-            &transactions::list(shared, r),
-        ),
+        Request::ListTransactions(r) => {
+            ready(ApiKey::ListTransactions, &transactions::list(shared, r))
+        }
         Request::DescribeProducers(r) => ready(
             ApiKey::DescribeProducers,
             &producers::describe_producers(shared, r),

@@ -19,8 +19,8 @@ use kafka_protocol::ResponseError;
 use strom_log::{AppendInfo, BatchHeader, PartitionLog};
 
 use super::{str_bytes, Reply};
-use crate::cluster::producer_state::{BatchSequence, Check};
 use crate::broker::Shared;
+use crate::cluster::producer_state::{BatchSequence, Check};
 use crate::cluster::{Partition, Topic};
 use crate::coord::transactions::TransactionCoordinator;
 use crate::protocol::{encode_response, log_error_code, FrameError, Header};
@@ -82,7 +82,13 @@ pub(super) async fn handle(
             let outcome = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None))
             } else {
-                append(topic.as_deref(), index, records, missing, transaction.as_ref())
+                append(
+                    topic.as_deref(),
+                    index,
+                    records,
+                    missing,
+                    transaction.as_ref(),
+                )
             };
             let response = PartitionProduceResponse::default().with_index(index);
             match &outcome {
@@ -175,9 +181,8 @@ fn append(
     let mut buf = records
         .try_into_mut()
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    let sequences = batch_sequences(&buf).map_err(|why| {
-        (ResponseError::InvalidRecord, Some(why.to_string()))
-    })?;
+    let sequences = batch_sequences(&buf)
+        .map_err(|why| (ResponseError::InvalidRecord, Some(why.to_string())))?;
     if sequences.is_empty() {
         return match partition.log.append(&mut buf) {
             Ok(info) => {
@@ -267,7 +272,10 @@ fn append_idempotent(
             &topic_partition,
             transaction.implicit_add,
         ) {
-            return refuse(code, "the partition is not part of the producer's open transaction");
+            return refuse(
+                code,
+                "the partition is not part of the producer's open transaction",
+            );
         }
     }
     // Later batches of the same record set must continue the sequence.

@@ -114,7 +114,9 @@ async fn add_one(
                     .map(|p| transactions.verify(&id, producer_id, epoch, p, false).err())
                     .collect()
             } else {
-                let error = transactions.add(&id, producer_id, epoch, &partitions, &[]).err();
+                let error = transactions
+                    .add(&id, producer_id, epoch, &partitions, &[])
+                    .err();
                 vec![error; partitions.len()]
             }
         })

@@ -2,16 +2,16 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest,
-    EndTxnRequest, ListTransactionsRequest, TxnOffsetCommitRequest,
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    DescribeProducersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest, ApiKey,
+    ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeTransactionsRequest, EndTxnRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, ListTransactionsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
+    TxnOffsetCommitRequest,
 };
 
 use super::{decode_body, supported_versions, FrameError, Header};
@@ -103,9 +103,7 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
             Request::ConsumerGroupHeartbeat(decode_body(api, body, version)?)
         }
         ApiKey::InitProducerId => Request::InitProducerId(decode_body(api, body, version)?),
-        ApiKey::AddPartitionsToTxn => {
-            Request::AddPartitionsToTxn(decode_body(api, body, version)?)
-        }
+        ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(decode_body(api, body, version)?),
         ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(decode_body(api, body, version)?),
         ApiKey::EndTxn => Request::EndTxn(decode_body(api, body, version)?),
         ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(decode_body(api, body, version)?),

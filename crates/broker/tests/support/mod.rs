@@ -161,6 +161,27 @@ pub fn producer_batch(
     epoch: i16,
     first_sequence: i32,
 ) -> Bytes {
+    encode_batch(records, producer_id, epoch, first_sequence, false)
+}
+
+/// A v2 record batch of a transactional producer.
+#[allow(dead_code)] // not every test binary writes transactions
+pub fn txn_batch(
+    records: &[RecordSpec<'_>],
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+) -> Bytes {
+    encode_batch(records, producer_id, epoch, first_sequence, true)
+}
+
+fn encode_batch(
+    records: &[RecordSpec<'_>],
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+    transactional: bool,
+) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -168,7 +189,7 @@ pub fn producer_batch(
         .iter()
         .enumerate()
         .map(|(i, (key, value, timestamp))| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,

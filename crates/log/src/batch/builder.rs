@@ -3,8 +3,8 @@
 //! rebuilt: they are stored as sent.
 
 use super::{
-    ATTR_CONTROL, ATTR_TRANSACTIONAL, HEADER_BYTES, MAGIC_V2, OFFSET_ATTRIBUTES, OFFSET_BATCH_LENGTH, OFFSET_CRC, OFFSET_MAGIC,
-    OFFSET_RECORD_COUNT,
+    ATTR_CONTROL, ATTR_TRANSACTIONAL, HEADER_BYTES, MAGIC_V2, OFFSET_ATTRIBUTES,
+    OFFSET_BATCH_LENGTH, OFFSET_CRC, OFFSET_MAGIC, OFFSET_RECORD_COUNT,
 };
 
 /// Accumulates records into one batch with base offset 0 (the log assigns the real one).
