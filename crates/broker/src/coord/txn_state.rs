@@ -345,3 +345,187 @@ impl TxnMetadata {
         self.state == TxnState::PrepareCommit
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> impl FnMut() -> Result<i64, ResponseError> {
+        let mut next = 100;
+        move || {
+            next += 1;
+            Ok(next)
+        }
+    }
+
+    fn ready(step: Result<InitStep, ResponseError>) -> TxnMetadata {
+        match step {
+            Ok(InitStep::Ready(m)) => m,
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+
+    fn prepared(step: Result<EndStep, ResponseError>) -> TxnMetadata {
+        match step {
+            Ok(EndStep::Prepare(m)) => m,
+            other => panic!("expected Prepare, got {other:?}"),
+        }
+    }
+
+    fn tp(partition: i32) -> (String, i32) {
+        ("t".to_string(), partition)
+    }
+
+    #[test]
+    fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
+        let mut alloc = ids();
+        let m = ready(init(None, 60_000, None, 0, &mut alloc));
+        assert_eq!(
+            (m.producer_id, m.producer_epoch, m.state),
+            (101, 0, TxnState::Empty)
+        );
+        let m = m
+            .add(101, 0, &[tp(0)], &[], 10)
+            .expect("add")
+            .expect("changed");
+        assert_eq!((m.state, m.started_ms), (TxnState::Ongoing, 10));
+        assert_eq!(m.add(101, 0, &[tp(0)], &[], 11), Ok(None), "already in it");
+        assert_eq!(m.verify(101, 0, &tp(0)), Ok(()));
+        assert_eq!(
+            m.verify(101, 0, &tp(1)),
+            Err(ResponseError::InvalidTxnState)
+        );
+        let p = prepared(m.end(101, 0, true, false, 20));
+        assert_eq!(p.state, TxnState::PrepareCommit);
+        assert!(p.commits() && p.is_preparing());
+        assert_eq!(
+            p.add(101, 0, &[tp(1)], &[], 21),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        let done = p.complete(30, &mut alloc).expect("complete");
+        assert_eq!(done.state, TxnState::CompleteCommit);
+        assert!(done.partitions.is_empty() && done.started_ms == -1);
+        assert_eq!(
+            done.end(101, 0, true, false, 31),
+            Ok(EndStep::AlreadyDone(101, 0)),
+            "a retried commit"
+        );
+        assert_eq!(
+            done.end(101, 0, false, false, 31),
+            Err(ResponseError::InvalidTxnState)
+        );
+    }
+
+    #[test]
+    fn bad_requests_change_nothing() {
+        let mut alloc = ids();
+        assert_eq!(
+            init(None, TRANSACTION_TIMEOUT_MAX_MS + 1, None, 0, &mut alloc),
+            Err(ResponseError::InvalidTransactionTimeout)
+        );
+        let m = ready(init(None, 1_000, None, 0, &mut alloc));
+        assert_eq!(
+            m.end(m.producer_id, 0, true, false, 1),
+            Err(ResponseError::InvalidTxnState),
+            "nothing open"
+        );
+        assert_eq!(
+            m.add(m.producer_id + 1, 0, &[tp(0)], &[], 1),
+            Err(ResponseError::InvalidProducerIdMapping)
+        );
+        assert_eq!(
+            m.add(m.producer_id, 3, &[tp(0)], &[], 1),
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(
+            m.verify(m.producer_id, 0, &tp(0)),
+            Err(ResponseError::InvalidTxnState),
+            "a transactional write outside a transaction"
+        );
+    }
+
+    #[test]
+    fn a_new_producer_aborts_the_open_transaction_and_fences_the_old_one() {
+        let mut alloc = ids();
+        let m = ready(init(None, 60_000, None, 0, &mut alloc));
+        let open = m
+            .add(101, 0, &[tp(0)], &[], 5)
+            .expect("add")
+            .expect("changed");
+        let abort = match init(Some(&open), 60_000, None, 6, &mut alloc) {
+            Ok(InitStep::AbortFirst(m)) => m,
+            other => panic!("expected AbortFirst, got {other:?}"),
+        };
+        assert_eq!(
+            (abort.state, abort.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+        assert!(!abort.commits());
+        let aborted = abort.complete(7, &mut alloc).expect("complete");
+        let next = ready(init(Some(&aborted), 60_000, None, 8, &mut alloc));
+        assert_eq!((next.producer_id, next.producer_epoch), (101, 2));
+        assert_eq!(
+            next.add(101, 0, &[tp(0)], &[], 9),
+            Err(ResponseError::ProducerFenced),
+            "the old producer"
+        );
+        assert_eq!(
+            next.verify(101, 0, &tp(0)),
+            Err(ResponseError::InvalidProducerEpoch)
+        );
+    }
+
+    #[test]
+    fn transactions_time_out_with_an_injected_clock() {
+        let mut alloc = ids();
+        let m = ready(init(None, 1_000, None, 0, &mut alloc));
+        let open = m
+            .add(101, 0, &[tp(0)], &[], 100)
+            .expect("add")
+            .expect("changed");
+        assert_eq!(open.expire(1_099), None);
+        let aborting = open.expire(1_100).expect("expired");
+        assert_eq!(
+            (aborting.state, aborting.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+        assert_eq!(m.expire(1_000_000), None, "nothing open");
+    }
+
+    #[test]
+    fn v2_bumps_the_epoch_at_every_end_and_recognises_retries() {
+        let mut alloc = ids();
+        let m = ready(init(None, 60_000, None, 0, &mut alloc));
+        let open = m
+            .add(101, 0, &[tp(0)], &[], 1)
+            .expect("add")
+            .expect("changed");
+        let p = prepared(open.end(101, 0, true, true, 2));
+        assert_eq!(p.producer_epoch, 1, "markers carry the bumped epoch");
+        let done = p.complete(3, &mut alloc).expect("complete");
+        assert_eq!(
+            done.end(101, 0, true, true, 4),
+            Ok(EndStep::AlreadyDone(101, 1)),
+            "the retry of the end"
+        );
+        assert_eq!(
+            done.add(101, 0, &[tp(0)], &[], 5),
+            Err(ResponseError::ProducerFenced),
+            "the finished transaction's epoch"
+        );
+        // An exhausted epoch moves the producer to a new id.
+        let mut last = done.clone();
+        last.producer_epoch = i16::MAX - 1;
+        let open = last
+            .add(101, i16::MAX - 1, &[tp(0)], &[], 6)
+            .expect("add")
+            .expect("changed");
+        let p = prepared(open.end(101, i16::MAX - 1, false, true, 7));
+        let moved = p.complete(8, &mut alloc).expect("complete");
+        assert_eq!((moved.producer_id, moved.producer_epoch), (102, 0));
+        assert_eq!(
+            (moved.last_producer_id, moved.last_producer_epoch),
+            (101, i16::MAX)
+        );
+    }
+}
