@@ -376,3 +376,72 @@ fn crc32c(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test]
+async fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_at_every_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = support::start(dir.path()).await;
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    let topic = "v2";
+    create_topic(&mut client, topic).await;
+    let mut producer = TxnProducer::init(&mut client, "v2", 60_000).await;
+    let first_epoch = producer.epoch;
+    for (round, commit) in [(0, true), (1, false), (2, true)] {
+        // Produce v12+: no AddPartitionsToTxn, the partition joins the transaction.
+        let value = format!("round-{round}");
+        let records = txn_batch(
+            &[(None, Some(value.as_bytes()), 1)],
+            producer.pid,
+            producer.epoch,
+            0,
+        );
+        let request = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("v2"))))
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
+        let produced = client.send(12, &request).await;
+        assert_eq!(
+            produced.responses[0].partition_responses[0].error_code, 0,
+            "round {round}"
+        );
+        let end = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("v2")))
+            .with_producer_id(ProducerId(producer.pid))
+            .with_producer_epoch(producer.epoch)
+            .with_committed(commit);
+        let ended = client.send(5, &end).await;
+        assert_eq!(ended.error_code, 0);
+        assert_eq!(
+            ended.producer_epoch,
+            producer.epoch + 1,
+            "bumped at the end"
+        );
+        // A late write of the finished transaction cannot join the next one.
+        let late = txn_batch(&[(None, Some(b"late"), 1)], producer.pid, producer.epoch, 1);
+        let late_request = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("v2"))))
+            .with_acks(-1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(late))])]);
+        let refused = client.send(12, &late_request).await;
+        assert_eq!(
+            refused.responses[0].partition_responses[0].error_code,
+            ResponseError::InvalidProducerEpoch.code()
+        );
+        producer.epoch = ended.producer_epoch;
+    }
+    assert_eq!(producer.epoch, first_epoch + 3);
+    let decided = fetch(&mut client, topic, READ_COMMITTED).await;
+    assert_eq!(decided.last_stable_offset, decided.high_watermark);
+    assert_eq!(decided.aborted_transactions.as_ref().map(|a| a.len()), Some(1));
+    assert_eq!(data_values(&decided), ["round-0", "round-1", "round-2"]);
+    broker.shutdown().await.expect("shutdown");
+}

@@ -541,3 +541,124 @@ impl TransactionCoordinator {
             .and_then(|entry| lock(&entry).metadata.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{OFFSETS_TOPIC, TRANSACTIONS_TOPIC};
+    use crate::config::BrokerConfig;
+    use crate::coord::group::GroupLimits;
+    use crate::coord::CommittedOffset;
+    use strom_log::batch::builder::BatchBuilder;
+
+    struct Node {
+        cluster: Arc<Cluster>,
+        groups: Arc<GroupCoordinator>,
+        transactions: Arc<TransactionCoordinator>,
+    }
+
+    fn open(dir: &std::path::Path) -> Node {
+        let cluster = Arc::new(
+            Cluster::open(BrokerConfig::ephemeral(dir), "127.0.0.1".into(), 9092).expect("cluster"),
+        );
+        let groups = GroupCoordinator::open(
+            cluster.internal_log(OFFSETS_TOPIC).expect("offsets log"),
+            GroupLimits::default(),
+        )
+        .expect("groups");
+        let ids = Arc::new(ProducerIdAllocator::open(dir).expect("ids"));
+        let transactions = TransactionCoordinator::open(
+            cluster.internal_log(TRANSACTIONS_TOPIC).expect("txn log"),
+            Arc::clone(&cluster),
+            Arc::clone(&groups),
+            ids,
+        )
+        .expect("transactions");
+        Node {
+            cluster,
+            groups,
+            transactions,
+        }
+    }
+
+    #[test]
+    fn a_commit_interrupted_after_prepare_is_finished_at_the_next_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = open(dir.path());
+        node.cluster
+            .create_topic("t", 1, Default::default(), false)
+            .expect("topic");
+        let (pid, epoch) = node
+            .transactions
+            .init_producer_id("tx", 60_000, None)
+            .expect("init");
+        let partition = ("t".to_string(), 0);
+        node.transactions
+            .add(
+                "tx",
+                pid,
+                epoch,
+                std::slice::from_ref(&partition),
+                &["g".to_string()],
+            )
+            .expect("add");
+        // A transactional record and an offset commit, as Produce and TxnOffsetCommit
+        // would write them.
+        let topic = node.cluster.topic("t").expect("topic");
+        let log_partition = topic.partition(0).expect("partition");
+        node.transactions
+            .verify("tx", pid, epoch, &partition, false)
+            .expect("verified");
+        let mut builder = BatchBuilder::producer(0, pid, epoch, 0, true);
+        builder.push(None, Some(b"v"), 0);
+        let mut batch = builder.finish();
+        {
+            let mut producers = log_partition.producers();
+            let info = log_partition.log.append(&mut batch).expect("append");
+            let header = strom_log::BatchHeader::parse(&batch).expect("header");
+            let sequence = crate::cluster::producer_state::BatchSequence::of(&header)
+                .expect("sequence");
+            producers.record(&sequence, info.base_offset, info.last_offset);
+        }
+        let offset = CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp: 0,
+        };
+        node.transactions
+            .commit_offsets("tx", pid, epoch, "g", false, || {
+                node.groups
+                    .commit_pending("g", pid, vec![(partition.clone(), offset)])
+                    .map_err(|_| ResponseError::KafkaStorageError)
+            })
+            .expect("txn offsets");
+        assert_eq!(log_partition.last_stable_offset(), 0);
+        // The commit is made durable as PrepareCommit, then the node dies before any
+        // marker is written.
+        let entry = node.transactions.entry("tx").expect("entry");
+        let current = lock(&entry).metadata.clone().expect("state");
+        let prepared = match current.end(pid, epoch, true, false, now_ms()).expect("end") {
+            EndStep::Prepare(m) => m,
+            other => panic!("expected Prepare, got {other:?}"),
+        };
+        node.transactions.persist("tx", &prepared).expect("persist");
+        node.cluster.close().expect("close");
+        drop(node);
+
+        let node = open(dir.path());
+        let described = node.transactions.describe("tx").expect("known");
+        assert_eq!(described.state, TxnState::CompleteCommit);
+        let topic = node.cluster.topic("t").expect("topic");
+        let log_partition = topic.partition(0).expect("partition");
+        assert_eq!(log_partition.last_stable_offset(), 2, "record and marker");
+        assert!(log_partition.producers().aborted_between(0, 10).is_empty());
+        assert_eq!(
+            node.groups.offsets("g").get(&partition).map(|c| c.offset),
+            Some(1),
+            "the transaction's offsets took effect"
+        );
+        assert!(!node.groups.has_pending("g", "t", 0));
+        node.cluster.close().expect("close");
+    }
+}
