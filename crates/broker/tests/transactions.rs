@@ -441,7 +441,10 @@ async fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_at_every_e
     assert_eq!(producer.epoch, first_epoch + 3);
     let decided = fetch(&mut client, topic, READ_COMMITTED).await;
     assert_eq!(decided.last_stable_offset, decided.high_watermark);
-    assert_eq!(decided.aborted_transactions.as_ref().map(|a| a.len()), Some(1));
+    assert_eq!(
+        decided.aborted_transactions.as_ref().map(|a| a.len()),
+        Some(1)
+    );
     assert_eq!(data_values(&decided), ["round-0", "round-1", "round-2"]);
     broker.shutdown().await.expect("shutdown");
 }

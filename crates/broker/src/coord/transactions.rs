@@ -616,8 +616,8 @@ mod tests {
             let mut producers = log_partition.producers();
             let info = log_partition.log.append(&mut batch).expect("append");
             let header = strom_log::BatchHeader::parse(&batch).expect("header");
-            let sequence = crate::cluster::producer_state::BatchSequence::of(&header)
-                .expect("sequence");
+            let sequence =
+                crate::cluster::producer_state::BatchSequence::of(&header).expect("sequence");
             producers.record(&sequence, info.base_offset, info.last_offset);
         }
         let offset = CommittedOffset {
