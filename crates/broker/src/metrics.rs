@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     groups: Family<Labels, Gauge>,
     lag: Family<Labels, Gauge>,
     producers: Family<Labels, Gauge>,
+    log_stable: Family<Labels, Gauge>,
+    transactions: Family<Labels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -65,6 +67,8 @@ impl Metrics {
             groups: Family::default(),
             lag: Family::default(),
             producers: Family::default(),
+            log_stable: Family::default(),
+            transactions: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -144,8 +148,18 @@ impl Metrics {
         );
         registry.register(
             "idempotent_producers",
-            "Idempotent producers each partition tracks",
+            "Idempotent (and transactional) producers each partition tracks",
             m.producers.clone(),
+        );
+        registry.register(
+            "partition_last_stable_offset",
+            "Offset below which every transaction is decided (read_committed consumers stop there)",
+            m.log_stable.clone(),
+        );
+        registry.register(
+            "transactions",
+            "Transactional ids, by the state of their transaction",
+            m.transactions.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -220,6 +234,8 @@ impl Metrics {
             &self.groups,
             &self.lag,
             &self.producers,
+            &self.log_stable,
+            &self.transactions,
         ] {
             family.clear();
         }
@@ -236,15 +252,13 @@ impl Metrics {
                     .get_or_create(&labels)
                     .set(p.log.log_start_offset() as i64);
                 self.log_end.get_or_create(&labels).set(end);
+                self.log_stable
+                    .get_or_create(&labels)
+                    .set(p.last_stable_offset() as i64);
                 self.log_size
                     .get_or_create(&labels)
                     .set(p.log.size_bytes() as i64);
-                let producers = p
-                    .producers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .active()
-                    .len();
+                let producers = p.producers().active().len();
                 if producers > 0 {
                     self.producers.get_or_create(&labels).set(producers as i64);
                 }
@@ -266,6 +280,11 @@ impl Metrics {
                         .set((end - committed.offset).max(0));
                 }
             }
+        }
+        for txn in shared.transactions.describe_all() {
+            self.transactions
+                .get_or_create(&vec![("state", txn.metadata.state.name().to_string())])
+                .inc();
         }
         let mut text = String::new();
         if let Err(error) = encode(&mut text, &self.registry) {

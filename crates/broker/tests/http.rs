@@ -109,6 +109,44 @@ async fn health_readiness_and_metrics_are_served() {
         client.send(8, &commit).await.topics[0].partitions[0].error_code,
         0
     );
+    // An open transaction holds the last stable offset back.
+    let init_txn = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(s(
+            "metered",
+        ))))
+        .with_transaction_timeout_ms(60_000);
+    let txn = client.send(4, &init_txn).await;
+    let add = kafka_protocol::messages::AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(kafka_protocol::messages::TransactionalId(s(
+            "metered",
+        )))
+        .with_v3_and_below_producer_id(txn.producer_id)
+        .with_v3_and_below_producer_epoch(txn.producer_epoch)
+        .with_v3_and_below_topics(vec![
+            kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s("measured")))
+                .with_partitions(vec![0]),
+        ]);
+    client.send(3, &add).await;
+    let transactional = ProduceRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(s(
+            "metered",
+        ))))
+        .with_acks(-1)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(s("measured")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(support::txn_batch(
+                    &[(None, Some(b"e"), 5)],
+                    txn.producer_id.0,
+                    txn.producer_epoch,
+                    0,
+                )))])]);
+    assert_eq!(
+        client.send(9, &transactional).await.responses[0].partition_responses[0].error_code,
+        0
+    );
 
     let (status, metrics) = get(http, "/metrics").await;
     assert_eq!(status, 200);
@@ -120,12 +158,14 @@ async fn health_readiness_and_metrics_are_served() {
         .expect("flush histogram exported");
     assert!(flushes >= 1, "flushes counted: {flushes}");
     for line in [
-        r#"strom_produced_records_total{topic="measured"} 4"#,
-        r#"strom_partition_log_end_offset{topic="measured",partition="0"} 4"#,
-        r#"strom_idempotent_producers{topic="measured",partition="0"} 1"#,
+        r#"strom_produced_records_total{topic="measured"} 5"#,
+        r#"strom_partition_log_end_offset{topic="measured",partition="0"} 5"#,
+        r#"strom_partition_last_stable_offset{topic="measured",partition="0"} 4"#,
+        r#"strom_idempotent_producers{topic="measured",partition="0"} 2"#,
+        r#"strom_transactions{state="Ongoing"} 1"#,
         r#"strom_partition_log_start_offset{topic="measured",partition="0"} 0"#,
-        r#"strom_consumer_group_lag{group="readers",topic="measured",partition="0"} 3"#,
-        r#"strom_requests_total{api="Produce",version="9"} 2"#,
+        r#"strom_consumer_group_lag{group="readers",topic="measured",partition="0"} 4"#,
+        r#"strom_requests_total{api="Produce",version="9"} 3"#,
         r#"strom_request_duration_seconds_count{api="CreateTopics"} 1"#,
         "strom_connections_open 1",
         "# EOF",

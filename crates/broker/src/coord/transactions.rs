@@ -141,7 +141,7 @@ impl TransactionCoordinator {
                     std::thread::sleep(Duration::from_millis(200));
                     coordinator.tick(now_ms());
                     ticks += 1;
-                    if ticks % 300 == 0 {
+                    if ticks.is_multiple_of(300) {
                         coordinator.compact();
                     }
                 }
