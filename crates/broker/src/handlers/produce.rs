@@ -30,6 +30,7 @@ pub(super) async fn handle(
     metrics: &Metrics,
     request: ProduceRequest,
     header: &Header,
+    unauthorized: Vec<TopicProduceResponse>,
 ) -> Result<Reply, FrameError> {
     let version = header.api_version;
     let acks = request.acks;
@@ -104,6 +105,7 @@ pub(super) async fn handle(
                 .with_partition_responses(partition_responses),
         );
     }
+    responses.extend(unauthorized);
     let mut response = ProduceResponse::default().with_responses(responses);
     let correlation_id = header.correlation_id;
     match acks {

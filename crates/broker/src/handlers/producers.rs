@@ -15,9 +15,12 @@ use kafka_protocol::ResponseError;
 
 use super::blocking;
 use crate::broker::Shared;
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 pub(super) async fn init_producer_id(
     shared: &Shared,
+    session: &Session,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
@@ -26,8 +29,14 @@ pub(super) async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
+    if let Some(id) = &request.transactional_id {
+        if let Err(code) = session.check_transactional_id(id) {
+            return failed(code);
+        }
         return failed(ResponseError::CoordinatorNotAvailable);
+    }
+    if !session.may_write_idempotently() {
+        return failed(ResponseError::ClusterAuthorizationFailed);
     }
     let allocator = Arc::clone(&shared.producer_ids);
     match blocking(move || allocator.next()).await {
@@ -43,6 +52,7 @@ pub(super) async fn init_producer_id(
 
 pub(super) fn describe_producers(
     shared: &Shared,
+    session: &Session,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let topics = request
@@ -50,11 +60,16 @@ pub(super) fn describe_producers(
         .into_iter()
         .map(|wanted| {
             let topic = shared.cluster.topic(wanted.name.0.as_str());
+            let readable = session.allows(Operation::Read, &Resource::topic(&wanted.name));
             let partitions = wanted
                 .partition_indexes
                 .iter()
                 .map(|index| {
                     let response = PartitionResponse::default().with_partition_index(*index);
+                    if !readable {
+                        return response
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = topic.as_ref().and_then(|t| t.partition(*index));
                     let Some(partition) = partition else {
                         return response
