@@ -65,5 +65,36 @@ pub(crate) fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, StartError> {
 pub(crate) fn certificate_principal(chain: Option<&[CertificateDer<'_>]>) -> Option<String> {
     let leaf = chain?.first()?;
     let certificate = x509_cert::Certificate::from_der(leaf.as_ref()).ok()?;
+    // x509-cert prints names as RFC 4514 (and Java's X500Principal) does: the last
+    // RDN of the sequence first.
     Some(format!("User:{}", certificate.tbs_certificate.subject))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_principal_is_the_subject_in_rfc4514_order() {
+        // rcgen writes the common name as the first RDN, so RFC 4514 puts it last.
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "strom");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "writer");
+        let cert = params.self_signed(&key).expect("cert");
+        let chain = [cert.der().clone()];
+        assert_eq!(
+            certificate_principal(Some(&chain)).as_deref(),
+            Some("User:O=strom,CN=writer")
+        );
+        assert_eq!(certificate_principal(None), None);
+        assert_eq!(
+            certificate_principal(Some(&[CertificateDer::from(vec![1, 2, 3])])),
+            None
+        );
+    }
 }
