@@ -184,7 +184,7 @@ async fn serve<S>(
         };
         let reply = match session.admit(&header, request) {
             Admission::Dispatch(request) => {
-                match handlers::dispatch(&shared, &header, request, &session).await {
+                match handlers::dispatch(&shared, &header, *request, &session).await {
                     Ok(reply) => reply,
                     Err(e) => break Close::Malformed(e.to_string()),
                 }

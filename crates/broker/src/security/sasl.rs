@@ -80,7 +80,7 @@ pub(crate) enum SaslExchange {
     /// PLAIN takes one token.
     Plain,
     /// SCRAM takes two.
-    Scram(ScramServer),
+    Scram(Box<ScramServer>),
 }
 
 impl SaslExchange {
@@ -88,13 +88,11 @@ impl SaslExchange {
     pub fn start(mechanism: SaslMechanism) -> Result<Self, AuthFailed> {
         match mechanism {
             SaslMechanism::Plain => Ok(SaslExchange::Plain),
-            SaslMechanism::Scram(m) => {
-                ScramServer::new(m)
-                    .map(SaslExchange::Scram)
-                    .map_err(|e| AuthFailed {
-                        reason: format!("no randomness for a nonce: {e}"),
-                    })
-            }
+            SaslMechanism::Scram(m) => ScramServer::new(m)
+                .map(|server| SaslExchange::Scram(Box::new(server)))
+                .map_err(|e| AuthFailed {
+                    reason: format!("no randomness for a nonce: {e}"),
+                }),
         }
     }
 

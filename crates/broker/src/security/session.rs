@@ -34,8 +34,8 @@ pub(crate) const UNAUTHENTICATED_FRAME_BYTES_MAX: usize = 512 * 1024;
 
 /// What the connection does with a request after the session looked at it.
 pub(crate) enum Admission {
-    /// Hand it to the handlers.
-    Dispatch(Request),
+    /// Hand it to the handlers (boxed: requests are large, the other answers small).
+    Dispatch(Box<Request>),
     /// Send this response (a SASL step) and go on.
     Respond(BytesMut),
     /// Send this response, if any, after the failed-authentication delay; then close.
@@ -237,7 +237,7 @@ impl Session {
         match request {
             Request::SaslHandshake(r) => self.handshake(header, r),
             Request::SaslAuthenticate(r) => self.authenticate(header, r),
-            Request::ApiVersions(_) => Admission::Dispatch(request),
+            Request::ApiVersions(_) => Admission::Dispatch(Box::new(request)),
             _ if !self.authenticated => Admission::Close(format!(
                 "{:?} request before SASL authentication",
                 header.api_key
@@ -245,7 +245,7 @@ impl Session {
             _ if self.expires_at.is_some_and(|at| Instant::now() >= at) => Admission::Close(
                 "the SASL session expired without re-authentication (KIP-368)".into(),
             ),
-            _ => Admission::Dispatch(request),
+            _ => Admission::Dispatch(Box::new(request)),
         }
     }
 
