@@ -22,6 +22,8 @@ use crate::coord::GroupCoordinator;
 use crate::error::StartError;
 use crate::metrics::Metrics;
 use crate::net::connection;
+use crate::net::listener::{self, Listener};
+use crate::security::{tls, Security};
 
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +48,8 @@ pub(crate) struct Shared {
     pub producer_ids: Arc<ProducerIdAllocator>,
     pub metrics: Arc<Metrics>,
     pub stats: Arc<BrokerStats>,
+    /// Credentials, ACLs and SASL settings.
+    pub security: Arc<Security>,
     /// Turns true when the broker shuts down; waiting requests answer at once.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -67,18 +71,30 @@ impl Broker {
             }
             None => (None, None),
         };
-        let listener = TcpListener::bind(config.kafka_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.kafka_addr,
-                source,
-            })?;
-        let kafka_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.kafka_addr,
-            source,
-        })?;
-        let (host, port) = advertised(&config, kafka_addr)?;
-        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config, host, port))
+        let mut listeners = Vec::new();
+        for listener_config in config.effective_listeners() {
+            if listeners
+                .iter()
+                .any(|(_, l): &(TcpListener, Arc<Listener>)| l.name == listener_config.name)
+            {
+                return Err(StartError::Config(format!(
+                    "two listeners are called `{}`",
+                    listener_config.name
+                )));
+            }
+            listeners.push(listener::bind(&listener_config).await?);
+        }
+        let tls = match &config.security.tls {
+            Some(tls_config) => Some(tls::acceptor(tls_config)?),
+            None if listeners.iter().any(|(_, l)| l.protocol.uses_tls()) => {
+                return Err(StartError::Config(
+                    "SSL and SASL_SSL listeners need a [tls] section".into(),
+                ))
+            }
+            None => None,
+        };
+        let security_config = config.security.clone();
+        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config))
             .await
             .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??;
         let cluster = Arc::new(cluster);
@@ -102,25 +118,46 @@ impl Broker {
         )?;
         let txn_ticker = transactions.spawn_ticker();
         cluster.spawn_snapshots();
+        let metrics = Arc::new(Metrics::new());
+        let security = {
+            let (cluster, metrics) = (Arc::clone(&cluster), Arc::clone(&metrics));
+            tokio::task::spawn_blocking(move || Security::open(cluster, &security_config, metrics))
+                .await
+                .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??
+        };
         let shared = Arc::new(Shared {
             cluster,
             coordinator,
             transactions,
             producer_ids,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             stats: Arc::new(BrokerStats::default()),
+            security: Arc::new(security),
             shutdown: shutdown_rx.clone(),
         });
         shared.metrics.observe_flushes();
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
+        let mut bound = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for (socket, listener) in listeners {
+            tracing::info!(listener = %listener.name, protocol = ?listener.protocol, addr = %listener.bound, "listening");
+            bound.push((listener.name.clone(), listener.bound));
+            let tls = tls.clone().filter(|_| listener.protocol.uses_tls());
+            accept_tasks.push(tokio::spawn(accept_loop(
+                socket,
+                listener,
+                tls,
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )));
+        }
         let _ = ready.set(Arc::clone(&shared));
-        tracing::info!(%kafka_addr, http_addr = ?http_addr, "strom is serving Kafka clients");
+        tracing::info!(kafka_addr = %bound[0].1, http_addr = ?http_addr, "strom is serving Kafka clients");
         Ok(BrokerHandle {
-            kafka_addr,
+            listeners: bound,
             http_addr,
             shared,
             shutdown: shutdown_tx,
-            accept_task,
+            accept_tasks,
             http_task,
             tickers: [ticker, txn_ticker],
         })
@@ -129,19 +166,33 @@ impl Broker {
 
 /// A running broker.
 pub struct BrokerHandle {
-    kafka_addr: SocketAddr,
+    /// Name and bound address of each listener, in configuration order.
+    listeners: Vec<(String, SocketAddr)>,
     http_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
-    accept_task: JoinHandle<()>,
+    accept_tasks: Vec<JoinHandle<()>>,
     http_task: Option<JoinHandle<()>>,
     tickers: [std::thread::JoinHandle<()>; 2],
 }
 
 impl BrokerHandle {
-    /// The address the Kafka listener is bound to.
+    /// The address the first Kafka listener is bound to.
     pub fn kafka_addr(&self) -> SocketAddr {
-        self.kafka_addr
+        self.listeners[0].1
+    }
+
+    /// The address the listener called `name` is bound to.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
+    }
+
+    /// Every listener's name and bound address.
+    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
     }
 
     /// The address of the HTTP endpoint, if enabled.
@@ -160,7 +211,9 @@ impl BrokerHandle {
         let _ = self.shutdown.send(true);
         self.shared.coordinator.stop();
         self.shared.transactions.stop();
-        let _ = self.accept_task.await;
+        for task in self.accept_tasks {
+            let _ = task.await;
+        }
         if let Some(http) = self.http_task {
             let _ = http.await;
         }
@@ -182,35 +235,17 @@ impl BrokerHandle {
     }
 }
 
-/// The host and port Metadata advertises.
-fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), StartError> {
-    let Some(text) = &config.advertised_addr else {
-        return Ok((bound.ip().to_string(), i32::from(bound.port())));
-    };
-    let (host, port) = text
-        .rsplit_once(':')
-        .ok_or_else(|| StartError::Config(format!("advertised_addr `{text}` must be HOST:PORT")))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| StartError::Config(format!("advertised_addr `{text}` has an invalid port")))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(StartError::Config(format!(
-            "advertised_addr `{text}` has no host"
-        )));
-    }
-    Ok((host.to_string(), i32::from(port)))
-}
-
 async fn accept_loop(
-    listener: TcpListener,
+    socket: TcpListener,
+    listener: Arc<Listener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = socket.accept() => accepted,
             _ = shutdown.changed() => break,
         };
         match accepted {
@@ -219,7 +254,14 @@ async fn accept_loop(
                 let stats = Arc::clone(&shared.stats);
                 stats.connections_total.fetch_add(1, Ordering::Relaxed);
                 stats.connections_open.fetch_add(1, Ordering::Relaxed);
-                let serve = connection::serve(stream, peer, Arc::clone(&shared), shutdown.clone());
+                let serve = connection::start(
+                    stream,
+                    peer,
+                    Arc::clone(&listener),
+                    tls.clone(),
+                    Arc::clone(&shared),
+                    shutdown.clone(),
+                );
                 connections.spawn(async move {
                     serve.await;
                     stats.connections_open.fetch_sub(1, Ordering::Relaxed);
@@ -233,7 +275,7 @@ async fn accept_loop(
         }
         while connections.try_join_next().is_some() {}
     }
-    drop(listener);
+    drop(socket);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
     })

@@ -7,15 +7,23 @@ use std::time::Duration;
 
 use strom_log::LogConfig;
 
+use crate::security::config::{ListenerConfig, SecurityConfig, SecurityProtocol};
+
 /// Everything [`crate::Broker::start`] needs.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Directory holding every partition log and the broker's identity.
     pub data_dir: PathBuf,
-    /// Address of the Kafka listener; port 0 picks a free one.
+    /// Address of the Kafka listener when `listeners` is empty (one PLAINTEXT
+    /// listener); port 0 picks a free one.
     pub kafka_addr: SocketAddr,
-    /// Address clients are told to connect to (Metadata); `None` = the bound address.
+    /// Address clients of `kafka_addr` are told to connect to (Metadata); `None` = the
+    /// bound address.
     pub advertised_addr: Option<String>,
+    /// Listeners with their security protocols; when set, `kafka_addr` is not used.
+    pub listeners: Vec<ListenerConfig>,
+    /// TLS, SASL, bootstrap users and the authorizer.
+    pub security: SecurityConfig,
     /// Address of the HTTP endpoint (health now; metrics and admin later). `None` = off.
     pub http_addr: Option<SocketAddr>,
     /// Largest request frame accepted on a connection (Kafka's `socket.request.max.bytes`).
@@ -42,6 +50,8 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./data"),
             kafka_addr: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_addr: None,
+            listeners: Vec::new(),
+            security: SecurityConfig::default(),
             http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             request_bytes_max: 100 * 1024 * 1024,
             requests_in_flight_max: 128,
@@ -55,6 +65,20 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The listeners to bind: `listeners`, or else one PLAINTEXT listener on
+    /// `kafka_addr` named `PLAINTEXT`.
+    pub fn effective_listeners(&self) -> Vec<ListenerConfig> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        vec![ListenerConfig {
+            name: "PLAINTEXT".into(),
+            address: self.kafka_addr,
+            security_protocol: SecurityProtocol::Plaintext,
+            advertised_address: self.advertised_addr.clone(),
+        }]
+    }
+
     /// A config for tests and embedding: `data_dir`, ephemeral ports on 127.0.0.1.
     pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
         BrokerConfig {

@@ -18,11 +18,22 @@ mod handlers;
 mod metrics;
 mod net;
 mod protocol;
+mod security;
 
 pub use broker::{Broker, BrokerHandle, BrokerStats};
 pub use config::BrokerConfig;
 pub use error::StartError;
+pub use security::config::{
+    AuthorizerConfig, ClientAuth, ListenerConfig, SaslConfig, SecurityConfig, SecurityProtocol,
+    TlsConfig, UserConfig,
+};
 pub use strom_log::{FlushPolicy, LogConfig};
+
+/// Helpers for tests that log in over the wire; not part of the supported API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::security::scram::client::ScramClient;
+}
 
 /// Entry points for the fuzz targets in `fuzz/`; not part of the supported API.
 #[doc(hidden)]

@@ -39,6 +39,8 @@ pub(crate) struct Metrics {
     producers: Family<Labels, Gauge>,
     log_stable: Family<Labels, Gauge>,
     transactions: Family<Labels, Gauge>,
+    authentications: Family<Labels, Counter>,
+    authorization_denials: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -69,6 +71,8 @@ impl Metrics {
             producers: Family::default(),
             log_stable: Family::default(),
             transactions: Family::default(),
+            authentications: Family::default(),
+            authorization_denials: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -161,6 +165,16 @@ impl Metrics {
             "Transactional ids, by the state of their transaction",
             m.transactions.clone(),
         );
+        registry.register(
+            "sasl_authentications",
+            "SASL authentications, by mechanism and result (success, failure)",
+            m.authentications.clone(),
+        );
+        registry.register(
+            "authorization_denials",
+            "Operations the authorizer denied, by resource type and operation",
+            m.authorization_denials.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -187,6 +201,27 @@ impl Metrics {
     /// Counts a connection closed for a malformed request.
     pub fn malformed(&self) {
         self.malformed.inc();
+    }
+
+    /// Counts a SASL authentication with `mechanism` that succeeded or failed.
+    pub fn authentication(&self, mechanism: &str, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.authentications
+            .get_or_create(&vec![
+                ("mechanism", mechanism.to_string()),
+                ("result", result.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts an operation the authorizer denied.
+    pub fn authorization_denied(&self, resource_type: &str, operation: &str) {
+        self.authorization_denials
+            .get_or_create(&vec![
+                ("resource_type", resource_type.to_string()),
+                ("operation", operation.to_string()),
+            ])
+            .inc();
     }
 
     /// Counts an append to `topic`.

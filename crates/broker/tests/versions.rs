@@ -350,6 +350,15 @@ async fn check(ctx: Arc<Ctx>, api: ApiKey, version: i16) {
         ApiKey::TxnOffsetCommit => txn_offset_commit(client, version).await,
         ApiKey::DescribeTransactions => describe_transactions(client, version).await,
         ApiKey::ListTransactions => list_transactions(client, version).await,
+        ApiKey::SaslHandshake => sasl_handshake(client, version).await,
+        ApiKey::SaslAuthenticate => sasl_authenticate(client, version).await,
+        ApiKey::CreateAcls => create_acls(client, version).await,
+        ApiKey::DescribeAcls => describe_acls(client, version).await,
+        ApiKey::DeleteAcls => delete_acls(client, version).await,
+        ApiKey::DescribeUserScramCredentials => {
+            describe_user_scram_credentials(client, version).await
+        }
+        ApiKey::AlterUserScramCredentials => alter_user_scram_credentials(client, version).await,
         other => panic!("{other:?} is advertised but this test has no request for it; add one"),
     }
 }
@@ -2884,4 +2893,196 @@ async fn list_transactions(client: &mut Client, version: i16) {
             .transaction_states
             .is_empty());
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Security: SASL on a PLAINTEXT listener, ACLs and SCRAM credentials (the broker runs
+// without an authorizer here; `security.rs` covers enforcement).
+
+async fn sasl_handshake(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::SaslHandshakeRequest;
+    let response = client
+        .send(
+            version,
+            &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        )
+        .await;
+    assert_eq!(
+        response.error_code, 34,
+        "ILLEGAL_SASL_STATE on a PLAINTEXT listener"
+    );
+    assert!(response
+        .mechanisms
+        .iter()
+        .any(|m| m.as_str() == "SCRAM-SHA-512"));
+}
+
+async fn sasl_authenticate(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::SaslAuthenticateRequest;
+    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(b"\0u\0p"));
+    let response = client.send(version, &request).await;
+    assert_eq!(
+        response.error_code, 34,
+        "ILLEGAL_SASL_STATE on a PLAINTEXT listener"
+    );
+}
+
+/// An ACL creation: ALLOW `principal` READ on the literal topic `topic`.
+fn acl_creation(
+    topic: &str,
+    operation: i8,
+) -> kafka_protocol::messages::create_acls_request::AclCreation {
+    kafka_protocol::messages::create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(s(topic))
+        .with_resource_pattern_type(3)
+        .with_principal(s("User:alice"))
+        .with_host(s("*"))
+        .with_operation(operation)
+        .with_permission_type(3)
+}
+
+async fn create_acl(client: &mut Client, topic: &str) {
+    use kafka_protocol::messages::CreateAclsRequest;
+    let request = CreateAclsRequest::default().with_creations(vec![acl_creation(topic, 3)]);
+    let response = client.send(3, &request).await;
+    assert_eq!(response.results[0].error_code, 0);
+}
+
+async fn create_acls(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::CreateAclsRequest;
+    let topic = format!("acl-create-{version}");
+    let request = CreateAclsRequest::default()
+        .with_creations(vec![acl_creation(&topic, 3), acl_creation(&topic, 0)]);
+    let response = client.send(version, &request).await;
+    let codes: Vec<i16> = response.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        [0, 42],
+        "the second has operation UNKNOWN: INVALID_REQUEST"
+    );
+}
+
+async fn describe_acls(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::DescribeAclsRequest;
+    let topic = format!("acl-describe-{version}");
+    create_acl(client, &topic).await;
+    let filter = DescribeAclsRequest::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(Some(s(&topic)))
+        .with_pattern_type_filter(2)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1);
+    let response = client.send(version, &filter).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.resources.len(), 1);
+    let resource = &response.resources[0];
+    assert_eq!(
+        (resource.resource_name.as_str(), resource.pattern_type),
+        (topic.as_str(), 3)
+    );
+    assert_eq!(resource.acls[0].principal.as_str(), "User:alice");
+    assert_eq!(
+        (resource.acls[0].operation, resource.acls[0].permission_type),
+        (3, 3)
+    );
+    let bad = filter.with_operation(0);
+    assert_eq!(
+        client.send(version, &bad).await.error_code,
+        42,
+        "INVALID_REQUEST"
+    );
+}
+
+async fn delete_acls(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafka_protocol::messages::DeleteAclsRequest;
+    let topic = format!("acl-delete-{version}");
+    create_acl(client, &topic).await;
+    let filter = DeleteAclsFilter::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(Some(s(&topic)))
+        .with_pattern_type_filter(3)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1);
+    let request = DeleteAclsRequest::default().with_filters(vec![filter]);
+    let first = client.send(version, &request).await;
+    assert_eq!(first.filter_results[0].error_code, 0);
+    assert_eq!(first.filter_results[0].matching_acls.len(), 1);
+    assert_eq!(
+        first.filter_results[0].matching_acls[0]
+            .resource_name
+            .as_str(),
+        topic
+    );
+    let again = client.send(version, &request).await;
+    assert!(
+        again.filter_results[0].matching_acls.is_empty(),
+        "already gone"
+    );
+}
+
+/// Stores a SCRAM-SHA-256 credential for `user` (4096 iterations).
+fn upsertion(
+    user: &str,
+    iterations: i32,
+) -> kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion {
+    kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+        .with_name(s(user))
+        .with_mechanism(1)
+        .with_iterations(iterations)
+        .with_salt(Bytes::from_static(b"salt"))
+        .with_salted_password(Bytes::from_static(&[7; 32]))
+}
+
+async fn alter_user_scram_credentials(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
+    use kafka_protocol::messages::AlterUserScramCredentialsRequest;
+    let request = AlterUserScramCredentialsRequest::default()
+        .with_upsertions(vec![
+            upsertion("alter-ok", 4096),
+            upsertion("alter-few", 10),
+        ])
+        .with_deletions(vec![ScramCredentialDeletion::default()
+            .with_name(s("alter-nobody"))
+            .with_mechanism(2)]);
+    let response = client.send(version, &request).await;
+    let results: BTreeMap<String, i16> = response
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.error_code))
+        .collect();
+    assert_eq!(results["alter-ok"], 0);
+    assert_eq!(results["alter-few"], 93, "UNACCEPTABLE_CREDENTIAL");
+    assert_eq!(results["alter-nobody"], 91, "RESOURCE_NOT_FOUND");
+}
+
+async fn describe_user_scram_credentials(client: &mut Client, version: i16) {
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::messages::{
+        AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+    };
+    let stored = AlterUserScramCredentialsRequest::default()
+        .with_upsertions(vec![upsertion("describe-me", 8192)]);
+    assert_eq!(client.send(0, &stored).await.results[0].error_code, 0);
+    let request = DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+        UserName::default().with_name(s("describe-me")),
+        UserName::default().with_name(s("describe-nobody")),
+    ]));
+    let response = client.send(version, &request).await;
+    assert_eq!(response.error_code, 0);
+    let me = &response.results[0];
+    assert_eq!(me.user.as_str(), "describe-me");
+    assert_eq!(
+        (
+            me.credential_infos[0].mechanism,
+            me.credential_infos[0].iterations
+        ),
+        (1, 8192)
+    );
+    assert_eq!(response.results[1].error_code, 91, "RESOURCE_NOT_FOUND");
 }

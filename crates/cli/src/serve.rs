@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
-use strom_broker::{Broker, BrokerConfig, FlushPolicy};
+use strom_broker::{
+    AuthorizerConfig, Broker, BrokerConfig, FlushPolicy, ListenerConfig, SaslConfig, TlsConfig,
+    UserConfig,
+};
 
 /// Flags of `strom serve`. Each is also a key of the `--config` file, spelled with
 /// underscores (`--kafka-addr` is `kafka_addr`).
@@ -23,7 +26,8 @@ pub struct ServeArgs {
     /// Directory for logs and metadata [default: ./data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Kafka listener; port 0 picks a free one [default: 127.0.0.1:9092].
+    /// Kafka listener (PLAINTEXT); port 0 picks a free one [default: 127.0.0.1:9092,
+    /// unless the config file has [[listeners]]; then it is one more listener].
     #[arg(long, value_name = "HOST:PORT")]
     kafka_addr: Option<SocketAddr>,
     /// Address clients are told to connect to [default: the bound Kafka address].
@@ -55,10 +59,19 @@ pub struct ServeArgs {
     offsets_retention_minutes: Option<u64>,
 }
 
-/// The `--config` file: the same keys as the flags.
+/// The `--config` file: the same keys as the flags, plus the security tables.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default)]
+    listeners: Vec<ListenerConfig>,
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    sasl: SaslConfig,
+    #[serde(default)]
+    users: Vec<UserConfig>,
+    #[serde(default)]
+    authorizer: AuthorizerConfig,
     data_dir: Option<PathBuf>,
     kafka_addr: Option<SocketAddr>,
     advertised_addr: Option<String>,
@@ -89,10 +102,28 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(dir) = args.data_dir.or(file.data_dir) {
         config.data_dir = dir;
     }
-    if let Some(addr) = args.kafka_addr.or(file.kafka_addr) {
+    let kafka_addr = args.kafka_addr.or(file.kafka_addr);
+    if let Some(addr) = kafka_addr {
         config.kafka_addr = addr;
     }
     config.advertised_addr = args.advertised_addr.or(file.advertised_addr);
+    if !file.listeners.is_empty() {
+        // An explicit kafka_addr next to [[listeners]] is one more PLAINTEXT listener.
+        config.listeners = file.listeners;
+        if kafka_addr.is_some() {
+            config.listeners.extend(
+                BrokerConfig {
+                    listeners: Vec::new(),
+                    ..config.clone()
+                }
+                .effective_listeners(),
+            );
+        }
+    }
+    config.security.tls = file.tls;
+    config.security.sasl = file.sasl;
+    config.security.users = file.users;
+    config.security.authorizer = file.authorizer;
     if let Some(addr) = args.http_addr.or(file.http_addr) {
         config.http_addr = Some(addr);
     }
@@ -223,12 +254,62 @@ mod tests {
     }
 
     #[test]
+    fn security_tables_apply() {
+        let (_file, mut args) = args_with_file(
+            r#"
+[[listeners]]
+name = "secure"
+address = "127.0.0.1:19093"
+security_protocol = "SASL_SSL"
+advertised_address = "kafka.example:19093"
+
+[tls]
+cert_file = "server.pem"
+key_file = "server.key"
+client_ca_file = "ca.pem"
+client_auth = "requested"
+
+[sasl]
+mechanisms = ["SCRAM-SHA-512"]
+connections_max_reauth_ms = 60000
+
+[[users]]
+name = "admin"
+password = "admin-secret"
+
+[authorizer]
+enabled = true
+super_users = ["User:admin"]
+"#,
+        );
+        args.kafka_addr = Some("127.0.0.1:19092".parse().expect("addr"));
+        let config = broker_config(args).expect("valid");
+        let names: Vec<_> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["secure", "PLAINTEXT"]);
+        assert_eq!(
+            config.listeners[0].advertised_address.as_deref(),
+            Some("kafka.example:19093")
+        );
+        assert_eq!(config.security.sasl.mechanisms, ["SCRAM-SHA-512"]);
+        assert_eq!(config.security.sasl.connections_max_reauth_ms, Some(60_000));
+        assert_eq!(config.security.users[0].name, "admin");
+        assert!(!format!("{config:?}").contains("admin-secret"));
+        assert!(config.security.authorizer.enabled);
+        assert!(config.security.tls.is_some());
+    }
+
+    #[test]
     fn bad_files_are_clear_errors() {
         for (text, needle) in [
             ("kafka_adr = \"x\"", "unknown field"),
             ("kafka_addr = \"nope\"", "invalid"),
             ("flush_policy = \"sometimes\"", "flush"),
             ("num_partitions = 0", "num_partitions"),
+            (
+                "[[listeners]]\nname = \"x\"\naddress = \"127.0.0.1:1\"\nsecurity_protocol = \"TLS\"",
+                "unknown variant",
+            ),
+            ("[sasl]\nmechanism = []", "unknown field"),
         ] {
             let (_file, args) = args_with_file(text);
             let err = broker_config(args).expect_err(text);

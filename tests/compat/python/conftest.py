@@ -8,6 +8,7 @@ written while that test ran is attached to its report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -49,10 +50,16 @@ def free_port() -> int:
 
 
 class Broker:
-    """A `strom serve` process with restart/stop control."""
+    """A `strom serve` process with restart/stop control; `config`, if given, is
+    the text of a TOML file passed with `--config` (flags still set the data dir,
+    the PLAINTEXT listener on `port` and the HTTP address)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, config: str | None = None):
         self.workdir = workdir
+        self.config_path = None
+        if config is not None:
+            self.config_path = workdir / "strom.toml"
+            self.config_path.write_text(config)
         self.data_dir = workdir / "data"
         self.data_dir.mkdir()
         self.log_path = workdir / "strom.log"
@@ -87,6 +94,8 @@ class Broker:
             "--http-addr",
             f"{self.host}:{self.http_port}",
         ]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
         self.proc = subprocess.Popen(
@@ -190,8 +199,17 @@ def broker(request):
     if external:
         yield ExternalBroker(external)
         return
+    with running_broker(request) as b:
+        yield b
+
+
+@contextlib.contextmanager
+def running_broker(request, config=None):
+    """Runs a `strom serve` for a module-scoped fixture: `config(workdir)` returns
+    the TOML text (or None); the broker log is attached to failing tests, and a
+    graceful stop must exit 0."""
     workdir = Path(tempfile.mkdtemp(prefix="strom-compat-"))
-    b = Broker(workdir)
+    b = Broker(workdir, config(workdir) if config else None)
     b.start()
     request.node._strom_broker = b
     code = 0

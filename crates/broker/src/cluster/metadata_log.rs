@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use strom_log::{LogError, PartitionLog, TopicPartition};
+use strom_log::{PartitionLog, TopicPartition};
 use uuid::Uuid;
 
 use super::event_log;
 use super::topic_config::Overrides;
 use crate::error::StartError;
+use crate::security::SecurityEvent;
 
 /// Name of the internal topic holding the metadata log (as KRaft names it). Clients
 /// never see it and cannot create it.
@@ -56,6 +57,8 @@ pub(crate) enum MetadataEvent {
         /// Topic name.
         name: String,
     },
+    /// Credentials or ACLs changed (see `security`); the topic table ignores these.
+    Security(SecurityEvent),
 }
 
 /// A topic as the metadata log describes it.
@@ -100,12 +103,8 @@ pub(crate) fn apply(topics: &mut BTreeMap<String, TopicRecord>, event: &Metadata
         MetadataEvent::TopicDeleted { name } => {
             topics.remove(name);
         }
+        MetadataEvent::Security(_) => {}
     }
-}
-
-/// Appends `event` to the metadata log and waits until it is on disk.
-pub(crate) fn append(log: &PartitionLog, event: &MetadataEvent) -> Result<(), LogError> {
-    event_log::append(log, std::slice::from_ref(event))
 }
 
 /// Reads the whole metadata log and returns the topic table it describes.
@@ -117,7 +116,7 @@ pub(crate) fn replay(log: &PartitionLog) -> Result<BTreeMap<String, TopicRecord>
 
 #[cfg(test)]
 mod tests {
-    use super::event_log::event_log_config;
+    use super::event_log::{self, event_log_config};
     use super::*;
 
     #[test]
@@ -150,7 +149,7 @@ mod tests {
         ];
         let mut expected = BTreeMap::new();
         for event in &events {
-            append(&log, event).expect("append");
+            event_log::append(&log, std::slice::from_ref(event)).expect("append");
             apply(&mut expected, event);
         }
         log.close().expect("close");

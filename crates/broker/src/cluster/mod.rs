@@ -102,10 +102,6 @@ pub(crate) struct Cluster {
     pub identity: Identity,
     /// The broker's configuration.
     pub config: BrokerConfig,
-    /// Host clients are told to connect to.
-    pub advertised_host: String,
-    /// Port clients are told to connect to.
-    pub advertised_port: i32,
     logs: Arc<LogManager>,
     metadata_log: Arc<PartitionLog>,
     topics: RwLock<Topics>,
@@ -120,11 +116,7 @@ impl Cluster {
     /// Opens the data directory: locks it, recovers every log, replays the metadata
     /// log, creates logs the metadata names but the disk lacks (a crash between the two
     /// writes) and removes logs of topics the metadata no longer has.
-    pub fn open(
-        config: BrokerConfig,
-        advertised_host: String,
-        advertised_port: i32,
-    ) -> Result<Self, StartError> {
+    pub fn open(config: BrokerConfig) -> Result<Self, StartError> {
         let defaults = config.topic_defaults.clone();
         defaults
             .validate()
@@ -170,8 +162,6 @@ impl Cluster {
         Ok(Cluster {
             identity,
             config,
-            advertised_host,
-            advertised_port,
             logs,
             metadata_log,
             topics: RwLock::new(topics),
@@ -444,13 +434,24 @@ impl Cluster {
         self.logs.close()
     }
 
-    fn record(&self, event: &MetadataEvent) -> Result<(), AdminError> {
-        metadata_log::append(&self.metadata_log, event).map_err(|e| {
+    /// Appends `events` to the metadata log as one batch and waits until they are on
+    /// disk (for state kept outside the topic table, such as ACLs).
+    pub fn record_metadata(&self, events: &[MetadataEvent]) -> Result<(), AdminError> {
+        event_log::append(&self.metadata_log, events).map_err(|e| {
             AdminError::new(
                 ResponseError::KafkaStorageError,
                 format!("metadata log: {e}"),
             )
         })
+    }
+
+    /// Calls `apply` with every event of the metadata log, oldest first.
+    pub fn replay_metadata(&self, apply: impl FnMut(MetadataEvent)) -> Result<(), StartError> {
+        event_log::replay(&self.metadata_log, apply)
+    }
+
+    fn record(&self, event: &MetadataEvent) -> Result<(), AdminError> {
+        self.record_metadata(std::slice::from_ref(event))
     }
 
     fn publish(&self, topic: Arc<Topic>) {

@@ -558,9 +558,7 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path) -> Node {
-        let cluster = Arc::new(
-            Cluster::open(BrokerConfig::ephemeral(dir), "127.0.0.1".into(), 9092).expect("cluster"),
-        );
+        let cluster = Arc::new(Cluster::open(BrokerConfig::ephemeral(dir)).expect("cluster"));
         let groups = GroupCoordinator::open(
             cluster.internal_log(OFFSETS_TOPIC).expect("offsets log"),
             GroupLimits::default(),

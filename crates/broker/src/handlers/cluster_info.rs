@@ -15,12 +15,15 @@ use kafka_protocol::ResponseError;
 use super::metadata::CLUSTER_OPERATIONS;
 use super::str_bytes;
 use crate::cluster::Cluster;
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 /// DescribeCluster's endpoint types (KIP-919): brokers, or controllers.
 const ENDPOINT_BROKERS: i8 = 1;
 
 pub(super) fn describe_cluster(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let node = BrokerId(cluster.identity.node_id);
@@ -42,14 +45,18 @@ pub(super) fn describe_cluster(
     }
     response.with_brokers(vec![DescribeClusterBroker::default()
         .with_broker_id(node)
-        .with_host(str_bytes(cluster.advertised_host.clone()))
-        .with_port(cluster.advertised_port)])
+        .with_host(str_bytes(session.listener.advertised_host.clone()))
+        .with_port(session.listener.advertised_port)])
 }
 
 pub(super) fn describe_log_dirs(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if let Err(code) = session.check(Operation::Describe, &Resource::cluster()) {
+        return DescribeLogDirsResponse::default().with_error_code(code.code());
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
             .into_iter()

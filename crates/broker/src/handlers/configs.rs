@@ -21,6 +21,8 @@ use kafka_protocol::ResponseError;
 use super::{blocking, str_bytes};
 use crate::cluster::topic_config::{topic_config, ConfigType, Overrides, TOPIC_CONFIGS};
 use crate::cluster::{check_new_topic_name, AdminError, Cluster};
+use crate::security::acl::{Operation, Resource};
+use crate::security::{denied_error, Session};
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -168,8 +170,42 @@ fn broker_entries(cluster: &Cluster) -> Vec<ConfigEntry> {
     entries
 }
 
+/// Whether `session` may do `operation` to the configs of a resource: topics are
+/// topics, the broker is the cluster.
+fn config_access(
+    session: &Session,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), AdminError> {
+    let resource = match resource_type {
+        RESOURCE_TOPIC => Resource::topic(name),
+        RESOURCE_BROKER => Resource::cluster(),
+        _ => return Ok(()),
+    };
+    if session.allows(operation, &resource) {
+        Ok(())
+    } else {
+        Err(denied_error(resource.resource_type))
+    }
+}
+
+/// [`config_access`] for each resource of an alter request, decided before the
+/// change runs off the connection's task.
+fn alter_access<'a>(
+    session: &Session,
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> Vec<Result<(), AdminError>> {
+    resources
+        .map(|(resource_type, name)| {
+            config_access(session, Operation::AlterConfigs, resource_type, name)
+        })
+        .collect()
+}
+
 pub(super) fn describe(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -180,7 +216,13 @@ pub(super) fn describe(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let entries = match resource.resource_type {
+            let access = config_access(
+                session,
+                Operation::DescribeConfigs,
+                resource.resource_type,
+                &resource.resource_name,
+            );
+            let entries = access.and_then(|()| match resource.resource_type {
                 RESOURCE_TOPIC => {
                     let name = resource.resource_name.as_str();
                     match cluster.topic(name) {
@@ -198,7 +240,7 @@ pub(super) fn describe(
                     check_broker(cluster, &resource.resource_name).map(|()| broker_entries(cluster))
                 }
                 other => Err(unsupported_resource(other)),
-            };
+            });
             match entries {
                 Ok(entries) => {
                     // Null or empty lists every config, as Kafka does.
@@ -260,15 +302,22 @@ fn describe_entry(
 
 pub(super) async fn alter(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
+    let resources = request.resources.iter();
+    let access = alter_access(
+        session,
+        resources.map(|r| (r.resource_type, &*r.resource_name)),
+    );
     let cluster = Arc::clone(cluster);
     blocking(move || {
         let responses = request
             .resources
             .into_iter()
-            .map(|resource| {
-                let outcome = match resource.resource_type {
+            .zip(access)
+            .map(|(resource, access)| {
+                let outcome = access.and_then(|()| match resource.resource_type {
                     RESOURCE_TOPIC => {
                         let mut overrides = Overrides::new();
                         let mut null = None;
@@ -295,7 +344,7 @@ pub(super) async fn alter(
                     RESOURCE_BROKER => check_broker(&cluster, &resource.resource_name)
                         .and_then(|()| Err(static_broker())),
                     other => Err(unsupported_resource(other)),
-                };
+                });
                 alter_response(resource.resource_type, resource.resource_name, outcome)
             })
             .collect();
@@ -312,15 +361,22 @@ const OP_SUBTRACT: i8 = 3;
 
 pub(super) async fn incremental_alter(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let resources = request.resources.iter();
+    let access = alter_access(
+        session,
+        resources.map(|r| (r.resource_type, &*r.resource_name)),
+    );
     let cluster = Arc::clone(cluster);
     blocking(move || {
         let responses = request
             .resources
             .into_iter()
-            .map(|resource| {
-                let outcome = match resource.resource_type {
+            .zip(access)
+            .map(|(resource, access)| {
+                let outcome = access.and_then(|()| match resource.resource_type {
                     RESOURCE_TOPIC => {
                         let changes: Vec<(String, i8, Option<String>)> = resource
                             .configs
@@ -342,7 +398,7 @@ pub(super) async fn incremental_alter(
                     RESOURCE_BROKER => check_broker(&cluster, &resource.resource_name)
                         .and_then(|()| Err(static_broker())),
                     other => Err(unsupported_resource(other)),
-                };
+                });
                 let response =
                     alter_response(resource.resource_type, resource.resource_name, outcome);
                 incremental_alter_configs_response::AlterConfigsResourceResponse::default()

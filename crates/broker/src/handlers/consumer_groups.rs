@@ -17,6 +17,8 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::broker::Shared;
 use crate::coord::consumer::{Heartbeat, Partitions, HEARTBEAT_INTERVAL};
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 /// Every topic's id and partition count, by name: the assignor's input.
 fn topic_table(shared: &Shared) -> BTreeMap<String, (Uuid, i32)> {
@@ -30,6 +32,7 @@ fn topic_table(shared: &Shared) -> BTreeMap<String, (Uuid, i32)> {
 
 pub(super) fn heartbeat(
     shared: &Shared,
+    session: &Session,
     request: ConsumerGroupHeartbeatRequest,
     client_id: Option<&str>,
     client_host: String,
@@ -42,6 +45,9 @@ pub(super) fn heartbeat(
     };
     if request.group_id.0.is_empty() {
         return error(ResponseError::InvalidGroupId, "the group id is empty");
+    }
+    if let Err(code) = session.check(Operation::Read, &Resource::group(&request.group_id)) {
+        return error(code, "READ on the group is needed");
     }
     tracing::debug!(?request, "consumer group heartbeat");
     if request
@@ -112,6 +118,7 @@ pub(super) fn heartbeat(
 
 pub(super) fn describe(
     shared: &Shared,
+    session: &Session,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let names: BTreeMap<Uuid, String> = topic_table(shared)
@@ -137,6 +144,11 @@ pub(super) fn describe(
         .group_ids
         .into_iter()
         .map(|id| {
+            if let Err(code) = session.check(Operation::Describe, &Resource::group(&id)) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(code.code());
+            }
             let described = shared.coordinator.with_consumer_group(id.0.as_str(), |g| {
                 DescribedGroup::default()
                     .with_group_id(id.clone())

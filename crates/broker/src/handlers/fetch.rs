@@ -44,12 +44,14 @@ pub(super) fn handle(
     request: FetchRequest,
     header: &Header,
     shutdown: watch::Receiver<bool>,
+    unauthorized: Vec<FetchableTopicResponse>,
 ) -> Reply {
     let cluster = Arc::clone(cluster);
     let metrics = Arc::clone(metrics);
     let (version, correlation_id) = (header.api_version, header.correlation_id);
     Reply::Later(tokio::spawn(async move {
-        let response = long_poll(&cluster, &request, version, shutdown).await;
+        let mut response = long_poll(&cluster, &request, version, shutdown).await;
+        response.responses.extend(unauthorized);
         for topic in &response.responses {
             let bytes: usize = topic
                 .partitions
@@ -286,7 +288,7 @@ fn read_partition(
         .with_records(Some(records)))
 }
 
-fn error_data(data: PartitionData, code: ResponseError) -> PartitionData {
+pub(super) fn error_data(data: PartitionData, code: ResponseError) -> PartitionData {
     data.with_error_code(code.code())
         .with_high_watermark(-1)
         .with_last_stable_offset(-1)

@@ -25,6 +25,8 @@ use super::{blocking, str_bytes, Reply};
 use crate::broker::Shared;
 use crate::coord::group::{JoinOutcome, JoinRequest};
 use crate::protocol::{encode_response, FrameError, Header};
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 /// FindCoordinator key types.
 const KEY_GROUP: i8 = 0;
@@ -32,23 +34,34 @@ const KEY_TRANSACTION: i8 = 1;
 
 pub(super) fn find_coordinator(
     shared: &Shared,
+    session: &Session,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     let cluster = &shared.cluster;
     let node = BrokerId(cluster.identity.node_id);
-    let host = str_bytes(cluster.advertised_host.clone());
+    let listener = &session.listener;
+    let host = str_bytes(listener.advertised_host.clone());
     // This node coordinates every group and every transactional id.
+    let denied = |key: &str| {
+        let resource = match request.key_type {
+            KEY_GROUP => Resource::group(key),
+            KEY_TRANSACTION => Resource::transactional_id(key),
+            _ => return None,
+        };
+        session.check(Operation::Describe, &resource).err()
+    };
     let error = match request.key_type {
         KEY_GROUP | KEY_TRANSACTION => None,
         _ => Some(ResponseError::InvalidRequest),
     };
-    let code = error.map_or(0, |e| e.code());
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let error = denied(&key).or(error);
+                let code = error.map_or(0, |e| e.code());
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(if error.is_none() { node } else { BrokerId(-1) })
@@ -58,7 +71,7 @@ pub(super) fn find_coordinator(
                         StrBytes::default()
                     })
                     .with_port(if error.is_none() {
-                        cluster.advertised_port
+                        listener.advertised_port
                     } else {
                         -1
                     })
@@ -67,11 +80,11 @@ pub(super) fn find_coordinator(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match error {
+    match denied(&request.key).or(error) {
         None => FindCoordinatorResponse::default()
             .with_node_id(node)
             .with_host(host)
-            .with_port(cluster.advertised_port),
+            .with_port(listener.advertised_port),
         Some(e) => FindCoordinatorResponse::default()
             .with_error_code(e.code())
             .with_node_id(BrokerId(-1))
@@ -82,6 +95,7 @@ pub(super) fn find_coordinator(
 /// JoinGroup waits until the rebalance completes, so it answers from a task.
 pub(super) fn join(
     shared: &Shared,
+    session: &Session,
     request: JoinGroupRequest,
     header: &Header,
     client_host: String,
@@ -92,9 +106,16 @@ pub(super) fn join(
     let respond = move |response: JoinGroupResponse| {
         encode_response(ApiKey::JoinGroup, version, correlation_id, &response)
     };
-    if group_id.is_empty() {
+    let refused = if group_id.is_empty() {
+        Some(ResponseError::InvalidGroupId)
+    } else {
+        session
+            .check(Operation::Read, &Resource::group(&group_id))
+            .err()
+    };
+    if let Some(code) = refused {
         let response = JoinGroupResponse::default()
-            .with_error_code(ResponseError::InvalidGroupId.code())
+            .with_error_code(code.code())
             .with_member_id(request.member_id);
         return ready(respond(response));
     }
@@ -149,8 +170,22 @@ pub(super) fn join(
 }
 
 /// SyncGroup waits for the leader's assignment, so it answers from a task.
-pub(super) fn sync(shared: &Shared, request: SyncGroupRequest, header: &Header) -> Reply {
+pub(super) fn sync(
+    shared: &Shared,
+    session: &Session,
+    request: SyncGroupRequest,
+    header: &Header,
+) -> Reply {
     let (version, correlation_id) = (header.api_version, header.correlation_id);
+    if let Err(code) = session.check(Operation::Read, &Resource::group(&request.group_id)) {
+        let response = SyncGroupResponse::default().with_error_code(code.code());
+        return ready(encode_response(
+            ApiKey::SyncGroup,
+            version,
+            correlation_id,
+            &response,
+        ));
+    }
     let coordinator = Arc::clone(&shared.coordinator);
     let (receiver, completed) = coordinator.sync(
         request.group_id.0.as_str(),
@@ -185,7 +220,14 @@ pub(super) fn sync(shared: &Shared, request: SyncGroupRequest, header: &Header) 
     }))
 }
 
-pub(super) fn heartbeat(shared: &Shared, request: HeartbeatRequest) -> HeartbeatResponse {
+pub(super) fn heartbeat(
+    shared: &Shared,
+    session: &Session,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
+    if let Err(code) = session.check(Operation::Read, &Resource::group(&request.group_id)) {
+        return HeartbeatResponse::default().with_error_code(code.code());
+    }
     let result = shared.coordinator.heartbeat(
         request.group_id.0.as_str(),
         request.member_id.as_str(),
@@ -197,9 +239,13 @@ pub(super) fn heartbeat(shared: &Shared, request: HeartbeatRequest) -> Heartbeat
 
 pub(super) async fn leave(
     shared: &Shared,
+    session: &Session,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
+    if let Err(code) = session.check(Operation::Read, &Resource::group(&request.group_id)) {
+        return LeaveGroupResponse::default().with_error_code(code.code());
+    }
     // Blocking: a group's last member leaving is synced to the offsets log.
     let coordinator = Arc::clone(&shared.coordinator);
     blocking(move || {
@@ -231,6 +277,7 @@ const GROUP_OPERATIONS: i32 = 1 << 3 | 1 << 6 | 1 << 8;
 
 pub(super) fn describe(
     shared: &Shared,
+    session: &Session,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -243,6 +290,11 @@ pub(super) fn describe(
         .groups
         .into_iter()
         .map(|id| match shared.coordinator.describe(id.0.as_str()) {
+            _ if !session.allows(Operation::Describe, &Resource::group(&id)) => {
+                DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            }
             Some(group) => DescribedGroup::default()
                 .with_group_id(id)
                 .with_authorized_operations(operations)
@@ -287,7 +339,13 @@ pub(super) fn describe(
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub(super) fn list(shared: &Shared, request: ListGroupsRequest) -> ListGroupsResponse {
+pub(super) fn list(
+    shared: &Shared,
+    session: &Session,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    // DESCRIBE on the cluster lists every group; otherwise the describable ones.
+    let all = session.permits(Operation::Describe, &Resource::cluster());
     let states: Vec<String> = request
         .states_filter
         .iter()
@@ -304,6 +362,7 @@ pub(super) fn list(shared: &Shared, request: ListGroupsRequest) -> ListGroupsRes
         .into_iter()
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|(id, _, _)| all || session.permits(Operation::Describe, &Resource::group(id)))
         .map(|(id, protocol_type, state)| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
@@ -315,14 +374,24 @@ pub(super) fn list(shared: &Shared, request: ListGroupsRequest) -> ListGroupsRes
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub(super) async fn delete(shared: &Shared, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(super) async fn delete(
+    shared: &Shared,
+    session: &Session,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let names = request.groups_names.iter().map(|g| g.0.as_str());
+    let denied = session.denied_names(Operation::Delete, Resource::group, names);
     let coordinator = Arc::clone(&shared.coordinator);
     blocking(move || {
         let results = request
             .groups_names
             .into_iter()
             .map(|id| {
-                let result = coordinator.delete_group(id.0.as_str());
+                let result = if denied.contains(id.0.as_str()) {
+                    Err(ResponseError::GroupAuthorizationFailed)
+                } else {
+                    coordinator.delete_group(id.0.as_str())
+                };
                 DeletableGroupResult::default()
                     .with_group_id(id)
                     .with_error_code(result.err().map_or(0, |e| e.code()))

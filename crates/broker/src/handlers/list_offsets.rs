@@ -12,6 +12,8 @@ use kafka_protocol::ResponseError;
 
 use crate::cluster::{Cluster, Partition};
 use crate::protocol::log_error_code;
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 /// Kafka's special timestamps.
 const LATEST: i64 = -1;
@@ -25,6 +27,7 @@ const READ_COMMITTED: i8 = 1;
 
 pub(super) fn handle(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -33,6 +36,7 @@ pub(super) fn handle(
         .into_iter()
         .map(|wanted| {
             let topic = cluster.topic(wanted.name.0.as_str());
+            let denied = !session.allows(Operation::Describe, &Resource::topic(&wanted.name));
             let partitions = wanted
                 .partitions
                 .iter()
@@ -43,6 +47,7 @@ pub(super) fn handle(
                         .with_offset(-1);
                     let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
                     let outcome = match partition {
+                        _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                         None => Err(ResponseError::UnknownTopicOrPartition),
                         Some(_) if p.current_leader_epoch > 0 => {
                             Err(ResponseError::UnknownLeaderEpoch)

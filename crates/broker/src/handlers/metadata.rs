@@ -13,6 +13,11 @@ use uuid::Uuid;
 
 use super::{blocking, str_bytes};
 use crate::cluster::{check_new_topic_name, Cluster, Topic};
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
+
+/// The error for a topic the principal may not see (or create).
+const DENIED: ResponseError = ResponseError::TopicAuthorizationFailed;
 
 /// Kafka's "authorized operations not requested" marker.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
@@ -29,6 +34,7 @@ pub(super) const CLUSTER_OPERATIONS: i32 =
 
 pub(super) async fn handle(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
@@ -46,7 +52,13 @@ pub(super) async fn handle(
         cluster.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let mut topics = Vec::new();
     if all_topics {
-        topics.extend(cluster.topics().iter().map(|t| describe(t)));
+        topics.extend(
+            cluster
+                .topics()
+                .iter()
+                .filter(|t| session.permits(Operation::Describe, &Resource::topic(&t.name)))
+                .map(|t| describe(t)),
+        );
     } else {
         let mut seen = HashSet::new();
         for wanted in request.topics.unwrap_or_default() {
@@ -56,12 +68,33 @@ pub(super) async fn handle(
                     if !seen.insert(name.clone()) {
                         continue;
                     }
-                    topics.push(match find_or_create(cluster, &name, auto_create).await {
-                        Ok(topic) => describe(&topic),
-                        Err(code) => error_topic(Some(&name), Uuid::nil(), code),
-                    });
+                    let topic = Resource::topic(&name);
+                    if !session.allows(Operation::Describe, &topic) {
+                        topics.push(error_topic(Some(&name), Uuid::nil(), DENIED));
+                        continue;
+                    }
+                    // Kafka: creating needs CREATE on the cluster or on the topic.
+                    let may_create = auto_create
+                        && (session.permits(Operation::Create, &Resource::cluster())
+                            || session.allows(Operation::Create, &topic));
+                    let missing = if auto_create && !may_create {
+                        DENIED
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    };
+                    topics.push(
+                        match find_or_create(cluster, &name, may_create, missing).await {
+                            Ok(topic) => describe(&topic),
+                            Err(code) => error_topic(Some(&name), Uuid::nil(), code),
+                        },
+                    );
                 }
                 None => topics.push(match cluster.topic_by_id(&wanted.topic_id) {
+                    Some(topic)
+                        if !session.allows(Operation::Describe, &Resource::topic(&topic.name)) =>
+                    {
+                        error_topic(None, wanted.topic_id, DENIED)
+                    }
                     Some(topic) => describe(&topic),
                     None => error_topic(None, wanted.topic_id, ResponseError::UnknownTopicId),
                 }),
@@ -72,8 +105,8 @@ pub(super) async fn handle(
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node_id)
-            .with_host(str_bytes(cluster.advertised_host.clone()))
-            .with_port(cluster.advertised_port)])
+            .with_host(str_bytes(session.listener.advertised_host.clone()))
+            .with_port(session.listener.advertised_port)])
         .with_cluster_id(Some(str_bytes(cluster.identity.cluster_id.clone())))
         .with_controller_id(node_id)
         .with_topics(topics)
@@ -84,11 +117,13 @@ pub(super) async fn handle(
         })
 }
 
-/// The topic `name`, created first if it is missing and `auto_create` allows it.
+/// The topic `name`, created first if it is missing and `auto_create` allows it;
+/// `missing` is the error for a topic that is not there and not created.
 async fn find_or_create(
     cluster: &Arc<Cluster>,
     name: &str,
     auto_create: bool,
+    missing: ResponseError,
 ) -> Result<Arc<Topic>, ResponseError> {
     if let Some(topic) = cluster.topic(name) {
         return Ok(topic);
@@ -97,7 +132,7 @@ async fn find_or_create(
         return Err(e.code);
     }
     if !auto_create {
-        return Err(ResponseError::UnknownTopicOrPartition);
+        return Err(missing);
     }
     let (owned, name_owned) = (Arc::clone(cluster), name.to_string());
     let partitions = cluster.config.num_partitions;

@@ -3,6 +3,7 @@
 //! one topic or partition become error codes inside the response, and only a request
 //! that cannot be decoded at all ends the connection.
 
+mod acls;
 mod api_versions;
 mod cluster_info;
 mod configs;
@@ -15,18 +16,19 @@ mod offsets;
 mod produce;
 mod producers;
 mod records;
+mod scram_credentials;
 mod topics;
 mod transactions;
+mod unauthorized;
 
-use std::net::SocketAddr;
-
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::task::JoinHandle;
 
 use crate::broker::Shared;
-use crate::protocol::{decode_request, encode_response, FrameError, Header, Request};
+use crate::protocol::{encode_response, FrameError, Header, Request};
+use crate::security::Session;
 
 /// What the connection sends back for one request.
 pub(crate) enum Reply {
@@ -38,14 +40,13 @@ pub(crate) enum Reply {
     Later(JoinHandle<Result<BytesMut, FrameError>>),
 }
 
-/// Decodes the request `header` describes and runs its handler.
+/// Runs the handler of `request`, which `session` has admitted.
 pub(crate) async fn dispatch(
     shared: &Shared,
     header: &Header,
-    body: Bytes,
-    peer: SocketAddr,
+    request: Request,
+    session: &Session,
 ) -> Result<Reply, FrameError> {
-    let request = decode_request(header, body)?;
     let cluster = &shared.cluster;
     let version = header.api_version;
     let ready = |api: ApiKey, response: &dyn EncodeResponse| {
@@ -53,117 +54,165 @@ pub(crate) async fn dispatch(
     };
     match request {
         Request::ApiVersions(request) => api_versions::handle(header, request),
-        Request::Produce(r) => produce::handle(shared, r, header).await,
-        Request::Fetch(r) => Ok(fetch::handle(
-            cluster,
-            &shared.metrics,
-            r,
-            header,
-            shared.shutdown.clone(),
-        )),
+        Request::Produce(mut r) => {
+            let denied = unauthorized::produce(cluster, session, &mut r, version);
+            produce::handle(shared, r, header, denied).await
+        }
+        Request::Fetch(mut r) => {
+            let denied = unauthorized::fetch(cluster, session, &mut r, version);
+            Ok(fetch::handle(
+                cluster,
+                &shared.metrics,
+                r,
+                header,
+                shared.shutdown.clone(),
+                denied,
+            ))
+        }
         Request::ListOffsets(r) => ready(
             ApiKey::ListOffsets,
-            &list_offsets::handle(cluster, r, version),
+            &list_offsets::handle(cluster, session, r, version),
         ),
         Request::Metadata(r) => ready(
             ApiKey::Metadata,
-            &metadata::handle(cluster, r, version).await,
+            &metadata::handle(cluster, session, r, version).await,
         ),
         Request::CreateTopics(r) => ready(
             ApiKey::CreateTopics,
-            &topics::create(cluster, r, version).await,
+            &topics::create(cluster, session, r, version).await,
         ),
         Request::DeleteTopics(r) => ready(
             ApiKey::DeleteTopics,
-            &topics::delete(cluster, &shared.coordinator, r, version).await,
+            &topics::delete(cluster, session, &shared.coordinator, r, version).await,
         ),
         Request::CreatePartitions(r) => ready(
             ApiKey::CreatePartitions,
-            &topics::create_partitions(cluster, r).await,
+            &topics::create_partitions(cluster, session, r).await,
         ),
-        Request::DeleteRecords(r) => {
-            ready(ApiKey::DeleteRecords, &records::delete(cluster, r).await)
-        }
+        Request::DeleteRecords(r) => ready(
+            ApiKey::DeleteRecords,
+            &records::delete(cluster, session, r).await,
+        ),
         Request::DescribeConfigs(r) => ready(
             ApiKey::DescribeConfigs,
-            &configs::describe(cluster, r, version),
+            &configs::describe(cluster, session, r, version),
         ),
-        Request::AlterConfigs(r) => ready(ApiKey::AlterConfigs, &configs::alter(cluster, r).await),
+        Request::AlterConfigs(r) => ready(
+            ApiKey::AlterConfigs,
+            &configs::alter(cluster, session, r).await,
+        ),
         Request::IncrementalAlterConfigs(r) => ready(
             ApiKey::IncrementalAlterConfigs,
-            &configs::incremental_alter(cluster, r).await,
+            &configs::incremental_alter(cluster, session, r).await,
         ),
         Request::DescribeCluster(r) => ready(
             ApiKey::DescribeCluster,
-            &cluster_info::describe_cluster(cluster, r),
+            &cluster_info::describe_cluster(cluster, session, r),
         ),
         Request::DescribeLogDirs(r) => ready(
             ApiKey::DescribeLogDirs,
-            &cluster_info::describe_log_dirs(cluster, r),
+            &cluster_info::describe_log_dirs(cluster, session, r),
         ),
         Request::FindCoordinator(r) => ready(
             ApiKey::FindCoordinator,
-            &groups::find_coordinator(shared, r, version),
+            &groups::find_coordinator(shared, session, r, version),
         ),
-        Request::JoinGroup(r) => Ok(groups::join(shared, r, header, peer.ip().to_string())),
-        Request::SyncGroup(r) => Ok(groups::sync(shared, r, header)),
-        Request::Heartbeat(r) => ready(ApiKey::Heartbeat, &groups::heartbeat(shared, r)),
-        Request::LeaveGroup(r) => {
-            ready(ApiKey::LeaveGroup, &groups::leave(shared, r, version).await)
-        }
+        Request::JoinGroup(r) => Ok(groups::join(shared, session, r, header, session.host())),
+        Request::SyncGroup(r) => Ok(groups::sync(shared, session, r, header)),
+        Request::Heartbeat(r) => ready(ApiKey::Heartbeat, &groups::heartbeat(shared, session, r)),
+        Request::LeaveGroup(r) => ready(
+            ApiKey::LeaveGroup,
+            &groups::leave(shared, session, r, version).await,
+        ),
         Request::OffsetCommit(r) => ready(
             ApiKey::OffsetCommit,
-            &offsets::commit(shared, r, version).await,
+            &offsets::commit(shared, session, r, version).await,
         ),
-        Request::OffsetFetch(r) => ready(ApiKey::OffsetFetch, &offsets::fetch(shared, r, version)),
-        Request::OffsetDelete(r) => ready(ApiKey::OffsetDelete, &offsets::delete(shared, r).await),
+        Request::OffsetFetch(r) => ready(
+            ApiKey::OffsetFetch,
+            &offsets::fetch(shared, session, r, version),
+        ),
+        Request::OffsetDelete(r) => ready(
+            ApiKey::OffsetDelete,
+            &offsets::delete(shared, session, r).await,
+        ),
         Request::DescribeGroups(r) => ready(
             ApiKey::DescribeGroups,
-            &groups::describe(shared, r, version),
+            &groups::describe(shared, session, r, version),
         ),
-        Request::ListGroups(r) => ready(ApiKey::ListGroups, &groups::list(shared, r)),
-        Request::DeleteGroups(r) => ready(ApiKey::DeleteGroups, &groups::delete(shared, r).await),
+        Request::ListGroups(r) => ready(ApiKey::ListGroups, &groups::list(shared, session, r)),
+        Request::DeleteGroups(r) => ready(
+            ApiKey::DeleteGroups,
+            &groups::delete(shared, session, r).await,
+        ),
         Request::ConsumerGroupHeartbeat(r) => ready(
             ApiKey::ConsumerGroupHeartbeat,
             &consumer_groups::heartbeat(
                 shared,
+                session,
                 r,
                 header.client_id.as_deref(),
-                peer.ip().to_string(),
+                session.host(),
             ),
         ),
         Request::InitProducerId(r) => ready(
             ApiKey::InitProducerId,
-            &producers::init_producer_id(shared, r, version).await,
+            &producers::init_producer_id(shared, session, r, version).await,
         ),
         Request::AddPartitionsToTxn(r) => ready(
             ApiKey::AddPartitionsToTxn,
-            &transactions::add_partitions(shared, r, version).await,
+            &transactions::add_partitions(shared, session, r, version).await,
         ),
         Request::AddOffsetsToTxn(r) => ready(
             ApiKey::AddOffsetsToTxn,
-            &transactions::add_offsets(shared, r, version).await,
+            &transactions::add_offsets(shared, session, r, version).await,
         ),
-        Request::EndTxn(r) => ready(ApiKey::EndTxn, &transactions::end(shared, r, version).await),
+        Request::EndTxn(r) => ready(
+            ApiKey::EndTxn,
+            &transactions::end(shared, session, r, version).await,
+        ),
         Request::TxnOffsetCommit(r) => ready(
             ApiKey::TxnOffsetCommit,
-            &transactions::commit_offsets(shared, r, version).await,
+            &transactions::commit_offsets(shared, session, r, version).await,
         ),
         Request::DescribeTransactions(r) => ready(
             ApiKey::DescribeTransactions,
-            &transactions::describe(shared, r),
+            &transactions::describe(shared, session, r),
         ),
-        Request::ListTransactions(r) => {
-            ready(ApiKey::ListTransactions, &transactions::list(shared, r))
-        }
+        Request::ListTransactions(r) => ready(
+            ApiKey::ListTransactions,
+            &transactions::list(shared, session, r),
+        ),
         Request::DescribeProducers(r) => ready(
             ApiKey::DescribeProducers,
-            &producers::describe_producers(shared, r),
+            &producers::describe_producers(shared, session, r),
         ),
         Request::ConsumerGroupDescribe(r) => ready(
             ApiKey::ConsumerGroupDescribe,
-            &consumer_groups::describe(shared, r),
+            &consumer_groups::describe(shared, session, r),
         ),
+        Request::CreateAcls(r) => {
+            ready(ApiKey::CreateAcls, &acls::create(shared, session, r).await)
+        }
+        Request::DescribeAcls(r) => {
+            ready(ApiKey::DescribeAcls, &acls::describe(shared, session, r))
+        }
+        Request::DeleteAcls(r) => {
+            ready(ApiKey::DeleteAcls, &acls::delete(shared, session, r).await)
+        }
+        Request::DescribeUserScramCredentials(r) => ready(
+            ApiKey::DescribeUserScramCredentials,
+            &scram_credentials::describe(shared, session, r),
+        ),
+        Request::AlterUserScramCredentials(r) => ready(
+            ApiKey::AlterUserScramCredentials,
+            &scram_credentials::alter(shared, session, r).await,
+        ),
+        // The session answers these itself (`Session::admit`); they never get here.
+        Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => Err(FrameError::Malformed {
+            what: "SASL request".into(),
+            reason: "not admitted by the session".into(),
+        }),
     }
 }
 

@@ -26,9 +26,12 @@ use strom_log::now_ms;
 use super::{blocking, str_bytes};
 use crate::broker::Shared;
 use crate::coord::{CommittedOffset, GroupOffsets, OFFSET_METADATA_MAX_BYTES};
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 pub(super) async fn commit(
     shared: &Shared,
+    session: &Session,
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
@@ -36,6 +39,8 @@ pub(super) async fn commit(
     let coordinator = Arc::clone(&shared.coordinator);
     let group_error = if group.is_empty() {
         Some(ResponseError::InvalidGroupId)
+    } else if let Err(code) = session.check(Operation::Read, &Resource::group(&group)) {
+        Some(code)
     } else {
         coordinator
             .check_commit(
@@ -53,10 +58,14 @@ pub(super) async fn commit(
     let mut results: Vec<Vec<(i32, Option<ResponseError>)>> = Vec::new();
     for topic in &request.topics {
         let known = shared.cluster.topic(topic.name.0.as_str());
+        let readable =
+            group_error.is_some() || session.allows(Operation::Read, &Resource::topic(&topic.name));
         let mut out = Vec::new();
         for p in &topic.partitions {
             let error = if let Some(e) = group_error {
                 Some(e)
+            } else if !readable {
+                Some(ResponseError::TopicAuthorizationFailed)
             } else if p
                 .committed_metadata
                 .as_ref()
@@ -188,15 +197,33 @@ fn wanted(
 
 pub(super) fn fetch(
     shared: &Shared,
+    session: &Session,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
     let coordinator = &shared.coordinator;
+    let group_denied = |group: &str| {
+        session
+            .check(Operation::Describe, &Resource::group(group))
+            .err()
+    };
+    // Topics the principal may not describe are left out, as Kafka does.
+    let visible = |topics: Vec<(TopicName, Vec<i32>)>| -> Vec<(TopicName, Vec<i32>)> {
+        topics
+            .into_iter()
+            .filter(|(name, _)| session.permits(Operation::Describe, &Resource::topic(name)))
+            .collect()
+    };
     if version >= 8 {
         let groups = request
             .groups
             .into_iter()
             .map(|g| {
+                if let Some(code) = group_denied(&g.group_id) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code.code());
+                }
                 let group_id = g.group_id.clone();
                 let lookup = Lookup {
                     shared,
@@ -215,7 +242,7 @@ pub(super) fn fetch(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group_id.clone())
                     .with_topics(
-                        topics
+                        visible(topics)
                             .into_iter()
                             .map(|(name, partitions)| {
                                 let parts = partitions
@@ -240,6 +267,9 @@ pub(super) fn fetch(
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
+    if let Some(code) = group_denied(&request.group_id) {
+        return OffsetFetchResponse::default().with_error_code(code.code());
+    }
     let lookup = Lookup {
         shared,
         group: request.group_id.0.as_str(),
@@ -256,7 +286,7 @@ pub(super) fn fetch(
     );
     let epoch_supported = version >= 5;
     OffsetFetchResponse::default().with_topics(
-        topics
+        visible(topics)
             .into_iter()
             .map(|(name, partitions)| {
                 let parts = partitions
@@ -283,7 +313,16 @@ pub(super) fn fetch(
     )
 }
 
-pub(super) async fn delete(shared: &Shared, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub(super) async fn delete(
+    shared: &Shared,
+    session: &Session,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    if let Err(code) = session.check(Operation::Delete, &Resource::group(&request.group_id)) {
+        return OffsetDeleteResponse::default().with_error_code(code.code());
+    }
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let unreadable = session.denied_names(Operation::Read, Resource::topic, names);
     let coordinator = Arc::clone(&shared.coordinator);
     blocking(move || {
         let group = request.group_id.0.to_string();
@@ -299,21 +338,23 @@ pub(super) async fn delete(shared: &Shared, request: OffsetDeleteRequest) -> Off
             .topics
             .into_iter()
             .map(|topic| {
-                let busy = subscribed.iter().any(|t| t == topic.name.0.as_str());
+                let error = if unreadable.contains(topic.name.0.as_str()) {
+                    Some(ResponseError::TopicAuthorizationFailed)
+                } else if subscribed.iter().any(|t| t == topic.name.0.as_str()) {
+                    Some(ResponseError::GroupSubscribedToTopic)
+                } else {
+                    None
+                };
                 let partitions = topic
                     .partitions
                     .iter()
                     .map(|p| {
-                        if !busy {
+                        if error.is_none() {
                             doomed.push((topic.name.0.to_string(), p.partition_index));
                         }
                         OffsetDeleteResponsePartition::default()
                             .with_partition_index(p.partition_index)
-                            .with_error_code(if busy {
-                                ResponseError::GroupSubscribedToTopic.code()
-                            } else {
-                                0
-                            })
+                            .with_error_code(error.map_or(0, |e| e.code()))
                     })
                     .collect();
                 OffsetDeleteResponseTopic::default()

@@ -37,6 +37,7 @@ pub(super) async fn handle(
     shared: &Shared,
     request: ProduceRequest,
     header: &Header,
+    unauthorized: Vec<TopicProduceResponse>,
 ) -> Result<Reply, FrameError> {
     let (cluster, metrics) = (&shared.cluster, &shared.metrics);
     let version = header.api_version;
@@ -123,6 +124,7 @@ pub(super) async fn handle(
                 .with_partition_responses(partition_responses),
         );
     }
+    responses.extend(unauthorized);
     let mut response = ProduceResponse::default().with_responses(responses);
     let correlation_id = header.correlation_id;
     match acks {

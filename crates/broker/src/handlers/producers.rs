@@ -16,9 +16,12 @@ use kafka_protocol::ResponseError;
 
 use super::{blocking, fenced_as};
 use crate::broker::Shared;
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 pub(super) async fn init_producer_id(
     shared: &Shared,
+    session: &Session,
     request: InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
@@ -29,6 +32,9 @@ pub(super) async fn init_producer_id(
             .with_producer_epoch(-1)
     };
     if let Some(id) = request.transactional_id.filter(|id| !id.0.is_empty()) {
+        if let Err(code) = session.check_transactional_id(&id) {
+            return failed(code);
+        }
         let transactions = Arc::clone(&shared.transactions);
         let expected = (version >= 3 && request.producer_id.0 >= 0)
             .then_some((request.producer_id.0, request.producer_epoch));
@@ -41,6 +47,9 @@ pub(super) async fn init_producer_id(
                 .with_producer_epoch(epoch),
             Err(error) => failed(error),
         };
+    }
+    if !session.may_write_idempotently() {
+        return failed(ResponseError::ClusterAuthorizationFailed);
     }
     let allocator = Arc::clone(&shared.producer_ids);
     match blocking(move || allocator.next()).await {
@@ -56,6 +65,7 @@ pub(super) async fn init_producer_id(
 
 pub(super) fn describe_producers(
     shared: &Shared,
+    session: &Session,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let topics = request
@@ -63,11 +73,16 @@ pub(super) fn describe_producers(
         .into_iter()
         .map(|wanted| {
             let topic = shared.cluster.topic(wanted.name.0.as_str());
+            let readable = session.allows(Operation::Read, &Resource::topic(&wanted.name));
             let partitions = wanted
                 .partition_indexes
                 .iter()
                 .map(|index| {
                     let response = PartitionResponse::default().with_partition_index(*index);
+                    if !readable {
+                        return response
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = topic.as_ref().and_then(|t| t.partition(*index));
                     let Some(partition) = partition else {
                         return response

@@ -12,14 +12,19 @@ use kafka_protocol::ResponseError;
 use super::blocking;
 use crate::cluster::Cluster;
 use crate::protocol::log_error_code;
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 /// Offset -1 means "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
 pub(super) async fn delete(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let denied = session.denied_names(Operation::Delete, Resource::topic, names);
     let cluster = Arc::clone(cluster);
     blocking(move || {
         let topics = request
@@ -27,6 +32,7 @@ pub(super) async fn delete(
             .into_iter()
             .map(|wanted| {
                 let topic = cluster.topic(wanted.name.0.as_str());
+                let allowed = !denied.contains(wanted.name.0.as_str());
                 let partitions = wanted
                     .partitions
                     .iter()
@@ -35,6 +41,10 @@ pub(super) async fn delete(
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
                         let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+                        if !allowed {
+                            return result
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        }
                         let Some(partition) = partition else {
                             return result
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());

@@ -21,12 +21,21 @@ use super::{blocking, str_bytes};
 use crate::cluster::topic_config::Overrides;
 use crate::cluster::{AdminError, Cluster};
 use crate::coord::GroupCoordinator;
+use crate::security::acl::{Operation, Resource, ResourceType};
+use crate::security::{denied_error, Session};
 
 pub(super) async fn create(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
+    let denied = if session.permits(Operation::Create, &Resource::cluster()) {
+        Default::default()
+    } else {
+        let names = request.topics.iter().map(|t| t.name.0.as_str());
+        session.denied_names(Operation::Create, Resource::topic, names)
+    };
     let cluster = Arc::clone(cluster);
     blocking(move || {
         let mut counts: HashMap<String, usize> = HashMap::new();
@@ -40,7 +49,9 @@ pub(super) async fn create(
             .map(|wanted| {
                 let name = wanted.name.clone();
                 let result = CreatableTopicResult::default().with_name(name.clone());
-                let created = if counts[name.0.as_str()] > 1 {
+                let created = if denied.contains(name.0.as_str()) {
+                    Err(denied_error(ResourceType::Topic))
+                } else if counts[name.0.as_str()] > 1 {
                     Err(AdminError::new(
                         ResponseError::InvalidRequest,
                         format!(
@@ -162,10 +173,23 @@ fn create_one(
 
 pub(super) async fn delete(
     cluster: &Arc<Cluster>,
+    session: &Session,
     coordinator: &Arc<GroupCoordinator>,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
+    let by_id: Vec<String> = request
+        .topics
+        .iter()
+        .filter_map(|t| cluster.topic_by_id(&t.topic_id).map(|t| t.name.clone()))
+        .collect();
+    let names = request
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
+        .chain(request.topic_names.iter().map(|n| n.0.as_str()))
+        .chain(by_id.iter().map(String::as_str));
+    let denied = session.denied_names(Operation::Delete, Resource::topic, names);
     let cluster = Arc::clone(cluster);
     let coordinator = Arc::clone(coordinator);
     blocking(move || {
@@ -197,7 +221,12 @@ pub(super) async fn delete(
                             )
                         }),
                 };
-                let result = resolved.and_then(|n| cluster.delete_topic(&n));
+                let result = resolved.and_then(|n| {
+                    if denied.contains(&n) {
+                        return Err(denied_error(ResourceType::Topic));
+                    }
+                    cluster.delete_topic(&n)
+                });
                 if let Ok(topic) = &result {
                     // Committed offsets of a deleted topic go with it.
                     if let Err(error) = coordinator.topic_deleted(&topic.name) {
@@ -224,8 +253,11 @@ pub(super) async fn delete(
 
 pub(super) async fn create_partitions(
     cluster: &Arc<Cluster>,
+    session: &Session,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let names = request.topics.iter().map(|t| t.name.0.as_str());
+    let denied = session.denied_names(Operation::Alter, Resource::topic, names);
     let cluster = Arc::clone(cluster);
     blocking(move || {
         let node = cluster.identity.node_id;
@@ -237,7 +269,9 @@ pub(super) async fn create_partitions(
                     a.iter()
                         .all(|p| p.broker_ids.len() == 1 && p.broker_ids[0].0 == node)
                 });
-                let result = if valid_assignments {
+                let result = if denied.contains(wanted.name.0.as_str()) {
+                    Err(denied_error(ResourceType::Topic))
+                } else if valid_assignments {
                     cluster.create_partitions(
                         wanted.name.0.as_str(),
                         wanted.count,

@@ -3,7 +3,10 @@
 //! TxnOffsetCommit, and the operator views DescribeTransactions and
 //! ListTransactions. The work is the transaction coordinator's
 //! ([`crate::coord::transactions`]); these turn requests into its calls and its
-//! errors into the codes each version understands.
+//! errors into the codes each version understands. Authorization as in Kafka: WRITE
+//! on the transactional id for every transactional request, WRITE on the topics
+//! added, READ on the group (and topics) whose offsets are committed, DESCRIBE on the
+//! transactional ids an operator lists.
 
 use std::sync::Arc;
 
@@ -29,18 +32,25 @@ use super::{blocking, fenced_as, str_bytes};
 use crate::broker::Shared;
 use crate::coord::txn_state::TxnState;
 use crate::coord::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
+use crate::security::acl::{Operation, Resource};
+use crate::security::Session;
 
 pub(super) async fn add_partitions(
     shared: &Shared,
+    session: &Session,
     request: AddPartitionsToTxnRequest,
     version: i16,
 ) -> AddPartitionsToTxnResponse {
     if version <= 3 {
+        let producer = Producer {
+            id: request.v3_and_below_transactional_id,
+            producer_id: request.v3_and_below_producer_id.0,
+            epoch: request.v3_and_below_producer_epoch,
+        };
         let results = add_one(
             shared,
-            request.v3_and_below_transactional_id,
-            request.v3_and_below_producer_id.0,
-            request.v3_and_below_producer_epoch,
+            session,
+            producer,
             request.v3_and_below_topics,
             false,
             version,
@@ -51,11 +61,15 @@ pub(super) async fn add_partitions(
     let mut results = Vec::with_capacity(request.transactions.len());
     for txn in request.transactions {
         let id = txn.transactional_id.clone();
+        let producer = Producer {
+            id: txn.transactional_id,
+            producer_id: txn.producer_id.0,
+            epoch: txn.producer_epoch,
+        };
         let topics = add_one(
             shared,
-            txn.transactional_id,
-            txn.producer_id.0,
-            txn.producer_epoch,
+            session,
+            producer,
             txn.topics,
             txn.verify_only,
             version,
@@ -70,14 +84,20 @@ pub(super) async fn add_partitions(
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
 }
 
-/// Adds (or, with `verify_only`, checks) one transaction's partitions. Unknown
-/// partitions fail the request: they get UNKNOWN_TOPIC_OR_PARTITION and the others
-/// OPERATION_NOT_ATTEMPTED, as in Kafka.
-async fn add_one(
-    shared: &Shared,
+/// The transactional producer a request speaks for.
+struct Producer {
     id: TransactionalId,
     producer_id: i64,
     epoch: i16,
+}
+
+/// Adds (or, with `verify_only`, checks) one transaction's partitions. Unknown or
+/// forbidden partitions fail the request: they get UNKNOWN_TOPIC_OR_PARTITION or
+/// TOPIC_AUTHORIZATION_FAILED and the others OPERATION_NOT_ATTEMPTED, as in Kafka.
+async fn add_one(
+    shared: &Shared,
+    session: &Session,
+    producer: Producer,
     topics: Vec<AddPartitionsToTxnTopic>,
     verify_only: bool,
     version: i16,
@@ -86,22 +106,32 @@ async fn add_one(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
         .collect();
-    let exists = |(topic, partition): &(String, i32)| {
-        shared
+    let problem = |(topic, partition): &(String, i32)| {
+        if !session.allows(Operation::Write, &Resource::topic(topic)) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else if shared
             .cluster
             .topic(topic)
-            .is_some_and(|t| t.partition(*partition).is_some())
+            .is_none_or(|t| t.partition(*partition).is_none())
+        {
+            Some(ResponseError::UnknownTopicOrPartition)
+        } else {
+            None
+        }
     };
-    let errors: Vec<Option<ResponseError>> = if !wanted.iter().all(exists) {
-        wanted
-            .iter()
-            .map(|p| {
-                Some(if exists(p) {
-                    ResponseError::OperationNotAttempted
-                } else {
-                    ResponseError::UnknownTopicOrPartition
-                })
-            })
+    let problems: Vec<Option<ResponseError>> = wanted.iter().map(problem).collect();
+    let Producer {
+        id,
+        producer_id,
+        epoch,
+    } = producer;
+    let errors: Vec<Option<ResponseError>> = if let Err(code) = session.check_transactional_id(&id)
+    {
+        vec![Some(code); wanted.len()]
+    } else if problems.iter().any(Option::is_some) {
+        problems
+            .into_iter()
+            .map(|p| Some(p.unwrap_or(ResponseError::OperationNotAttempted)))
             .collect()
     } else {
         let transactions = Arc::clone(&shared.transactions);
@@ -145,11 +175,16 @@ async fn add_one(
 
 pub(super) async fn add_offsets(
     shared: &Shared,
+    session: &Session,
     request: AddOffsetsToTxnRequest,
     version: i16,
 ) -> AddOffsetsToTxnResponse {
     let group = request.group_id.0.to_string();
-    let error = if group.is_empty() {
+    let error = if let Err(code) = session.check_transactional_id(&request.transactional_id) {
+        Some(code)
+    } else if let Err(code) = session.check(Operation::Read, &Resource::group(&group)) {
+        Some(code)
+    } else if group.is_empty() {
         Some(ResponseError::InvalidGroupId)
     } else {
         let transactions = Arc::clone(&shared.transactions);
@@ -170,9 +205,16 @@ pub(super) async fn add_offsets(
         .with_error_code(error.map_or(0, |e| fenced_as(e, version, 2).code()))
 }
 
-pub(super) async fn end(shared: &Shared, request: EndTxnRequest, version: i16) -> EndTxnResponse {
+pub(super) async fn end(
+    shared: &Shared,
+    session: &Session,
+    request: EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
     let transactions = Arc::clone(&shared.transactions);
+    let allowed = session.check_transactional_id(&request.transactional_id);
     let result = blocking(move || {
+        allowed?;
         transactions.end(
             request.transactional_id.0.as_str(),
             request.producer_id.0,
@@ -195,13 +237,19 @@ pub(super) async fn end(shared: &Shared, request: EndTxnRequest, version: i16) -
 
 pub(super) async fn commit_offsets(
     shared: &Shared,
+    session: &Session,
     request: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
     let group = request.group_id.0.to_string();
     // From v3 the request names the consumer's member and generation; Kafka checks
     // them when given, like a plain commit's.
-    let member_error = if group.is_empty() {
+    let member_error = if let Err(code) = session.check_transactional_id(&request.transactional_id)
+    {
+        Some(code)
+    } else if let Err(code) = session.check(Operation::Read, &Resource::group(&group)) {
+        Some(code)
+    } else if group.is_empty() {
         Some(ResponseError::InvalidGroupId)
     } else if version >= 3 && (request.generation_id >= 0 || !request.member_id.is_empty()) {
         shared
@@ -229,6 +277,11 @@ pub(super) async fn commit_offsets(
                 .map(|p| {
                     if let Some(error) = member_error {
                         return Some(error);
+                    }
+                    if let Err(code) =
+                        session.check(Operation::Read, &Resource::topic(topic.name.0.as_str()))
+                    {
+                        return Some(code);
                     }
                     if p.committed_metadata
                         .as_ref()
@@ -307,12 +360,22 @@ pub(super) async fn commit_offsets(
 
 pub(super) fn describe(
     shared: &Shared,
+    session: &Session,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let states = request
         .transactional_ids
         .into_iter()
         .map(|id| {
+            if let Err(code) = session.check(Operation::Describe, &Resource::transactional_id(&id))
+            {
+                return TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(code.code())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_start_time_ms(-1);
+            }
             let Some(metadata) = shared.transactions.describe(id.0.as_str()) else {
                 return TransactionState::default()
                     .with_transactional_id(id)
@@ -355,7 +418,11 @@ const STATES: [TxnState; 6] = [
     TxnState::CompleteAbort,
 ];
 
-pub(super) fn list(shared: &Shared, request: ListTransactionsRequest) -> ListTransactionsResponse {
+pub(super) fn list(
+    shared: &Shared,
+    session: &Session,
+    request: ListTransactionsRequest,
+) -> ListTransactionsResponse {
     let (known, unknown): (Vec<_>, Vec<_>) = request
         .state_filters
         .into_iter()
@@ -365,6 +432,7 @@ pub(super) fn list(shared: &Shared, request: ListTransactionsRequest) -> ListTra
         .transactions
         .describe_all()
         .into_iter()
+        .filter(|t| session.permits(Operation::Describe, &Resource::transactional_id(&t.id)))
         .filter(|t| known.is_empty() || known.iter().any(|f| f.as_str() == t.metadata.state.name()))
         .filter(|t| {
             request.producer_id_filters.is_empty()

@@ -1,23 +1,32 @@
 //! One client connection: a reader that decodes and dispatches requests in order, and
 //! a writer that sends their responses in the same order. Requests that wait (acks=all
 //! produce, long-poll fetch) run as their own tasks, so the reader can go on; the
-//! channel between the two bounds how many requests are in flight.
+//! channel between the two bounds how many requests are in flight. On TLS listeners
+//! the TLS handshake comes first; the connection's [`Session`] then admits each
+//! request (SASL authentication, see `security::session`) before it is dispatched.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use super::frame::{read_frame, ReadFrameError};
+use super::listener::Listener;
 use crate::broker::Shared;
 use crate::handlers::{self, Reply};
 use crate::protocol::{self, FrameError};
+use crate::security::session::{Admission, UNAUTHENTICATED_FRAME_BYTES_MAX};
+use crate::security::{tls, Session};
+
+/// Longest a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A response waiting for its turn on the wire.
 enum Response {
@@ -42,18 +51,54 @@ enum Close {
     Malformed(String),
     /// The socket failed.
     Io(String),
+    /// Authentication failed, or a request came before it.
+    Unauthenticated(String),
 }
 
-/// Serves `stream` until the client leaves, sends a malformed frame, or `shutdown`
-/// turns true (then in-flight requests still get their responses).
-pub(crate) async fn serve(
+/// Serves a newly accepted `stream` on `listener`: the TLS handshake first when
+/// `tls` is set (its failure closes only this connection), then [`serve`].
+pub(crate) async fn start(
     stream: TcpStream,
     peer: SocketAddr,
+    listener: Arc<Listener>,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (read_half, mut write_half) = stream.into_split();
+    let security = Arc::clone(&shared.security);
+    let Some(acceptor) = tls else {
+        let session = Session::new(peer, listener, security, None);
+        return serve(stream, session, shared, shutdown).await;
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let principal = tls::certificate_principal(stream.get_ref().1.peer_certificates());
+            let session = Session::new(peer, listener, security, principal);
+            serve(stream, session, shared, shutdown).await;
+        }
+        Ok(Err(error)) => {
+            tracing::info!(%peer, listener = %listener.name, %error, "connection closed: TLS handshake failed");
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %listener.name, "connection closed: TLS handshake timed out");
+        }
+    }
+}
+
+/// Serves `stream` until the client leaves, sends a malformed frame, fails to
+/// authenticate, or `shutdown` turns true (then in-flight requests still get their
+/// responses).
+async fn serve<S>(
+    stream: S,
+    mut session: Session,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = session.peer;
+    let (read_half, mut write_half) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, mut rx) =
         mpsc::channel::<Pending>(shared.cluster.config.requests_in_flight_max.max(1));
@@ -83,8 +128,13 @@ pub(crate) async fn serve(
         if *shutdown.borrow() {
             break Close::Normal;
         }
+        let frame_max = if session.authenticated() {
+            max
+        } else {
+            max.min(UNAUTHENTICATED_FRAME_BYTES_MAX)
+        };
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, max) => frame,
+            frame = read_frame(&mut reader, frame_max) => frame,
             _ = shutdown.changed() => break Close::Normal,
         };
         let received = Instant::now();
@@ -94,6 +144,26 @@ pub(crate) async fn serve(
             Err(ReadFrameError::Io(e)) => break Close::Io(e.to_string()),
             Err(e) => break Close::Malformed(e.to_string()),
         };
+        if session.expects_raw_token() {
+            match session.raw_token(&frame) {
+                Ok(token) => {
+                    let pending = Pending {
+                        response: Response::Ready(token),
+                        api: "SaslToken".into(),
+                        version: 0,
+                        received,
+                    };
+                    if tx.send(pending).await.is_err() {
+                        break Close::Io("response writer stopped".into());
+                    }
+                    continue;
+                }
+                Err(reason) => {
+                    tokio::time::sleep(failure_delay(&shared)).await;
+                    break Close::Unauthenticated(reason);
+                }
+            }
+        }
         let header = match protocol::decode_header(&mut frame) {
             Ok(header) => header,
             Err(e) => break Close::Malformed(e.to_string()),
@@ -108,9 +178,32 @@ pub(crate) async fn serve(
             .api_key
             .map_or_else(|k| format!("key {k}"), |a| format!("{a:?}"));
         tracing::trace!(%peer, api, version = header.api_version, correlation_id = header.correlation_id, "request");
-        let reply = match handlers::dispatch(&shared, &header, frame, peer).await {
-            Ok(reply) => reply,
+        let request = match protocol::decode_request(&header, frame) {
+            Ok(request) => request,
             Err(e) => break Close::Malformed(e.to_string()),
+        };
+        let reply = match session.admit(&header, request) {
+            Admission::Dispatch(request) => {
+                match handlers::dispatch(&shared, &header, *request, &session).await {
+                    Ok(reply) => reply,
+                    Err(e) => break Close::Malformed(e.to_string()),
+                }
+            }
+            Admission::Respond(frame) => Reply::Ready(frame),
+            Admission::Refuse { response, reason } => {
+                tokio::time::sleep(failure_delay(&shared)).await;
+                if let Some(frame) = response {
+                    let pending = Pending {
+                        response: Response::Ready(frame),
+                        api,
+                        version: header.api_version,
+                        received,
+                    };
+                    let _ = tx.send(pending).await;
+                }
+                break Close::Unauthenticated(reason);
+            }
+            Admission::Close(reason) => break Close::Unauthenticated(reason),
         };
         let response = match reply {
             Reply::None => {
@@ -144,6 +237,9 @@ pub(crate) async fn serve(
             shared.metrics.malformed();
             tracing::warn!(%peer, client_id = client, requests, reason = %reason, "connection closed: malformed request");
         }
+        (Close::Unauthenticated(reason), _) => {
+            tracing::warn!(%peer, client_id = client, listener = %session.listener.name, principal = %session.principal, reason = %reason, "connection closed: authentication");
+        }
         (Close::Io(reason), _) | (Close::Normal, Err(reason)) => {
             tracing::info!(%peer, client_id = client, requests, reason = %reason, "connection closed: socket error");
         }
@@ -151,4 +247,10 @@ pub(crate) async fn serve(
             tracing::info!(%peer, client_id = client, requests, "connection closed");
         }
     }
+}
+
+/// How long a failed authentication waits before it is answered (Kafka's
+/// `connection.failed.authentication.delay.ms`), to slow down password guessing.
+fn failure_delay(shared: &Shared) -> Duration {
+    Duration::from_millis(shared.security.sasl.failed_authentication_delay_ms)
 }

@@ -13,6 +13,10 @@ use kafka_protocol::messages::{
     OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
     TxnOffsetCommitRequest,
 };
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
+    DescribeUserScramCredentialsRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 
 use super::{decode_body, supported_versions, FrameError, Header};
 
@@ -56,6 +60,13 @@ pub(crate) enum Request {
     DescribeProducers(DescribeProducersRequest),
     DescribeTransactions(DescribeTransactionsRequest),
     ListTransactions(ListTransactionsRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
+    CreateAcls(CreateAclsRequest),
+    DescribeAcls(DescribeAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
 }
 
 /// Decodes the body of the request `header` describes. Unknown APIs, versions outside
@@ -114,6 +125,17 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
         ApiKey::DescribeProducers => Request::DescribeProducers(decode_body(api, body, version)?),
         ApiKey::ConsumerGroupDescribe => {
             Request::ConsumerGroupDescribe(decode_body(api, body, version)?)
+        }
+        ApiKey::SaslHandshake => Request::SaslHandshake(decode_body(api, body, version)?),
+        ApiKey::SaslAuthenticate => Request::SaslAuthenticate(decode_body(api, body, version)?),
+        ApiKey::CreateAcls => Request::CreateAcls(decode_body(api, body, version)?),
+        ApiKey::DescribeAcls => Request::DescribeAcls(decode_body(api, body, version)?),
+        ApiKey::DeleteAcls => Request::DeleteAcls(decode_body(api, body, version)?),
+        ApiKey::DescribeUserScramCredentials => {
+            Request::DescribeUserScramCredentials(decode_body(api, body, version)?)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            Request::AlterUserScramCredentials(decode_body(api, body, version)?)
         }
         _ => return Err(FrameError::UnsupportedApi(api as i16)),
     })

@@ -12,8 +12,13 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use strom_broker::{Broker, BrokerConfig, BrokerHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A byte stream to a broker: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 /// Starts a broker on `dir` with ephemeral ports and no HTTP endpoint.
 pub async fn start(dir: &Path) -> BrokerHandle {
@@ -31,14 +36,19 @@ pub async fn start_with(config: BrokerConfig) -> BrokerHandle {
 
 /// One connection speaking the Kafka protocol.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     correlation_id: i32,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
+        Self::over(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// A client speaking over an established `stream` (e.g. TLS).
+    pub fn over(stream: impl Stream + 'static) -> Self {
         Client {
-            stream: TcpStream::connect(addr).await.expect("connect"),
+            stream: Box::new(stream),
             correlation_id: 0,
         }
     }
