@@ -498,3 +498,58 @@ async fn tls_client_certificates_become_principals_and_garbage_closes_only_that_
     assert!(refused, "a client certificate is required");
     broker.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn transactional_ids_need_their_own_acls() {
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, InitProducerIdRequest, ListTransactionsRequest, TransactionalId,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = support::start_with(secured_config(dir.path())).await;
+    let addr = sasl_addr(&broker);
+    let mut admin = logged_in(addr, ADMIN).await;
+    let mut alice = logged_in(addr, ALICE).await;
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("payments"))))
+        .with_transaction_timeout_ms(60_000);
+    assert_eq!(
+        alice.send(4, &init).await.error_code,
+        53,
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    );
+    // WRITE on the transactional id (resource type 5) lets alice start a producer,
+    // but committing offsets for a group still needs READ on it.
+    let granted = create_acls(&mut admin, vec![allow(5, "pay", 4, "User:alice", 4)]).await;
+    assert_eq!(granted, [0]);
+    let producer = alice.send(4, &init).await;
+    assert_eq!(producer.error_code, 0);
+    let add_offsets = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("payments")))
+        .with_producer_id(producer.producer_id)
+        .with_producer_epoch(producer.producer_epoch)
+        .with_group_id(GroupId(s("ledger")));
+    assert_eq!(
+        alice.send(3, &add_offsets).await.error_code,
+        30,
+        "GROUP_AUTHORIZATION_FAILED"
+    );
+    // Listing shows only the ids the principal may describe: the admin's own
+    // producer stays hidden from alice.
+    let other = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("audit"))))
+        .with_transaction_timeout_ms(60_000);
+    assert_eq!(admin.send(4, &other).await.error_code, 0);
+    let listed = alice
+        .send(
+            1,
+            &ListTransactionsRequest::default().with_duration_filter(-1),
+        )
+        .await;
+    let ids: Vec<_> = listed
+        .transaction_states
+        .iter()
+        .map(|t| t.transactional_id.0.to_string())
+        .collect();
+    assert_eq!(ids, ["payments"]);
+    broker.shutdown().await.expect("shutdown");
+}
