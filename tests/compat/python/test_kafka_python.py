@@ -573,6 +573,10 @@ def test_data_survives_graceful_restart(broker, admin):
         rec = got[(i % 2, i // 2)]
         assert (rec.key, rec.value, rec.timestamp, rec.headers) == (
             r["key"], r["value"], r["timestamp_ms"], r["headers"])
+    # The module's admin client lost its connection in the restart; kafka-python
+    # refuses requests (NodeNotReadyError) until its reconnect backoff passes, so let
+    # it reconnect before the next test uses it.
+    wait_until(lambda: topic in admin.list_topics(), "the module admin client reconnects")
 
 
 def test_acked_records_survive_sigkill(broker, admin):

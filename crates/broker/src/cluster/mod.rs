@@ -11,8 +11,7 @@ pub(crate) mod producer_state;
 pub(crate) mod topic_config;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -108,8 +107,8 @@ pub(crate) struct Cluster {
     /// Serializes metadata changes: check, append, apply happen as one step.
     admin: Mutex<()>,
     maintenance: Mutex<Option<Maintenance>>,
-    /// The producer-snapshot thread and its stop flag.
-    snapshots: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
+    /// The producer-snapshot thread and the sender whose drop stops it.
+    snapshots: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 impl Cluster {
@@ -174,14 +173,15 @@ impl Cluster {
     /// Starts the thread that snapshots producer states every second where due, so
     /// that recovery replays a bounded part of each log.
     pub fn spawn_snapshots(self: &Arc<Self>) {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let cluster = Arc::downgrade(self);
-        let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("strom-snapshots".into())
             .spawn(move || {
-                while !flag.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_secs(1));
+                // Ticks every second until the sender is dropped.
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_secs(1))
+                {
                     match cluster.upgrade() {
                         Some(cluster) => cluster.snapshot_producers(false),
                         None => break,
@@ -427,7 +427,7 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some((stop, thread)) = snapshots {
-            stop.store(true, Ordering::Release);
+            drop(stop);
             let _ = thread.join();
         }
         self.snapshot_producers(true);

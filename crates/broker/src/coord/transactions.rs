@@ -12,8 +12,7 @@
 //! always in the log before that transaction's marker.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -67,7 +66,8 @@ pub(crate) struct TransactionCoordinator {
     /// Appends take it shared; compaction exclusively, so that no change is
     /// appended between its snapshot of the state and its rewrite.
     compaction: RwLock<()>,
-    stop: Arc<AtomicBool>,
+    /// Dropping it stops the ticker thread.
+    stop: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 fn lock(entry: &EntryRef) -> MutexGuard<'_, Entry> {
@@ -119,7 +119,7 @@ impl TransactionCoordinator {
             groups,
             producer_ids,
             compaction: RwLock::new(()),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Mutex::new(None),
         });
         for id in preparing {
             coordinator
@@ -133,12 +133,15 @@ impl TransactionCoordinator {
     /// forgets idle ids and compacts the log.
     pub fn spawn_ticker(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
         let coordinator = Arc::clone(self);
+        let (stop, stopped) = mpsc::channel::<()>();
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
         std::thread::Builder::new()
             .name("strom-txns".into())
             .spawn(move || {
                 let mut ticks = 0u64;
-                while !coordinator.stop.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(200));
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(200))
+                {
                     coordinator.tick(now_ms());
                     ticks += 1;
                     if ticks.is_multiple_of(300) {
@@ -151,7 +154,7 @@ impl TransactionCoordinator {
 
     /// Stops the ticker thread.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     fn entry(&self, id: &str) -> Option<EntryRef> {
