@@ -141,8 +141,16 @@ fn list(connection: &Connection) -> anyhow::Result<()> {
 struct Membership {
     state: String,
     protocol: String,
-    /// member id, client id, host, assigned (topic, partition)s.
-    members: Vec<(String, String, String, Vec<(String, i32)>)>,
+    members: Vec<Member>,
+}
+
+/// One member of a group.
+struct Member {
+    id: String,
+    client_id: String,
+    host: String,
+    /// The (topic, partition)s assigned to it.
+    assigned: Vec<(String, i32)>,
 }
 
 fn membership(
@@ -163,14 +171,11 @@ fn membership(
     let members = info
         .members()
         .iter()
-        .map(|m| {
-            let assigned = m.assignment().map(parse_assignment).unwrap_or_default();
-            (
-                m.id().to_owned(),
-                m.client_id().to_owned(),
-                m.client_host().to_owned(),
-                assigned,
-            )
+        .map(|m| Member {
+            id: m.id().to_owned(),
+            client_id: m.client_id().to_owned(),
+            host: m.client_host().to_owned(),
+            assigned: m.assignment().map(parse_assignment).unwrap_or_default(),
         })
         .collect();
     Ok(Membership {
@@ -247,9 +252,9 @@ fn describe(connection: &Connection, group: &str) -> anyhow::Result<()> {
     );
 
     let mut owners: BTreeMap<(String, i32), &str> = BTreeMap::new();
-    for (member, _, _, assigned) in &membership.members {
-        for key in assigned {
-            owners.insert(key.clone(), member);
+    for member in &membership.members {
+        for key in &member.assigned {
+            owners.insert(key.clone(), &member.id);
         }
     }
     let mut partitions: Vec<(String, i32)> = offsets.keys().cloned().collect();
@@ -278,12 +283,16 @@ fn describe(connection: &Connection, group: &str) -> anyhow::Result<()> {
     if !membership.members.is_empty() {
         println!();
         let mut table = Table::new(&["MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
-        for (member, client, host, assigned) in &membership.members {
-            let assigned: Vec<String> = assigned.iter().map(|(t, p)| format!("{t}/{p}")).collect();
+        for member in &membership.members {
+            let assigned: Vec<String> = member
+                .assigned
+                .iter()
+                .map(|(t, p)| format!("{t}/{p}"))
+                .collect();
             table.row(vec![
-                member.clone(),
-                client.clone(),
-                host.clone(),
+                member.id.clone(),
+                member.client_id.clone(),
+                member.host.clone(),
                 dash_if_empty(&assigned.join(",")),
             ]);
         }
@@ -374,7 +383,7 @@ fn reset_offsets(
             e.offset().to_raw().unwrap_or(-1).to_string(),
         ]);
     }
-    print!("{}", table.render());
+    println!("{}", table.render());
     if execute {
         consumer
             .commit(&plan, CommitMode::Sync)
