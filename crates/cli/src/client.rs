@@ -10,6 +10,7 @@ use clap::Args;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
 use rdkafka::ClientConfig;
 
@@ -116,6 +117,23 @@ pub fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
         .build()
         .context("cannot start the async runtime")?;
     Ok(runtime.block_on(future))
+}
+
+/// The names in per-item admin results (topics, groups), or an error for the first
+/// item that failed: `what` says what was being done, e.g. "cannot delete topic".
+pub fn admin_results(
+    results: Vec<Result<String, (String, RDKafkaErrorCode)>>,
+    what: &str,
+) -> anyhow::Result<Vec<String>> {
+    results
+        .into_iter()
+        .map(|result| result.map_err(|(name, code)| admin_error(what, &name, code)))
+        .collect()
+}
+
+/// A one-line error for a failed admin operation on `name`.
+pub fn admin_error(what: &str, name: &str, code: RDKafkaErrorCode) -> anyhow::Error {
+    anyhow::anyhow!("{what} {name}: {code}")
 }
 
 /// Parses `KEY=VALUE` (the value may contain `=`).

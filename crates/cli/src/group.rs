@@ -16,9 +16,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::client::{block_on, partitions_of, topic_names, Connection};
+use crate::client::{admin_results, block_on, partitions_of, topic_names, Connection};
 use crate::table::Table;
-use crate::topic::admin_error;
 
 /// `strom group …`: inspect and manage consumer groups.
 #[derive(Debug, Args)]
@@ -400,9 +399,7 @@ fn delete(connection: &Connection, groups: &[String]) -> anyhow::Result<()> {
     let names: Vec<&str> = groups.iter().map(String::as_str).collect();
     let results = block_on(admin.delete_groups(&names, &connection.admin_options()))?
         .context("cannot delete groups")?;
-    for result in results {
-        let group =
-            result.map_err(|(group, code)| admin_error("cannot delete group", &group, code))?;
+    for group in admin_results(results, "cannot delete group")? {
         println!("deleted group {group}");
     }
     Ok(())

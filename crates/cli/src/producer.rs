@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use hdrhistogram::Histogram;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -24,8 +24,8 @@ pub struct ProducerSettings {
     #[arg(long, default_value = "all", value_parser = ["0", "1", "all"])]
     pub acks: String,
     /// Compression codec of record batches.
-    #[arg(long, value_enum, default_value_t = Compression::None)]
-    pub compression: Compression,
+    #[arg(long, default_value = "none", value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    pub compression: String,
     /// How long to wait for more records before sending a batch, in ms
     /// [default: 5; 0 for `bench e2e`].
     #[arg(long, value_name = "MS")]
@@ -33,33 +33,6 @@ pub struct ProducerSettings {
     /// Largest batch of records, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000)]
     pub batch_bytes: u64,
-}
-
-/// Record batch compression codecs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Compression {
-    /// No compression.
-    None,
-    /// gzip.
-    Gzip,
-    /// Snappy.
-    Snappy,
-    /// LZ4.
-    Lz4,
-    /// Zstandard.
-    Zstd,
-}
-
-impl Compression {
-    fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
 }
 
 /// A producer whose deliveries are tracked by [`Deliveries`].
@@ -77,7 +50,7 @@ pub fn create(
     let message_timeout_ms = (connection.timeout * 1000).to_string();
     let config = connection.config(&[
         ("acks", &settings.acks),
-        ("compression.type", settings.compression.name()),
+        ("compression.type", &settings.compression),
         ("linger.ms", &linger_ms),
         ("batch.size", &batch_bytes),
         ("enable.idempotence", "false"),

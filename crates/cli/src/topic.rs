@@ -9,9 +9,10 @@ use rdkafka::admin::{
     TopicReplication,
 };
 use rdkafka::consumer::Consumer;
-use rdkafka::error::RDKafkaErrorCode;
 
-use crate::client::{block_on, parse_key_value, partitions_of, topic_names, Connection};
+use crate::client::{
+    admin_error, admin_results, block_on, parse_key_value, partitions_of, topic_names, Connection,
+};
 use crate::log_dirs;
 use crate::table::Table;
 
@@ -110,9 +111,7 @@ fn create(
     let admin = connection.admin()?;
     let results = block_on(admin.create_topics([&topic], &connection.admin_options()))?
         .with_context(|| format!("cannot create topic {name}"))?;
-    for result in results {
-        result.map_err(|(topic, code)| admin_error("cannot create topic", &topic, code))?;
-    }
+    admin_results(results, "cannot create topic")?;
     println!("created topic {name} with {partitions} partition(s)");
     Ok(())
 }
@@ -227,9 +226,7 @@ fn delete(connection: &Connection, names: &[String]) -> anyhow::Result<()> {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let results = block_on(admin.delete_topics(&names, &connection.admin_options()))?
         .context("cannot delete topics")?;
-    for result in results {
-        let topic =
-            result.map_err(|(topic, code)| admin_error("cannot delete topic", &topic, code))?;
+    for topic in admin_results(results, "cannot delete topic")? {
         println!("deleted topic {topic}");
     }
     Ok(())
@@ -288,11 +285,6 @@ fn describe_config(connection: &Connection, name: &str) -> anyhow::Result<Config
         .next()
         .context("empty DescribeConfigs response")?
         .map_err(|code| admin_error("cannot describe the configs of topic", name, code))
-}
-
-/// A one-line error for a failed admin operation on `name`.
-pub fn admin_error(what: &str, name: &str, code: RDKafkaErrorCode) -> anyhow::Error {
-    anyhow::anyhow!("{what} {name}: {code}")
 }
 
 fn source_name(source: &ConfigSource) -> &'static str {

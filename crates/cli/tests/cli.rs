@@ -325,6 +325,11 @@ fn group_consume_describe_lag_and_reset_offsets() {
         "{list}"
     );
 
+    let reset_and_describe = |how: &[&str]| {
+        let args = [&["group", "reset-offsets", "workers", "--execute"][..], how].concat();
+        broker.ok(&args);
+        lag_rows(&broker.ok(&["group", "describe", "workers"]), "jobs")
+    };
     // A dry run prints the plan and changes nothing.
     let plan = broker.ok(&[
         "group",
@@ -346,35 +351,15 @@ fn group_consume_describe_lag_and_reset_offsets() {
         expected("5", "7", "2", "3", "3", "0")
     );
 
-    broker.ok(&[
-        "group",
-        "reset-offsets",
-        "workers",
-        "--all-topics",
-        "--to-offset",
-        "4",
-        "--execute",
-    ]);
-    let describe = broker.ok(&["group", "describe", "workers"]);
     // Offset 4 is past partition 1's end (3): clamped to it.
     assert_eq!(
-        lag_rows(&describe, "jobs"),
+        reset_and_describe(&["--all-topics", "--to-offset", "4"]),
         expected("4", "7", "3", "3", "3", "0")
     );
     let rest = broker.ok(&["consume", "jobs", "--group", "workers", "-e"]);
     assert_eq!(rest, "a4\na5\na6\n");
-    broker.ok(&[
-        "group",
-        "reset-offsets",
-        "workers",
-        "--topic",
-        "jobs",
-        "--to-latest",
-        "--execute",
-    ]);
-    let describe = broker.ok(&["group", "describe", "workers"]);
     assert_eq!(
-        lag_rows(&describe, "jobs"),
+        reset_and_describe(&["--topic", "jobs", "--to-latest"]),
         expected("7", "7", "0", "3", "3", "0")
     );
 

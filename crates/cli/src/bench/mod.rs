@@ -14,9 +14,8 @@ use clap::{Args, Subcommand};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 
-use crate::client::{block_on, Connection};
+use crate::client::{admin_error, block_on, Connection};
 use crate::producer::{ProducerSettings, TrackedProducer};
-use crate::topic::admin_error;
 
 /// `strom bench …`: measure a broker.
 #[derive(Debug, Args)]
