@@ -89,8 +89,8 @@ pub fn flush(producer: &TrackedProducer, connection: &Connection) -> anyhow::Res
         .context("records still in flight")
 }
 
-/// The delivery callback's bookkeeping; the delivery opaque of a record is the
-/// microsecond (since [`Deliveries::elapsed_us`]'s start) at which it was sent.
+/// The delivery callback's bookkeeping. A record's delivery opaque is the time it was
+/// sent, from [`Deliveries::elapsed_us`].
 #[derive(Debug)]
 pub struct Deliveries {
     start: Instant,
