@@ -13,7 +13,7 @@ use crate::client::{partitions_of, Connection};
 /// Runs the benchmark: reads `count` records (default: up to the high watermarks at
 /// the start).
 pub fn run(connection: &Connection, topic: &str, count: Option<u64>) -> anyhow::Result<Report> {
-    let consumer = connection.consumer(None, &[("fetch.message.max.bytes", "4194304")])?;
+    let consumer = connection.consumer(None, &[])?;
     let metadata = connection.metadata(&consumer, Some(topic))?;
     let mut assignment = TopicPartitionList::new();
     let mut available: u64 = 0;
