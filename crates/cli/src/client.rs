@@ -10,7 +10,7 @@ use clap::Args;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::ClientConfig;
 
@@ -129,6 +129,19 @@ pub fn admin_results(
         .into_iter()
         .map(|result| result.map_err(|(name, code)| admin_error(what, &name, code)))
         .collect()
+}
+
+/// Prints `deleted KIND NAME` for each deleted topic or group, or fails on the first
+/// that could not be deleted.
+pub fn print_deleted(
+    kind: &str,
+    results: KafkaResult<Vec<Result<String, (String, RDKafkaErrorCode)>>>,
+) -> anyhow::Result<()> {
+    let results = results.with_context(|| format!("cannot delete {kind}s"))?;
+    for name in admin_results(results, &format!("cannot delete {kind}"))? {
+        println!("deleted {kind} {name}");
+    }
+    Ok(())
 }
 
 /// A one-line error for a failed admin operation on `name`.

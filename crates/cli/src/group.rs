@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::client::{admin_results, block_on, partitions_of, topic_names, Connection};
+use crate::client::{block_on, partitions_of, print_deleted, topic_names, Connection};
 use crate::table::Table;
 
 /// `strom group …`: inspect and manage consumer groups.
@@ -395,14 +395,12 @@ fn reset_offsets(
 }
 
 fn delete(connection: &Connection, groups: &[String]) -> anyhow::Result<()> {
-    let admin = connection.admin()?;
     let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-    let results = block_on(admin.delete_groups(&names, &connection.admin_options()))?
-        .context("cannot delete groups")?;
-    for group in admin_results(results, "cannot delete group")? {
-        println!("deleted group {group}");
-    }
-    Ok(())
+    let admin = connection.admin()?;
+    print_deleted(
+        "group",
+        block_on(admin.delete_groups(&names, &connection.admin_options()))?,
+    )
 }
 
 fn dash_if_empty(text: &str) -> String {

@@ -11,7 +11,8 @@ use rdkafka::admin::{
 use rdkafka::consumer::Consumer;
 
 use crate::client::{
-    admin_error, admin_results, block_on, parse_key_value, partitions_of, topic_names, Connection,
+    admin_error, admin_results, block_on, parse_key_value, partitions_of, print_deleted,
+    topic_names, Connection,
 };
 use crate::log_dirs;
 use crate::table::Table;
@@ -222,14 +223,12 @@ fn sizes_on_disk(
 }
 
 fn delete(connection: &Connection, names: &[String]) -> anyhow::Result<()> {
-    let admin = connection.admin()?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let results = block_on(admin.delete_topics(&names, &connection.admin_options()))?
-        .context("cannot delete topics")?;
-    for topic in admin_results(results, "cannot delete topic")? {
-        println!("deleted topic {topic}");
-    }
-    Ok(())
+    let admin = connection.admin()?;
+    print_deleted(
+        "topic",
+        block_on(admin.delete_topics(&names, &connection.admin_options()))?,
+    )
 }
 
 /// AlterConfigs replaces a topic's whole set of overrides, so the current overrides
