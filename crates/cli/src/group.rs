@@ -13,6 +13,7 @@ use clap::{ArgGroup, Args, Subcommand};
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::Decodable;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -384,9 +385,23 @@ fn reset_offsets(
     }
     println!("{}", table.render());
     if execute {
-        consumer
-            .commit(&plan, CommitMode::Sync)
-            .with_context(|| format!("cannot commit the new offsets of group {group}"))?;
+        match consumer.commit(&plan, CommitMode::Sync) {
+            Ok(()) => {}
+            // Members that DescribeGroups does not show (KIP-848 groups) make the
+            // broker refuse a commit from outside the group.
+            Err(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::StaleMemberEpoch,
+            )) => bail!(
+                "group {group} is not empty (the broker refused a commit from outside it): stop its consumers before resetting offsets"
+            ),
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("cannot commit the new offsets of group {group}"))
+            }
+        }
         println!("reset the offsets of group {group}");
     } else {
         println!("dry run: nothing changed; add --execute to apply");
