@@ -145,8 +145,8 @@ impl Workload {
         }
     }
 
-    /// A value of `--size` bytes that compresses about as well as typical payloads do
-    /// not: pseudo-random bytes (xorshift), the same in every run.
+    /// A value of `--size` pseudo-random bytes (xorshift, the same in every run), so
+    /// that compression does not flatter the figures.
     fn value(&self) -> Vec<u8> {
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         (0..self.size)
