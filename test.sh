@@ -5,6 +5,22 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The CLI's Kafka client, rdkafka with `cmake-build`, compiles librdkafka from source:
+# it needs cmake, and curl's headers (a known upstream build quirk). Idempotent.
+apt_needed=()
+command -v cmake >/dev/null 2>&1 || apt_needed+=(cmake)
+dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || apt_needed+=(libcurl4-openssl-dev)
+if [ "${#apt_needed[@]}" -gt 0 ]; then
+    echo "== install ${apt_needed[*]} (apt)"
+    sudo_cmd=()
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo_cmd=(sudo)
+    fi
+    if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${apt_needed[@]}"; then
+        "${sudo_cmd[@]}" apt-get update
+        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${apt_needed[@]}"
+    fi
+fi
 # The real-client suite's clients: kcat (apt), confluent-kafka, kafka-python (pip, in
 # tests/compat/.venv), KafkaJS (npm). Idempotent; fast when already installed.
 echo "== install real Kafka clients"

@@ -1,7 +1,18 @@
-//! `strom`: the one binary. `strom serve` runs the Kafka-compatible broker; more
-//! commands (topics, produce/consume, groups, bench) join it in later releases.
+//! `strom`: the one binary. `strom serve` runs the Kafka-compatible broker; `topic`,
+//! `produce`, `consume`, `group` and `bench` are tools that talk to any Kafka-protocol
+//! broker (strom or Apache Kafka) through librdkafka.
 
+mod bench;
+mod client;
+mod consume;
+mod group;
+mod log_dirs;
+mod produce;
+mod producer;
+mod progress;
 mod serve;
+mod table;
+mod topic;
 
 use std::process::ExitCode;
 
@@ -9,7 +20,21 @@ use clap::{Parser, Subcommand};
 
 /// strom: an event-streaming platform that speaks the Apache Kafka protocol.
 #[derive(Debug, Parser)]
-#[command(name = "strom", version, about, long_about = None)]
+#[command(
+    name = "strom",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:
+  strom serve --data-dir ./data
+  strom topic create orders --partitions 3
+  echo hello | strom produce orders
+  strom consume orders --from beginning --exit-at-end
+  strom group describe billing
+  strom bench produce --count 100000 --json
+
+Every command but serve takes --brokers HOST:PORT (default 127.0.0.1:9092)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,18 +44,50 @@ struct Cli {
 enum Command {
     /// Run the broker on a local data directory.
     Serve(serve::ServeArgs),
+    /// Create, list, describe, alter and delete topics.
+    Topic(topic::TopicArgs),
+    /// Write lines from stdin or a file as records.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(consume::ConsumeArgs),
+    /// List, describe (with lag), reset and delete consumer groups.
+    Group(group::GroupArgs),
+    /// Measure throughput and latency against a broker.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Topic(args) => topic::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Group(args) => group::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("strom: {error:#}");
+            eprintln!("strom: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause that its parent's text
+/// already spells out (librdkafka errors repeat their error code as their source).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

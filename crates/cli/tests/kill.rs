@@ -5,13 +5,10 @@
 
 #![allow(missing_docs)]
 
-#[path = "../../broker/tests/support/mod.rs"]
 mod support;
+#[path = "../../broker/tests/support/mod.rs"]
+mod wire;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -27,47 +24,14 @@ use kafka_protocol::messages::{
     ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use support::{batch, records_of, Client};
+use support::spawn_strom;
+use wire::{batch, records_of, Client};
 
 const TOPIC: &str = "durable";
 const PARTITIONS: i32 = 2;
 const PRODUCERS: usize = 4;
 /// Acknowledged batches before the kill; producers keep sending while it happens.
 const ACKS_BEFORE_KILL: usize = 400;
-
-/// Starts `strom serve` on `dir` with an ephemeral port; returns the child and the
-/// Kafka address it logged.
-fn spawn_strom(dir: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args([
-            "serve",
-            "--kafka-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strom");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("strom exited before it was serving")
-            .expect("read stderr");
-        if let Some((_, rest)) = line.split_once("kafka_addr=") {
-            let addr = rest.split_whitespace().next().expect("address");
-            break addr.parse().expect("socket address");
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
 
 /// An acknowledged record: partition, offset, value.
 type Acked = (i32, i64, Vec<u8>);
@@ -79,7 +43,7 @@ fn name() -> TopicName {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_sigkill_under_load() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, addr) = spawn_strom(dir.path());
+    let (mut child, addr) = spawn_strom(dir.path(), &[]);
     let mut admin = Client::connect(addr).await;
     let created = admin
         .send(
@@ -163,7 +127,7 @@ async fn acknowledged_records_survive_sigkill_under_load() {
     let acked = acked.lock().expect("lock").clone();
     assert!(acked.len() >= ACKS_BEFORE_KILL * 3);
 
-    let (mut child, addr) = spawn_strom(dir.path());
+    let (mut child, addr) = spawn_strom(dir.path(), &[]);
     let mut client = Client::connect(addr).await;
     for partition in 0..PARTITIONS {
         let mut stored: Vec<(i64, Vec<u8>)> = Vec::new();

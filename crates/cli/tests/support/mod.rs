@@ -1,0 +1,44 @@
+//! Spawning `strom serve` for the binary's end-to-end tests: a temp data directory,
+//! ephemeral loopback ports, and the Kafka address read from its log.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Starts `strom serve` on `dir` with ephemeral ports and `extra` flags; returns the
+/// child and the Kafka address it logged.
+pub fn spawn_strom(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args([
+            "serve",
+            "--kafka-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strom");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("strom exited before it was serving")
+            .expect("read stderr");
+        if let Some((_, rest)) = line.split_once("kafka_addr=") {
+            let addr = rest.split_whitespace().next().expect("address");
+            break addr.parse().expect("socket address");
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
