@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
@@ -33,7 +34,7 @@ use tokio::sync::watch;
 use super::Reply;
 use crate::cluster::{Cluster, Partition, Topic};
 use crate::metrics::Metrics;
-use crate::protocol::{encode_response, log_error_code, Header};
+use crate::protocol::{encode_response_sharing, log_error_code, Header};
 
 /// Longest wait a client may ask for; bounds how long a request can pin a task.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
@@ -68,7 +69,13 @@ pub(super) fn handle(
             };
             metrics.fetched(&name, bytes);
         }
-        encode_response(ApiKey::Fetch, version, correlation_id, &response)
+        // The record sets read from the log go to the socket as they are (no copy).
+        let records: Vec<Bytes> = response
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
+            .collect();
+        encode_response_sharing(ApiKey::Fetch, version, correlation_id, &response, &records)
     }))
 }
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -24,7 +23,7 @@ use kafka_protocol::ResponseError;
 use super::{blocking, str_bytes, Reply};
 use crate::broker::Shared;
 use crate::coord::group::{JoinOutcome, JoinRequest};
-use crate::protocol::{encode_response, FrameError, Header};
+use crate::protocol::{encode_response, FrameError, Header, ResponseFrame};
 use crate::security::acl::{Operation, Resource};
 use crate::security::Session;
 
@@ -402,7 +401,7 @@ pub(super) async fn delete(
     .await
 }
 
-fn ready(encoded: Result<BytesMut, FrameError>) -> Reply {
+fn ready(encoded: Result<ResponseFrame, FrameError>) -> Reply {
     match encoded {
         Ok(buf) => Reply::Ready(buf),
         Err(e) => Reply::Later(tokio::spawn(async move { Err(e) })),

@@ -21,13 +21,12 @@ mod topics;
 mod transactions;
 mod unauthorized;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::task::JoinHandle;
 
 use crate::broker::Shared;
-use crate::protocol::{encode_response, FrameError, Header, Request};
+use crate::protocol::{encode_response, FrameError, Header, Request, ResponseFrame};
 use crate::security::Session;
 
 /// What the connection sends back for one request.
@@ -35,9 +34,9 @@ pub(crate) enum Reply {
     /// Nothing (produce with acks=0).
     None,
     /// This response, now.
-    Ready(BytesMut),
+    Ready(ResponseFrame),
     /// The response this task produces (it waits for a sync or for data).
-    Later(JoinHandle<Result<BytesMut, FrameError>>),
+    Later(JoinHandle<Result<ResponseFrame, FrameError>>),
 }
 
 /// Runs the handler of `request`, which `session` has admitted.

@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -21,7 +20,7 @@ use super::frame::{read_frame, ReadFrameError};
 use super::listener::Listener;
 use crate::broker::Shared;
 use crate::handlers::{self, Reply};
-use crate::protocol::{self, FrameError};
+use crate::protocol::{self, FrameError, ResponseFrame};
 use crate::security::session::{Admission, UNAUTHENTICATED_FRAME_BYTES_MAX};
 use crate::security::{tls, Session};
 
@@ -30,8 +29,8 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A response waiting for its turn on the wire.
 enum Response {
-    Ready(BytesMut),
-    Later(JoinHandle<Result<BytesMut, FrameError>>),
+    Ready(ResponseFrame),
+    Later(JoinHandle<Result<ResponseFrame, FrameError>>),
 }
 
 /// A response with what its request was, for the request metrics.
@@ -105,7 +104,7 @@ async fn serve<S>(
     let metrics = Arc::clone(&shared.metrics);
     let writer = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
-            let response = match pending.response {
+            let mut response = match pending.response {
                 Response::Ready(buf) => buf,
                 Response::Later(task) => match task.await {
                     Ok(Ok(buf)) => buf,
@@ -113,7 +112,7 @@ async fn serve<S>(
                     Err(e) => return Err(format!("request task failed: {e}")),
                 },
             };
-            if let Err(e) = write_half.write_all(&response).await {
+            if let Err(e) = write_half.write_all_buf(&mut response).await {
                 return Err(e.to_string());
             }
             metrics.request(&pending.api, pending.version, pending.received.elapsed());
@@ -148,7 +147,7 @@ async fn serve<S>(
             match session.raw_token(&frame) {
                 Ok(token) => {
                     let pending = Pending {
-                        response: Response::Ready(token),
+                        response: Response::Ready(token.into()),
                         api: "SaslToken".into(),
                         version: 0,
                         received,

@@ -2,15 +2,18 @@
 //! header parsing, response framing, and the one mapping from our errors to Kafka
 //! error codes. Message bodies are decoded and encoded by the `kafka-protocol` crate.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use strom_log::LogError;
 
 mod request;
+mod response_frame;
 
 pub(crate) use request::{decode_request, Request};
+use response_frame::FrameBuf;
+pub(crate) use response_frame::ResponseFrame;
 
 /// Every API strom serves, with the versions it accepts. ApiVersions advertises
 /// exactly this table; the floors follow Kafka 4 (KIP-896), the ceilings are the
@@ -162,7 +165,19 @@ pub(crate) fn encode_response<R: Encodable>(
     version: i16,
     correlation_id: i32,
     response: &R,
-) -> Result<BytesMut, FrameError> {
+) -> Result<ResponseFrame, FrameError> {
+    encode_response_sharing(api, version, correlation_id, response, &[])
+}
+
+/// [`encode_response`] for a response that holds `shared` record sets (a fetch's):
+/// they are referenced by the frame instead of copied into it.
+pub(crate) fn encode_response_sharing<R: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+    shared: &[Bytes],
+) -> Result<ResponseFrame, FrameError> {
     let failed = |e: String| FrameError::Malformed {
         what: format!("{api:?} v{version} response"),
         reason: e,
@@ -173,13 +188,14 @@ pub(crate) fn encode_response<R: Encodable>(
         .compute_size(header_version)
         .and_then(|h| Ok(h + response.compute_size(version)?))
         .map_err(|e| failed(e.to_string()))?;
-    let mut buf = BytesMut::with_capacity(4 + size);
+    let shared_bytes: usize = shared.iter().map(Bytes::len).sum();
+    let mut buf = FrameBuf::new((4 + size).saturating_sub(shared_bytes), shared);
     buf.put_i32(size as i32);
     header
         .encode(&mut buf, header_version)
         .and_then(|()| response.encode(&mut buf, version))
         .map_err(|e| failed(e.to_string()))?;
-    Ok(buf)
+    Ok(buf.finish())
 }
 
 /// The Kafka error code for a log error.

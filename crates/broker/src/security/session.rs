@@ -24,7 +24,7 @@ use super::acl::{Operation, Resource};
 use super::sasl::{SaslExchange, SaslMechanism, SaslStep};
 use super::{denied_code, Security};
 use crate::net::listener::Listener;
-use crate::protocol::{encode_response, Header, Request};
+use crate::protocol::{encode_response, Header, Request, ResponseFrame};
 
 /// The principal of clients that did not authenticate.
 pub(crate) const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -37,11 +37,11 @@ pub(crate) enum Admission {
     /// Hand it to the handlers (boxed: requests are large, the other answers small).
     Dispatch(Box<Request>),
     /// Send this response (a SASL step) and go on.
-    Respond(BytesMut),
+    Respond(ResponseFrame),
     /// Send this response, if any, after the failed-authentication delay; then close.
     Refuse {
         /// The error response.
-        response: Option<BytesMut>,
+        response: Option<ResponseFrame>,
         /// Why, for the log.
         reason: String,
     },

@@ -3,6 +3,7 @@
 //! syscalls, and neither holds more than one chunk (or one batch) in memory.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 use crate::batch::{BatchHeader, HEADER_BYTES};
@@ -122,8 +123,39 @@ pub(crate) fn scan(
 
 /// Reads `len` bytes at `position` into a new buffer (short at end of file).
 pub(crate) fn read_range(file: &File, position: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let n = read_at_most(file, &mut buf, position)?;
-    buf.truncate(n);
+    // Read into uninitialized capacity: zero-filling a fetch-sized buffer first costs
+    // as much as the read itself (it was 16% of a consuming broker's CPU).
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    while buf.len() < len {
+        let filled = buf.len();
+        let at = position + filled as u64;
+        let spare = &mut buf.spare_capacity_mut()[..len - filled];
+        let offset = libc::off_t::try_from(at).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        // SAFETY: pread writes at most `spare.len()` bytes into `spare`, which is
+        // allocated, writable and not aliased; the file descriptor is open for the life
+        // of `file`.
+        let read = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                spare.len(),
+                offset,
+            )
+        };
+        match read {
+            0 => break,
+            n if n > 0 => {
+                // SAFETY: the kernel initialized the first `n` bytes of the spare
+                // capacity, and `n <= spare.len()`.
+                unsafe { buf.set_len(filled + n as usize) };
+            }
+            _ => {
+                let error = std::io::Error::last_os_error();
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
     Ok(buf)
 }
