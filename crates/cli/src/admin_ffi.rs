@@ -1,0 +1,950 @@
+//! The admin calls that librdkafka offers but the `rdkafka` crate does not wrap: ACLs
+//! (CreateAcls, DescribeAcls, DeleteAcls) and SCRAM credentials
+//! (DescribeUserScramCredentials, AlterUserScramCredentials), through `rdkafka-sys`.
+//!
+//! This is the only module of the CLI with `unsafe` code. Its API is safe: owned Rust
+//! values go in, owned Rust values come out. Each call follows librdkafka's admin
+//! pattern: build the request objects, send them with a private result queue, wait for
+//! the one result event, and copy what it holds before the event is destroyed.
+//!
+//! Invariants:
+//! - Every librdkafka object this module creates is held by an [`Owned`] guard that
+//!   destroys it exactly once, on every path, errors included.
+//! - Pointers read out of a result event never outlive the event's guard: results are
+//!   copied into `String`s and enums inside the function that holds the guard.
+//! - librdkafka copies the request objects it is given (bindings, filters, user names,
+//!   alterations), so they are destroyed by their guards as soon as the call returns.
+
+use std::ffi::{c_char, CStr, CString};
+use std::fmt;
+use std::ptr::{self, NonNull};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use clap::ValueEnum;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka_sys as sys;
+use sys::{
+    rd_kafka_AclOperation_t as COperation, rd_kafka_AclPermissionType_t as CPermission,
+    rd_kafka_ResourcePatternType_t as CPattern, rd_kafka_ResourceType_t as CResource,
+    rd_kafka_ScramMechanism_t as CMechanism,
+};
+
+/// Time given to librdkafka beyond the request timeout to deliver the result event
+/// (a timed-out request is still answered, with a timeout error).
+const RESULT_GRACE: Duration = Duration::from_secs(5);
+
+/// Size of the buffers librdkafka writes argument errors into.
+const ERRSTR_BYTES: usize = 512;
+
+/// A Kafka resource type that ACLs protect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum ResourceType {
+    /// A topic.
+    Topic,
+    /// A consumer group.
+    Group,
+    /// The cluster (Kafka names its one resource `kafka-cluster`).
+    Cluster,
+    /// A transactional id.
+    TransactionalId,
+}
+
+/// How an ACL's resource name matches resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum PatternType {
+    /// The exact name (or `*`, every resource of the type).
+    Literal,
+    /// Every resource whose name starts with the name.
+    Prefixed,
+}
+
+/// How a filter matches the patterns of ACLs (Kafka's `PatternType` for filters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PatternFilter {
+    /// ACLs with exactly this literal name.
+    Literal,
+    /// ACLs with exactly this prefix.
+    Prefixed,
+    /// Every ACL that applies to the named resource: the literal name, the `*`
+    /// wildcard and the prefixes of the name.
+    Match,
+    /// ACLs with this name, literal or prefixed.
+    Any,
+}
+
+/// An operation an ACL allows or denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Operation {
+    /// Every operation.
+    All,
+    /// Read (fetch, join and commit in a group).
+    Read,
+    /// Write (produce).
+    Write,
+    /// Create.
+    Create,
+    /// Delete.
+    Delete,
+    /// Alter.
+    Alter,
+    /// Describe.
+    Describe,
+    /// Inter-broker cluster actions.
+    ClusterAction,
+    /// Describe configs.
+    DescribeConfigs,
+    /// Alter configs.
+    AlterConfigs,
+    /// Idempotent produce.
+    IdempotentWrite,
+}
+
+/// Whether an ACL allows or denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Permission {
+    /// Allows the operation.
+    Allow,
+    /// Denies the operation (a matching deny wins over any allow).
+    Deny,
+}
+
+/// An ACL: who may (or may not) do what to which resources, from which hosts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AclBinding {
+    /// What kind of resource.
+    pub resource_type: ResourceType,
+    /// The resource name, prefix or `*`.
+    pub resource_name: String,
+    /// How the name matches.
+    pub pattern: PatternType,
+    /// `User:NAME` or `User:*`.
+    pub principal: String,
+    /// A client host, or `*` for any.
+    pub host: String,
+    /// The operation.
+    pub operation: Operation,
+    /// Allow or deny.
+    pub permission: Permission,
+}
+
+/// Which ACLs to describe or delete; `None` matches anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclFilter {
+    /// The resource type.
+    pub resource_type: Option<ResourceType>,
+    /// The resource name (a name for `Match`).
+    pub resource_name: Option<String>,
+    /// How ACL patterns are matched.
+    pub pattern: PatternFilter,
+    /// The principal.
+    pub principal: Option<String>,
+    /// The host.
+    pub host: Option<String>,
+    /// The operation.
+    pub operation: Option<Operation>,
+    /// The permission.
+    pub permission: Option<Permission>,
+}
+
+/// A SCRAM mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum ScramMechanism {
+    /// SCRAM-SHA-256.
+    #[value(name = "SCRAM-SHA-256")]
+    Sha256,
+    /// SCRAM-SHA-512.
+    #[value(name = "SCRAM-SHA-512")]
+    Sha512,
+}
+
+/// One stored SCRAM credential of a user (the broker never tells more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScramCredential {
+    /// Its mechanism.
+    pub mechanism: ScramMechanism,
+    /// Its PBKDF2 iteration count.
+    pub iterations: i32,
+}
+
+/// A change to a user's SCRAM credentials.
+#[derive(Clone)]
+pub enum ScramAlteration {
+    /// Sets (creates or replaces) the credential of one mechanism; librdkafka salts
+    /// and hashes the password, which is never sent.
+    Upsert {
+        /// User name.
+        user: String,
+        /// Mechanism.
+        mechanism: ScramMechanism,
+        /// PBKDF2 iterations.
+        iterations: i32,
+        /// The password.
+        password: Vec<u8>,
+    },
+    /// Removes the credential of one mechanism.
+    Delete {
+        /// User name.
+        user: String,
+        /// Mechanism.
+        mechanism: ScramMechanism,
+    },
+}
+
+/// A user as DescribeUserScramCredentials answers: credentials or an error.
+#[derive(Debug)]
+pub struct UserDescription {
+    /// User name.
+    pub user: String,
+    /// Its credentials, or why the broker could not describe them.
+    pub credentials: Result<Vec<ScramCredential>, AdminError>,
+}
+
+/// A Kafka error for a whole request or one item of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminError {
+    /// The error code.
+    pub code: RDKafkaErrorCode,
+    /// librdkafka's or the broker's message.
+    pub message: String,
+}
+
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "{}", self.code)
+        } else {
+            write!(f, "{:?} ({})", self.code, self.message)
+        }
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+/// The ACL and SCRAM admin calls over one librdkafka client.
+pub struct AdminApi {
+    client: AdminClient<DefaultClientContext>,
+    timeout: Duration,
+}
+
+impl AdminApi {
+    /// Calls through `client`; each request may take `timeout`.
+    pub fn new(client: AdminClient<DefaultClientContext>, timeout: Duration) -> Self {
+        AdminApi { client, timeout }
+    }
+
+    /// CreateAcls: one result per binding, in order.
+    pub fn create_acls(&self, acls: &[AclBinding]) -> anyhow::Result<Vec<Result<(), AdminError>>> {
+        let natives = acls
+            .iter()
+            .map(native_binding)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut pointers: Vec<*mut sys::rd_kafka_AclBinding_t> =
+            natives.iter().map(Owned::as_ptr).collect();
+        let event = self.call(
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEACLS,
+            |rk, options, queue| {
+                // SAFETY: `pointers` holds live bindings (owned by `natives`) and its
+                // length is passed along; librdkafka copies them before returning.
+                unsafe {
+                    sys::rd_kafka_CreateAcls(
+                        rk,
+                        pointers.as_mut_ptr(),
+                        pointers.len(),
+                        options,
+                        queue,
+                    )
+                }
+            },
+        )?;
+        // SAFETY: the event is live; a result of another type is null, checked below.
+        let result = unsafe { sys::rd_kafka_event_CreateAcls_result(event.as_ptr()) };
+        let result = non_null(result, "CreateAcls")?;
+        let mut count = 0;
+        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
+        let items = unsafe { sys::rd_kafka_CreateAcls_result_acls(result, &mut count) };
+        // SAFETY: `items` points to `count` results owned by `event`, which outlives
+        // this borrow.
+        let items = unsafe { array(items, count) };
+        Ok(items
+            .iter()
+            // SAFETY: `item` is live (see above); its error is copied.
+            .map(|&item| unsafe { item_error(sys::rd_kafka_acl_result_error(item)) })
+            .collect())
+    }
+
+    /// DescribeAcls: every ACL that `filter` matches.
+    pub fn describe_acls(&self, filter: &AclFilter) -> anyhow::Result<Vec<AclBinding>> {
+        let native = native_filter(filter)?;
+        let event = self.call(
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBEACLS,
+            // SAFETY: `native` is a live filter; librdkafka copies it before returning.
+            |rk, options, queue| unsafe {
+                sys::rd_kafka_DescribeAcls(rk, native.as_ptr(), options, queue)
+            },
+        )?;
+        // SAFETY: the event is live; a result of another type is null, checked below.
+        let result = unsafe { sys::rd_kafka_event_DescribeAcls_result(event.as_ptr()) };
+        let result = non_null(result, "DescribeAcls")?;
+        let mut count = 0;
+        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
+        let acls = unsafe { sys::rd_kafka_DescribeAcls_result_acls(result, &mut count) };
+        // SAFETY: `acls` points to `count` bindings owned by `event`, which outlives
+        // this borrow.
+        let acls = unsafe { array(acls, count) };
+        // SAFETY: each binding is live (see above) and copied.
+        acls.iter()
+            .map(|&acl| unsafe { read_binding(acl) })
+            .collect()
+    }
+
+    /// DeleteAcls: for each filter in order, the ACLs it deleted or its error.
+    pub fn delete_acls(
+        &self,
+        filters: &[AclFilter],
+    ) -> anyhow::Result<Vec<Result<Vec<AclBinding>, AdminError>>> {
+        let natives = filters
+            .iter()
+            .map(native_filter)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut pointers: Vec<*mut sys::rd_kafka_AclBindingFilter_t> =
+            natives.iter().map(Owned::as_ptr).collect();
+        let event = self.call(
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETEACLS,
+            |rk, options, queue| {
+                // SAFETY: `pointers` holds live filters (owned by `natives`) and its
+                // length is passed along; librdkafka copies them before returning.
+                unsafe {
+                    sys::rd_kafka_DeleteAcls(
+                        rk,
+                        pointers.as_mut_ptr(),
+                        pointers.len(),
+                        options,
+                        queue,
+                    )
+                }
+            },
+        )?;
+        // SAFETY: the event is live; a result of another type is null, checked below.
+        let result = unsafe { sys::rd_kafka_event_DeleteAcls_result(event.as_ptr()) };
+        let result = non_null(result, "DeleteAcls")?;
+        let mut count = 0;
+        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
+        let responses = unsafe { sys::rd_kafka_DeleteAcls_result_responses(result, &mut count) };
+        let mut deleted = Vec::with_capacity(count);
+        // SAFETY: `responses` points to `count` responses owned by `event`, which
+        // outlives this loop; everything read is copied.
+        for &response in unsafe { array(responses, count) } {
+            // SAFETY: `response` is live (see above).
+            if let Err(error) =
+                unsafe { item_error(sys::rd_kafka_DeleteAcls_result_response_error(response)) }
+            {
+                deleted.push(Err(error));
+                continue;
+            }
+            let mut matching = 0;
+            // SAFETY: `response` is live; librdkafka writes the count.
+            let acls = unsafe {
+                sys::rd_kafka_DeleteAcls_result_response_matching_acls(response, &mut matching)
+            };
+            // SAFETY: `acls` points to `matching` bindings owned by `event`.
+            let acls = unsafe { array(acls, matching) };
+            // SAFETY: each binding is live (see above) and copied.
+            let acls = acls.iter().map(|&acl| unsafe { read_binding(acl) });
+            deleted.push(Ok(acls.collect::<anyhow::Result<Vec<_>>>()?));
+        }
+        Ok(deleted)
+    }
+
+    /// DescribeUserScramCredentials of `users`, or of every user if it is empty.
+    pub fn describe_users(&self, users: &[String]) -> anyhow::Result<Vec<UserDescription>> {
+        let names = users
+            .iter()
+            .map(|user| c_string("user name", user))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut pointers: Vec<*const c_char> = names.iter().map(|name| name.as_ptr()).collect();
+        let event = self.call(
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBEUSERSCRAMCREDENTIALS,
+            |rk, options, queue| {
+                // SAFETY: `pointers` holds NUL-terminated names owned by `names` and its
+                // length is passed along; librdkafka copies them before returning.
+                unsafe {
+                    sys::rd_kafka_DescribeUserScramCredentials(
+                        rk,
+                        pointers.as_mut_ptr(),
+                        pointers.len(),
+                        options,
+                        queue,
+                    )
+                }
+            },
+        )?;
+        // SAFETY: the event is live; a result of another type is null, checked below.
+        let result =
+            unsafe { sys::rd_kafka_event_DescribeUserScramCredentials_result(event.as_ptr()) };
+        let result = non_null(result, "DescribeUserScramCredentials")?;
+        let mut count = 0;
+        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
+        let descriptions = unsafe {
+            sys::rd_kafka_DescribeUserScramCredentials_result_descriptions(result, &mut count)
+        };
+        // SAFETY: `descriptions` points to `count` descriptions owned by `event`,
+        // which outlives this borrow.
+        let descriptions = unsafe { array(descriptions, count) };
+        // SAFETY: each description is live (see above) and copied.
+        descriptions
+            .iter()
+            .map(|&description| unsafe { read_user(description) })
+            .collect()
+    }
+
+    /// AlterUserScramCredentials: per user name in the answer, its result.
+    pub fn alter_users(
+        &self,
+        alterations: &[ScramAlteration],
+    ) -> anyhow::Result<Vec<(String, Result<(), AdminError>)>> {
+        let natives = alterations
+            .iter()
+            .map(native_alteration)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut pointers: Vec<*mut sys::rd_kafka_UserScramCredentialAlteration_t> =
+            natives.iter().map(Owned::as_ptr).collect();
+        let event = self.call(
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERUSERSCRAMCREDENTIALS,
+            |rk, options, queue| {
+                // SAFETY: `pointers` holds live alterations (owned by `natives`) and its
+                // length is passed along; librdkafka copies them before returning.
+                unsafe {
+                    sys::rd_kafka_AlterUserScramCredentials(
+                        rk,
+                        pointers.as_mut_ptr(),
+                        pointers.len(),
+                        options,
+                        queue,
+                    )
+                }
+            },
+        )?;
+        // SAFETY: the event is live; a result of another type is null, checked below.
+        let result =
+            unsafe { sys::rd_kafka_event_AlterUserScramCredentials_result(event.as_ptr()) };
+        let result = non_null(result, "AlterUserScramCredentials")?;
+        let mut count = 0;
+        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
+        let responses =
+            unsafe { sys::rd_kafka_AlterUserScramCredentials_result_responses(result, &mut count) };
+        // SAFETY: `responses` points to `count` responses owned by `event`, which
+        // outlives this borrow.
+        let responses = unsafe { array(responses, count) };
+        let answers = responses
+            .iter()
+            // SAFETY: each response is live (see above); user and error are copied.
+            .map(|&response| unsafe {
+                (
+                    owned_string(
+                        sys::rd_kafka_AlterUserScramCredentials_result_response_user(response),
+                    ),
+                    item_error(
+                        sys::rd_kafka_AlterUserScramCredentials_result_response_error(response),
+                    ),
+                )
+            })
+            .collect();
+        Ok(answers)
+    }
+
+    /// Sends one admin request with `send(client, options, queue)` and waits for its
+    /// result event; a request-level error is returned as an [`AdminError`].
+    fn call(
+        &self,
+        api: sys::rd_kafka_admin_op_t,
+        send: impl FnOnce(*mut sys::RDKafka, *const sys::RDKafkaAdminOptions, *mut sys::RDKafkaQueue),
+    ) -> anyhow::Result<Owned<sys::RDKafkaEvent>> {
+        let rk = self.client.inner().native_ptr();
+        // SAFETY: `rk` is the live client `self.client` owns; the queue is destroyed by
+        // its guard (librdkafka keeps it alive while a request still refers to it).
+        let queue = unsafe { Owned::new(sys::rd_kafka_queue_new(rk), sys::rd_kafka_queue_destroy) }
+            .context("librdkafka could not create a result queue")?;
+        // SAFETY: as above, for the options of `api`.
+        let options = unsafe {
+            Owned::new(
+                sys::rd_kafka_AdminOptions_new(rk, api),
+                sys::rd_kafka_AdminOptions_destroy,
+            )
+        }
+        .context("librdkafka could not create admin options")?;
+        let timeout_ms = millis(self.timeout);
+        let mut errstr = [0 as c_char; ERRSTR_BYTES];
+        // SAFETY: `options` is live and `errstr` is a writable buffer of the given size.
+        let code = unsafe {
+            sys::rd_kafka_AdminOptions_set_request_timeout(
+                options.as_ptr(),
+                timeout_ms,
+                errstr.as_mut_ptr(),
+                errstr.len(),
+            )
+        };
+        if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            // SAFETY: librdkafka wrote a NUL-terminated message into `errstr`.
+            bail!("invalid timeout: {}", unsafe {
+                owned_string(errstr.as_ptr())
+            });
+        }
+        send(rk, options.as_ptr(), queue.as_ptr());
+        let wait_ms = millis(self.timeout + RESULT_GRACE);
+        // SAFETY: `queue` is live; the event returned (if any) is ours to destroy.
+        let event = unsafe {
+            Owned::new(
+                sys::rd_kafka_queue_poll(queue.as_ptr(), wait_ms),
+                sys::rd_kafka_event_destroy,
+            )
+        }
+        .with_context(|| {
+            format!(
+                "no answer within {} s",
+                (self.timeout + RESULT_GRACE).as_secs()
+            )
+        })?;
+        // SAFETY: `event` is live.
+        let code = unsafe { sys::rd_kafka_event_error(event.as_ptr()) };
+        if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            // SAFETY: `event` is live; its message lives as long as it and is copied.
+            let message = unsafe { owned_string(sys::rd_kafka_event_error_string(event.as_ptr())) };
+            return Err(AdminError {
+                code: code.into(),
+                message,
+            }
+            .into());
+        }
+        Ok(event)
+    }
+}
+
+/// A librdkafka object that this module owns and destroys once, when dropped.
+struct Owned<T> {
+    ptr: NonNull<T>,
+    destroy: unsafe extern "C" fn(*mut T),
+}
+
+impl<T> Owned<T> {
+    /// Takes ownership of `ptr`; `None` if librdkafka returned null.
+    ///
+    /// # Safety
+    /// `ptr` is null or a live object that `destroy` frees and that nothing else
+    /// frees or uses after the guard is dropped.
+    unsafe fn new(ptr: *mut T, destroy: unsafe extern "C" fn(*mut T)) -> Option<Self> {
+        NonNull::new(ptr).map(|ptr| Owned { ptr, destroy })
+    }
+
+    fn as_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        // SAFETY: `new`'s contract: the object is live and only this guard frees it.
+        unsafe { (self.destroy)(self.ptr.as_ptr()) }
+    }
+}
+
+fn millis(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
+fn non_null<T>(ptr: *const T, api: &str) -> anyhow::Result<*const T> {
+    if ptr.is_null() {
+        bail!("librdkafka answered {api} with an event of another type");
+    }
+    Ok(ptr)
+}
+
+/// `text` for C; `what` names it in the error if it contains a NUL byte.
+fn c_string(what: &str, text: &str) -> anyhow::Result<CString> {
+    CString::new(text).map_err(|_| anyhow!("the {what} {text:?} contains a NUL byte"))
+}
+
+fn optional_c_string(what: &str, text: Option<&str>) -> anyhow::Result<Option<CString>> {
+    text.map(|text| c_string(what, text)).transpose()
+}
+
+fn c_ptr(text: &Option<CString>) -> *const c_char {
+    text.as_ref().map_or(ptr::null(), |text| text.as_ptr())
+}
+
+/// The elements of a librdkafka result array.
+///
+/// # Safety
+/// `items` is null or points to `count` pointers that stay valid for `'a`.
+unsafe fn array<'a, T>(items: *mut *const T, count: usize) -> &'a [*const T] {
+    if items.is_null() || count == 0 {
+        return &[];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(items, count) }
+}
+
+/// A copy of a C string (empty for null).
+///
+/// # Safety
+/// `text` is null or a live NUL-terminated string.
+unsafe fn owned_string(text: *const c_char) -> String {
+    if text.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller's contract.
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Ok for a null error or one without an error code.
+///
+/// # Safety
+/// `error` is null or a live librdkafka error.
+unsafe fn item_error(error: *const sys::rd_kafka_error_t) -> Result<(), AdminError> {
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the caller's contract.
+    let code = unsafe { sys::rd_kafka_error_code(error) };
+    if code == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return Ok(());
+    }
+    Err(AdminError {
+        code: code.into(),
+        // SAFETY: the caller's contract; the message lives as long as the error.
+        message: unsafe { owned_string(sys::rd_kafka_error_string(error)) },
+    })
+}
+
+/// `rd_kafka_AclBinding_new` or `rd_kafka_AclBindingFilter_new` (same signature).
+type AclConstructor = unsafe extern "C" fn(
+    CResource,
+    *const c_char,
+    CPattern,
+    *const c_char,
+    *const c_char,
+    COperation,
+    CPermission,
+    *mut c_char,
+    usize,
+) -> *mut sys::rd_kafka_AclBinding_t;
+
+/// A new librdkafka ACL binding for `acl`.
+fn native_binding(acl: &AclBinding) -> anyhow::Result<Owned<sys::rd_kafka_AclBinding_t>> {
+    let filter = AclFilter {
+        resource_type: Some(acl.resource_type),
+        resource_name: Some(acl.resource_name.clone()),
+        pattern: match acl.pattern {
+            PatternType::Literal => PatternFilter::Literal,
+            PatternType::Prefixed => PatternFilter::Prefixed,
+        },
+        principal: Some(acl.principal.clone()),
+        host: Some(acl.host.clone()),
+        operation: Some(acl.operation),
+        permission: Some(acl.permission),
+    };
+    native_acl(sys::rd_kafka_AclBinding_new, "ACL", &filter)
+}
+
+/// A new librdkafka ACL binding filter for `filter`.
+fn native_filter(filter: &AclFilter) -> anyhow::Result<Owned<sys::rd_kafka_AclBindingFilter_t>> {
+    native_acl(sys::rd_kafka_AclBindingFilter_new, "ACL filter", filter)
+}
+
+/// A binding or filter made by `new` from `fields`; `what` names it in errors (which
+/// librdkafka gives for a `None` that a binding needs).
+fn native_acl(
+    new: AclConstructor,
+    what: &str,
+    fields: &AclFilter,
+) -> anyhow::Result<Owned<sys::rd_kafka_AclBinding_t>> {
+    let name = optional_c_string("resource name", fields.resource_name.as_deref())?;
+    let principal = optional_c_string("principal", fields.principal.as_deref())?;
+    let host = optional_c_string("host", fields.host.as_deref())?;
+    let mut errstr = [0 as c_char; ERRSTR_BYTES];
+    // SAFETY: the strings are null or NUL-terminated and live for the call (librdkafka
+    // copies them); `errstr` is a writable buffer of the given size.
+    let acl = unsafe {
+        new(
+            c_resource(fields.resource_type),
+            c_ptr(&name),
+            match fields.pattern {
+                PatternFilter::Literal => CPattern::RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+                PatternFilter::Prefixed => CPattern::RD_KAFKA_RESOURCE_PATTERN_PREFIXED,
+                PatternFilter::Match => CPattern::RD_KAFKA_RESOURCE_PATTERN_MATCH,
+                PatternFilter::Any => CPattern::RD_KAFKA_RESOURCE_PATTERN_ANY,
+            },
+            c_ptr(&principal),
+            c_ptr(&host),
+            c_operation(fields.operation),
+            c_permission(fields.permission),
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        )
+    };
+    // SAFETY: a non-null binding is new and ours.
+    let acl = unsafe { Owned::new(acl, sys::rd_kafka_AclBinding_destroy) };
+    // SAFETY: on failure librdkafka wrote a NUL-terminated message into `errstr`.
+    acl.ok_or_else(|| {
+        anyhow!("invalid {what}: {}", unsafe {
+            owned_string(errstr.as_ptr())
+        })
+    })
+}
+
+/// A new librdkafka SCRAM alteration for `alteration`.
+fn native_alteration(
+    alteration: &ScramAlteration,
+) -> anyhow::Result<Owned<sys::rd_kafka_UserScramCredentialAlteration_t>> {
+    let raw = match alteration {
+        ScramAlteration::Upsert {
+            user,
+            mechanism,
+            iterations,
+            password,
+        } => {
+            let user = c_string("user name", user)?;
+            // SAFETY: `user` is NUL-terminated and `password` is `len` readable bytes,
+            // both live for the call (librdkafka copies them); a null salt with size 0
+            // asks librdkafka for a random salt.
+            unsafe {
+                sys::rd_kafka_UserScramCredentialUpsertion_new(
+                    user.as_ptr(),
+                    c_mechanism(*mechanism),
+                    *iterations,
+                    password.as_ptr(),
+                    password.len(),
+                    ptr::null(),
+                    0,
+                )
+            }
+        }
+        ScramAlteration::Delete { user, mechanism } => {
+            let user = c_string("user name", user)?;
+            // SAFETY: `user` is NUL-terminated and live for the call (librdkafka
+            // copies it).
+            unsafe {
+                sys::rd_kafka_UserScramCredentialDeletion_new(
+                    user.as_ptr(),
+                    c_mechanism(*mechanism),
+                )
+            }
+        }
+    };
+    // SAFETY: a non-null alteration is new and ours.
+    unsafe { Owned::new(raw, sys::rd_kafka_UserScramCredentialAlteration_destroy) }
+        .context("librdkafka could not create a SCRAM credential alteration")
+}
+
+/// A copy of a binding in a result.
+///
+/// # Safety
+/// `acl` is a live librdkafka ACL binding.
+unsafe fn read_binding(acl: *const sys::rd_kafka_AclBinding_t) -> anyhow::Result<AclBinding> {
+    // SAFETY: the caller's contract; the strings live as long as `acl` and are copied.
+    unsafe {
+        Ok(AclBinding {
+            resource_type: rust_resource(sys::rd_kafka_AclBinding_restype(acl))?,
+            resource_name: owned_string(sys::rd_kafka_AclBinding_name(acl)),
+            pattern: match sys::rd_kafka_AclBinding_resource_pattern_type(acl) {
+                CPattern::RD_KAFKA_RESOURCE_PATTERN_LITERAL => PatternType::Literal,
+                CPattern::RD_KAFKA_RESOURCE_PATTERN_PREFIXED => PatternType::Prefixed,
+                other => bail!("the broker answered an ACL with pattern type {other:?}"),
+            },
+            principal: owned_string(sys::rd_kafka_AclBinding_principal(acl)),
+            host: owned_string(sys::rd_kafka_AclBinding_host(acl)),
+            operation: rust_operation(sys::rd_kafka_AclBinding_operation(acl))?,
+            permission: match sys::rd_kafka_AclBinding_permission_type(acl) {
+                CPermission::RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW => Permission::Allow,
+                CPermission::RD_KAFKA_ACL_PERMISSION_TYPE_DENY => Permission::Deny,
+                other => bail!("the broker answered an ACL with permission {other:?}"),
+            },
+        })
+    }
+}
+
+/// A copy of a user description in a result.
+///
+/// # Safety
+/// `description` is a live librdkafka user SCRAM credentials description.
+unsafe fn read_user(
+    description: *const sys::rd_kafka_UserScramCredentialsDescription_t,
+) -> anyhow::Result<UserDescription> {
+    // SAFETY: the caller's contract; everything read lives as long as `description`
+    // and is copied.
+    unsafe {
+        let user = owned_string(sys::rd_kafka_UserScramCredentialsDescription_user(
+            description,
+        ));
+        if let Err(error) = item_error(sys::rd_kafka_UserScramCredentialsDescription_error(
+            description,
+        )) {
+            return Ok(UserDescription {
+                user,
+                credentials: Err(error),
+            });
+        }
+        let count =
+            sys::rd_kafka_UserScramCredentialsDescription_scramcredentialinfo_count(description);
+        let mut credentials = Vec::with_capacity(count);
+        for index in 0..count {
+            let info = sys::rd_kafka_UserScramCredentialsDescription_scramcredentialinfo(
+                description,
+                index,
+            );
+            if info.is_null() {
+                continue;
+            }
+            let mechanism = match sys::rd_kafka_ScramCredentialInfo_mechanism(info) {
+                CMechanism::RD_KAFKA_SCRAM_MECHANISM_SHA_256 => ScramMechanism::Sha256,
+                CMechanism::RD_KAFKA_SCRAM_MECHANISM_SHA_512 => ScramMechanism::Sha512,
+                other => bail!("the broker answered user {user} with mechanism {other:?}"),
+            };
+            credentials.push(ScramCredential {
+                mechanism,
+                iterations: sys::rd_kafka_ScramCredentialInfo_iterations(info),
+            });
+        }
+        Ok(UserDescription {
+            user,
+            credentials: Ok(credentials),
+        })
+    }
+}
+
+fn c_resource(resource: Option<ResourceType>) -> CResource {
+    match resource {
+        None => CResource::RD_KAFKA_RESOURCE_ANY,
+        Some(ResourceType::Topic) => CResource::RD_KAFKA_RESOURCE_TOPIC,
+        Some(ResourceType::Group) => CResource::RD_KAFKA_RESOURCE_GROUP,
+        Some(ResourceType::Cluster) => CResource::RD_KAFKA_RESOURCE_BROKER,
+        Some(ResourceType::TransactionalId) => CResource::RD_KAFKA_RESOURCE_TRANSACTIONAL_ID,
+    }
+}
+
+fn rust_resource(resource: CResource) -> anyhow::Result<ResourceType> {
+    Ok(match resource {
+        CResource::RD_KAFKA_RESOURCE_TOPIC => ResourceType::Topic,
+        CResource::RD_KAFKA_RESOURCE_GROUP => ResourceType::Group,
+        CResource::RD_KAFKA_RESOURCE_BROKER => ResourceType::Cluster,
+        CResource::RD_KAFKA_RESOURCE_TRANSACTIONAL_ID => ResourceType::TransactionalId,
+        other => bail!("the broker answered an ACL with resource type {other:?}"),
+    })
+}
+
+fn c_operation(operation: Option<Operation>) -> COperation {
+    match operation {
+        None => COperation::RD_KAFKA_ACL_OPERATION_ANY,
+        Some(Operation::All) => COperation::RD_KAFKA_ACL_OPERATION_ALL,
+        Some(Operation::Read) => COperation::RD_KAFKA_ACL_OPERATION_READ,
+        Some(Operation::Write) => COperation::RD_KAFKA_ACL_OPERATION_WRITE,
+        Some(Operation::Create) => COperation::RD_KAFKA_ACL_OPERATION_CREATE,
+        Some(Operation::Delete) => COperation::RD_KAFKA_ACL_OPERATION_DELETE,
+        Some(Operation::Alter) => COperation::RD_KAFKA_ACL_OPERATION_ALTER,
+        Some(Operation::Describe) => COperation::RD_KAFKA_ACL_OPERATION_DESCRIBE,
+        Some(Operation::ClusterAction) => COperation::RD_KAFKA_ACL_OPERATION_CLUSTER_ACTION,
+        Some(Operation::DescribeConfigs) => COperation::RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS,
+        Some(Operation::AlterConfigs) => COperation::RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS,
+        Some(Operation::IdempotentWrite) => COperation::RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE,
+    }
+}
+
+fn rust_operation(operation: COperation) -> anyhow::Result<Operation> {
+    Ok(match operation {
+        COperation::RD_KAFKA_ACL_OPERATION_ALL => Operation::All,
+        COperation::RD_KAFKA_ACL_OPERATION_READ => Operation::Read,
+        COperation::RD_KAFKA_ACL_OPERATION_WRITE => Operation::Write,
+        COperation::RD_KAFKA_ACL_OPERATION_CREATE => Operation::Create,
+        COperation::RD_KAFKA_ACL_OPERATION_DELETE => Operation::Delete,
+        COperation::RD_KAFKA_ACL_OPERATION_ALTER => Operation::Alter,
+        COperation::RD_KAFKA_ACL_OPERATION_DESCRIBE => Operation::Describe,
+        COperation::RD_KAFKA_ACL_OPERATION_CLUSTER_ACTION => Operation::ClusterAction,
+        COperation::RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS => Operation::DescribeConfigs,
+        COperation::RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS => Operation::AlterConfigs,
+        COperation::RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE => Operation::IdempotentWrite,
+        other => bail!("the broker answered an ACL with operation {other:?}"),
+    })
+}
+
+fn c_permission(permission: Option<Permission>) -> CPermission {
+    match permission {
+        None => CPermission::RD_KAFKA_ACL_PERMISSION_TYPE_ANY,
+        Some(Permission::Allow) => CPermission::RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
+        Some(Permission::Deny) => CPermission::RD_KAFKA_ACL_PERMISSION_TYPE_DENY,
+    }
+}
+
+fn c_mechanism(mechanism: ScramMechanism) -> CMechanism {
+    match mechanism {
+        ScramMechanism::Sha256 => CMechanism::RD_KAFKA_SCRAM_MECHANISM_SHA_256,
+        ScramMechanism::Sha512 => CMechanism::RD_KAFKA_SCRAM_MECHANISM_SHA_512,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_a_nul_byte_are_refused_before_librdkafka_sees_them() {
+        let acl = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "ord\0ers".into(),
+            pattern: PatternType::Literal,
+            principal: "User:bob".into(),
+            host: "*".into(),
+            operation: Operation::Write,
+            permission: Permission::Allow,
+        };
+        let error = native_binding(&acl).err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("the resource name \"ord\\0ers\" contains a NUL byte")
+        );
+    }
+
+    #[test]
+    fn bindings_and_filters_are_built_and_freed() {
+        let acl = AclBinding {
+            resource_type: ResourceType::Cluster,
+            resource_name: "kafka-cluster".into(),
+            pattern: PatternType::Literal,
+            principal: "User:bob".into(),
+            host: "*".into(),
+            operation: Operation::IdempotentWrite,
+            permission: Permission::Deny,
+        };
+        assert!(native_binding(&acl).is_ok());
+        let filter = AclFilter {
+            resource_type: None,
+            resource_name: None,
+            pattern: PatternFilter::Any,
+            principal: None,
+            host: None,
+            operation: None,
+            permission: None,
+        };
+        assert!(native_filter(&filter).is_ok());
+    }
+
+    #[test]
+    fn librdkafka_argument_errors_become_messages() {
+        let incomplete = AclFilter {
+            resource_type: Some(ResourceType::Topic),
+            resource_name: Some("orders".into()),
+            pattern: PatternFilter::Literal,
+            principal: None,
+            host: Some("*".into()),
+            operation: Some(Operation::Read),
+            permission: Some(Permission::Allow),
+        };
+        let error = native_acl(sys::rd_kafka_AclBinding_new, "ACL", &incomplete)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(error.as_deref(), Some("invalid ACL: Invalid principal"));
+    }
+}
