@@ -613,10 +613,18 @@ unsafe fn item_error(error: *const sys::rd_kafka_error_t) -> Result<(), AdminErr
     if code == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         return Ok(());
     }
+    // SAFETY: the caller's contract; the message lives as long as the error.
+    let mut message = unsafe { owned_string(sys::rd_kafka_error_string(error)) };
+    // librdkafka 2.12 copies a user's error message in DescribeUserScramCredentials
+    // with `strdup` straight from the response buffer, where it is not NUL-terminated:
+    // the bytes that follow it in the response (`\x01`, the empty credentials array)
+    // end up in the text. No message has control characters of its own.
+    if let Some(end) = message.find(char::is_control) {
+        message.truncate(end);
+    }
     Err(AdminError {
         code: code.into(),
-        // SAFETY: the caller's contract; the message lives as long as the error.
-        message: unsafe { owned_string(sys::rd_kafka_error_string(error)) },
+        message,
     })
 }
 
