@@ -36,6 +36,10 @@ use sys::{
 /// (a timed-out request is still answered, with a timeout error).
 const RESULT_GRACE: Duration = Duration::from_secs(5);
 
+/// The admin operation whose request-level errors librdkafka mishandles (see `call`).
+const DESCRIBE_USERS: sys::rd_kafka_admin_op_t =
+    sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBEUSERSCRAMCREDENTIALS;
+
 /// Size of the buffers librdkafka writes argument errors into.
 const ERRSTR_BYTES: usize = 512;
 
@@ -365,22 +369,19 @@ impl AdminApi {
             .map(|user| c_string("user name", user))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut pointers: Vec<*const c_char> = names.iter().map(|name| name.as_ptr()).collect();
-        let event = self.call(
-            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBEUSERSCRAMCREDENTIALS,
-            |rk, options, queue| {
-                // SAFETY: `pointers` holds NUL-terminated names owned by `names` and its
-                // length is passed along; librdkafka copies them before returning.
-                unsafe {
-                    sys::rd_kafka_DescribeUserScramCredentials(
-                        rk,
-                        pointers.as_mut_ptr(),
-                        pointers.len(),
-                        options,
-                        queue,
-                    )
-                }
-            },
-        )?;
+        let event = self.call(DESCRIBE_USERS, |rk, options, queue| {
+            // SAFETY: `pointers` holds NUL-terminated names owned by `names` and its
+            // length is passed along; librdkafka copies them before returning.
+            unsafe {
+                sys::rd_kafka_DescribeUserScramCredentials(
+                    rk,
+                    pointers.as_mut_ptr(),
+                    pointers.len(),
+                    options,
+                    queue,
+                )
+            }
+        })?;
         // SAFETY: the event is live; a result of another type is null, checked below.
         let result =
             unsafe { sys::rd_kafka_event_DescribeUserScramCredentials_result(event.as_ptr()) };
@@ -509,16 +510,26 @@ impl AdminApi {
         })?;
         // SAFETY: `event` is live.
         let code = unsafe { sys::rd_kafka_event_error(event.as_ptr()) };
-        if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            // SAFETY: `event` is live; its message lives as long as it and is copied.
-            let message = unsafe { owned_string(sys::rd_kafka_event_error_string(event.as_ptr())) };
-            return Err(AdminError {
-                code: code.into(),
-                message,
-            }
-            .into());
+        if code == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Ok(event);
         }
-        Ok(event)
+        // librdkafka 2.12 keeps a broker's (positive) request-level error of
+        // DescribeUserScramCredentials as a pointer to stack memory or to a static
+        // string, and frees it with the event: reading it is undefined and destroying
+        // the event aborts the process. Such an event is leaked (the CLI exits right
+        // after) and only its code is used.
+        let message = if api == DESCRIBE_USERS && (code as i32) > 0 {
+            event.leak();
+            String::new()
+        } else {
+            // SAFETY: `event` is live; its message lives as long as it and is copied.
+            unsafe { owned_string(sys::rd_kafka_event_error_string(event.as_ptr())) }
+        };
+        Err(AdminError {
+            code: code.into(),
+            message,
+        }
+        .into())
     }
 }
 
@@ -540,6 +551,12 @@ impl<T> Owned<T> {
 
     fn as_ptr(&self) -> *mut T {
         self.ptr.as_ptr()
+    }
+
+    /// Gives up the object without destroying it (for objects librdkafka cannot
+    /// destroy safely).
+    fn leak(self) {
+        std::mem::forget(self);
     }
 }
 

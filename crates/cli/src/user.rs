@@ -164,8 +164,12 @@ fn delete(api: &AdminApi, user: String, mechanism: Option<ScramMechanism>) -> an
 }
 
 fn list(api: &AdminApi, users: &[String]) -> anyhow::Result<()> {
+    // librdkafka refuses a request that names a user twice.
+    let mut users = users.to_vec();
+    users.sort_unstable();
+    users.dedup();
     let mut table = Table::new(&["USER", "MECHANISM", "ITERATIONS"]);
-    for (user, mechanism, iterations) in credentials(api, users)? {
+    for (user, mechanism, iterations) in credentials(api, &users)? {
         table.row(vec![user, flag_name(mechanism), iterations.to_string()]);
     }
     print!("{}", table.render());

@@ -154,12 +154,23 @@ fn a_user_created_and_granted_by_the_cli_can_write_until_revoked_and_deleted() {
          bob    SCRAM-SHA-256  8192\n"
     );
     assert_eq!(
-        broker.ok(ADMIN, &["user", "list", "bob"]),
+        broker.ok(ADMIN, &["user", "list", "bob", "bob"]),
         "USER  MECHANISM      ITERATIONS\nbob   SCRAM-SHA-256  8192\n"
     );
 
-    // Bob logs in, but without ACLs he sees no topic and cannot write.
+    // Bob logs in, but without ACLs he sees no topic, cannot write, and cannot see
+    // or change users.
     broker.ok(ADMIN, &["topic", "create", "orders"]);
+    assert_eq!(
+        broker.fails(BOB, &["user", "list"], ""),
+        "strom: cannot describe users: ClusterAuthorizationFailed (Broker: Cluster \
+         authorization failed)\n"
+    );
+    assert_eq!(
+        broker.fails(BOB, &["user", "create", "eve", "--password", "x"], ""),
+        "strom: cannot create user eve: ClusterAuthorizationFailed (ALTER on the cluster is \
+         needed)\n"
+    );
     assert_eq!(broker.ok(BOB, &["topic", "list"]), "TOPIC  PARTITIONS\n");
     assert_eq!(broker.fails(BOB, &["produce", "orders"], "v0\n"), REFUSED);
 
