@@ -311,18 +311,7 @@ mod tests {
 
     #[test]
     fn a_filter_without_flags_matches_every_acl() {
-        assert_eq!(
-            filters(&[]),
-            vec![AclFilter {
-                resource_type: None,
-                resource_name: None,
-                pattern: PatternFilter::Any,
-                principal: None,
-                host: None,
-                operation: None,
-                permission: None,
-            }]
-        );
+        assert_eq!(filters(&[]), vec![AclFilter::default()]);
     }
 
     #[test]

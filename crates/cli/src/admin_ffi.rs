@@ -66,7 +66,7 @@ pub enum PatternType {
 }
 
 /// How a filter matches the patterns of ACLs (Kafka's `PatternType` for filters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum PatternFilter {
     /// ACLs with exactly this literal name.
     Literal,
@@ -76,6 +76,7 @@ pub enum PatternFilter {
     /// wildcard and the prefixes of the name.
     Match,
     /// ACLs with this name, literal or prefixed.
+    #[default]
     Any,
 }
 
@@ -134,8 +135,8 @@ pub struct AclBinding {
     pub permission: Permission,
 }
 
-/// Which ACLs to describe or delete; `None` matches anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which ACLs to describe or delete; `None` matches anything (so does the default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AclFilter {
     /// The resource type.
     pub resource_type: Option<ResourceType>,
@@ -245,38 +246,24 @@ impl AdminApi {
             .iter()
             .map(native_binding)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut pointers: Vec<*mut sys::rd_kafka_AclBinding_t> =
-            natives.iter().map(Owned::as_ptr).collect();
-        let event = self.call(
+        let event = self.call_with(
             sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEACLS,
-            |rk, options, queue| {
-                // SAFETY: `pointers` holds live bindings (owned by `natives`) and its
-                // length is passed along; librdkafka copies them before returning.
-                unsafe {
-                    sys::rd_kafka_CreateAcls(
-                        rk,
-                        pointers.as_mut_ptr(),
-                        pointers.len(),
-                        options,
-                        queue,
-                    )
-                }
-            },
+            sys::rd_kafka_CreateAcls,
+            &natives,
         )?;
-        // SAFETY: the event is live; a result of another type is null, checked below.
-        let result = unsafe { sys::rd_kafka_event_CreateAcls_result(event.as_ptr()) };
-        let result = non_null(result, "CreateAcls")?;
-        let mut count = 0;
-        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
-        let items = unsafe { sys::rd_kafka_CreateAcls_result_acls(result, &mut count) };
-        // SAFETY: `items` points to `count` results owned by `event`, which outlives
-        // this borrow.
-        let items = unsafe { array(items, count) };
-        Ok(items
+        // SAFETY: the getters of a CreateAcls result.
+        let results = unsafe {
+            items(
+                &event,
+                sys::rd_kafka_event_CreateAcls_result,
+                sys::rd_kafka_CreateAcls_result_acls,
+            )
+        }?;
+        let errors = results
             .iter()
-            // SAFETY: `item` is live (see above); its error is copied.
-            .map(|&item| unsafe { item_error(sys::rd_kafka_acl_result_error(item)) })
-            .collect())
+            // SAFETY: each result lives as long as `event`; its error is copied.
+            .map(|&result| unsafe { item_error(sys::rd_kafka_acl_result_error(result)) });
+        Ok(errors.collect())
     }
 
     /// DescribeAcls: every ACL that `filter` matches.
@@ -289,16 +276,15 @@ impl AdminApi {
                 sys::rd_kafka_DescribeAcls(rk, native.as_ptr(), options, queue)
             },
         )?;
-        // SAFETY: the event is live; a result of another type is null, checked below.
-        let result = unsafe { sys::rd_kafka_event_DescribeAcls_result(event.as_ptr()) };
-        let result = non_null(result, "DescribeAcls")?;
-        let mut count = 0;
-        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
-        let acls = unsafe { sys::rd_kafka_DescribeAcls_result_acls(result, &mut count) };
-        // SAFETY: `acls` points to `count` bindings owned by `event`, which outlives
-        // this borrow.
-        let acls = unsafe { array(acls, count) };
-        // SAFETY: each binding is live (see above) and copied.
+        // SAFETY: the getters of a DescribeAcls result.
+        let acls = unsafe {
+            items(
+                &event,
+                sys::rd_kafka_event_DescribeAcls_result,
+                sys::rd_kafka_DescribeAcls_result_acls,
+            )
+        }?;
+        // SAFETY: each binding lives as long as `event` and is copied.
         acls.iter()
             .map(|&acl| unsafe { read_binding(acl) })
             .collect()
@@ -313,49 +299,37 @@ impl AdminApi {
             .iter()
             .map(native_filter)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut pointers: Vec<*mut sys::rd_kafka_AclBindingFilter_t> =
-            natives.iter().map(Owned::as_ptr).collect();
-        let event = self.call(
+        let event = self.call_with(
             sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETEACLS,
-            |rk, options, queue| {
-                // SAFETY: `pointers` holds live filters (owned by `natives`) and its
-                // length is passed along; librdkafka copies them before returning.
-                unsafe {
-                    sys::rd_kafka_DeleteAcls(
-                        rk,
-                        pointers.as_mut_ptr(),
-                        pointers.len(),
-                        options,
-                        queue,
-                    )
-                }
-            },
+            sys::rd_kafka_DeleteAcls,
+            &natives,
         )?;
-        // SAFETY: the event is live; a result of another type is null, checked below.
-        let result = unsafe { sys::rd_kafka_event_DeleteAcls_result(event.as_ptr()) };
-        let result = non_null(result, "DeleteAcls")?;
-        let mut count = 0;
-        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
-        let responses = unsafe { sys::rd_kafka_DeleteAcls_result_responses(result, &mut count) };
-        let mut deleted = Vec::with_capacity(count);
-        // SAFETY: `responses` points to `count` responses owned by `event`, which
-        // outlives this loop; everything read is copied.
-        for &response in unsafe { array(responses, count) } {
-            // SAFETY: `response` is live (see above).
+        // SAFETY: the getters of a DeleteAcls result.
+        let responses = unsafe {
+            items(
+                &event,
+                sys::rd_kafka_event_DeleteAcls_result,
+                sys::rd_kafka_DeleteAcls_result_responses,
+            )
+        }?;
+        let mut deleted = Vec::with_capacity(responses.len());
+        for &response in responses {
+            // SAFETY: `response` lives as long as `event`; its error is copied.
             if let Err(error) =
                 unsafe { item_error(sys::rd_kafka_DeleteAcls_result_response_error(response)) }
             {
                 deleted.push(Err(error));
                 continue;
             }
-            let mut matching = 0;
-            // SAFETY: `response` is live; librdkafka writes the count.
+            let mut count = 0;
+            // SAFETY: `response` is live; librdkafka writes the count of the array it
+            // returns, which lives as long as `event`.
             let acls = unsafe {
-                sys::rd_kafka_DeleteAcls_result_response_matching_acls(response, &mut matching)
+                let acls =
+                    sys::rd_kafka_DeleteAcls_result_response_matching_acls(response, &mut count);
+                array(acls, count)
             };
-            // SAFETY: `acls` points to `matching` bindings owned by `event`.
-            let acls = unsafe { array(acls, matching) };
-            // SAFETY: each binding is live (see above) and copied.
+            // SAFETY: each binding lives as long as `event` and is copied.
             let acls = acls.iter().map(|&acl| unsafe { read_binding(acl) });
             deleted.push(Ok(acls.collect::<anyhow::Result<Vec<_>>>()?));
         }
@@ -382,21 +356,17 @@ impl AdminApi {
                 )
             }
         })?;
-        // SAFETY: the event is live; a result of another type is null, checked below.
-        let result =
-            unsafe { sys::rd_kafka_event_DescribeUserScramCredentials_result(event.as_ptr()) };
-        let result = non_null(result, "DescribeUserScramCredentials")?;
-        let mut count = 0;
-        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
+        // SAFETY: the getters of a DescribeUserScramCredentials result.
         let descriptions = unsafe {
-            sys::rd_kafka_DescribeUserScramCredentials_result_descriptions(result, &mut count)
-        };
-        // SAFETY: `descriptions` points to `count` descriptions owned by `event`,
-        // which outlives this borrow.
-        let descriptions = unsafe { array(descriptions, count) };
-        // SAFETY: each description is live (see above) and copied.
+            items(
+                &event,
+                sys::rd_kafka_event_DescribeUserScramCredentials_result,
+                sys::rd_kafka_DescribeUserScramCredentials_result_descriptions,
+            )
+        }?;
         descriptions
             .iter()
+            // SAFETY: each description lives as long as `event` and is copied.
             .map(|&description| unsafe { read_user(description) })
             .collect()
     }
@@ -410,38 +380,22 @@ impl AdminApi {
             .iter()
             .map(native_alteration)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut pointers: Vec<*mut sys::rd_kafka_UserScramCredentialAlteration_t> =
-            natives.iter().map(Owned::as_ptr).collect();
-        let event = self.call(
+        let event = self.call_with(
             sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERUSERSCRAMCREDENTIALS,
-            |rk, options, queue| {
-                // SAFETY: `pointers` holds live alterations (owned by `natives`) and its
-                // length is passed along; librdkafka copies them before returning.
-                unsafe {
-                    sys::rd_kafka_AlterUserScramCredentials(
-                        rk,
-                        pointers.as_mut_ptr(),
-                        pointers.len(),
-                        options,
-                        queue,
-                    )
-                }
-            },
+            sys::rd_kafka_AlterUserScramCredentials,
+            &natives,
         )?;
-        // SAFETY: the event is live; a result of another type is null, checked below.
-        let result =
-            unsafe { sys::rd_kafka_event_AlterUserScramCredentials_result(event.as_ptr()) };
-        let result = non_null(result, "AlterUserScramCredentials")?;
-        let mut count = 0;
-        // SAFETY: `result` lives as long as `event`; librdkafka writes the count.
-        let responses =
-            unsafe { sys::rd_kafka_AlterUserScramCredentials_result_responses(result, &mut count) };
-        // SAFETY: `responses` points to `count` responses owned by `event`, which
-        // outlives this borrow.
-        let responses = unsafe { array(responses, count) };
+        // SAFETY: the getters of an AlterUserScramCredentials result.
+        let responses = unsafe {
+            items(
+                &event,
+                sys::rd_kafka_event_AlterUserScramCredentials_result,
+                sys::rd_kafka_AlterUserScramCredentials_result_responses,
+            )
+        }?;
         let answers = responses
             .iter()
-            // SAFETY: each response is live (see above); user and error are copied.
+            // SAFETY: each response lives as long as `event`; user and error are copied.
             .map(|&response| unsafe {
                 (
                     owned_string(
@@ -451,9 +405,23 @@ impl AdminApi {
                         sys::rd_kafka_AlterUserScramCredentials_result_response_error(response),
                     ),
                 )
-            })
-            .collect();
-        Ok(answers)
+            });
+        Ok(answers.collect())
+    }
+
+    /// Sends `objects` with `send`, which copies them, and waits for the result event.
+    fn call_with<T>(
+        &self,
+        api: sys::rd_kafka_admin_op_t,
+        send: ArrayCall<T>,
+        objects: &[Owned<T>],
+    ) -> anyhow::Result<Owned<sys::RDKafkaEvent>> {
+        let mut pointers: Vec<*mut T> = objects.iter().map(Owned::as_ptr).collect();
+        self.call(api, |rk, options, queue| {
+            // SAFETY: `pointers` holds live objects (owned by `objects`) and its length
+            // is passed along; `send` copies them before returning.
+            unsafe { send(rk, pointers.as_mut_ptr(), pointers.len(), options, queue) }
+        })
     }
 
     /// Sends one admin request with `send(client, options, queue)` and waits for its
@@ -571,11 +539,36 @@ fn millis(duration: Duration) -> i32 {
     i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
 }
 
-fn non_null<T>(ptr: *const T, api: &str) -> anyhow::Result<*const T> {
-    if ptr.is_null() {
-        bail!("librdkafka answered {api} with an event of another type");
+/// A librdkafka admin call that takes an array of request objects (CreateAcls,
+/// DeleteAcls, AlterUserScramCredentials).
+type ArrayCall<T> = unsafe extern "C" fn(
+    *mut sys::RDKafka,
+    *mut *mut T,
+    usize,
+    *const sys::RDKafkaAdminOptions,
+    *mut sys::RDKafkaQueue,
+);
+
+/// The array in `event`'s result, borrowed from `event`: `result_of` gets the result
+/// (null for an event of another type), `items_of` its array and count.
+///
+/// # Safety
+/// `result_of` and `items_of` are librdkafka's getters of one result type, which
+/// return objects owned by the event.
+unsafe fn items<R, I>(
+    event: &Owned<sys::RDKafkaEvent>,
+    result_of: unsafe extern "C" fn(*mut sys::RDKafkaEvent) -> *const R,
+    items_of: unsafe extern "C" fn(*const R, *mut usize) -> *mut *const I,
+) -> anyhow::Result<&[*const I]> {
+    // SAFETY: `event` is live; the caller's contract.
+    let result = unsafe { result_of(event.as_ptr()) };
+    if result.is_null() {
+        bail!("librdkafka answered with an event of another type");
     }
-    Ok(ptr)
+    let mut count = 0;
+    // SAFETY: `result` lives as long as `event` (the caller's contract); librdkafka
+    // writes the count of the array, which lives as long as `event` too.
+    unsafe { Ok(array(items_of(result, &mut count), count)) }
 }
 
 /// `text` for C; `what` names it in the error if it contains a NUL byte.
@@ -944,16 +937,7 @@ mod tests {
             permission: Permission::Deny,
         };
         assert!(native_binding(&acl).is_ok());
-        let filter = AclFilter {
-            resource_type: None,
-            resource_name: None,
-            pattern: PatternFilter::Any,
-            principal: None,
-            host: None,
-            operation: None,
-            permission: None,
-        };
-        assert!(native_filter(&filter).is_ok());
+        assert!(native_filter(&AclFilter::default()).is_ok());
     }
 
     #[test]

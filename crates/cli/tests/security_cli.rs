@@ -7,11 +7,10 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
-use support::spawn_strom_with_config;
+use support::{run_with_input, spawn_strom_with_config};
 
 /// Who runs a command: user name, password and SASL mechanism.
 type Login = (&'static str, &'static str, &'static str);
@@ -60,25 +59,15 @@ impl Broker {
 
     /// Runs `strom ARGS` logged in as `who`, with `stdin` as its input.
     fn run(&self, (user, password, mechanism): Login, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
+        command
             .args(args)
             .args(["--brokers", &self.addr.to_string(), "--timeout", "10"])
             .args(["-X", "security.protocol=sasl_plaintext"])
             .args(["-X", &format!("sasl.mechanism={mechanism}")])
             .args(["-X", &format!("sasl.username={user}")])
-            .args(["-X", &format!("sasl.password={password}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn strom");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("strom runs")
+            .args(["-X", &format!("sasl.password={password}")]);
+        run_with_input(&mut command, stdin)
     }
 
     /// Runs `strom ARGS` as `who`, which must succeed; returns its stdout.
