@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use crate::admin_ffi::{
-    AclBinding, AclFilter, AdminApi, Operation, PatternFilter, PatternType, Permission,
-    ResourceType,
+use crate::admin_ffi::AdminApi;
+use crate::admin_types::{
+    AclBinding, AclFilter, Operation, PatternFilter, PatternType, Permission, ResourceType,
 };
 use crate::client::Connection;
 use crate::table::{flag_name as name, Table};

@@ -4,6 +4,7 @@
 
 mod acl;
 mod admin_ffi;
+mod admin_types;
 mod bench;
 mod client;
 mod consume;

@@ -8,7 +8,8 @@ use std::io::BufRead;
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Args, Subcommand};
 
-use crate::admin_ffi::{AdminApi, AdminError, ScramAlteration, ScramMechanism};
+use crate::admin_ffi::AdminApi;
+use crate::admin_types::{AdminError, ScramAlteration, ScramMechanism};
 use crate::client::Connection;
 use crate::table::{flag_name, Table};
 
