@@ -6,10 +6,13 @@ cd "$(dirname "$0")"
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # The CLI's Kafka client, rdkafka with `cmake-build`, compiles librdkafka from source:
-# it needs cmake, and curl's headers (a known upstream build quirk). Idempotent.
+# it needs cmake, curl's headers (a known upstream build quirk), and OpenSSL's headers
+# with pkg-config (TLS, SASL/SCRAM and SCRAM credential salting). Idempotent.
 apt_needed=()
 command -v cmake >/dev/null 2>&1 || apt_needed+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || apt_needed+=(pkg-config)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || apt_needed+=(libcurl4-openssl-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || apt_needed+=(libssl-dev)
 if [ "${#apt_needed[@]}" -gt 0 ]; then
     echo "== install ${apt_needed[*]} (apt)"
     sudo_cmd=()

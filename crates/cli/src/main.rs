@@ -1,7 +1,10 @@
 //! `strom`: the one binary. `strom serve` runs the Kafka-compatible broker; `topic`,
-//! `produce`, `consume`, `group` and `bench` are tools that talk to any Kafka-protocol
+//! `produce`, `consume`, `group`, `user`, `acl` and `bench` are tools that talk to any Kafka-protocol
 //! broker (strom or Apache Kafka) through librdkafka.
 
+mod acl;
+mod admin_ffi;
+mod admin_types;
 mod bench;
 mod client;
 mod consume;
@@ -13,6 +16,7 @@ mod progress;
 mod serve;
 mod table;
 mod topic;
+mod user;
 
 use std::process::ExitCode;
 
@@ -31,6 +35,8 @@ use clap::{Parser, Subcommand};
   echo hello | strom produce orders
   strom consume orders --from beginning --exit-at-end
   strom group describe billing
+  strom user create alice --password-stdin < alice.password
+  strom acl create --principal User:alice --operation read --topic orders
   strom bench produce --count 100000 --json
 
 Every command but serve takes --brokers HOST:PORT (default 127.0.0.1:9092)."
@@ -52,6 +58,10 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List, describe (with lag), reset and delete consumer groups.
     Group(group::GroupArgs),
+    /// Create, list and delete SCRAM users.
+    User(user::UserArgs),
+    /// Create, list and delete ACLs.
+    Acl(acl::AclArgs),
     /// Measure throughput and latency against a broker.
     Bench(bench::BenchArgs),
 }
@@ -64,6 +74,8 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
+        Command::User(args) => user::run(args),
+        Command::Acl(args) => acl::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -1,6 +1,17 @@
 //! Plain-text tables for terminal output: a header row and left-aligned columns
 //! separated by two spaces, easy to read and to cut with `awk`.
 
+use clap::ValueEnum;
+
+/// How `value` is spelled on the command line (`cluster-action`, `SCRAM-SHA-256`), so
+/// that output shows values the way flags take them.
+pub fn flag_name(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default()
+}
+
 /// Rows of cells under a header, printed with aligned columns.
 #[derive(Debug)]
 pub struct Table {

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -44,20 +43,7 @@ impl Broker {
 
     /// Runs `strom ARGS` with `stdin` as its input.
     fn run_with_input(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn strom");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("strom runs")
+        support::run_with_input(&mut self.command(args), stdin)
     }
 
     /// Runs `strom ARGS`, which must succeed; returns its stdout.

@@ -3,23 +3,49 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Runs `command` with `stdin` as its input; returns its exit status and output.
+pub fn run_with_input(command: &mut Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strom");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("strom runs")
+}
 
 /// Starts `strom serve` on `dir` with ephemeral ports and `extra` flags; returns the
 /// child and the Kafka address it logged.
 pub fn spawn_strom(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let args = [&["--kafka-addr", "127.0.0.1:0"], extra].concat();
+    spawn(dir, &args, "kafka_addr=", "kafka_addr=")
+}
+
+/// Starts `strom serve --config CONFIG` on `dir` (the config names the listeners);
+/// returns the child and the address of the listener named `listener`.
+pub fn spawn_strom_with_config(dir: &Path, config: &Path, listener: &str) -> (Child, SocketAddr) {
+    let config = config.to_str().expect("utf-8 config path");
+    let marker = format!("listening listener={listener} ");
+    spawn(dir, &["--config", config], &marker, " addr=")
+}
+
+/// Starts `strom serve ARGS` on `dir` with an ephemeral HTTP port; returns the child
+/// and the address that follows `key` in the first log line containing `marker`.
+fn spawn(dir: &Path, args: &[&str], marker: &str, key: &str) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args([
-            "serve",
-            "--kafka-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args(args)
         .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "info")
@@ -33,7 +59,10 @@ pub fn spawn_strom(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
             .next()
             .expect("strom exited before it was serving")
             .expect("read stderr");
-        if let Some((_, rest)) = line.split_once("kafka_addr=") {
+        if !line.contains(marker) {
+            continue;
+        }
+        if let Some((_, rest)) = line.split_once(key) {
             let addr = rest.split_whitespace().next().expect("address");
             break addr.parse().expect("socket address");
         }
