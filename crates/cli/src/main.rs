@@ -2,20 +2,34 @@
 //! `produce`, `consume`, `group`, `user`, `acl` and `bench` are tools that talk to any Kafka-protocol
 //! broker (strom or Apache Kafka) through librdkafka.
 
+#[cfg(feature = "tools")]
 mod acl;
+#[cfg(feature = "tools")]
 mod admin_ffi;
+#[cfg(feature = "tools")]
 mod admin_types;
+#[cfg(feature = "tools")]
 mod bench;
+#[cfg(feature = "tools")]
 mod client;
+#[cfg(feature = "tools")]
 mod consume;
+#[cfg(feature = "tools")]
 mod group;
+#[cfg(feature = "tools")]
 mod log_dirs;
+#[cfg(feature = "tools")]
 mod produce;
+#[cfg(feature = "tools")]
 mod producer;
+#[cfg(feature = "tools")]
 mod progress;
 mod serve;
+#[cfg(feature = "tools")]
 mod table;
+#[cfg(feature = "tools")]
 mod topic;
+#[cfg(feature = "tools")]
 mod user;
 
 use std::process::ExitCode;
@@ -51,18 +65,25 @@ enum Command {
     /// Run the broker on a local data directory.
     Serve(serve::ServeArgs),
     /// Create, list, describe, alter and delete topics.
+    #[cfg(feature = "tools")]
     Topic(topic::TopicArgs),
     /// Write lines from stdin or a file as records.
+    #[cfg(feature = "tools")]
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
+    #[cfg(feature = "tools")]
     Consume(consume::ConsumeArgs),
     /// List, describe (with lag), reset and delete consumer groups.
+    #[cfg(feature = "tools")]
     Group(group::GroupArgs),
     /// Create, list and delete SCRAM users.
+    #[cfg(feature = "tools")]
     User(user::UserArgs),
     /// Create, list and delete ACLs.
+    #[cfg(feature = "tools")]
     Acl(acl::AclArgs),
     /// Measure throughput and latency against a broker.
+    #[cfg(feature = "tools")]
     Bench(bench::BenchArgs),
 }
 
@@ -70,12 +91,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        #[cfg(feature = "tools")]
         Command::Topic(args) => topic::run(args),
+        #[cfg(feature = "tools")]
         Command::Produce(args) => produce::run(args),
+        #[cfg(feature = "tools")]
         Command::Consume(args) => consume::run(args),
+        #[cfg(feature = "tools")]
         Command::Group(args) => group::run(args),
+        #[cfg(feature = "tools")]
         Command::User(args) => user::run(args),
+        #[cfg(feature = "tools")]
         Command::Acl(args) => acl::run(args),
+        #[cfg(feature = "tools")]
         Command::Bench(args) => bench::run(args),
     };
     match result {

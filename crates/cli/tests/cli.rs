@@ -1,7 +1,7 @@
 //! The `strom` tools end to end: the built binary against a spawned `strom serve`,
 //! through librdkafka. Assertions are on exact records, offsets and lag; nothing
 //! depends on timing.
-
+#![cfg(feature = "tools")]
 #![allow(missing_docs)]
 
 mod support;

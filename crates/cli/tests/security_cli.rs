@@ -2,7 +2,7 @@
 //! `strom serve` with a SASL_PLAINTEXT listener, the authorizer on and a bootstrap
 //! super user. Each step asserts the exact output and exit code; nothing depends on
 //! timing.
-
+#![cfg(feature = "tools")]
 #![allow(missing_docs)]
 
 mod support;
