@@ -79,8 +79,9 @@ impl Partition {
     }
 
     /// Snapshots the producers if enough was appended since the last snapshot (or
-    /// `force`, at shutdown, if anything was). The log is synced to the snapshot's
-    /// offset first, so that a snapshot is never ahead of the data (blocking).
+    /// `force`, at shutdown, if anything was). The log is not synced for it: a
+    /// snapshot found ahead of the log after a power loss is recognised at load and
+    /// only its older aborted transactions are used (blocking: writes a small file).
     pub fn snapshot_producers(&self, force: bool) -> Result<(), LogError> {
         let mut last = self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
         let (end, size) = (self.log.log_end_offset(), self.log.size_bytes());
@@ -94,7 +95,6 @@ impl Partition {
             (producers.clone(), self.log.log_end_offset())
         };
         states.prune(self.log.log_start_offset());
-        self.log.flush_to(offset)?;
         producer_snapshot::write(self.log.dir(), &states, offset)
             .map_err(LogError::io("write producer snapshot", self.log.dir()))?;
         *last = (offset, size, Instant::now());

@@ -1,10 +1,11 @@
 //! Producer-state snapshots, so that recovery reads a bounded part of each log. A
 //! snapshot (`producers.snapshot` in the partition's directory, JSON) holds the
-//! state as of an offset the log had synced; at start the state is loaded from it
-//! and the batches after it are replayed. Without a usable snapshot (a new data
-//! directory, or one cut short by a crash before its offset) the last
-//! [`REBUILD_TAIL_BYTES`] of the log are replayed instead: producers idle for longer
-//! are forgotten, as Kafka forgets producers idle for `producer.id.expiration.ms`.
+//! state as of an offset; at start the state is loaded from it and the batches after
+//! it are replayed. Without a usable snapshot (a new data directory, or one ahead of
+//! a log that a power loss cut short) the last [`REBUILD_TAIL_BYTES`] of the log are
+//! replayed instead, keeping the snapshot's aborted transactions that end before that
+//! tail: producers idle for longer are forgotten, as Kafka forgets producers idle for
+//! `producer.id.expiration.ms`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -32,6 +33,11 @@ struct Snapshot {
 
 /// Loads the partition's producer state: its snapshot plus the log after it.
 pub(crate) fn load(log: &PartitionLog) -> Result<ProducerStates, LogError> {
+    load_with_tail(log, REBUILD_TAIL_BYTES)
+}
+
+/// [`load`], replaying the last `tail_bytes` of the log when the snapshot is unusable.
+fn load_with_tail(log: &PartitionLog, tail_bytes: u64) -> Result<ProducerStates, LogError> {
     let end = log.log_end_offset();
     let (mut states, from) = match read(log.dir()) {
         Some(snapshot) if snapshot.offset <= end => (
@@ -39,13 +45,20 @@ pub(crate) fn load(log: &PartitionLog) -> Result<ProducerStates, LogError> {
             snapshot.offset.max(log.log_start_offset()),
         ),
         found => {
-            if found.is_some() {
-                tracing::warn!(dir = %log.dir().display(), "producer snapshot is past the log end; replaying the log's tail");
-            }
-            (
-                ProducerStates::default(),
-                log.tail_start_offset(REBUILD_TAIL_BYTES),
-            )
+            let from = log.tail_start_offset(tail_bytes);
+            // Aborted transactions that ended before the replayed tail are still facts
+            // about the log (it is a prefix of what the snapshot saw).
+            let aborted = found
+                .map(|snapshot| {
+                    tracing::warn!(dir = %log.dir().display(), "producer snapshot is past the log end; replaying the log's tail");
+                    snapshot
+                        .aborted
+                        .into_iter()
+                        .filter(|a| a.last_offset < from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (ProducerStates::from_parts(HashMap::new(), aborted), from)
         }
     };
     replay(log, from, &mut states)?;
@@ -99,8 +112,7 @@ fn read(dir: &Path) -> Option<Snapshot> {
 }
 
 /// Writes `states`, which cover the log below `offset`, as the partition's snapshot.
-/// The caller has synced the log to `offset` (a snapshot must never be ahead of the
-/// data after a crash). Atomic: written aside, synced, renamed.
+/// Atomic: written aside, synced, renamed.
 pub(crate) fn write(dir: &Path, states: &ProducerStates, offset: u64) -> std::io::Result<()> {
     let (producers, aborted) = states.parts();
     #[derive(Serialize)]
@@ -181,5 +193,37 @@ mod tests {
         let states = load(&log).expect("load");
         assert_eq!(states.epoch(9), None);
         assert_eq!(states.first_unstable_offset(), Some(0));
+    }
+
+    #[test]
+    fn a_snapshot_ahead_of_a_shortened_log_still_gives_its_older_aborted_transactions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes_max: 1024,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), config).expect("open");
+        let abort = ControlMarker {
+            commit: false,
+            coordinator_epoch: 0,
+        };
+        // An aborted transaction at offsets 0..=1, then enough plain data to fill
+        // several segments.
+        append(&log, producer_batch(1, 0, true));
+        append(&log, marker_batch(1, 0, abort, 0));
+        for seq in 0..100 {
+            append(&log, producer_batch(2, seq, false));
+        }
+        let full = load(&log).expect("load");
+        assert_eq!(full.aborted_between(0, 100).len(), 1);
+        // A snapshot from a future the log no longer has (a power loss cut it short).
+        write(dir.path(), &full, log.log_end_offset() + 50).expect("snapshot");
+        let tail = 1;
+        assert!(
+            log.tail_start_offset(tail) > 1,
+            "the tail leaves out the transaction"
+        );
+        let states = load_with_tail(&log, tail).expect("load");
+        assert_eq!(states.aborted_between(0, 100), full.aborted_between(0, 100));
     }
 }
