@@ -11,7 +11,7 @@ use strom_log::{now_ms, LogError, PartitionLog};
 use tokio::sync::Notify;
 
 use super::producer_snapshot;
-use super::producer_state::ProducerStates;
+use super::producer_state::{AbortedTxn, ProducerStates};
 
 /// A snapshot is taken once this many bytes were appended since the last one...
 const SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
@@ -58,6 +58,17 @@ impl Partition {
         self.producers()
             .first_unstable_offset()
             .map_or(end, |first| first.min(end))
+    }
+
+    /// What a read_committed fetch from `from` needs, under one lock: the last stable
+    /// offset and the aborted transactions with records between `from` and it.
+    pub fn committed_view(&self, from: u64) -> (u64, Vec<AbortedTxn>) {
+        let end = self.log.log_end_offset();
+        let producers = self.producers();
+        let stable = producers
+            .first_unstable_offset()
+            .map_or(end, |first| first.min(end));
+        (stable, producers.aborted_between(from, stable))
     }
 
     /// Writes the marker that ends `producer_id`'s transaction here, and waits until

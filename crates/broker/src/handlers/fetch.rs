@@ -264,7 +264,12 @@ fn read_partition(
     let log = &partition.log;
     let offset = u64::try_from(spec.fetch_offset).map_err(|_| ResponseError::OffsetOutOfRange)?;
     let limit = (spec.partition_max_bytes.max(0) as usize).min(*budget);
-    let stable = partition.last_stable_offset();
+    let (stable, aborted) = if read_committed {
+        let (stable, aborted) = partition.committed_view(offset);
+        (stable, Some(aborted))
+    } else {
+        (partition.last_stable_offset(), None)
+    };
     let end = read_committed.then_some(stable);
     let read = log.read(offset, limit.max(1), end).map_err(|e| match e {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
@@ -275,11 +280,8 @@ fn read_partition(
         records = bytes::Bytes::new();
     }
     *budget = budget.saturating_sub(records.len());
-    let aborted = read_committed.then(|| {
-        partition
-            .producers()
-            .aborted_between(offset, stable)
-            .into_iter()
+    let aborted = aborted.map(|list| {
+        list.into_iter()
             .map(|a| {
                 AbortedTransaction::default()
                     .with_producer_id(ProducerId(a.producer_id))
