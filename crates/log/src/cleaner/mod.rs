@@ -51,6 +51,11 @@ pub struct CleanerConfig {
     pub backoff: Duration,
 }
 
+impl CleanerConfig {
+    /// Smallest useful key map: 1,024 keys.
+    pub const DEDUPE_BUFFER_BYTES_MIN: usize = 1024 * SLOT_BYTES;
+}
+
 impl Default for CleanerConfig {
     fn default() -> Self {
         CleanerConfig {
