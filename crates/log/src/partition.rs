@@ -793,9 +793,15 @@ impl PartitionLog {
 
     /// Deletes the oldest segments that `retention_ms` (by their newest timestamp) or
     /// `retention_bytes` (by total size) no longer allow; never the active segment.
-    /// Only for logs whose cleanup policy includes `delete`.
+    /// Only for logs whose cleanup policy includes `delete`. Skipped (nothing
+    /// deleted) while the cleaner is compacting the log: the maintenance thread that
+    /// calls it must not wait for a cleaning, and the next round catches up.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome> {
-        let _cleaning = self.lock_cleaning();
+        let _cleaning = match self.cleaning.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(RetentionOutcome::default()),
+        };
         let mut state = self.lock();
         let config = &state.config;
         if !config.cleanup_policy.delete {
