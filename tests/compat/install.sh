@@ -22,35 +22,29 @@ if ! command -v kcat >/dev/null 2>&1; then
     fi
 fi
 
-# --- Python venv -------------------------------------------------------------
+# --- Python venvs -------------------------------------------------------------
 python="${PYTHON:-python3}"
-req="$here/requirements.txt"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ]; then
-    echo "install: python venv at $venv"
-    "$python" -m venv "$venv"
-fi
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "install: python packages from requirements.txt"
-    "$venv/bin/pip" install --disable-pip-version-check -q -r "$req"
-    echo "$want" >"$stamp"
-fi
-
-# --- Quix Streams (its own venv: it pins an older confluent-kafka) -------------
+# python_venv DIR REQUIREMENTS: a venv at DIR with REQUIREMENTS installed, redone
+# only when the requirements file changed.
+python_venv() {
+    local dir="$1" req="$2"
+    local stamp="$dir/.requirements.sha256"
+    local want
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    if [ ! -x "$dir/bin/python" ]; then
+        echo "install: python venv at $dir"
+        "$python" -m venv "$dir"
+    fi
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "install: python packages from $req"
+        "$dir/bin/pip" install --disable-pip-version-check -q -r "$req"
+        echo "$want" >"$stamp"
+    fi
+}
+python_venv "$venv" "$here/requirements.txt"
+# Quix Streams has its own venv: it pins an older confluent-kafka.
 quix_venv="$here/.venv-quix"
-quix_req="$here/quix/requirements.txt"
-quix_stamp="$quix_venv/.requirements.sha256"
-quix_want="$(sha256sum "$quix_req" | cut -d' ' -f1)"
-if [ ! -x "$quix_venv/bin/python" ]; then
-    echo "install: python venv at $quix_venv"
-    "$python" -m venv "$quix_venv"
-fi
-if [ "$(cat "$quix_stamp" 2>/dev/null)" != "$quix_want" ]; then
-    echo "install: Quix Streams from quix/requirements.txt"
-    "$quix_venv/bin/pip" install --disable-pip-version-check -q -r "$quix_req"
-    echo "$quix_want" >"$quix_stamp"
-fi
+python_venv "$quix_venv" "$here/quix/requirements.txt"
 
 # --- Node packages -----------------------------------------------------------
 nstamp="$node_dir/node_modules/.package-lock.sha256"

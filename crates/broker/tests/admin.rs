@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashMap;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -23,7 +23,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use support::{batch, Client};
+use support::{batch, creatable_topic, Client};
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
@@ -31,23 +31,6 @@ fn name(topic: &str) -> TopicName {
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-fn creatable(topic: &str, partitions: i32, configs: &[(&str, &str)]) -> CreatableTopic {
-    CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(-1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(s(k))
-                        .with_value(Some(s(v)))
-                })
-                .collect(),
-        )
 }
 
 async fn create(
@@ -152,44 +135,50 @@ async fn create_topics_validates_like_kafka() {
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;
     assert_eq!(
-        create(&mut client, creatable("events", 4, &[]), false)
+        create(&mut client, creatable_topic("events", 4, &[]), false)
             .await
             .0,
         0
     );
     assert_eq!(
-        create(&mut client, creatable("events", 4, &[]), false)
+        create(&mut client, creatable_topic("events", 4, &[]), false)
             .await
             .0,
         36,
         "TOPIC_ALREADY_EXISTS"
     );
     assert_eq!(
-        create(&mut client, creatable("events.x", 1, &[]), false)
+        create(&mut client, creatable_topic("events.x", 1, &[]), false)
             .await
             .0,
         0
     );
-    let (code, message) = create(&mut client, creatable("events_x", 1, &[]), false).await;
+    let (code, message) = create(&mut client, creatable_topic("events_x", 1, &[]), false).await;
     assert_eq!(code, 17, "collides with events.x: {message:?}");
     assert_eq!(
-        create(&mut client, creatable("a b", 1, &[]), false).await.0,
-        17
-    );
-    assert_eq!(
-        create(&mut client, creatable(&"x".repeat(250), 1, &[]), false)
+        create(&mut client, creatable_topic("a b", 1, &[]), false)
             .await
             .0,
         17
     );
     assert_eq!(
-        create(&mut client, creatable("zero", 0, &[]), false)
+        create(
+            &mut client,
+            creatable_topic(&"x".repeat(250), 1, &[]),
+            false
+        )
+        .await
+        .0,
+        17
+    );
+    assert_eq!(
+        create(&mut client, creatable_topic("zero", 0, &[]), false)
             .await
             .0,
         37,
         "INVALID_PARTITIONS"
     );
-    let replicated = creatable("replicated", 1, &[]).with_replication_factor(3);
+    let replicated = creatable_topic("replicated", 1, &[]).with_replication_factor(3);
     assert_eq!(
         create(&mut client, replicated, false).await.0,
         38,
@@ -197,7 +186,7 @@ async fn create_topics_validates_like_kafka() {
     );
     let (code, message) = create(
         &mut client,
-        creatable("conf", 1, &[("retention.ms", "soon")]),
+        creatable_topic("conf", 1, &[("retention.ms", "soon")]),
         false,
     )
     .await;
@@ -206,7 +195,7 @@ async fn create_topics_validates_like_kafka() {
     assert_eq!(
         create(
             &mut client,
-            creatable("conf", 1, &[("no.such", "1")]),
+            creatable_topic("conf", 1, &[("no.such", "1")]),
             false
         )
         .await
@@ -215,7 +204,9 @@ async fn create_topics_validates_like_kafka() {
     );
 
     assert_eq!(
-        create(&mut client, creatable("dry", 2, &[]), true).await.0,
+        create(&mut client, creatable_topic("dry", 2, &[]), true)
+            .await
+            .0,
         0
     );
     let listed = metadata(&mut client, None, false).await;
@@ -240,7 +231,7 @@ async fn configs_are_described_with_defaults_and_altered_durably() {
     let mut client = Client::connect(broker.kafka_addr()).await;
     create(
         &mut client,
-        creatable("conf", 1, &[("retention.bytes", "1000000")]),
+        creatable_topic("conf", 1, &[("retention.bytes", "1000000")]),
         false,
     )
     .await;
@@ -366,7 +357,7 @@ async fn topics_grow_lose_records_and_are_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;
-    create(&mut client, creatable("grow", 1, &[]), false).await;
+    create(&mut client, creatable_topic("grow", 1, &[]), false).await;
     let grow = |count: i32| {
         CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
             .with_name(name("grow"))
@@ -430,7 +421,7 @@ async fn topics_grow_lose_records_and_are_deleted() {
     let mut client = Client::connect(broker.kafka_addr()).await;
     assert!(metadata(&mut client, None, false).await.topics.is_empty());
     assert_eq!(
-        create(&mut client, creatable("grow", 1, &[]), false)
+        create(&mut client, creatable_topic("grow", 1, &[]), false)
             .await
             .0,
         0

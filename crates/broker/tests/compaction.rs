@@ -7,12 +7,11 @@
 
 mod support;
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strom_broker::BrokerConfig;
-use support::{batch, http_get as get, Client};
+use support::{batch, creatable_topic, http_get as get, Client};
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
@@ -20,7 +19,6 @@ fn s(text: &str) -> StrBytes {
 
 #[tokio::test]
 async fn the_cleaner_compacts_a_topic_and_reports_it() {
-    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::FetchRequest;
 
@@ -38,20 +36,7 @@ async fn the_cleaner_compacts_a_topic_and_reports_it() {
     let created = client
         .send(
             7,
-            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(s("kv")))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(s(k))
-                                .with_value(Some(s(v)))
-                        })
-                        .collect(),
-                )]),
+            &CreateTopicsRequest::default().with_topics(vec![creatable_topic("kv", 1, &configs)]),
         )
         .await;
     assert_eq!(created.topics[0].error_code, 0);

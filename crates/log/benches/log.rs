@@ -89,6 +89,26 @@ fn config(flush_policy: FlushPolicy) -> LogConfig {
 }
 
 /// One uncompressed v2 batch of `count` records with 1 KiB pseudo-random values.
+/// The `i`th record of a batch, without a producer.
+fn record(i: usize, timestamp: i64, key: Option<Vec<u8>>, value: Vec<u8>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: i as i64,
+        // offset - sequence must be constant in a batch; keeps base sequence -1.
+        sequence: i as i32 - 1,
+        timestamp,
+        key: key.map(Bytes::from),
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    }
+}
+
 fn encode_batch(count: usize) -> Vec<u8> {
     let timestamp = strom_log::now_ms();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -103,22 +123,7 @@ fn encode_batch(count: usize) -> Vec<u8> {
                     seed as u8
                 })
                 .collect();
-            Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // offset - sequence must be constant in a batch; keeps base sequence -1.
-                sequence: i as i32 - 1,
-                timestamp,
-                key: None,
-                value: Some(Bytes::from(value)),
-                headers: Default::default(),
-            }
+            record(i, timestamp, None, value)
         })
         .collect();
     let mut buf = BytesMut::new();
@@ -430,21 +435,13 @@ fn keyed_batch(first_key: usize) -> (Vec<u8>, usize) {
     while size < 16 * KIB - 200 {
         let k = format!("key-{}", key % CLEAN_KEYS);
         size += k.len() + CLEAN_VALUE_BYTES + 10;
-        records.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: records.len() as i64,
-            sequence: records.len() as i32 - 1,
+        let value = vec![(key % 251) as u8; CLEAN_VALUE_BYTES];
+        records.push(record(
+            records.len(),
             timestamp,
-            key: Some(Bytes::from(k)),
-            value: Some(Bytes::from(vec![(key % 251) as u8; CLEAN_VALUE_BYTES])),
-            headers: Default::default(),
-        });
+            Some(k.into_bytes()),
+            value,
+        ));
         key += 7919; // a prime stride spreads keys over batches
     }
     let mut buf = BytesMut::new();

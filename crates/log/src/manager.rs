@@ -253,32 +253,22 @@ impl LogManager {
 
     /// Starts the maintenance thread; it stops when the handle is stopped or dropped.
     pub fn spawn_maintenance(self: &Arc<Self>, config: MaintenanceConfig) -> Maintenance {
-        let stop = Arc::new(AtomicBool::new(false));
         let manager = Arc::clone(self);
-        let stop_flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("strom-log-maintenance".into())
-            .spawn(move || {
-                let mut last_checkpoint = Instant::now();
-                let mut last_retention = Instant::now();
-                while !stop_flag.load(Ordering::Acquire) {
-                    std::thread::park_timeout(config.tick);
-                    let now = Instant::now();
-                    let checkpoint =
-                        now.duration_since(last_checkpoint) >= config.checkpoint_interval;
-                    let retention =
-                        now.duration_since(last_retention) >= config.retention_check_interval;
-                    manager.maintain(now, checkpoint, retention);
-                    if checkpoint {
-                        last_checkpoint = now;
-                    }
-                    if retention {
-                        last_retention = now;
-                    }
-                }
-            })
-            .ok();
-        Maintenance { stop, thread }
+        let mut last_checkpoint = Instant::now();
+        let mut last_retention = Instant::now();
+        Maintenance::spawn("strom-log-maintenance", move || {
+            std::thread::park_timeout(config.tick);
+            let now = Instant::now();
+            let checkpoint = now.duration_since(last_checkpoint) >= config.checkpoint_interval;
+            let retention = now.duration_since(last_retention) >= config.retention_check_interval;
+            manager.maintain(now, checkpoint, retention);
+            if checkpoint {
+                last_checkpoint = now;
+            }
+            if retention {
+                last_retention = now;
+            }
+        })
     }
 
     /// One pass of the log cleaner at `now_ms`: cleans the compacted log that needs it
@@ -345,22 +335,15 @@ impl LogManager {
         stats: Arc<CleanerStats>,
         on_cleaned: CleanedCallback,
     ) -> Maintenance {
-        let stop = Arc::new(AtomicBool::new(false));
         let manager = Arc::clone(self);
-        let stop_flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("strom-log-cleaner".into())
-            .spawn(move || {
-                crate::cleaner::lower_thread_priority();
-                while !stop_flag.load(Ordering::Acquire) {
-                    match manager.clean_once(&config, &stats, now_ms()) {
-                        Some((tp, outcome)) => on_cleaned(&tp, &outcome),
-                        None => std::thread::park_timeout(config.backoff),
-                    }
-                }
-            })
-            .ok();
-        Maintenance { stop, thread }
+        Maintenance::spawn("strom-log-cleaner", move || {
+            // Idempotent and cheap (one syscall per pass).
+            crate::cleaner::lower_thread_priority();
+            match manager.clean_once(&config, &stats, now_ms()) {
+                Some((tp, outcome)) => on_cleaned(&tp, &outcome),
+                None => std::thread::park_timeout(config.backoff),
+            }
+        })
     }
 
     /// Closes every log (sync, checkpoint) and writes the clean-shutdown marker, so the
@@ -409,6 +392,22 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
+    /// Starts thread `name` running `round` until stopped (a stop wakes it from
+    /// `park_timeout`).
+    fn spawn(name: &str, mut round: impl FnMut() + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while !stop_flag.load(Ordering::Acquire) {
+                    round();
+                }
+            })
+            .ok();
+        Maintenance { stop, thread }
+    }
+
     /// Stops the thread and waits for it.
     pub fn stop(mut self) {
         self.shutdown();

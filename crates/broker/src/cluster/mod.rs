@@ -462,21 +462,11 @@ impl Cluster {
     /// Stops background maintenance, syncs and closes every log, and writes the
     /// clean-shutdown marker.
     pub fn close(&self) -> Result<(), strom_log::LogError> {
-        let maintenance = self
-            .maintenance
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(maintenance) = maintenance {
-            maintenance.stop();
-        }
-        let cleaner = self
-            .cleaner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(cleaner) = cleaner {
-            cleaner.stop();
+        for thread in [&self.maintenance, &self.cleaner] {
+            let thread = thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(thread) = thread {
+                thread.stop();
+            }
         }
         let snapshots = self
             .snapshots

@@ -276,3 +276,29 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// A CreateTopics entry for `topic` with these configs (replication factor -1: the
+/// broker's default).
+#[allow(dead_code)] // not every test binary creates topics this way
+pub fn creatable_topic(
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::create_topics_request::CreatableTopic {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let text = |t: &str| StrBytes::from_string(t.to_string());
+    CreatableTopic::default()
+        .with_name(kafka_protocol::messages::TopicName(text(topic)))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(text(k))
+                        .with_value(Some(text(v)))
+                })
+                .collect(),
+        )
+}
