@@ -15,6 +15,7 @@ mod config;
 mod coord;
 mod error;
 mod handlers;
+mod internal_topic;
 mod metrics;
 mod net;
 mod protocol;
@@ -23,6 +24,7 @@ mod security;
 pub use broker::{Broker, BrokerHandle, BrokerStats};
 pub use config::BrokerConfig;
 pub use error::StartError;
+pub use internal_topic::{InternalRecord, InternalTopic, InternalTopicError};
 pub use security::config::{
     AuthorizerConfig, ClientAuth, ListenerConfig, SaslConfig, SecurityConfig, SecurityProtocol,
     TlsConfig, UserConfig,

@@ -57,6 +57,13 @@ pub struct ServeArgs {
     /// (Kafka's offsets.retention.minutes) [default: 10080].
     #[arg(long, value_name = "MINUTES")]
     offsets_retention_minutes: Option<u64>,
+    /// Schema registry listener (Confluent's REST API); port 0 picks a free one
+    /// [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "HOST:PORT")]
+    schema_registry_addr: Option<SocketAddr>,
+    /// Run the schema registry [default: true].
+    #[arg(long, value_name = "BOOL")]
+    schema_registry_enabled: Option<bool>,
 }
 
 /// The `--config` file: the same keys as the flags, plus the security tables.
@@ -82,6 +89,19 @@ struct FileConfig {
     request_bytes_max: Option<usize>,
     group_initial_rebalance_delay_ms: Option<u64>,
     offsets_retention_minutes: Option<u64>,
+    schema_registry_addr: Option<SocketAddr>,
+    schema_registry_enabled: Option<bool>,
+}
+
+/// The default schema registry listener: Confluent's port.
+const SCHEMA_REGISTRY_ADDR: &str = "127.0.0.1:8081";
+
+/// Everything `strom serve` runs: the broker and, unless turned off, the registry.
+#[derive(Debug)]
+struct ServeConfig {
+    broker: BrokerConfig,
+    /// Where the schema registry listens; `None` when it is off.
+    schema_registry_addr: Option<SocketAddr>,
 }
 
 impl FileConfig {
@@ -92,11 +112,27 @@ impl FileConfig {
     }
 }
 
-/// Flags over file over defaults.
+/// The broker's part of the configuration (tests look at it alone).
+#[cfg(test)]
 fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
+    serve_config(args).map(|c| c.broker)
+}
+
+/// Flags over file over defaults.
+fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
+    };
+    let registry_on = args
+        .schema_registry_enabled
+        .or(file.schema_registry_enabled)
+        .unwrap_or(true);
+    let schema_registry_addr = match args.schema_registry_addr.or(file.schema_registry_addr) {
+        Some(addr) => addr,
+        None => SCHEMA_REGISTRY_ADDR
+            .parse()
+            .context("the default schema registry address")?,
     };
     let mut config = BrokerConfig::default();
     if let Some(dir) = args.data_dir.or(file.data_dir) {
@@ -161,13 +197,19 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         }
         config.offsets_retention = Duration::from_secs(minutes * 60);
     }
-    Ok(config)
+    Ok(ServeConfig {
+        broker: config,
+        schema_registry_addr: registry_on.then_some(schema_registry_addr),
+    })
 }
 
 /// Runs the broker until a signal asks it to stop.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    let config = broker_config(args)?;
+    let ServeConfig {
+        broker: config,
+        schema_registry_addr,
+    } = serve_config(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strom")
@@ -175,16 +217,66 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let data_dir = config.data_dir.clone();
+        // Bound before the broker starts, so a taken port fails fast.
+        let registry_listener = match schema_registry_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (schema registry)"))?,
+            ),
+            None => None,
+        };
         let broker = Broker::start(config)
             .await
             .with_context(|| format!("cannot start on {}", data_dir.display()))?;
+        let registry = match registry_listener {
+            Some(listener) => Some(start_registry(&broker, listener).await?),
+            None => None,
+        };
         let signal = wait_for_signal().await?;
         tracing::info!(
             signal,
             "shutting down: finishing in-flight requests and closing logs"
         );
+        if let Some((stop, task)) = registry {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         broker.shutdown().await.context("clean shutdown failed")
     })
+}
+
+/// Rebuilds the registry from `_schemas` and serves its REST API on `listener`.
+/// Returns the sender that stops it and its task.
+async fn start_registry(
+    broker: &strom_broker::BrokerHandle,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    use crate::schema_store::{TopicStore, SCHEMAS_TOPIC};
+    let topic = broker
+        .internal_topic(SCHEMAS_TOPIC, &[("cleanup.policy", "compact")])
+        .context("cannot open the schema registry's topic")?;
+    let store = std::sync::Arc::new(TopicStore::new(topic));
+    let registry = strom_registry::Registry::open(store)
+        .await
+        .context("cannot rebuild the schema registry")?;
+    let addr = listener
+        .local_addr()
+        .context("schema registry listener address")?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = strom_registry::api::serve(listener, registry, shutdown).await {
+            tracing::warn!(%error, "schema registry server failed");
+        }
+    });
+    tracing::info!(schema_registry_addr = %addr, "schema registry serving");
+    Ok((stop, task))
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

@@ -65,6 +65,7 @@ class Broker:
         self.log_path = workdir / "strom.log"
         self.port = free_port()
         self.http_port = free_port()
+        self.registry_port = free_port()
         self.host = "127.0.0.1"
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -77,6 +78,11 @@ class Broker:
     @property
     def http(self) -> str:
         return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """The schema registry (Confluent's REST API) of this broker."""
+        return f"http://{self.host}:{self.registry_port}"
 
     def start(self) -> None:
         assert self.proc is None, "broker already running"
@@ -93,6 +99,8 @@ class Broker:
             self.bootstrap,
             "--http-addr",
             f"{self.host}:{self.http_port}",
+            "--schema-registry-addr",
+            f"{self.host}:{self.registry_port}",
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
@@ -116,15 +124,26 @@ class Broker:
                 with socket.create_connection((self.host, self.port), timeout=1):
                     pass
                 with urllib.request.urlopen(self.http + "/readyz", timeout=2) as r:
+                    if r.status != 200:
+                        last = f"/readyz status {r.status}"
+                        time.sleep(0.1)
+                        continue
+                # The registry starts right after the broker (unless turned off).
+                if "schema_registry_enabled = false" in self._config_text():
+                    return
+                with urllib.request.urlopen(self.registry_url + "/subjects", timeout=2) as r:
                     if r.status == 200:
                         return
-                    last = f"/readyz status {r.status}"
+                    last = f"registry status {r.status}"
             except (OSError, urllib.error.URLError) as e:
                 last = repr(e)
             time.sleep(0.1)
         raise RuntimeError(
             f"strom not ready after {START_TIMEOUT_S}s (last: {last})\n{self.log_tail()}"
         )
+
+    def _config_text(self) -> str:
+        return self.config_path.read_text() if self.config_path is not None else ""
 
     def stop(self, kill: bool = False) -> int:
         """Stops the broker (SIGTERM and wait, or SIGKILL); returns the exit code."""

@@ -45,6 +45,7 @@ pub fn spawn_strom_with_config(dir: &Path, config: &Path, listener: &str) -> (Ch
 fn spawn(dir: &Path, args: &[&str], marker: &str, key: &str) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
         .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args(["--schema-registry-addr", "127.0.0.1:0"])
         .args(args)
         .arg("--data-dir")
         .arg(dir)
