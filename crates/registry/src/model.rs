@@ -723,7 +723,10 @@ impl Model {
         permanent: bool,
     ) -> Result<Change<i32>> {
         self.require_writable(Some(subject))?;
-        let (version, entry) = self.version(subject, spec, permanent)?;
+        // A numbered version is found even when soft-deleted (to answer 40406); `latest`
+        // means the latest live one, unless the delete is permanent.
+        let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
+        let (version, entry) = self.version(subject, spec, include_deleted)?;
         if !self.referrers(subject, version).is_empty() {
             return Err(RegistryError::ReferenceExists {
                 subject: subject.to_owned(),

@@ -181,7 +181,7 @@ impl<'a> Checker<'a> {
         self.check_strings(r, w, path);
         self.check_object(r, w, path, depth);
         self.check_array(r, w, path, depth);
-        self.check_combinators(r, w, reader, writer, path, depth);
+        self.check_combinators(r, w, writer, path, depth);
     }
 
     fn check_types(&mut self, r: &Map<String, Value>, w: &Map<String, Value>, path: &str) {
@@ -382,10 +382,8 @@ impl<'a> Checker<'a> {
                 Some(ri @ (Value::Object(_) | Value::Bool(_))),
                 Some(wi @ (Value::Object(_) | Value::Bool(_))),
             ) => self.check(ri, wi, &child, depth + 1),
-            (Some(ri @ (Value::Object(_) | Value::Bool(_))), None) => {
-                if !is_empty_schema(ri) {
-                    self.problem(&child, "items restricted")
-                }
+            (Some(ri @ (Value::Object(_) | Value::Bool(_))), None) if !is_empty_schema(ri) => {
+                self.problem(&child, "items restricted")
             }
             (Some(Value::Array(ris)), Some(Value::Array(wis))) => {
                 for (i, (ri, wi)) in ris.iter().zip(wis).enumerate() {
@@ -407,7 +405,6 @@ impl<'a> Checker<'a> {
         &mut self,
         r: &'a Map<String, Value>,
         w: &'a Map<String, Value>,
-        reader: &'a Value,
         writer: &'a Value,
         path: &str,
         depth: usize,
@@ -432,22 +429,15 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
-                (Some(rb), None) => {
+                (Some(rb), None)
                     if !rb
                         .iter()
-                        .any(|reader_branch| self.accepts(reader_branch, writer, depth))
-                    {
-                        self.problem(
-                            path,
-                            format!("{key} added that the writer's schema does not satisfy"),
-                        );
-                    }
-                }
-                (None, Some(wb)) if key == "anyOf" || w.contains_key(key) => {
-                    // Every writer branch must pass the reader's other keywords; those
-                    // were checked against the writer as a whole above, so only branch
-                    // types matter here.
-                    let _ = (wb, reader);
+                        .any(|reader_branch| self.accepts(reader_branch, writer, depth)) =>
+                {
+                    self.problem(
+                        path,
+                        format!("{key} added that the writer's schema does not satisfy"),
+                    );
                 }
                 _ => {}
             }
