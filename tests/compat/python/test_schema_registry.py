@@ -8,10 +8,15 @@ framed records go through strom's Kafka port and back.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import (
@@ -389,7 +394,7 @@ def test_protobuf_text_schema_and_serialized_format(broker):
     schema_id = client.register_schema(subject, Schema(text, "PROTOBUF"))
     assert client.get_schema(schema_id).schema_str == text
     serialized = registry(broker).get_schema(schema_id, fmt="serialized").schema_str
-    fdp = descriptor_pb2.FileDescriptorProto.FromString(__import__("base64").b64decode(serialized))
+    fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
     assert [m.name for m in fdp.message_type] == ["Ride"]
     # A field changing wire type is incompatible; a new field is not.
     with pytest.raises(SchemaRegistryError) as e:
@@ -427,3 +432,46 @@ def test_restart_keeps_every_id(broker, kill):
     unseen = avro_record(f"Unseen{uuid.uuid4().hex}", [{"name": "x", "type": "int"}])
     fresh = after.register_schema(f"{topic}-new", Schema(unseen, "AVRO"))
     assert fresh > max(ids.values()), "ids are never reused"
+
+
+# ---- a second client: @kafkajs/confluent-schema-registry (npm) ------------------
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+NODE = shutil.which("node")
+NODE_GUARD_S = 300
+
+
+@pytest.mark.skipif(
+    NODE is None or not (NODE_DIR / "node_modules" / "@kafkajs" / "confluent-schema-registry").is_dir(),
+    reason="node or @kafkajs/confluent-schema-registry not installed (run install.sh)",
+)
+def test_npm_registry_client_round_trip(broker, tmp_path):
+    topic = unique_topic("sr-npm")
+    # Python frames a record first; the JS client must decode it.
+    py_framed = AvroSerializer(registry(broker), RIDE_V1)(
+        {"id": "py", "km": 42}, SerializationContext(f"{topic}-py", MessageField.VALUE)
+    )
+    out = tmp_path / "produced.json"
+    env = dict(
+        os.environ,
+        STROM_BOOTSTRAP=broker.bootstrap,
+        STROM_REGISTRY_URL=broker.registry_url,
+        STROM_TOPIC=topic,
+        STROM_PY_FRAMED=base64.b64encode(py_framed).decode(),
+        STROM_COMPAT_OUT=str(out),
+    )
+    r = subprocess.run(
+        [NODE, "--test", "--test-reporter=spec", "schema_registry.test.js"],
+        cwd=NODE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=NODE_GUARD_S,
+    )
+    assert r.returncode == 0, f"node --test schema_registry.test.js failed:\n{r.stdout}{r.stderr}"
+    produced = json.loads(out.read_text())
+    # What the JS client framed and produced, Confluent's Python deserializer reads.
+    msgs = cf_consume_all(broker.bootstrap, topic, [0], expect=len(produced["records"]))
+    de = AvroDeserializer(registry(broker))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    assert [de(m.value(), ctx) for m in msgs] == [rec["value"] for rec in produced["records"]]
