@@ -13,6 +13,7 @@ mod broker;
 mod cluster;
 mod config;
 mod coord;
+mod embedded;
 mod error;
 mod handlers;
 mod internal_topic;
@@ -23,6 +24,7 @@ mod security;
 
 pub use broker::{Broker, BrokerHandle, BrokerStats};
 pub use config::BrokerConfig;
+pub use embedded::{tls_acceptor, EmbeddedOperation, EmbeddedSecurity};
 pub use error::StartError;
 pub use internal_topic::{InternalRecord, InternalTopic, InternalTopicError};
 pub use security::config::{

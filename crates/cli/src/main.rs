@@ -24,6 +24,7 @@ mod produce;
 mod producer;
 #[cfg(feature = "tools")]
 mod progress;
+mod registry_guard;
 mod schema_store;
 mod serve;
 #[cfg(feature = "tools")]

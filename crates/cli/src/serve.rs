@@ -64,6 +64,14 @@ pub struct ServeArgs {
     /// Run the schema registry [default: true].
     #[arg(long, value_name = "BOOL")]
     schema_registry_enabled: Option<bool>,
+    /// Serve the schema registry over TLS with the `[tls]` certificate of the config
+    /// file [default: false].
+    #[arg(long, value_name = "BOOL")]
+    schema_registry_tls: Option<bool>,
+    /// Require HTTP Basic authentication against the broker's SCRAM users, and the
+    /// broker's ACLs per subject, on the schema registry [default: false].
+    #[arg(long, value_name = "BOOL")]
+    schema_registry_basic_auth: Option<bool>,
 }
 
 /// The `--config` file: the same keys as the flags, plus the security tables.
@@ -91,6 +99,8 @@ struct FileConfig {
     offsets_retention_minutes: Option<u64>,
     schema_registry_addr: Option<SocketAddr>,
     schema_registry_enabled: Option<bool>,
+    schema_registry_tls: Option<bool>,
+    schema_registry_basic_auth: Option<bool>,
 }
 
 /// The default schema registry listener: Confluent's port.
@@ -102,6 +112,10 @@ struct ServeConfig {
     broker: BrokerConfig,
     /// Where the schema registry listens; `None` when it is off.
     schema_registry_addr: Option<SocketAddr>,
+    /// The registry serves HTTPS with the broker's `[tls]` certificate.
+    schema_registry_tls: bool,
+    /// The registry requires Basic auth against the broker's users and its ACLs.
+    schema_registry_basic_auth: bool,
 }
 
 impl FileConfig {
@@ -134,6 +148,17 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
             .parse()
             .context("the default schema registry address")?,
     };
+    let schema_registry_tls = args
+        .schema_registry_tls
+        .or(file.schema_registry_tls)
+        .unwrap_or(false);
+    let schema_registry_basic_auth = args
+        .schema_registry_basic_auth
+        .or(file.schema_registry_basic_auth)
+        .unwrap_or(false);
+    if schema_registry_tls && file.tls.is_none() {
+        bail!("schema_registry_tls needs a [tls] section in the config file");
+    }
     let mut config = BrokerConfig::default();
     if let Some(dir) = args.data_dir.or(file.data_dir) {
         config.data_dir = dir;
@@ -200,6 +225,8 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
     Ok(ServeConfig {
         broker: config,
         schema_registry_addr: registry_on.then_some(schema_registry_addr),
+        schema_registry_tls,
+        schema_registry_basic_auth,
     })
 }
 
@@ -209,7 +236,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ServeConfig {
         broker: config,
         schema_registry_addr,
+        schema_registry_tls,
+        schema_registry_basic_auth,
     } = serve_config(args)?;
+    let registry_tls = match (&config.security.tls, schema_registry_tls) {
+        (Some(tls), true) => Some(tls.clone()),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strom")
@@ -230,7 +263,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot start on {}", data_dir.display()))?;
         let registry = match registry_listener {
-            Some(listener) => Some(start_registry(&broker, listener).await?),
+            Some(listener) => Some(
+                start_registry(&broker, listener, registry_tls, schema_registry_basic_auth).await?,
+            ),
             None => None,
         };
         let signal = wait_for_signal().await?;
@@ -251,6 +286,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn start_registry(
     broker: &strom_broker::BrokerHandle,
     listener: tokio::net::TcpListener,
+    tls: Option<TlsConfig>,
+    basic_auth: bool,
 ) -> anyhow::Result<(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
@@ -266,16 +303,33 @@ async fn start_registry(
     let addr = listener
         .local_addr()
         .context("schema registry listener address")?;
+    let acceptor = match &tls {
+        Some(config) => Some(strom_broker::tls_acceptor(config).context("schema registry TLS")?),
+        None => None,
+    };
+    let guard: Option<std::sync::Arc<dyn strom_registry::auth::Guard>> = basic_auth.then(|| {
+        std::sync::Arc::new(crate::registry_guard::BrokerGuard::new(
+            broker.embedded_security(),
+        )) as _
+    });
+    let router = strom_registry::api::router_with_guard(registry, guard);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        if let Err(error) = strom_registry::api::serve(listener, registry, shutdown).await {
+        if let Err(error) =
+            strom_registry::api::serve_with(listener, router, acceptor, shutdown).await
+        {
             tracing::warn!(%error, "schema registry server failed");
         }
     });
-    tracing::info!(schema_registry_addr = %addr, "schema registry serving");
+    tracing::info!(
+        schema_registry_addr = %addr,
+        tls = tls.is_some(),
+        basic_auth,
+        "schema registry serving"
+    );
     Ok((stop, task))
 }
 
@@ -388,6 +442,40 @@ super_users = ["User:admin"]
         assert!(!format!("{config:?}").contains("admin-secret"));
         assert!(config.security.authorizer.enabled);
         assert!(config.security.tls.is_some());
+    }
+
+    #[test]
+    fn schema_registry_settings() {
+        let config = serve_config(ServeArgs::default()).expect("defaults");
+        assert_eq!(
+            config
+                .schema_registry_addr
+                .map(|a| a.to_string())
+                .as_deref(),
+            Some("127.0.0.1:8081")
+        );
+        assert!(!config.schema_registry_tls && !config.schema_registry_basic_auth);
+        let (_file, mut args) = args_with_file(
+            "schema_registry_addr = \"127.0.0.1:18081\"\nschema_registry_basic_auth = true\n",
+        );
+        args.schema_registry_enabled = Some(true);
+        let config = serve_config(args).expect("valid");
+        assert_eq!(
+            config
+                .schema_registry_addr
+                .map(|a| a.to_string())
+                .as_deref(),
+            Some("127.0.0.1:18081")
+        );
+        assert!(config.schema_registry_basic_auth);
+        let (_file, args) = args_with_file("schema_registry_enabled = false\n");
+        assert_eq!(
+            serve_config(args).expect("valid").schema_registry_addr,
+            None
+        );
+        let (_file, args) = args_with_file("schema_registry_tls = true\n");
+        let err = serve_config(args).expect_err("tls without [tls]");
+        assert!(format!("{err:#}").contains("[tls]"), "{err:#}");
     }
 
     #[test]

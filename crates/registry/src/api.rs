@@ -19,6 +19,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::Guard;
 use crate::error::RegistryError;
 use crate::format::Parsed;
 use crate::model::{Model, VersionSpec};
@@ -57,8 +58,24 @@ fn flag(params: &HashMap<String, String>, name: &str) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-/// The router with every endpoint; serve it with [`serve`] or embed it.
+/// The router with every endpoint, open to anyone; serve it with [`serve`] or embed it.
 pub fn router(registry: Arc<Registry>) -> Router {
+    router_with_guard(registry, None)
+}
+
+/// The router, behind `guard` (HTTP Basic and per-subject permissions) if given.
+pub fn router_with_guard(registry: Arc<Registry>, guard: Option<Arc<dyn Guard>>) -> Router {
+    let router = endpoints(registry);
+    match guard {
+        Some(guard) => router.layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::auth::require,
+        )),
+        None => router,
+    }
+}
+
+fn endpoints(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(|| async { ok_json(json!({})) }))
         .route("/schemas/types", get(schema_types))
@@ -124,15 +141,39 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API, open to anyone over plain HTTP, on `listener` until `shutdown`
+/// resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(registry))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router(registry), None, shutdown).await
+}
+
+/// Serves `router` on `listener`, over TLS if `tls` is given, until `shutdown`
+/// resolves.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+            let service = router.into_make_service_with_connect_info::<crate::auth::Peer>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            let service = router.into_make_service_with_connect_info::<crate::auth::Peer>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn not_found() -> Response {

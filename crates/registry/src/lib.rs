@@ -8,7 +8,8 @@
 //! - [`model`]: the state, a pure fold of records, which also computes every change
 //!   as records;
 //! - [`registry`]: the model behind a lock, made durable through a [`store::Store`];
-//! - [`api`]: the REST endpoints with axum;
+//! - [`api`]: the REST endpoints with axum, behind an optional [`auth::Guard`] (HTTP
+//!   Basic, per-subject permissions) and optional TLS ([`tls`]);
 //! - [`client`]: the client side's wire format (magic byte, schema id, Protobuf
 //!   message indexes).
 //!
@@ -38,6 +39,7 @@
 //! ```
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod error;
 pub(crate) mod format;
@@ -45,6 +47,7 @@ pub mod model;
 pub mod record;
 pub mod registry;
 pub mod store;
+pub mod tls;
 pub mod types;
 
 pub use error::RegistryError;

@@ -709,3 +709,92 @@ async fn contexts_and_metadata() {
         json!([".", ".staging"])
     );
 }
+
+/// alice may do anything; bob may only read subjects starting with `public`.
+struct TestGuard;
+
+impl strom_registry::auth::Guard for TestGuard {
+    fn authenticate(&self, user: &str, password: &str) -> bool {
+        matches!(
+            (user, password),
+            ("alice", "a-secret") | ("bob", "b-secret")
+        )
+    }
+
+    fn authorize(
+        &self,
+        user: &str,
+        _host: &str,
+        subject: Option<&str>,
+        access: strom_registry::auth::Access,
+    ) -> bool {
+        user == "alice"
+            || (access == strom_registry::auth::Access::Read
+                && subject.is_none_or(|s| s.starts_with("public")))
+    }
+}
+
+#[tokio::test]
+async fn basic_auth_and_subject_permissions() {
+    use base64::Engine;
+    let registry = Registry::open(Arc::new(MemoryStore::new()))
+        .await
+        .expect("registry opens");
+    let app = strom_registry::api::router_with_guard(registry, Some(Arc::new(TestGuard)));
+    let call = |method: &str, uri: &str, user: Option<(&str, &str)>, body: Option<Value>| {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some((user, password)) = user {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request = request.header("authorization", format!("Basic {token}"));
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let app = app.clone();
+        let request = request.body(body).expect("request");
+        async move {
+            let response = app.oneshot(request).await.expect("response");
+            let status = response.status();
+            let challenge = response.headers().get("www-authenticate").is_some();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (
+                status,
+                challenge,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let alice = Some(("alice", "a-secret"));
+    let bob = Some(("bob", "b-secret"));
+    let (status, challenge, body) = call("GET", "/subjects", None, None).await;
+    assert_eq!((status, challenge), (StatusCode::UNAUTHORIZED, true));
+    assert_eq!(body["error_code"], json!(401));
+    let (status, _, _) = call("GET", "/subjects", Some(("alice", "wrong")), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let schema = json!({ "schema": v1() });
+    for subject in ["public-rides", "private"] {
+        let (status, _, body) = call(
+            "POST",
+            &format!("/subjects/{subject}/versions"),
+            alice,
+            Some(schema.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _, _) = call("GET", "/subjects/public-rides/versions/1", bob, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = call("GET", "/subjects/private/versions/1", bob, None).await;
+    assert_eq!(
+        (status, body["error_code"].clone()),
+        (StatusCode::FORBIDDEN, json!(40301))
+    );
+    let (status, _, _) = call("POST", "/subjects/public-rides/versions", bob, Some(schema)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call("GET", "/schemas/ids/1", bob, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
