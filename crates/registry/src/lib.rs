@@ -10,8 +10,8 @@
 //! - [`registry`]: the model behind a lock, made durable through a [`store::Store`];
 //! - [`api`]: the REST endpoints with axum, behind an optional [`auth::Guard`] (HTTP
 //!   Basic, per-subject permissions) and optional TLS ([`tls`]);
-//! - [`client`]: the client side's wire format (magic byte, schema id, Protobuf
-//!   message indexes).
+//! - [`client`]: the client side: the wire format (magic byte, schema id, Protobuf
+//!   message indexes) and a REST client for any Confluent-compatible registry.
 //!
 //! The registry never depends on the broker: the binary implements [`store::Store`]
 //! over the compacted `_schemas` topic.

@@ -798,3 +798,63 @@ async fn basic_auth_and_subject_permissions() {
     let (status, _, _) = call("GET", "/schemas/ids/1", bob, None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn rest_client_against_a_bound_port() {
+    use strom_registry::client::{ClientConfig, ClientError, RegistryClient};
+    use strom_registry::types::{SchemaInput, SchemaType};
+    let registry = Registry::open(Arc::new(MemoryStore::new()))
+        .await
+        .expect("registry opens");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(strom_registry::api::serve(listener, registry, async {
+        let _ = stopped.await;
+    }));
+    let client = RegistryClient::new(&ClientConfig {
+        url: format!("http://{addr}"),
+        ..ClientConfig::default()
+    })
+    .expect("client");
+    let input = |schema: String| SchemaInput {
+        schema,
+        schema_type: SchemaType::Avro,
+        references: vec![],
+    };
+    let id = client
+        .register("a/b value", &input(v1()), false)
+        .await
+        .expect("register");
+    assert_eq!(client.schema_by_id(id).await.expect("by id").schema, v1());
+    let (latest_id, version, schema) = client.version("a/b value", "latest").await.expect("latest");
+    assert_eq!((latest_id, version, schema.schema), (id, 1, v1()));
+    let (ok, messages) = client
+        .check("a/b value", None, &input(v2_no_default()))
+        .await
+        .expect("check");
+    assert!(!ok && !messages.is_empty());
+    match client
+        .register("a/b value", &input(v2_no_default()), false)
+        .await
+    {
+        Err(ClientError::Registry {
+            status: 409,
+            code: 409,
+            ..
+        }) => {}
+        other => panic!("expected a 409, got {other:?}"),
+    }
+    match client.schema_by_id(999).await {
+        Err(ClientError::Registry {
+            status: 404,
+            code: 40403,
+            ..
+        }) => {}
+        other => panic!("expected a 40403, got {other:?}"),
+    }
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}
