@@ -32,6 +32,18 @@ pub fn spawn_strom(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
     spawn(dir, &args, "kafka_addr=", "kafka_addr=")
 }
 
+/// Starts `strom serve` on `dir` with ephemeral ports; returns the child and the
+/// address of its schema registry (logged once the registry serves).
+pub fn spawn_strom_registry(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let args = [&["--kafka-addr", "127.0.0.1:0"], extra].concat();
+    spawn(
+        dir,
+        &args,
+        "schema registry serving",
+        "schema_registry_addr=",
+    )
+}
+
 /// Starts `strom serve --config CONFIG` on `dir` (the config names the listeners);
 /// returns the child and the address of the listener named `listener`.
 pub fn spawn_strom_with_config(dir: &Path, config: &Path, listener: &str) -> (Child, SocketAddr) {

@@ -2,7 +2,9 @@
 //! Confluent-compatible registry ([`RegistryClient`]), which `strom schema` uses and
 //! the serdes will.
 
-mod rest;
+pub mod rest;
 pub mod wire;
 
+/// HTTP methods, for [`RegistryClient::request`].
+pub use reqwest::Method;
 pub use rest::{ClientConfig, ClientError, RegistryClient};
