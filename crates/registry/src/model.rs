@@ -104,6 +104,9 @@ pub struct Model {
     configs: BTreeMap<Option<String>, CompatibilityLevel>,
     modes: BTreeMap<Option<String>, Mode>,
     id_max: i32,
+    /// While replaying, identities are computed once at the end (when every
+    /// referenced schema is known), not record by record.
+    replaying: bool,
 }
 
 /// A changed state: the records to make durable, then apply, and the answer.
@@ -116,6 +119,38 @@ impl Model {
     }
 
     // ---- replay -------------------------------------------------------------------
+
+    /// The state the records describe, applied in order.
+    pub fn rebuild<'a>(records: impl IntoIterator<Item = &'a Record>) -> Model {
+        let mut model = Model {
+            replaying: true,
+            ..Model::default()
+        };
+        for record in records {
+            model.apply(record);
+        }
+        model.replaying = false;
+        model.reindex();
+        model
+    }
+
+    /// Recomputes every schema's identity, with every reference resolvable.
+    fn reindex(&mut self) {
+        let identities: Vec<(Identity, i32)> = self
+            .schemas
+            .values()
+            .map(|s| {
+                (
+                    self.identity_of(s.schema_type, &s.schema, &s.references),
+                    s.id,
+                )
+            })
+            .collect();
+        self.identities.clear();
+        for (identity, id) in identities {
+            self.identities.entry(identity).or_insert(id);
+        }
+    }
 
     /// Applies one record. Records are applied in the order they were written.
     pub fn apply(&mut self, record: &Record) {
@@ -177,8 +212,11 @@ impl Model {
     fn apply_schema(&mut self, value: &SchemaValue) {
         self.id_max = self.id_max.max(value.id);
         if !self.schemas.contains_key(&value.id) {
-            let identity = self.identity_of(value.schema_type, &value.schema, &value.references);
-            self.identities.entry(identity).or_insert(value.id);
+            if !self.replaying {
+                let identity =
+                    self.identity_of(value.schema_type, &value.schema, &value.references);
+                self.identities.entry(identity).or_insert(value.id);
+            }
             self.schemas.insert(
                 value.id,
                 StoredSchema {

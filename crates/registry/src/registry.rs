@@ -32,21 +32,18 @@ impl Registry {
             .replay()
             .await
             .map_err(|e| RegistryError::Store(e.to_string()))?;
-        let mut model = Model::new();
-        let mut applied = 0usize;
+        let mut decoded = Vec::with_capacity(records.len());
         for (key, value) in &records {
             match Record::decode(key, value.as_deref()) {
-                Ok(Some(record)) => {
-                    model.apply(&record);
-                    applied += 1;
-                }
+                Ok(Some(record)) => decoded.push(record),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "skipping a _schemas record"),
             }
         }
+        let model = Model::rebuild(&decoded);
         tracing::info!(
             records = records.len(),
-            applied,
+            applied = decoded.len(),
             "schema registry state rebuilt"
         );
         Ok(Arc::new(Registry {

@@ -858,3 +858,102 @@ async fn rest_client_against_a_bound_port() {
     let _ = stop.send(());
     server.await.expect("server task").expect("server");
 }
+
+/// What Kafka's log cleaner leaves of `records`: the last record of every key, in log
+/// order; with `drop_tombstones`, tombstones too are gone (after delete.retention.ms).
+fn compacted(
+    records: &[(Vec<u8>, Option<Vec<u8>>)],
+    drop_tombstones: bool,
+) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut last = std::collections::HashMap::new();
+    for (i, (key, _)) in records.iter().enumerate() {
+        last.insert(key.clone(), i);
+    }
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, (key, value))| last[key] == *i && !(drop_tombstones && value.is_none()))
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+async fn snapshot(api: &Api) -> Vec<Value> {
+    let mut out = vec![
+        api.call("GET", "/subjects?deleted=true", None).await.1,
+        api.call("GET", "/config", None).await.1,
+        api.call("GET", "/mode", None).await.1,
+    ];
+    let subjects = out[0].as_array().cloned().unwrap_or_default();
+    for subject in subjects {
+        let s = subject.as_str().unwrap_or_default().to_owned();
+        for uri in [
+            format!("/subjects/{s}/versions?deleted=true"),
+            format!("/subjects/{s}/versions"),
+            format!("/config/{s}"),
+            format!("/mode/{s}"),
+        ] {
+            out.push(api.call("GET", &uri, None).await.1);
+        }
+    }
+    for id in 1..12 {
+        out.push(api.call("GET", &format!("/schemas/ids/{id}"), None).await.1);
+    }
+    out
+}
+
+#[tokio::test]
+async fn compacted_schemas_topic_replays_to_the_same_state() {
+    let api = Api::new().await;
+    api.ok("PUT", "/config/a", Some(json!({"compatibility":"NONE"})))
+        .await;
+    api.register("a", &v1()).await;
+    api.register("a", &v2()).await;
+    api.register("a", &record("X", "")).await;
+    api.register("b", &v1()).await;
+    api.ok("DELETE", "/subjects/a/versions/2", None).await;
+    api.ok("DELETE", "/subjects/a", None).await;
+    api.ok("DELETE", "/subjects/a?permanent=true", None).await;
+    api.ok("PUT", "/config/a", Some(json!({"compatibility":"FULL"})))
+        .await;
+    api.register("a", &record("Y", "")).await;
+    api.ok("PUT", "/config", Some(json!({"compatibility":"FORWARD"})))
+        .await;
+    api.ok("PUT", "/mode/b", Some(json!({"mode":"READONLY"})))
+        .await;
+    api.ok("DELETE", "/mode/b", None).await;
+    api.ok("DELETE", "/subjects/b", None).await;
+    let address = r#"{"type":"record","name":"Address","fields":[{"name":"s","type":"string"}]}"#;
+    api.register("addr", address).await;
+    let person = r#"{"type":"record","name":"P","fields":[{"name":"a","type":"Address"}]}"#;
+    api.ok(
+        "POST",
+        "/subjects/person/versions",
+        Some(json!({"schema": person, "references": [{"name":"Address","subject":"addr","version":1}]})),
+    )
+    .await;
+    let expected = snapshot(&api).await;
+    let records = api.store.records();
+    for drop_tombstones in [false, true] {
+        let store = MemoryStore::new();
+        store
+            .append(compacted(&records, drop_tombstones))
+            .await
+            .expect("append");
+        let replayed = Api::on(store).await;
+        assert_eq!(
+            snapshot(&replayed).await,
+            expected,
+            "drop_tombstones={drop_tombstones}"
+        );
+        // The same schemas still get their ids.
+        assert_eq!(replayed.register("c", &v1()).await, 1);
+        let again = replayed
+            .ok(
+                "POST",
+                "/subjects/person2/versions",
+                Some(json!({"schema": person, "references": [{"name":"Address","subject":"addr","version":1}]})),
+            )
+            .await;
+        assert_eq!(again["id"], json!(6));
+    }
+}
