@@ -1,8 +1,9 @@
-//! The client side: Confluent's wire format ([`wire`]) and a REST client for any
-//! Confluent-compatible registry ([`RegistryClient`]), which `strom schema` uses and
-//! the serdes will.
+//! The client side: Confluent's wire format ([`wire`]), a REST client for any
+//! Confluent-compatible registry ([`RegistryClient`], which `strom schema` uses), and
+//! Avro / JSON Schema / Protobuf serdes on top of both ([`serde`]).
 
 pub mod rest;
+pub mod serde;
 pub mod wire;
 
 /// HTTP methods, for [`RegistryClient::request`].

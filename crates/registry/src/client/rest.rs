@@ -208,6 +208,30 @@ impl RegistryClient {
         schema_of(&answer)
     }
 
+    /// The version under `subject` holding `input`, and its id (40403 if none).
+    pub async fn lookup(
+        &self,
+        subject: &str,
+        input: &SchemaInput,
+        normalize: bool,
+    ) -> Result<(i32, i32), ClientError> {
+        let answer = self
+            .request(
+                Method::POST,
+                &format!(
+                    "/subjects/{}?normalize={normalize}",
+                    encode_segment(subject)
+                ),
+                Some(&Self::schema_body(input)),
+            )
+            .await?;
+        let version = answer["version"]
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| ClientError::Decode(format!("no version in {answer}")))?;
+        Ok((id_of(&answer)?, version))
+    }
+
     /// A version of a subject (`latest` or a number): its id, version and schema.
     pub async fn version(
         &self,

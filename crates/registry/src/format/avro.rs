@@ -53,6 +53,11 @@ impl AvroSchema {
     pub fn canonical(&self) -> String {
         self.canonical.clone()
     }
+
+    /// The parsed schema, references inlined.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
 }
 
 /// Problems of `reader` decoding data of `writer`.

@@ -19,6 +19,7 @@ use super::ResolvedReference;
 pub(crate) struct JsonSchema {
     root: Value,
     canonical: String,
+    validator: jsonschema::Validator,
 }
 
 /// How deep the checker follows nested schemas and `$ref`s before giving up.
@@ -47,17 +48,29 @@ impl JsonSchema {
                 .map_err(|e| format!("reference {}: {e}", reference.name))?;
         }
         let registry = registry.prepare().map_err(|e| e.to_string())?;
-        jsonschema::options()
+        let validator = jsonschema::options()
             .with_registry(&registry)
             .build(&root)
             .map_err(|e| e.to_string())?;
         let canonical = serde_json::to_string(&root).map_err(|e| e.to_string())?;
-        Ok(JsonSchema { root, canonical })
+        Ok(JsonSchema {
+            root,
+            canonical,
+            validator,
+        })
     }
 
     /// The identity of the schema.
     pub fn canonical(&self) -> String {
         self.canonical.clone()
+    }
+
+    /// Why `instance` does not match the schema, or `None` if it does.
+    pub fn invalid(&self, instance: &Value) -> Option<String> {
+        self.validator
+            .validate(instance)
+            .err()
+            .map(|e| e.to_string())
     }
 }
 

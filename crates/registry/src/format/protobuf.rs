@@ -170,15 +170,15 @@ impl ProtoSchema {
 
     /// The message type at `indexes` (Confluent's message-index path: top-level index,
     /// then nested indexes), for the wire format.
-    #[cfg_attr(not(test), allow(dead_code, reason = "for the Protobuf serde, next"))]
     pub fn message_at(&self, indexes: &[i32]) -> Option<MessageDescriptor> {
         let file = self.pool.get_file_by_name(&self.file_name)?;
         let (first, rest) = indexes.split_first()?;
         let mut message = file.messages().nth(usize::try_from(*first).ok()?)?;
         for index in rest {
+            // Map entries count: indexes follow the descriptor's nested_type list, as
+            // Confluent's Java and Python serializers number them.
             let next = message
                 .child_messages()
-                .filter(|m| !m.is_map_entry())
                 .nth(usize::try_from(*index).ok()?)?;
             message = next;
         }
