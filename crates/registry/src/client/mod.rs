@@ -1,7 +1,9 @@
 //! The client side: Confluent's wire format ([`wire`]), a REST client for any
 //! Confluent-compatible registry ([`RegistryClient`], which `strom schema` uses), and
-//! Avro / JSON Schema / Protobuf serdes on top of both ([`serde`]).
+//! Avro / JSON Schema / Protobuf serdes on top of both ([`serde`]), and an AES-256-GCM
+//! envelope for payload encryption ([`encryption`]).
 
+pub mod encryption;
 pub mod rest;
 pub mod serde;
 pub mod wire;
