@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Guard;
 use crate::error::RegistryError;
+use crate::format::protobuf::ProtoSchema;
 use crate::format::Parsed;
 use crate::model::{Model, VersionSpec};
 use crate::registry::Registry;
@@ -238,12 +239,20 @@ fn schema_input(body: &Bytes) -> Result<(SchemaInput, Option<i32>, Option<i32>),
 // ---- responses ------------------------------------------------------------------
 
 /// The schema text in the requested format: Protobuf answers `format=serialized` with
-/// the base64 descriptor; everything else is returned as stored.
+/// the base64 descriptor and otherwise with `.proto` text (rendered if it was
+/// registered as a descriptor), as Confluent does; other types as stored.
 fn formatted(model: &Model, id: i32, format: Option<&str>) -> Result<String, RegistryError> {
     let stored = model.schema_by_id(id)?;
-    if stored.schema_type == SchemaType::Protobuf && format == Some("serialized") {
-        if let Parsed::Protobuf(proto) = model.parse_stored(id)? {
-            return Ok(proto.serialized());
+    if stored.schema_type == SchemaType::Protobuf {
+        let wants_descriptor = format == Some("serialized");
+        if wants_descriptor || ProtoSchema::is_descriptor(&stored.schema) {
+            if let Parsed::Protobuf(proto) = model.parse_stored(id)? {
+                return Ok(if wants_descriptor {
+                    proto.serialized()
+                } else {
+                    proto.text()
+                });
+            }
         }
     }
     Ok(stored.schema.clone())

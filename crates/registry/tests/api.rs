@@ -611,6 +611,50 @@ async fn json_schema_and_protobuf_subjects() {
         )
         .await;
     assert_eq!(again["id"], id);
+    // Registered as a descriptor (the Python client's way), read back as text.
+    let descriptor_only = "syntax = \"proto3\";\npackage other;\nmessage Only { int64 n = 1; }\n";
+    let serialized = api
+        .ok(
+            "POST",
+            "/subjects/q/versions",
+            Some(json!({"schema": descriptor_only, "schemaType": "PROTOBUF"})),
+        )
+        .await;
+    let base64 = api
+        .ok(
+            "GET",
+            &format!("/schemas/ids/{}?format=serialized", serialized["id"]),
+            None,
+        )
+        .await["schema"]
+        .clone();
+    let from_descriptor = api
+        .ok(
+            "POST",
+            "/subjects/r/versions",
+            Some(json!({"schema": base64, "schemaType": "PROTOBUF"})),
+        )
+        .await;
+    assert_eq!(
+        from_descriptor["id"], serialized["id"],
+        "one schema, one id"
+    );
+    let unseen = "Cgd4LnByb3RvEgF4Ig4KAU0SCQoBYRgBIAEoCQ==";
+    let answer = api
+        .ok(
+            "POST",
+            "/subjects/s/versions",
+            Some(json!({"schema": unseen, "schemaType": "PROTOBUF"})),
+        )
+        .await;
+    let text = api
+        .ok("GET", &format!("/schemas/ids/{}", answer["id"]), None)
+        .await;
+    let text = text["schema"].as_str().expect("text").to_owned();
+    assert!(
+        text.contains("message M {") && text.contains("string a = 1;"),
+        "{text}"
+    );
     let raw = api.ok("GET", "/subjects/p/versions/1/schema", None).await;
     assert_eq!(raw, json!(proto));
 }

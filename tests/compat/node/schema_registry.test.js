@@ -6,6 +6,8 @@
 //   STROM_TOPIC          topic to produce the framed records to
 //   STROM_PY_FRAMED      base64 of a record Confluent's Python AvroSerializer framed
 //                        ({"id": "py", "km": 42}, schema registered by Python)
+//   STROM_PY_PROTO_FRAMED the same for Protobuf (Ride{id: "pyproto", km: 5}), its schema
+//                        registered by Python as a base64 descriptor
 //   STROM_COMPAT_OUT     file to write what was produced (JSON), for Python to decode
 'use strict'
 
@@ -65,6 +67,11 @@ test('Avro: register, encode, produce through strom', async () => {
 test('Avro: decode what the Python serializer framed', async () => {
   const framed = Buffer.from(process.env.STROM_PY_FRAMED, 'base64')
   assert.deepEqual(plain(await registry.decode(framed)), { id: 'py', km: 42 })
+})
+
+test('Protobuf: decode what the Python serializer framed (schema registered as a descriptor)', async () => {
+  const framed = Buffer.from(process.env.STROM_PY_PROTO_FRAMED, 'base64')
+  assert.deepEqual(plain(await registry.decode(framed)), { id: 'pyproto', km: 5 })
 })
 
 test('JSON Schema: register, encode, decode, validate', async () => {

@@ -347,20 +347,21 @@ def test_json_schema_round_trip_and_validation(broker):
 # ---- Protobuf ------------------------------------------------------------------
 
 
-def proto_message_class(fields_extra: bool = False):
-    """A generated-like message class built at run time: stromtest.Ride with a
+def proto_message_class(with_timestamp: bool = True):
+    """A generated-like message class built at run time: stromtest.Ride, with a
     google.protobuf.Timestamp field (a well-known import the server must resolve)."""
     name = f"strom_test_{uuid.uuid4().hex}.proto"
     package = f"stromtest{uuid.uuid4().hex[:8]}"
     fdp = descriptor_pb2.FileDescriptorProto(name=name, package=package, syntax="proto3")
-    fdp.dependency.append("google/protobuf/timestamp.proto")
     msg = fdp.message_type.add(name="Ride")
     F = descriptor_pb2.FieldDescriptorProto
     msg.field.add(name="id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     msg.field.add(name="km", number=2, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
-    msg.field.add(
-        name="at", number=3, type=F.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp", label=F.LABEL_OPTIONAL
-    )
+    if with_timestamp:
+        fdp.dependency.append("google/protobuf/timestamp.proto")
+        msg.field.add(
+            name="at", number=3, type=F.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp", label=F.LABEL_OPTIONAL
+        )
     pool = descriptor_pool.Default()
     pool.AddSerializedFile(fdp.SerializeToString())
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.Ride"))
@@ -451,6 +452,12 @@ def test_npm_registry_client_round_trip(broker, tmp_path):
     py_framed = AvroSerializer(registry(broker), RIDE_V1)(
         {"id": "py", "km": 42}, SerializationContext(f"{topic}-py", MessageField.VALUE)
     )
+    # A Protobuf schema registered by Python as a base64 descriptor: the JS client reads
+    # it back as .proto text.
+    Ride = proto_message_class(with_timestamp=False)
+    py_proto = ProtobufSerializer(Ride, registry(broker))(
+        Ride(id="pyproto", km=5), SerializationContext(f"{topic}-pyproto", MessageField.VALUE)
+    )
     out = tmp_path / "produced.json"
     env = dict(
         os.environ,
@@ -458,6 +465,7 @@ def test_npm_registry_client_round_trip(broker, tmp_path):
         STROM_REGISTRY_URL=broker.registry_url,
         STROM_TOPIC=topic,
         STROM_PY_FRAMED=base64.b64encode(py_framed).decode(),
+        STROM_PY_PROTO_FRAMED=base64.b64encode(py_proto).decode(),
         STROM_COMPAT_OUT=str(out),
     )
     r = subprocess.run(

@@ -8,6 +8,7 @@
 
 pub(crate) mod avro;
 pub(crate) mod json;
+mod proto_text;
 pub(crate) mod protobuf;
 
 use crate::types::SchemaType;

@@ -145,6 +145,19 @@ impl ProtoSchema {
         base64::engine::general_purpose::STANDARD.encode(proto)
     }
 
+    /// The schema as `.proto` text (rendered from the descriptor).
+    pub fn text(&self) -> String {
+        self.pool
+            .get_file_by_name(&self.file_name)
+            .map(|f| super::proto_text::render(f.file_descriptor_proto()))
+            .unwrap_or_default()
+    }
+
+    /// Whether `text` is a base64 descriptor rather than `.proto` text.
+    pub fn is_descriptor(text: &str) -> bool {
+        decode_descriptor(text).is_some()
+    }
+
     /// The normalized form stored for `normalize=true`.
     pub fn normalized(&self) -> String {
         self.canonical()
