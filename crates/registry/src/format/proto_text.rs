@@ -311,7 +311,6 @@ fn render_service(out: &mut String, service: &ServiceDescriptorProto) {
 #[cfg(test)]
 mod tests {
     use super::super::protobuf::ProtoSchema;
-    use super::*;
 
     /// Text → descriptor → text → descriptor gives the same schema.
     #[test]
