@@ -387,8 +387,7 @@ async fn lookup(
 ) -> ApiResult {
     let (input, _, _) = schema_input(&body)?;
     r.read(|m| {
-        let (version, stored) =
-            m.lookup(&subject, &input, flag(&p, "normalize"), flag(&p, "deleted"))?;
+        let (version, stored) = m.lookup(&subject, &input, flag(&p, "deleted"))?;
         Ok(ok_json(schema_json(
             m,
             stored.id,
@@ -497,7 +496,7 @@ fn compatibility_response(
         // Checking against a subject with no versions passes, as in Confluent.
         if spec.is_none() && m.versions(subject, false, false).is_err() {
             return m
-                .check_compatibility(subject, Some(VersionSpec::Latest), &input, false)
+                .check_compatibility(subject, Some(VersionSpec::Latest), &input)
                 .or_else(|e| match e {
                     RegistryError::SubjectNotFound { .. } => {
                         Ok(crate::model::CompatibilityResult {
@@ -508,7 +507,7 @@ fn compatibility_response(
                     other => Err(other),
                 });
         }
-        m.check_compatibility(subject, spec, &input, flag(p, "normalize"))
+        m.check_compatibility(subject, spec, &input)
     })?;
     let mut body = json!({ "is_compatible": result.is_compatible });
     if flag(p, "verbose") {

@@ -248,9 +248,8 @@ impl Model {
         if used {
             return;
         }
-        if let Some(schema) = self.schemas.remove(&id) {
+        if self.schemas.remove(&id).is_some() {
             self.identities.retain(|_, v| *v != id);
-            drop(schema);
         }
     }
 
@@ -381,16 +380,16 @@ impl Model {
         })
     }
 
-    /// The version under `subject` holding this schema, if registered there.
+    /// The version under `subject` holding this schema, if registered there (schemas
+    /// are compared in canonical form, so `normalize` needs no flag here).
     pub fn lookup(
         &self,
         subject: &str,
         input: &SchemaInput,
-        normalize: bool,
         deleted: bool,
     ) -> Result<(i32, &StoredSchema)> {
         let versions = self.visible_versions(subject, deleted)?;
-        let (identity, _) = self.parse_input(input, normalize)?;
+        let (identity, _) = self.parse_input(input)?;
         let found = self.identities.get(&identity).and_then(|id| {
             versions
                 .iter()
@@ -542,11 +541,12 @@ impl Model {
         Ok(())
     }
 
-    fn parse_input(&self, input: &SchemaInput, normalize: bool) -> Result<(Identity, Parsed)> {
+    /// Parses a submitted schema. Identity is always the canonical form, so
+    /// `normalize` only changes what is stored (see [`Model::register`]).
+    fn parse_input(&self, input: &SchemaInput) -> Result<(Identity, Parsed)> {
         let resolved = self.resolve(&input.references)?;
         let parsed = Parsed::parse(input.schema_type, &input.schema, &resolved)
             .map_err(|reason| RegistryError::InvalidSchema { reason })?;
-        let _ = normalize;
         let identity = Identity {
             schema_type: input.schema_type,
             canonical: parsed.canonical(),
@@ -629,14 +629,13 @@ impl Model {
         subject: &str,
         spec: Option<VersionSpec>,
         input: &SchemaInput,
-        normalize: bool,
     ) -> Result<CompatibilityResult> {
         let level = self.compatibility(Some(subject));
         let targets = match spec {
             Some(spec) => vec![self.version(subject, spec, false)?],
             None => self.compatibility_targets(subject, level),
         };
-        let (_, parsed) = self.parse_input(input, normalize)?;
+        let (_, parsed) = self.parse_input(input)?;
         let messages = self.check_against(&parsed, level, &targets)?;
         Ok(CompatibilityResult {
             is_compatible: messages.is_empty(),
@@ -670,7 +669,7 @@ impl Model {
         import: (Option<i32>, Option<i32>),
     ) -> Result<Change<Registered>> {
         self.require_writable(Some(subject))?;
-        let (identity, parsed) = self.parse_input(input, normalize)?;
+        let (identity, parsed) = self.parse_input(input)?;
         let versions = self.subjects.get(subject);
         let existing_id = self.identities.get(&identity).copied();
         if let (Some(id), Some(versions)) = (existing_id, versions) {
