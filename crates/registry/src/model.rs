@@ -131,7 +131,35 @@ impl Model {
         }
         model.replaying = false;
         model.reindex();
+        model.debug_check();
         model
+    }
+
+    /// Asserts the module's invariants (debug builds only): every version names a
+    /// stored schema, every identity a stored schema, and no id above `id_max`.
+    pub fn debug_check(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        for (subject, versions) in &self.subjects {
+            debug_assert!(!versions.is_empty(), "subject {subject} without versions");
+            for (version, entry) in versions {
+                debug_assert!(
+                    self.schemas.contains_key(&entry.id),
+                    "{subject} v{version} names missing schema {}",
+                    entry.id
+                );
+            }
+        }
+        for id in self.identities.values() {
+            debug_assert!(
+                self.schemas.contains_key(id),
+                "identity of missing schema {id}"
+            );
+        }
+        if let Some(highest) = self.schemas.keys().next_back() {
+            debug_assert!(*highest <= self.id_max, "schema id {highest} above id_max");
+        }
     }
 
     /// Recomputes every schema's identity, with every reference resolvable.

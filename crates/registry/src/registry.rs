@@ -77,6 +77,7 @@ impl Registry {
         for record in &records {
             model.apply(record);
         }
+        model.debug_check();
         Ok(answer)
     }
 }
