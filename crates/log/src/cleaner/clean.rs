@@ -91,7 +91,7 @@ pub(crate) fn clean(
     map_memory_bytes: usize,
     throttle: &mut Throttle,
 ) -> Result<Option<Cleaned>> {
-    let txn = TxnIndex::build(&plan.segments)?;
+    let txn = TxnIndex::build(&plan.segments, plan.first_dirty_offset)?;
     let open_bound = txn.open_first_offset.unwrap_or(u64::MAX);
     let cleanable = plan.segments[..plan.cleanable]
         .iter()
@@ -104,7 +104,8 @@ pub(crate) fn clean(
     let cleanable_end = segments[cleanable - 1].next_offset;
     let first_dirty = plan.first_dirty_offset;
     let mut stats = CleaningStats::default();
-    let mut map = OffsetMap::with_memory(map_memory_bytes);
+    let keys_max = usize::try_from(txn.dirty_records).unwrap_or(usize::MAX);
+    let mut map = OffsetMap::with_memory(map_memory_bytes, keys_max);
     let map_end = build_map(
         segments,
         (first_dirty, cleanable_end),
