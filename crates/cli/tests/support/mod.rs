@@ -49,12 +49,13 @@ pub fn spawn_strom_with_http(dir: &Path, extra: &[&str]) -> (Child, SocketAddr, 
 /// address of its schema registry (logged once the registry serves).
 pub fn spawn_strom_registry(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
     let args = [&["--kafka-addr", "127.0.0.1:0"], extra].concat();
-    spawn(
+    let (child, addr, _) = spawn(
         dir,
         &args,
         "schema registry serving",
         "schema_registry_addr=",
-    )
+    );
+    (child, addr)
 }
 
 /// Starts `strom serve --config CONFIG` on `dir` (the config names the listeners);
