@@ -34,11 +34,13 @@ pub struct InternalTopicError {
     pub reason: String,
 }
 
-/// A handle on a one-partition topic this process owns.
+/// A handle on a one-partition topic this process owns. The topic is created on the
+/// first append, so a broker whose owner never writes shows no such topic.
 #[derive(Clone)]
 pub struct InternalTopic {
     cluster: Arc<Cluster>,
     name: String,
+    configs: crate::cluster::topic_config::Overrides,
 }
 
 impl std::fmt::Debug for InternalTopic {
@@ -50,89 +52,102 @@ impl std::fmt::Debug for InternalTopic {
 }
 
 impl BrokerHandle {
-    /// The one-partition topic `name`, created with `configs` if it does not exist.
-    /// A config the broker refuses (`cleanup.policy=compact` before log compaction
-    /// landed) is dropped with a warning and tried again at the next start, so the
-    /// topic works either way and becomes compacted once the broker supports it.
+    /// The one-partition topic `name`, to be created with `configs` on the first
+    /// append. If it exists already, `configs` it lacks are set now. A config the
+    /// broker refuses is dropped with a warning (and tried again at the next start),
+    /// so the topic works either way.
     pub fn internal_topic(
         &self,
         name: &str,
         configs: &[(&str, &str)],
     ) -> Result<InternalTopic, InternalTopicError> {
-        let cluster = Arc::clone(&self.shared.cluster);
-        let error = |reason: String| InternalTopicError {
-            topic: name.to_owned(),
-            reason,
-        };
-        let wanted: crate::cluster::topic_config::Overrides = configs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        match cluster.topic(name) {
-            None => {
-                if let Err(refused) = cluster.create_topic(name, 1, wanted.clone(), true) {
-                    tracing::warn!(
-                        topic = name,
-                        reason = refused.message,
-                        "creating the topic without the configs the broker refuses"
-                    );
-                    let accepted = wanted
-                        .iter()
-                        .filter(|(k, v)| {
-                            let one = [((*k).clone(), (*v).clone())].into_iter().collect();
-                            cluster.log_config(&one).is_ok()
-                        })
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    cluster
-                        .create_topic(name, 1, accepted, false)
-                        .map_err(|e| error(e.message))?;
-                } else {
-                    cluster
-                        .create_topic(name, 1, wanted, false)
-                        .map_err(|e| error(e.message))?;
-                }
-            }
-            Some(topic) => {
-                let missing: Vec<_> = wanted
-                    .iter()
-                    .filter(|(k, v)| topic.overrides.get(*k) != Some(*v))
-                    .collect();
-                if !missing.is_empty() {
-                    let result = cluster.alter_topic_configs(
-                        name,
-                        |current| {
-                            let mut next = current.clone();
-                            for (k, v) in &missing {
-                                next.insert((*k).clone(), (*v).clone());
-                            }
-                            Ok(next)
-                        },
-                        false,
-                    );
-                    if let Err(refused) = result {
-                        tracing::warn!(
-                            topic = name,
-                            reason = refused.message,
-                            "keeping the topic's configs"
-                        );
-                    }
-                }
-            }
-        }
-        Ok(InternalTopic {
-            cluster,
+        let topic = InternalTopic {
+            cluster: Arc::clone(&self.shared.cluster),
             name: name.to_owned(),
-        })
+            configs: configs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        topic.update_configs();
+        Ok(topic)
     }
 }
 
 impl InternalTopic {
+    /// Sets the wanted configs an existing topic lacks.
+    fn update_configs(&self) {
+        let Some(topic) = self.cluster.topic(&self.name) else {
+            return;
+        };
+        let missing: Vec<_> = self
+            .configs
+            .iter()
+            .filter(|(k, v)| topic.overrides.get(*k) != Some(*v))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let result = self.cluster.alter_topic_configs(
+            &self.name,
+            |current| {
+                let mut next = current.clone();
+                for (k, v) in &missing {
+                    next.insert((*k).clone(), (*v).clone());
+                }
+                Ok(next)
+            },
+            false,
+        );
+        if let Err(refused) = result {
+            tracing::warn!(
+                topic = self.name,
+                reason = refused.message,
+                "keeping the topic's configs"
+            );
+        }
+    }
+
+    /// Creates the topic if it does not exist.
+    fn ensure_created(&self) -> Result<(), InternalTopicError> {
+        if self.cluster.topic(&self.name).is_some() {
+            return Ok(());
+        }
+        let configs = if self
+            .cluster
+            .create_topic(&self.name, 1, self.configs.clone(), true)
+            .is_ok()
+        {
+            self.configs.clone()
+        } else {
+            let accepted: crate::cluster::topic_config::Overrides = self
+                .configs
+                .iter()
+                .filter(|(k, v)| {
+                    let one = [((*k).clone(), (*v).clone())].into_iter().collect();
+                    self.cluster.log_config(&one).is_ok()
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            tracing::warn!(
+                topic = self.name,
+                "creating the topic without the configs the broker refuses"
+            );
+            accepted
+        };
+        match self.cluster.create_topic(&self.name, 1, configs, false) {
+            Ok(_) => Ok(()),
+            // Created meanwhile by a client: use it.
+            Err(_) if self.cluster.topic(&self.name).is_some() => Ok(()),
+            Err(e) => Err(self.error(e.message)),
+        }
+    }
+
     fn partition(&self) -> Result<Arc<Partition>, InternalTopicError> {
         self.cluster
             .topic(&self.name)
             .and_then(|t| t.partition(0).cloned())
-            .ok_or_else(|| self.error("the topic was deleted".to_owned()))
+            .ok_or_else(|| self.error("the topic does not exist".to_owned()))
     }
 
     fn error(&self, reason: String) -> InternalTopicError {
@@ -155,9 +170,11 @@ impl InternalTopic {
             .unwrap_or_default()
     }
 
-    /// Appends `records` as one batch and returns once it is on disk (blocking: call
-    /// it from a blocking thread). Returns the offset of the first record.
+    /// Appends `records` as one batch (creating the topic first if needed) and
+    /// returns once it is on disk (blocking: call it from a blocking thread). Returns
+    /// the offset of the first record.
     pub fn append(&self, records: &[InternalRecord]) -> Result<u64, InternalTopicError> {
+        self.ensure_created()?;
         let partition = self.partition()?;
         let now = now_ms();
         let mut builder = BatchBuilder::new(now);
@@ -178,8 +195,12 @@ impl InternalTopic {
     }
 
     /// Every record from the log start to the log end, oldest first; control batches
-    /// (transaction markers) skipped (blocking).
+    /// (transaction markers) skipped; nothing if the topic does not exist yet
+    /// (blocking).
     pub fn read_all(&self) -> Result<Vec<InternalRecord>, InternalTopicError> {
+        if self.cluster.topic(&self.name).is_none() {
+            return Ok(Vec::new());
+        }
         let partition = self.partition()?;
         let log = &partition.log;
         let mut offset = log.log_start_offset();
