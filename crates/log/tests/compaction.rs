@@ -246,18 +246,29 @@ fn aborted_records_and_spent_markers_disappear_and_producers_keep_an_empty_batch
             1_000,
         )
     };
-    // Producer 1 aborts a value of `a`; producer 2 commits `b`, later overwritten.
+    // Producer 1 aborts a value of `a`, then commits `c`; producer 2 commits `b`,
+    // which a plain write overwrites.
     log.append_at(&mut txn(1, 0, b"a", b"aborted"), 1_000)
-        .expect("append");
-    log.append_at(&mut marker(1, false), 1_000).expect("append");
+        .expect("append"); // 0
+    log.append_at(&mut marker(1, false), 1_000).expect("append"); // 1
     log.append_at(&mut txn(2, 0, b"b", b"old"), 1_000)
-        .expect("append");
-    log.append_at(&mut marker(2, true), 1_000).expect("append");
+        .expect("append"); // 2
+    log.append_at(&mut marker(2, true), 1_000).expect("append"); // 3
     log.append_at(&mut keyed(&[(b"b", Some(b"new"))], 1_000), 1_000)
-        .expect("append");
+        .expect("append"); // 4
     log.append_at(&mut keyed(&[(b"a", Some(b"plain"))], 1_000), 1_000)
-        .expect("append");
+        .expect("append"); // 5
+    log.append_at(&mut txn(1, 1, b"c", b"committed"), 1_000)
+        .expect("append"); // 6
+    log.append_at(&mut marker(1, true), 1_000).expect("append"); // 7
     seal_all(&log, 1_000);
+    let markers = |reads: &[Read]| {
+        reads
+            .iter()
+            .filter(|r| r.1.as_deref() == Some(&b"<marker>"[..]))
+            .map(|r| r.0)
+            .collect::<Vec<_>>()
+    };
     let first = log.clean(&options(2_000)).expect("clean").expect("cleaned");
     assert!(
         first.removed_abort_markers.is_empty(),
@@ -268,36 +279,24 @@ fn aborted_records_and_spent_markers_disappear_and_producers_keep_an_empty_batch
         .iter()
         .all(|r| r.2.as_deref() != Some(&b"aborted"[..])));
     assert!(reads.iter().all(|r| r.2.as_deref() != Some(&b"old"[..])));
-    assert_eq!(
-        reads
-            .iter()
-            .filter(|r| r.1.as_deref() == Some(&b"<marker>"[..]))
-            .count(),
-        2
-    );
-    // Each producer's last data batch is kept empty, with its sequence.
-    for pid in [1, 2] {
-        let empty = headers
-            .iter()
-            .find(|h| h.producer_id == pid && !h.is_control())
-            .expect("empty batch kept");
-        assert_eq!((empty.record_count, empty.base_sequence), (0, 0));
-    }
+    assert_eq!(markers(&reads), vec![1, 3, 7]);
+    // Producer 2's last data batch is kept empty, with its sequence.
+    let empty = headers
+        .iter()
+        .find(|h| h.producer_id == 2 && !h.is_control())
+        .expect("empty batch kept");
+    assert_eq!((empty.record_count, empty.base_sequence), (0, 0));
     let later = 2_000 + DELETE_RETENTION_MS as i64;
     let second = log.clean(&options(later)).expect("clean").expect("cleaned");
     assert_eq!(second.removed_abort_markers, vec![(1, 1)]);
     let (reads, _) = read_all(&log);
-    assert!(reads
-        .iter()
-        .all(|r| r.1.as_deref() != Some(&b"<marker>"[..])));
-    assert_eq!(
-        latest(&reads)[&b"a".to_vec()].1.as_deref(),
-        Some(&b"plain"[..])
-    );
-    assert_eq!(
-        latest(&reads)[&b"b".to_vec()].1.as_deref(),
-        Some(&b"new"[..])
-    );
+    // The abort marker went with its records; the commit markers stay with what is
+    // left of their transactions (a record, or producer 2's empty batch).
+    assert_eq!(markers(&reads), vec![3, 7]);
+    let latest = latest(&reads);
+    assert_eq!(latest[&b"a".to_vec()].1.as_deref(), Some(&b"plain"[..]));
+    assert_eq!(latest[&b"b".to_vec()].1.as_deref(), Some(&b"new"[..]));
+    assert_eq!(latest[&b"c".to_vec()].1.as_deref(), Some(&b"committed"[..]));
 }
 
 #[test]

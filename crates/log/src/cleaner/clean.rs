@@ -429,9 +429,7 @@ impl Rewriter<'_> {
         }
         self.stats.records_removed += total - kept.len() as u64;
         self.stats.records_kept += kept.len() as u64;
-        if header.is_transactional() && !kept.is_empty() {
-            self.txn_retained.insert(pid, true);
-        }
+
         let horizon = match header.delete_horizon_ms() {
             Some(h) => Some(h),
             None if tombstones_kept => Some(self.new_horizon()),
@@ -444,6 +442,11 @@ impl Rewriter<'_> {
         }
         let last_of_producer = header.has_producer_id()
             && self.txn.last_data_batch.get(&pid) == Some(&(header.last_offset() as u64));
+        // A kept batch (even emptied) keeps its transaction's marker: a reader that
+        // rebuilds producer state from the log must see the transaction end.
+        if header.is_transactional() && (!kept.is_empty() || last_of_producer) {
+            self.txn_retained.insert(pid, true);
+        }
         if kept.is_empty() && !last_of_producer {
             return Ok(Outcome::Drop);
         }
