@@ -149,6 +149,28 @@ fn is_empty_schema(value: &Value) -> bool {
     }
 }
 
+/// Whether a writer that is only a list of types (`{"type": ["string", "null"]}`) is
+/// accepted by union branches that are only types, one type at a time.
+fn types_covered_by_branches(w: &Map<String, Value>, branches: &[Value]) -> bool {
+    let plain = |m: &Map<String, Value>| {
+        m.keys()
+            .all(|k| matches!(k.as_str(), "type" | "title" | "description" | "$comment"))
+    };
+    let Some(writer_types) = types(w).filter(|_| plain(w)) else {
+        return false;
+    };
+    writer_types.iter().all(|t| {
+        branches.iter().any(|b| {
+            b.as_object().is_some_and(|b| {
+                plain(b)
+                    && types(b).is_none_or(|bt| {
+                        bt.contains(t) || (t == "integer" && bt.iter().any(|x| x == "number"))
+                    })
+            })
+        })
+    })
+}
+
 impl<'a> Checker<'a> {
     fn problem(&mut self, path: &str, what: impl Into<String>) {
         self.problems.push(format!("{path}: {}", what.into()));
@@ -187,6 +209,28 @@ impl<'a> Checker<'a> {
                 self.problem(path, format!("reference changed from {wr} to {rr}"));
             }
             return;
+        }
+        // A writer that is a union (and only that) and a reader that is not: every
+        // branch of the writer must be accepted by the reader.
+        let combinator_only = |m: &Map<String, Value>, key: &str| {
+            m.contains_key(key)
+                && m.keys().all(|k| {
+                    k == key
+                        || matches!(
+                            k.as_str(),
+                            "title" | "description" | "$comment" | "default" | "$schema" | "$id"
+                        )
+                })
+        };
+        for key in ["anyOf", "oneOf"] {
+            if combinator_only(w, key) && !r.contains_key("anyOf") && !r.contains_key("oneOf") {
+                if let Some(branches) = w.get(key).and_then(Value::as_array) {
+                    for (i, branch) in branches.iter().enumerate() {
+                        self.check(reader, branch, &format!("{path}/{key}/{i}"), depth + 1);
+                    }
+                }
+                return;
+            }
         }
         self.check_types(r, w, path);
         self.check_enum(r, w, path);
@@ -445,7 +489,8 @@ impl<'a> Checker<'a> {
                 (Some(rb), None)
                     if !rb
                         .iter()
-                        .any(|reader_branch| self.accepts(reader_branch, writer, depth)) =>
+                        .any(|reader_branch| self.accepts(reader_branch, writer, depth))
+                        && !types_covered_by_branches(w, rb) =>
                 {
                     self.problem(
                         path,
@@ -644,6 +689,20 @@ mod tests {
         ),
         // From anything to a type.
         (r#"{}"#, r#"{"type":"string"}"#, false, true),
+        // A union written as anyOf and as a type list are the same set.
+        (
+            r#"{"anyOf":[{"type":"string"},{"type":"null"}]}"#,
+            r#"{"type":["string","null"]}"#,
+            true,
+            true,
+        ),
+        // A union narrowed to one of its branches.
+        (
+            r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#,
+            r#"{"type":"string"}"#,
+            false,
+            true,
+        ),
     ];
 
     #[test]
