@@ -88,6 +88,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+    concurrent_lookups(&runtime, &client);
 
     let serializer = runtime
         .block_on(AvroSerializer::new(
@@ -175,6 +176,40 @@ fn benches(c: &mut Criterion) {
         b.iter(|| envelope.open(Some(&key_id), &sealed).expect("open"))
     });
     group.finish();
+}
+
+/// Lookups by id from `CLIENTS` concurrent clients for a fixed time: the registry's
+/// throughput rather than one client's latency (printed, not a criterion figure).
+fn concurrent_lookups(runtime: &tokio::runtime::Runtime, client: &RegistryClient) {
+    const CLIENTS: usize = 16;
+    const RUN: Duration = Duration::from_secs(3);
+    let total: u64 = runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + RUN;
+        let mut tasks = Vec::new();
+        for _ in 0..CLIENTS {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0u64;
+                while tokio::time::Instant::now() < deadline {
+                    client
+                        .request(Method::GET, "/schemas/ids/1", None)
+                        .await
+                        .expect("lookup");
+                    done += 1;
+                }
+                done
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.expect("task");
+        }
+        total
+    });
+    println!(
+        "registry_http/get_schema_by_id, {CLIENTS} concurrent clients: {:.0} lookups/s",
+        total as f64 / RUN.as_secs_f64()
+    );
 }
 
 struct Single;
