@@ -1,5 +1,9 @@
 //! Produce, fetch and list offsets through an in-process broker, with the requests
 //! and responses encoded by the `kafka-protocol` crate.
+//!
+//! The broker runs with the default `always` flush policy, under which readers see
+//! only flushed records: tests that read what they just produced produce with
+//! acks=all (visible once answered); acks=1 records appear after a background flush.
 
 #![allow(missing_docs)]
 
@@ -209,7 +213,7 @@ async fn a_fetch_without_enough_data_answers_empty_after_max_wait() {
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;
     create_topic(&mut client, "idle", 1, &[]).await;
-    produce(&mut client, "idle", 0, value_batch(&["only"]), 1).await;
+    produce(&mut client, "idle", 0, value_batch(&["only"]), -1).await;
     // min_bytes far above what exists: answered when max_wait ends, with what there is.
     let response = client
         .send(FETCH_V, &fetch_request("idle", 0, 0, 100, 1 << 30))
@@ -230,7 +234,7 @@ async fn fetch_limits_return_whole_batches_and_at_least_one() {
     let payload = "v".repeat(1000);
     for partition in 0..2 {
         for _ in 0..3 {
-            produce(&mut client, "big", partition, value_batch(&[&payload]), 1).await;
+            produce(&mut client, "big", partition, value_batch(&[&payload]), -1).await;
         }
     }
     let both = |max_bytes: i32, partition_max: i32| {
@@ -403,7 +407,7 @@ async fn list_offsets_finds_earliest_latest_timestamp_and_max_timestamp() {
         "timed",
         0,
         batch(&[(None, Some(b"a"), 1_000), (None, Some(b"b"), 5_000)]),
-        1,
+        -1,
     )
     .await;
     produce(
@@ -411,7 +415,7 @@ async fn list_offsets_finds_earliest_latest_timestamp_and_max_timestamp() {
         "timed",
         0,
         batch(&[(None, Some(b"c"), 3_000)]),
-        1,
+        -1,
     )
     .await;
     let query = |timestamp: i64| {

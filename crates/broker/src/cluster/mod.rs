@@ -237,23 +237,38 @@ impl Cluster {
         }
     }
 
-    /// Writes the marker ending `producer_id`'s transaction in a partition (nothing if
-    /// the partition no longer exists); blocking.
-    pub fn write_marker(
+    /// Writes the markers ending `producer_id`'s transaction in `partitions` (skipping
+    /// partitions that no longer exist): all are appended first, then their syncs
+    /// are awaited together, one thread per partition, so a transaction over many
+    /// partitions costs about one fdatasync, not one per partition. Blocking.
+    pub fn write_markers(
         &self,
-        topic: &str,
-        partition: i32,
+        partitions: &[(String, i32)],
         producer_id: i64,
         epoch: i16,
         commit: bool,
     ) -> Result<(), strom_log::LogError> {
-        match self
-            .topic(topic)
-            .and_then(|t| t.partition(partition).cloned())
-        {
-            Some(partition) => partition.write_marker(producer_id, epoch, commit),
-            None => Ok(()),
+        let mut appended = Vec::with_capacity(partitions.len());
+        for (topic, index) in partitions {
+            let partition = self.topic(topic).and_then(|t| t.partition(*index).cloned());
+            if let Some(partition) = partition {
+                let info = partition.append_marker(producer_id, epoch, commit)?;
+                appended.push((partition, info));
+            }
         }
+        std::thread::scope(|scope| {
+            let waits: Vec<_> = appended
+                .iter()
+                .map(|(partition, info)| scope.spawn(move || partition.await_durable(info)))
+                .collect();
+            waits.into_iter().try_for_each(|wait| {
+                wait.join().unwrap_or_else(|_| {
+                    Err(strom_log::LogError::Config(
+                        "a marker sync thread panicked".into(),
+                    ))
+                })
+            })
+        })
     }
 
     /// The topic called `name`.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use strom_log::batch::control::{marker_batch, ControlMarker};
-use strom_log::{now_ms, FlushPolicy, LogError, PartitionLog};
+use strom_log::{now_ms, AppendInfo, FlushPolicy, LogError, PartitionLog};
 use tokio::sync::Notify;
 
 use super::producer_snapshot;
@@ -109,9 +109,14 @@ impl Partition {
         (stable, producers.aborted_between(from, stable))
     }
 
-    /// Writes the marker that ends `producer_id`'s transaction here, and waits until
-    /// it is as durable as the topic's flush policy makes data (blocking).
-    pub fn write_marker(&self, producer_id: i64, epoch: i16, commit: bool) -> Result<(), LogError> {
+    /// Appends the marker that ends `producer_id`'s transaction here (not waiting for
+    /// it to be durable: see [`Partition::await_durable`]).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<AppendInfo, LogError> {
         let marker = ControlMarker {
             commit,
             coordinator_epoch: 0,
@@ -123,7 +128,14 @@ impl Partition {
             producers.record_marker(producer_id, epoch, marker, info.base_offset);
             info
         };
-        let durable = self.log.await_durability(&info);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Waits until the append `info` is as durable as the topic's flush policy makes
+    /// data (blocking), then wakes long-polling fetches: the high watermark moved.
+    pub fn await_durable(&self, info: &AppendInfo) -> Result<(), LogError> {
+        let durable = self.log.await_durability(info);
         self.appended.notify_waiters();
         durable
     }

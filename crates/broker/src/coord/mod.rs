@@ -10,7 +10,7 @@ pub(crate) mod txn_state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,6 +33,9 @@ pub(crate) const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 /// The offsets log is compacted once it holds at least this many records and more
 /// than twice as many as the live state needs.
 const COMPACT_MIN_RECORDS: u64 = 10_000;
+/// Stripes of the per-group write locks: changes to groups of different stripes
+/// proceed at once.
+const GROUP_STRIPES: usize = 64;
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,9 +177,13 @@ pub(crate) struct GroupDescription {
 pub(crate) struct GroupCoordinator {
     state: Mutex<State>,
     log: Arc<PartitionLog>,
-    /// Serializes writes to the log with their application in memory, so that the
-    /// log's order is the order in which changes took effect.
-    write: Mutex<()>,
+    /// Taken shared by every change (with its group's stripe) and exclusively by
+    /// compaction, which must see no change between its append and its application.
+    write: RwLock<()>,
+    /// A change to a group holds its stripe from its append to its application in
+    /// memory, so a group's changes take effect in log order; changes to groups of
+    /// different stripes run at once and share the log's fsyncs (group commit).
+    stripes: Vec<Mutex<()>>,
     limits: GroupLimits,
     stop: Arc<AtomicBool>,
 }
@@ -267,7 +274,8 @@ impl GroupCoordinator {
         Ok(Arc::new(GroupCoordinator {
             state: Mutex::new(state),
             log,
-            write: Mutex::new(()),
+            write: RwLock::new(()),
+            stripes: (0..GROUP_STRIPES).map(|_| Mutex::new(())).collect(),
             limits,
             stop: Arc::new(AtomicBool::new(false)),
         }))
@@ -303,6 +311,18 @@ impl GroupCoordinator {
         for group in self.lock().groups.values_mut() {
             group.abort_waiters();
         }
+    }
+
+    /// Holds what a change to `group_id` needs: `write` shared and the group's stripe.
+    fn write_group(&self, group_id: &str) -> (RwLockReadGuard<'_, ()>, MutexGuard<'_, ()>) {
+        let shared = self.write.read().unwrap_or_else(|e| e.into_inner());
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(group_id, &mut hasher);
+        let stripe = std::hash::Hasher::finish(&hasher) as usize % self.stripes.len();
+        let group = self.stripes[stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (shared, group)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -410,7 +430,7 @@ impl GroupCoordinator {
         group_id: String,
         snapshot: &GroupSnapshot,
     ) -> Result<(), LogError> {
-        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _write = self.write_group(&group_id);
         event_log::append(
             &self.log,
             &[OffsetsEvent::Group {
@@ -514,7 +534,7 @@ impl GroupCoordinator {
         group_id: &str,
         offsets: Vec<((String, i32), CommittedOffset)>,
     ) -> Result<(), LogError> {
-        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _write = self.write_group(group_id);
         let events: Vec<OffsetsEvent> = offsets
             .iter()
             .map(
@@ -541,7 +561,7 @@ impl GroupCoordinator {
         producer_id: i64,
         offsets: Vec<((String, i32), CommittedOffset)>,
     ) -> Result<(), LogError> {
-        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _write = self.write_group(group_id);
         let events: Vec<OffsetsEvent> = offsets
             .iter()
             .map(
@@ -574,7 +594,7 @@ impl GroupCoordinator {
         producer_id: i64,
         commit: bool,
     ) -> Result<(), LogError> {
-        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _write = self.write_group(group_id);
         event_log::append(
             &self.log,
             &[OffsetsEvent::TxnOffsetsEnd {
@@ -650,7 +670,7 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<(), LogError> {
-        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _write = self.write_group(group_id);
         let events: Vec<OffsetsEvent> = partitions
             .iter()
             .map(|(topic, partition)| OffsetsEvent::OffsetDelete {
@@ -670,7 +690,7 @@ impl GroupCoordinator {
 
     /// Deletes a group with no members and its offsets; blocking.
     pub fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
-        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _write = self.write_group(group_id);
         {
             let state = self.lock();
             if !state.groups.contains_key(group_id)
@@ -750,7 +770,7 @@ impl GroupCoordinator {
     /// fewer than twice what the state needs. A crash in the middle is harmless: the
     /// rewritten records only repeat what the older ones say.
     pub fn compact(&self, min_records: u64) -> Result<bool, LogError> {
-        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _exclusive = self.write.write().unwrap_or_else(|e| e.into_inner());
         let (offsets, groups): (Vec<OffsetsEvent>, Vec<OffsetsEvent>) = {
             let state = self.lock();
             let committed = state.offsets.iter().flat_map(|(group, offsets)| {
@@ -953,6 +973,51 @@ mod tests {
         drop(coordinator);
         let replayed = GroupCoordinator::open(log, limits).expect("replay");
         assert_eq!(replayed.offsets("g").len(), 1, "the expiry is durable");
+    }
+
+    #[test]
+    fn a_group_mid_change_does_not_hold_up_other_groups_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_log, coordinator) = open(dir.path());
+        let coordinator = Arc::new(coordinator);
+        // Two groups in different stripes.
+        let stripe = |g: &str| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(g, &mut hasher);
+            std::hash::Hasher::finish(&hasher) as usize % GROUP_STRIPES
+        };
+        let busy = "busy";
+        let other = (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|g| stripe(g) != stripe(busy))
+            .expect("a group in another stripe");
+        // While a change to `busy` is between its append and its application...
+        let held = coordinator.write_group(busy);
+        // ...another group commits (its fsync is not queued behind `busy`'s).
+        let committer = {
+            let coordinator = Arc::clone(&coordinator);
+            let other = other.clone();
+            std::thread::spawn(move || {
+                coordinator
+                    .commit(&other, vec![(("t".into(), 0), offset(7))])
+                    .expect("commit")
+            })
+        };
+        committer.join().expect("the other group's commit finished");
+        assert_eq!(coordinator.offsets(&other)[&("t".to_string(), 0)].offset, 7);
+        // A commit of `busy` itself waits for the change in progress.
+        let same = {
+            let coordinator = Arc::clone(&coordinator);
+            std::thread::spawn(move || {
+                coordinator
+                    .commit(busy, vec![(("t".into(), 0), offset(8))])
+                    .expect("commit")
+            })
+        };
+        assert!(coordinator.offsets(busy).is_empty());
+        drop(held);
+        same.join().expect("commit after the change");
+        assert_eq!(coordinator.offsets(busy)[&("t".to_string(), 0)].offset, 8);
     }
 
     #[test]

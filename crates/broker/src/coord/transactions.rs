@@ -414,20 +414,18 @@ impl TransactionCoordinator {
 
     fn write_markers(&self, prepared: &TxnMetadata) -> Result<(), ResponseError> {
         let commit = prepared.commits();
-        for (topic, partition) in &prepared.partitions {
-            self.cluster
-                .write_marker(
-                    topic,
-                    *partition,
-                    prepared.producer_id,
-                    prepared.producer_epoch,
-                    commit,
-                )
-                .map_err(|error| {
-                    tracing::error!(%error, topic, partition, "cannot write a transaction marker");
-                    ResponseError::KafkaStorageError
-                })?;
-        }
+        let partitions: Vec<(String, i32)> = prepared.partitions.iter().cloned().collect();
+        self.cluster
+            .write_markers(
+                &partitions,
+                prepared.producer_id,
+                prepared.producer_epoch,
+                commit,
+            )
+            .map_err(|error| {
+                tracing::error!(%error, "cannot write transaction markers");
+                ResponseError::KafkaStorageError
+            })?;
         for group in &prepared.groups {
             self.groups
                 .end_transaction(group, prepared.producer_id, commit)
