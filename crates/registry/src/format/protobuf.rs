@@ -10,9 +10,13 @@
 //!   was `required` or a member of a oneof;
 //! - a field the reader has and the writer lacks is fine, unless it is `required`;
 //! - a field present in both keeps its wire type group (varint `int32 uint32 int64
-//!   uint64 bool enum`; zigzag `sint32 sint64`; `fixed32 sfixed32`; `fixed64 sfixed64
-//!   double`-free groups; `string bytes`), its message or enum type name, and its
-//!   cardinality (singular ↔ repeated only for length-delimited types);
+//!   uint64 bool enum`; zigzag `sint32 sint64`; `fixed32 sfixed32`; `fixed64
+//!   sfixed64`; `float`; `double`; `string bytes`), its message type's name within
+//!   its package, and its cardinality (singular ↔ repeated only for length-delimited
+//!   types);
+//! - messages are matched by name within the package, so a package change alone is
+//!   compatible (as in Confluent), and enum types may be renamed (numbers on the
+//!   wire);
 //! - fields may not move into a oneof that already had members, nor several into a
 //!   new one.
 
@@ -164,7 +168,8 @@ impl ProtoSchema {
     }
 
     /// Every message of the schema's own file (nested ones too, map entries not), by
-    /// full name.
+    /// name within the package (Confluent compares them so: a package change alone is
+    /// compatible).
     fn messages(&self) -> BTreeMap<String, MessageDescriptor> {
         let mut out = BTreeMap::new();
         let Some(file) = self.pool.get_file_by_name(&self.file_name) else {
@@ -176,7 +181,10 @@ impl ProtoSchema {
                 continue;
             }
             stack.extend(message.child_messages());
-            out.insert(message.full_name().to_owned(), message);
+            out.insert(
+                local_name(message.full_name(), file.package_name()),
+                message,
+            );
         }
         out
     }
@@ -197,6 +205,18 @@ impl ProtoSchema {
         }
         Some(message)
     }
+}
+
+/// A full name without the package: `acme.Ride.Stop` in package `acme` is `Ride.Stop`.
+fn local_name(full_name: &str, package: &str) -> String {
+    if package.is_empty() {
+        return full_name.to_owned();
+    }
+    full_name
+        .strip_prefix(package)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .unwrap_or(full_name)
+        .to_owned()
 }
 
 /// Wire type groups: fields may change type within a group.
@@ -282,22 +302,44 @@ fn check_message(
                 problems.push(format!(
                     "{name}: field {number} changed between map and message"
                 ));
-            } else if !rf.is_map() && rm.full_name() != wm.full_name() {
+            } else if rf.is_map() {
+                for (what, r, w) in [
+                    ("key", rm.map_entry_key_field(), wm.map_entry_key_field()),
+                    (
+                        "value",
+                        rm.map_entry_value_field(),
+                        wm.map_entry_value_field(),
+                    ),
+                ] {
+                    let (rk, wk) = (r.kind(), w.kind());
+                    let renamed = match (&rk, &wk) {
+                        (Kind::Message(a), Kind::Message(b)) => {
+                            local_name(a.full_name(), a.package_name())
+                                != local_name(b.full_name(), b.package_name())
+                        }
+                        _ => false,
+                    };
+                    if wire_group(&rk) != wire_group(&wk) || renamed {
+                        problems.push(format!(
+                            "{name}: map field {number} changed its {what} type from {} to {}",
+                            kind_name(&wk),
+                            kind_name(&rk)
+                        ));
+                    }
+                }
+            } else if !rf.is_map()
+                && local_name(rm.full_name(), rm.package_name())
+                    != local_name(wm.full_name(), wm.package_name())
+            {
                 problems.push(format!(
                     "{name}: field {number} changed message type from {} to {}",
                     wm.full_name(),
                     rm.full_name()
                 ));
             }
-        } else if let (Kind::Enum(re), Kind::Enum(we)) = (&rk, &wk) {
-            if re.full_name() != we.full_name() {
-                problems.push(format!(
-                    "{name}: field {number} changed enum type from {} to {}",
-                    we.full_name(),
-                    re.full_name()
-                ));
-            }
         }
+        // Enums are numbers on the wire (Confluent compares them as scalars): a
+        // renamed enum type is compatible, as are added and removed values.
         if rf.is_list() != wf.is_list()
             && wire_group(&rk) != "length-delimited"
             && wire_group(&rk) != "message"
@@ -521,11 +563,30 @@ mod tests {
     }
 
     #[test]
-    fn package_change_is_incompatible() {
-        let a = parse("syntax = \"proto3\"; package a; message M { string x = 1; }");
-        let b = parse("syntax = \"proto3\"; package b; message M { string x = 1; }");
-        assert!(!read_problems(&a, &b).is_empty());
-        assert!(!read_problems(&b, &a).is_empty());
+    fn package_change_alone_is_compatible_as_in_confluent() {
+        let a = parse(
+            "syntax = \"proto3\"; package a; message M { string x = 1; N n = 2; } message N {}",
+        );
+        let b = parse(
+            "syntax = \"proto3\"; package b; message M { string x = 1; N n = 2; } message N {}",
+        );
+        assert!(read_problems(&a, &b).is_empty());
+        assert!(read_problems(&b, &a).is_empty());
+        let c = parse("syntax = \"proto3\"; package b; message Renamed { string x = 1; }");
+        assert!(!read_problems(&c, &a).is_empty(), "M is gone");
+    }
+
+    #[test]
+    fn map_value_type_change_is_reported() {
+        let old = parse(&proto("message M { map<string, int32> m = 1; }"));
+        let new = parse(&proto("message M { map<string, string> m = 1; }"));
+        let problems = read_problems(&new, &old);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("map field 1 changed its value type")),
+            "{problems:?}"
+        );
     }
 
     #[test]
