@@ -244,6 +244,27 @@ fn append_idempotent(
             "a record set mixes transactional and plain batches",
         );
     }
+    // Transactions V2 add the partition to the transaction implicitly; that is a
+    // durable write to the transaction log, done before the producers' lock is taken
+    // so no other producer of this partition waits for its fsync. Under the lock the
+    // batch is verified again (without adding), so a transaction that ended
+    // meanwhile still refuses it.
+    if let (true, Some((topic_partition, transaction))) = (first.transactional, &transaction) {
+        if transaction.implicit_add {
+            if let Err(code) = transaction.coordinator.verify(
+                &transaction.id,
+                first.producer_id,
+                first.epoch,
+                topic_partition,
+                true,
+            ) {
+                return refuse(
+                    code,
+                    "the partition cannot join the producer's open transaction",
+                );
+            }
+        }
+    }
     let mut producers = partition.producers();
     match producers.check(&first) {
         Err(code) => {
@@ -279,7 +300,7 @@ fn append_idempotent(
             first.producer_id,
             first.epoch,
             &topic_partition,
-            transaction.implicit_add,
+            false,
         ) {
             return refuse(
                 code,
