@@ -171,7 +171,7 @@ pub struct BrokerHandle {
     /// Name and bound address of each listener, in configuration order.
     listeners: Vec<(String, SocketAddr)>,
     http_addr: Option<SocketAddr>,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     http_task: Option<JoinHandle<()>>,

@@ -14,8 +14,10 @@ mod cleaner_status;
 mod cluster;
 mod config;
 mod coord;
+mod embedded;
 mod error;
 mod handlers;
+mod internal_topic;
 mod metrics;
 mod net;
 mod protocol;
@@ -23,7 +25,9 @@ mod security;
 
 pub use broker::{Broker, BrokerHandle, BrokerStats};
 pub use config::BrokerConfig;
+pub use embedded::{tls_acceptor, EmbeddedOperation, EmbeddedSecurity};
 pub use error::StartError;
+pub use internal_topic::{InternalRecord, InternalTopic, InternalTopicError};
 pub use security::config::{
     AuthorizerConfig, ClientAuth, ListenerConfig, SaslConfig, SecurityConfig, SecurityProtocol,
     TlsConfig, UserConfig,

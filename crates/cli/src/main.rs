@@ -1,4 +1,5 @@
-//! `strom`: the one binary. `strom serve` runs the Kafka-compatible broker; `topic`,
+//! `strom`: the one binary. `strom serve` runs the Kafka-compatible broker (and the
+//! schema registry); `schema` talks to a schema registry over REST; `topic`,
 //! `produce`, `consume`, `group`, `user`, `acl` and `bench` are tools that talk to any Kafka-protocol
 //! broker (strom or Apache Kafka) through librdkafka.
 
@@ -24,6 +25,9 @@ mod produce;
 mod producer;
 #[cfg(feature = "tools")]
 mod progress;
+mod registry_guard;
+mod schema;
+mod schema_store;
 mod serve;
 #[cfg(feature = "tools")]
 mod table;
@@ -51,6 +55,7 @@ use clap::{Parser, Subcommand};
   strom group describe billing
   strom user create alice --password-stdin < alice.password
   strom acl create --principal User:alice --operation read --topic orders
+  strom schema register rides-value --file ride.avsc
   strom bench produce --count 100000 --json
 
 Every command but serve takes --brokers HOST:PORT (default 127.0.0.1:9092)."
@@ -76,6 +81,8 @@ enum Command {
     /// List, describe (with lag), reset and delete consumer groups.
     #[cfg(feature = "tools")]
     Group(group::GroupArgs),
+    /// Register, get, list, delete and check schemas in a schema registry.
+    Schema(schema::SchemaArgs),
     /// Create, list and delete SCRAM users.
     #[cfg(feature = "tools")]
     User(user::UserArgs),
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Schema(args) => schema::run(args),
         #[cfg(feature = "tools")]
         Command::Topic(args) => topic::run(args),
         #[cfg(feature = "tools")]

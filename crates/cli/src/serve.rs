@@ -73,6 +73,21 @@ pub struct ServeArgs {
     /// log.cleaner.backoff.ms) [default: 15000].
     #[arg(long, value_name = "MS")]
     log_cleaner_backoff_ms: Option<u64>,
+    /// Schema registry listener (Confluent's REST API); port 0 picks a free one
+    /// [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "HOST:PORT")]
+    schema_registry_addr: Option<SocketAddr>,
+    /// Run the schema registry [default: true].
+    #[arg(long, value_name = "BOOL")]
+    schema_registry_enabled: Option<bool>,
+    /// Serve the schema registry over TLS with the `[tls]` certificate of the config
+    /// file [default: false].
+    #[arg(long, value_name = "BOOL")]
+    schema_registry_tls: Option<bool>,
+    /// Require HTTP Basic authentication against the broker's SCRAM users, and the
+    /// broker's ACLs per subject, on the schema registry [default: false].
+    #[arg(long, value_name = "BOOL")]
+    schema_registry_basic_auth: Option<bool>,
 }
 
 /// The `--config` file: the same keys as the flags, plus the security tables.
@@ -102,6 +117,25 @@ struct FileConfig {
     log_cleaner_dedupe_buffer_size: Option<usize>,
     log_cleaner_io_max_bytes_per_second: Option<u64>,
     log_cleaner_backoff_ms: Option<u64>,
+    schema_registry_addr: Option<SocketAddr>,
+    schema_registry_enabled: Option<bool>,
+    schema_registry_tls: Option<bool>,
+    schema_registry_basic_auth: Option<bool>,
+}
+
+/// The default schema registry listener: Confluent's port.
+const SCHEMA_REGISTRY_ADDR: &str = "127.0.0.1:8081";
+
+/// Everything `strom serve` runs: the broker and, unless turned off, the registry.
+#[derive(Debug)]
+struct ServeConfig {
+    broker: BrokerConfig,
+    /// Where the schema registry listens; `None` when it is off.
+    schema_registry_addr: Option<SocketAddr>,
+    /// The registry serves HTTPS with the broker's `[tls]` certificate.
+    schema_registry_tls: bool,
+    /// The registry requires Basic auth against the broker's users and its ACLs.
+    schema_registry_basic_auth: bool,
 }
 
 impl FileConfig {
@@ -112,12 +146,39 @@ impl FileConfig {
     }
 }
 
-/// Flags over file over defaults.
+/// The broker's part of the configuration (tests look at it alone).
+#[cfg(test)]
 fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
+    serve_config(args).map(|c| c.broker)
+}
+
+/// Flags over file over defaults.
+fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
+    let registry_on = args
+        .schema_registry_enabled
+        .or(file.schema_registry_enabled)
+        .unwrap_or(true);
+    let schema_registry_addr = match args.schema_registry_addr.or(file.schema_registry_addr) {
+        Some(addr) => addr,
+        None => SCHEMA_REGISTRY_ADDR
+            .parse()
+            .context("the default schema registry address")?,
+    };
+    let schema_registry_tls = args
+        .schema_registry_tls
+        .or(file.schema_registry_tls)
+        .unwrap_or(false);
+    let schema_registry_basic_auth = args
+        .schema_registry_basic_auth
+        .or(file.schema_registry_basic_auth)
+        .unwrap_or(false);
+    if schema_registry_tls && file.tls.is_none() {
+        bail!("schema_registry_tls needs a [tls] section in the config file");
+    }
     let mut config = BrokerConfig::default();
     if let Some(dir) = args.data_dir.or(file.data_dir) {
         config.data_dir = dir;
@@ -207,13 +268,27 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         }
         config.cleaner.backoff = Duration::from_millis(ms);
     }
-    Ok(config)
+    Ok(ServeConfig {
+        broker: config,
+        schema_registry_addr: registry_on.then_some(schema_registry_addr),
+        schema_registry_tls,
+        schema_registry_basic_auth,
+    })
 }
 
 /// Runs the broker until a signal asks it to stop.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    let config = broker_config(args)?;
+    let ServeConfig {
+        broker: config,
+        schema_registry_addr,
+        schema_registry_tls,
+        schema_registry_basic_auth,
+    } = serve_config(args)?;
+    let registry_tls = match (&config.security.tls, schema_registry_tls) {
+        (Some(tls), true) => Some(tls.clone()),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strom")
@@ -221,16 +296,87 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let data_dir = config.data_dir.clone();
+        // Bound before the broker starts, so a taken port fails fast.
+        let registry_listener = match schema_registry_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (schema registry)"))?,
+            ),
+            None => None,
+        };
         let broker = Broker::start(config)
             .await
             .with_context(|| format!("cannot start on {}", data_dir.display()))?;
+        let registry = match registry_listener {
+            Some(listener) => Some(
+                start_registry(&broker, listener, registry_tls, schema_registry_basic_auth).await?,
+            ),
+            None => None,
+        };
         let signal = wait_for_signal().await?;
         tracing::info!(
             signal,
             "shutting down: finishing in-flight requests and closing logs"
         );
+        if let Some((stop, task)) = registry {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         broker.shutdown().await.context("clean shutdown failed")
     })
+}
+
+/// Rebuilds the registry from `_schemas` and serves its REST API on `listener`.
+/// Returns the sender that stops it and its task.
+async fn start_registry(
+    broker: &strom_broker::BrokerHandle,
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsConfig>,
+    basic_auth: bool,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    use crate::schema_store::{TopicStore, SCHEMAS_TOPIC};
+    let topic = broker
+        .internal_topic(SCHEMAS_TOPIC, &[("cleanup.policy", "compact")])
+        .context("cannot open the schema registry's topic")?;
+    let store = std::sync::Arc::new(TopicStore::new(topic));
+    let registry = strom_registry::Registry::open(store)
+        .await
+        .context("cannot rebuild the schema registry")?;
+    let addr = listener
+        .local_addr()
+        .context("schema registry listener address")?;
+    let acceptor = match &tls {
+        Some(config) => Some(strom_broker::tls_acceptor(config).context("schema registry TLS")?),
+        None => None,
+    };
+    let guard: Option<std::sync::Arc<dyn strom_registry::auth::Guard>> = basic_auth.then(|| {
+        std::sync::Arc::new(crate::registry_guard::BrokerGuard::new(
+            broker.embedded_security(),
+        )) as _
+    });
+    let router = strom_registry::api::router_with_guard(registry, guard);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) =
+            strom_registry::api::serve_with(listener, router, acceptor, shutdown).await
+        {
+            tracing::warn!(%error, "schema registry server failed");
+        }
+    });
+    tracing::info!(
+        schema_registry_addr = %addr,
+        tls = tls.is_some(),
+        basic_auth,
+        "schema registry serving"
+    );
+    Ok((stop, task))
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {
@@ -342,6 +488,40 @@ super_users = ["User:admin"]
         assert!(!format!("{config:?}").contains("admin-secret"));
         assert!(config.security.authorizer.enabled);
         assert!(config.security.tls.is_some());
+    }
+
+    #[test]
+    fn schema_registry_settings() {
+        let config = serve_config(ServeArgs::default()).expect("defaults");
+        assert_eq!(
+            config
+                .schema_registry_addr
+                .map(|a| a.to_string())
+                .as_deref(),
+            Some("127.0.0.1:8081")
+        );
+        assert!(!config.schema_registry_tls && !config.schema_registry_basic_auth);
+        let (_file, mut args) = args_with_file(
+            "schema_registry_addr = \"127.0.0.1:18081\"\nschema_registry_basic_auth = true\n",
+        );
+        args.schema_registry_enabled = Some(true);
+        let config = serve_config(args).expect("valid");
+        assert_eq!(
+            config
+                .schema_registry_addr
+                .map(|a| a.to_string())
+                .as_deref(),
+            Some("127.0.0.1:18081")
+        );
+        assert!(config.schema_registry_basic_auth);
+        let (_file, args) = args_with_file("schema_registry_enabled = false\n");
+        assert_eq!(
+            serve_config(args).expect("valid").schema_registry_addr,
+            None
+        );
+        let (_file, args) = args_with_file("schema_registry_tls = true\n");
+        let err = serve_config(args).expect_err("tls without [tls]");
+        assert!(format!("{err:#}").contains("[tls]"), "{err:#}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ class Broker:
         self.log_path = workdir / "strom.log"
         self.port = free_port()
         self.http_port = free_port()
+        self.registry_port = free_port()
         self.host = "127.0.0.1"
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -77,6 +78,11 @@ class Broker:
     @property
     def http(self) -> str:
         return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """The schema registry (Confluent's REST API) of this broker."""
+        return f"http://{self.host}:{self.registry_port}"
 
     def start(self) -> None:
         assert self.proc is None, "broker already running"
@@ -93,6 +99,8 @@ class Broker:
             self.bootstrap,
             "--http-addr",
             f"{self.host}:{self.http_port}",
+            "--schema-registry-addr",
+            f"{self.host}:{self.registry_port}",
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
@@ -115,6 +123,8 @@ class Broker:
             try:
                 with socket.create_connection((self.host, self.port), timeout=1):
                     pass
+                # The schema registry's port is bound before the broker starts, so
+                # its first requests wait in the backlog until it serves.
                 with urllib.request.urlopen(self.http + "/readyz", timeout=2) as r:
                     if r.status == 200:
                         return

@@ -45,6 +45,19 @@ pub fn spawn_strom_with_http(dir: &Path, extra: &[&str]) -> (Child, SocketAddr, 
     (child, addr, http)
 }
 
+/// Starts `strom serve` on `dir` with ephemeral ports; returns the child and the
+/// address of its schema registry (logged once the registry serves).
+pub fn spawn_strom_registry(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let args = [&["--kafka-addr", "127.0.0.1:0"], extra].concat();
+    let (child, addr, _) = spawn(
+        dir,
+        &args,
+        "schema registry serving",
+        "schema_registry_addr=",
+    );
+    (child, addr)
+}
+
 /// Starts `strom serve --config CONFIG` on `dir` (the config names the listeners);
 /// returns the child and the address of the listener named `listener`.
 pub fn spawn_strom_with_config(dir: &Path, config: &Path, listener: &str) -> (Child, SocketAddr) {
@@ -60,6 +73,7 @@ pub fn spawn_strom_with_config(dir: &Path, config: &Path, listener: &str) -> (Ch
 fn spawn(dir: &Path, args: &[&str], marker: &str, key: &str) -> (Child, SocketAddr, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
         .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args(["--schema-registry-addr", "127.0.0.1:0"])
         .args(args)
         .arg("--data-dir")
         .arg(dir)
