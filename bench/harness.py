@@ -117,7 +117,8 @@ class Broker:
         self.dir = tempfile.TemporaryDirectory(dir=TMP, prefix=f"strom-{flush_policy}-")
         self.proc = subprocess.Popen(
             [str(STROM), "serve", "--data-dir", self.dir.name, "--kafka-addr", "127.0.0.1:0",
-             "--http-addr", "127.0.0.1:0", "--flush-policy", flush_policy],
+             "--http-addr", "127.0.0.1:0", "--schema-registry-enabled", "false",
+             "--flush-policy", flush_policy],
             stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"},
         )
         for line in self.proc.stderr:
