@@ -1,0 +1,1 @@
+//! The runtime (stream threads against a Kafka-protocol cluster).
