@@ -420,10 +420,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Routes each record to the first branch whose predicate holds (records matching
     /// none are dropped; end with a predicate that is always true for a default branch).
     /// Kafka Streams calls this `split().branch(...)`.
-    pub fn branch(
-        &self,
-        predicates: Vec<Predicate<K, V>>,
-    ) -> Vec<KStream<K, V>> {
+    pub fn branch(&self, predicates: Vec<Predicate<K, V>>) -> Vec<KStream<K, V>> {
         let count = predicates.len();
         let predicates = Arc::new(predicates);
         let router: KStream<K, V> = self.stateless("BRANCH", false, move |ctx, r| {
@@ -443,10 +440,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Alias of [`KStream::branch`] under Kafka Streams' newer name.
-    pub fn split(
-        &self,
-        predicates: Vec<Predicate<K, V>>,
-    ) -> Vec<KStream<K, V>> {
+    pub fn split(&self, predicates: Vec<Predicate<K, V>>) -> Vec<KStream<K, V>> {
         self.branch(predicates)
     }
 

@@ -476,12 +476,26 @@ impl Task {
         self.env.store_get(store, key)
     }
 
+    /// True when a processor scheduled a wall-clock punctuator.
+    pub fn has_wall_clock_schedules(&self) -> bool {
+        self.env
+            .schedules
+            .iter()
+            .any(|s| s.kind == PunctuationType::WallClock)
+    }
+
+    /// The task's stream time.
+    pub fn stream_time_ms(&self) -> i64 {
+        self.env.stream_time_ms
+    }
+
     /// The stores of this task.
     pub fn stores(&self) -> &[String] {
         &self.env.stores
     }
 
     /// Approximate keys in a store's base.
+    #[allow(dead_code)]
     pub fn store_len(&self, store: &str) -> u64 {
         self.env.state.approximate_len(store)
     }

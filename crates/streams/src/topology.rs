@@ -297,6 +297,23 @@ impl Topology {
             .collect()
     }
 
+    /// Internal topics the runtime creates: repartition topics, then store changelogs.
+    pub fn internal_topics(&self, app_id: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .inner
+            .repartition_topics
+            .iter()
+            .map(|t| t.resolve(app_id))
+            .collect();
+        out.extend(
+            self.inner
+                .stores
+                .iter()
+                .map(|s| Self::changelog_topic(app_id, &s.name)),
+        );
+        out
+    }
+
     /// Store names, in declaration order.
     pub fn store_names(&self) -> Vec<String> {
         self.inner.stores.iter().map(|s| s.name.clone()).collect()

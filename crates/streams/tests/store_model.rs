@@ -62,7 +62,11 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-fn model_range(model: &BTreeMap<Vec<u8>, Vec<u8>>, from: &Bound<Vec<u8>>, to: &Bound<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn model_range(
+    model: &BTreeMap<Vec<u8>, Vec<u8>>,
+    from: &Bound<Vec<u8>>,
+    to: &Bound<Vec<u8>>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     model
         .iter()
         .filter(|(k, _)| {
@@ -121,12 +125,21 @@ fn run(backend: &dyn StateBackend, ops: &[Op]) {
                 current = committed.clone();
             }
             Op::Get(k) => {
-                assert_eq!(overlay.get(base.as_ref(), "s", &key(*k)).unwrap(), current.get(&key(*k)).cloned());
+                assert_eq!(
+                    overlay.get(base.as_ref(), "s", &key(*k)).unwrap(),
+                    current.get(&key(*k)).cloned()
+                );
             }
             Op::Range(from, to) => {
                 let (from, to) = (b(from), b(to));
-                let got = overlay.range(base.as_ref(), "s", as_ref(&from), as_ref(&to)).unwrap();
-                assert_eq!(got, model_range(&current, &from, &to), "range {from:?}..{to:?}");
+                let got = overlay
+                    .range(base.as_ref(), "s", as_ref(&from), as_ref(&to))
+                    .unwrap();
+                assert_eq!(
+                    got,
+                    model_range(&current, &from, &to),
+                    "range {from:?}..{to:?}"
+                );
                 // The base alone is the committed state.
                 let got = base.range("s", as_ref(&from), as_ref(&to)).unwrap();
                 assert_eq!(got, model_range(&committed, &from, &to));
@@ -136,8 +149,13 @@ fn run(backend: &dyn StateBackend, ops: &[Op]) {
     // Reopening the task sees exactly the committed state (a crash drops the overlay).
     drop(base);
     let reopened = backend.open_task(task, &stores).unwrap();
-    let all = reopened.range("s", Bound::Unbounded, Bound::Unbounded).unwrap();
-    assert_eq!(all, model_range(&committed, &Bound::Unbounded, &Bound::Unbounded));
+    let all = reopened
+        .range("s", Bound::Unbounded, Bound::Unbounded)
+        .unwrap();
+    assert_eq!(
+        all,
+        model_range(&committed, &Bound::Unbounded, &Bound::Unbounded)
+    );
 }
 
 proptest! {
