@@ -160,9 +160,10 @@ impl ThreadState {
             // Java's partitioner, so that co-partitioning with Java producers holds.
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
+            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
             .set(
                 "message.timeout.ms",
-                (cfg.request_timeout.as_millis() as u64).to_string(),
+                (cfg.request_timeout.min(cfg.transaction_timeout).as_millis() as u64).to_string(),
             );
         if self.eos {
             // app + instance id (persisted in the state dir) + thread: a restart fences
