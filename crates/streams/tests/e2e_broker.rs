@@ -8,6 +8,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use strom_streams::prelude::*;
@@ -143,6 +145,7 @@ fn child_instance() {
     } else {
         ProcessingGuarantee::AtLeastOnce
     };
+    init_logs();
     let mut cfg = config("kill-app", bs, &state, guarantee, policy);
     cfg.num_stream_threads = 1;
     let app = KafkaStreams::start(&count_topology(), cfg).unwrap();
@@ -154,6 +157,19 @@ fn child_instance() {
 }
 
 fn spawn_instance(bs: &str, state: &Path, guarantee: &str, policy: &str) -> Child {
+    // STROM_STREAMS_CHILD_LOGS=dir keeps each child's log (RUST_LOG applies).
+    let stderr = match std::env::var("STROM_STREAMS_CHILD_LOGS") {
+        Ok(dir) => {
+            let name = state.file_name().unwrap().to_string_lossy().to_string();
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(Path::new(&dir).join(format!("{name}.log")))
+                .unwrap();
+            Stdio::from(file)
+        }
+        Err(_) => Stdio::null(),
+    };
     Command::new(std::env::current_exe().unwrap())
         .args([
             "child_instance",
@@ -167,7 +183,7 @@ fn spawn_instance(bs: &str, state: &Path, guarantee: &str, policy: &str) -> Chil
             format!("{bs}|{}|{guarantee}|{policy}", state.display()),
         )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
@@ -182,9 +198,9 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// Three instances over six partitions; instances SIGKILLed and restarted while input
 /// is produced. Exactly-once: the final read_committed counts and sums equal the input
 /// exactly. At-least-once: nothing is lost (counts may exceed).
-fn sigkill_run(guarantee: &str) {
-    let records_total = env_usize("STROM_STREAMS_KILL_RECORDS", 12_000);
-    let kills = env_usize("STROM_STREAMS_KILLS", 4);
+fn sigkill_run(guarantee: &str, default_kills: usize) {
+    let kills = env_usize("STROM_STREAMS_KILLS", default_kills);
+    let records_max = env_usize("STROM_STREAMS_KILL_RECORDS", 100_000);
     let dir = tempfile::tempdir().unwrap();
     let broker = spawn_broker(&dir.path().join("broker"));
     let bs = broker.bootstrap.clone();
@@ -194,35 +210,53 @@ fn sigkill_run(guarantee: &str) {
     let states: Vec<PathBuf> = (0..3)
         .map(|i| dir.path().join(format!("instance-{i}")))
         .collect();
+    let start = std::time::Instant::now();
     let mut children: Vec<Child> = states
         .iter()
         .map(|s| spawn_instance(&bs, s, guarantee, &policy))
         .collect();
-    let p = producer(&bs);
-    let chunk = records_total / (kills + 1);
-    let mut produced = 0;
-    // A fixed-seed generator: which instance dies is random but reproducible.
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    for round in 0..=kills {
-        let end = if round == kills {
-            records_total
-        } else {
-            produced + chunk
-        };
-        produce(&p, INPUT, &records(produced, end));
-        produced = end;
-        if round == kills {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let victim = (seed % 3) as usize;
+    // Input arrives steadily until the kills are over, so that kills hit open
+    // transactions, restores and rebalances.
+    let stop = Arc::new(AtomicBool::new(false));
+    let producing = {
+        let (bs, stop) = (bs.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let p = producer(&bs);
+            let mut produced = 0;
+            while !stop.load(Ordering::Relaxed) && produced < records_max {
+                let end = (produced + 100).min(records_max);
+                produce(&p, INPUT, &records(produced, end));
+                produced = end;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            produced
+        })
+    };
+    // A fixed-seed generator: which instance dies, and when, is random but reproducible.
+    let mut seed: u64 = 42;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        seed >> 33
+    };
+    let mut seen = 0;
+    for round in 0..kills {
+        // Kill only once the group is processing again, at a random moment after.
+        let progressed = wait_for_counts(&bs, OUTPUT, Duration::from_secs(90), |c| total(c) > seen);
+        seen = total(&progressed);
+        std::thread::sleep(Duration::from_millis(next() % 1500));
+        let victim = (next() % 3) as usize;
+        eprintln!(
+            "round {round}: SIGKILL instance {victim} at {:?}, {seen} counted",
+            start.elapsed()
+        );
         children[victim].kill().unwrap(); // SIGKILL
         children[victim].wait().unwrap();
         children[victim] = spawn_instance(&bs, &states[victim], guarantee, &policy);
     }
+    stop.store(true, Ordering::Relaxed);
+    let records_total = producing.join().unwrap();
     let want = expected(records_total);
     let counts = wait_for_counts(&bs, OUTPUT, Duration::from_secs(180), |c| {
         c.len() == want.len()
@@ -230,6 +264,10 @@ fn sigkill_run(guarantee: &str) {
                 .iter()
                 .all(|(k, v)| c.get(k).is_some_and(|got| got.0 >= v.0))
     });
+    eprintln!(
+        "{guarantee}: {records_total} records, {kills} kills, converged after {:?}",
+        start.elapsed()
+    );
     for s in &states {
         std::fs::write(s.join("stop"), b"").unwrap();
     }
@@ -254,10 +292,10 @@ fn sigkill_run(guarantee: &str) {
 
 #[test]
 fn exactly_once_survives_sigkill_of_instances() {
-    sigkill_run("eos");
+    sigkill_run("eos", 5);
 }
 
 #[test]
 fn at_least_once_loses_nothing_under_sigkill() {
-    sigkill_run("alos");
+    sigkill_run("alos", 3);
 }

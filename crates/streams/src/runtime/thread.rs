@@ -672,6 +672,9 @@ impl ThreadState {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
+            // End of partition is the restore's stop signal: do not let the broker hold an
+            // empty fetch for long.
+            .set("fetch.wait.max.ms", "10")
             .set("auto.offset.reset", "earliest");
             self.restore_consumer = Some(c.create().map_err(kafka)?);
         }

@@ -172,11 +172,11 @@ pub fn produce(p: &BaseProducer, topic: &str, records: &[(String, String)]) {
     p.flush(Duration::from_secs(30)).unwrap();
 }
 
+/// (partition, offset, key, value) of a consumed record.
+pub type Consumed = (i32, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Every committed record of `topic` (all partitions), read with read_committed.
-pub fn read_committed(
-    bootstrap: &str,
-    topic: &str,
-) -> Vec<(i32, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<Consumed> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "e2e-reader")
