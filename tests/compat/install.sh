@@ -37,6 +37,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" >"$stamp"
 fi
 
+# --- Quix Streams (its own venv: it pins an older confluent-kafka) -------------
+quix_venv="$here/.venv-quix"
+quix_req="$here/quix/requirements.txt"
+quix_stamp="$quix_venv/.requirements.sha256"
+quix_want="$(sha256sum "$quix_req" | cut -d' ' -f1)"
+if [ ! -x "$quix_venv/bin/python" ]; then
+    echo "install: python venv at $quix_venv"
+    "$python" -m venv "$quix_venv"
+fi
+if [ "$(cat "$quix_stamp" 2>/dev/null)" != "$quix_want" ]; then
+    echo "install: Quix Streams from quix/requirements.txt"
+    "$quix_venv/bin/pip" install --disable-pip-version-check -q -r "$quix_req"
+    echo "$quix_want" >"$quix_stamp"
+fi
+
 # --- Node packages -----------------------------------------------------------
 nstamp="$node_dir/node_modules/.package-lock.sha256"
 nwant="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
@@ -50,3 +65,4 @@ fi
 kcat -V 2>&1 | grep -o 'Version [^ ]* .*librdkafka [0-9.]*' || kcat -V
 "$venv/bin/python" -c 'import confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0]); print("kafka-python", kafka.__version__); print("pytest", pytest.__version__)'
 (cd "$node_dir" && node -e "console.log('kafkajs', require('kafkajs/package.json').version)")
+"$quix_venv/bin/python" -c 'import importlib.metadata as m; print("quixstreams", m.version("quixstreams"))'

@@ -118,6 +118,7 @@ impl Broker {
         )?;
         let txn_ticker = transactions.spawn_ticker();
         cluster.spawn_snapshots();
+        cluster.spawn_cleaner();
         let metrics = Arc::new(Metrics::new());
         let security = {
             let (cluster, metrics) = (Arc::clone(&cluster), Arc::clone(&metrics));

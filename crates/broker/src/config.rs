@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use strom_log::LogConfig;
+use strom_log::{CleanerConfig, LogConfig};
 
 use crate::security::config::{ListenerConfig, SecurityConfig, SecurityProtocol};
 
@@ -36,6 +36,8 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     /// Log settings of a topic that overrides nothing (Kafka's `log.*` broker configs).
     pub topic_defaults: LogConfig,
+    /// The log cleaner of compacted topics (Kafka's `log.cleaner.*`).
+    pub cleaner: CleanerConfig,
     /// How long the first rebalance of an empty group waits for more members (Kafka's
     /// `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay: Duration,
@@ -58,6 +60,7 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             num_partitions: 1,
             topic_defaults: LogConfig::default(),
+            cleaner: CleanerConfig::default(),
             group_initial_rebalance_delay: Duration::from_millis(3_000),
             offsets_retention: Duration::from_secs(7 * 24 * 60 * 60),
         }

@@ -27,7 +27,7 @@ pub use security::config::{
     AuthorizerConfig, ClientAuth, ListenerConfig, SaslConfig, SecurityConfig, SecurityProtocol,
     TlsConfig, UserConfig,
 };
-pub use strom_log::{FlushPolicy, LogConfig};
+pub use strom_log::{CleanerConfig, CleanupPolicy, FlushPolicy, LogConfig};
 
 /// Helpers for tests that log in over the wire; not part of the supported API.
 #[doc(hidden)]

@@ -3,7 +3,7 @@
 //! gauges that describe state (connections, partitions, groups and their lag) are
 //! read when the endpoint is scraped.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -41,6 +41,22 @@ pub(crate) struct Metrics {
     transactions: Family<Labels, Gauge>,
     authentications: Family<Labels, Counter>,
     authorization_denials: Family<Labels, Counter>,
+    cleaner_runs: Counter,
+    cleaner_failures: Counter,
+    cleaner_read_bytes: Counter,
+    cleaner_written_bytes: Counter,
+    cleaner_removed_records: Counter,
+    dirty_ratio: Family<Labels, Gauge<f64, AtomicU64>>,
+    since_cleaned: Family<Labels, Gauge<f64, AtomicU64>>,
+    compaction_delay: Family<Labels, Gauge<f64, AtomicU64>>,
+}
+
+/// Raises a counter to a total kept elsewhere (an atomic the storage engine owns).
+fn catch_up(counter: &Counter, total: u64) {
+    let counted = counter.get();
+    if total > counted {
+        counter.inc_by(total - counted);
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -73,6 +89,14 @@ impl Metrics {
             transactions: Family::default(),
             authentications: Family::default(),
             authorization_denials: Family::default(),
+            cleaner_runs: Counter::default(),
+            cleaner_failures: Counter::default(),
+            cleaner_read_bytes: Counter::default(),
+            cleaner_written_bytes: Counter::default(),
+            cleaner_removed_records: Counter::default(),
+            dirty_ratio: Family::default(),
+            since_cleaned: Family::default(),
+            compaction_delay: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -175,6 +199,46 @@ impl Metrics {
             "Operations the authorizer denied, by resource type and operation",
             m.authorization_denials.clone(),
         );
+        registry.register(
+            "log_cleaner_runs",
+            "Log cleanings completed",
+            m.cleaner_runs.clone(),
+        );
+        registry.register(
+            "log_cleaner_failures",
+            "Log cleanings that failed (that partition is not cleaned again until restart)",
+            m.cleaner_failures.clone(),
+        );
+        registry.register(
+            "log_cleaner_read_bytes",
+            "Bytes the log cleaner read",
+            m.cleaner_read_bytes.clone(),
+        );
+        registry.register(
+            "log_cleaner_written_bytes",
+            "Bytes the log cleaner wrote",
+            m.cleaner_written_bytes.clone(),
+        );
+        registry.register(
+            "log_cleaner_removed_records",
+            "Records the log cleaner removed",
+            m.cleaner_removed_records.clone(),
+        );
+        registry.register(
+            "partition_cleaner_dirty_ratio",
+            "Share of a compacted partition's cleanable bytes written since its last cleaning",
+            m.dirty_ratio.clone(),
+        );
+        registry.register(
+            "partition_cleaner_seconds_since_cleaning",
+            "Seconds since the log cleaner last cleaned a compacted partition",
+            m.since_cleaned.clone(),
+        );
+        registry.register(
+            "partition_cleaner_max_compaction_delay_seconds",
+            "How far past max.compaction.lag.ms a compacted partition's oldest dirty data is",
+            m.compaction_delay.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -257,11 +321,36 @@ impl Metrics {
         let stats = &shared.stats;
         self.connections_open
             .set(stats.connections_open.load(Ordering::Relaxed) as i64);
-        let accepted = stats.connections_total.load(Ordering::Relaxed);
-        let counted = self.connections.get();
-        if accepted > counted {
-            self.connections.inc_by(accepted - counted);
+        catch_up(
+            &self.connections,
+            stats.connections_total.load(Ordering::Relaxed),
+        );
+        let cleaner = &shared.cluster.cleaner_stats;
+        catch_up(&self.cleaner_runs, cleaner.runs.load(Ordering::Relaxed));
+        catch_up(
+            &self.cleaner_failures,
+            cleaner.failures.load(Ordering::Relaxed),
+        );
+        catch_up(
+            &self.cleaner_read_bytes,
+            cleaner.bytes_read.load(Ordering::Relaxed),
+        );
+        catch_up(
+            &self.cleaner_written_bytes,
+            cleaner.bytes_written.load(Ordering::Relaxed),
+        );
+        catch_up(
+            &self.cleaner_removed_records,
+            cleaner.records_removed.load(Ordering::Relaxed),
+        );
+        for family in [
+            &self.dirty_ratio,
+            &self.since_cleaned,
+            &self.compaction_delay,
+        ] {
+            family.clear();
         }
+        let now_ms = strom_log::now_ms();
         for family in [
             &self.log_start,
             &self.log_end,
@@ -293,6 +382,19 @@ impl Metrics {
                 self.log_size
                     .get_or_create(&labels)
                     .set(p.log.size_bytes() as i64);
+                if let Some(status) = p.log.cleaner_status(now_ms) {
+                    self.dirty_ratio
+                        .get_or_create(&labels)
+                        .set(status.dirty_ratio);
+                    self.compaction_delay
+                        .get_or_create(&labels)
+                        .set(status.max_compaction_delay_ms as f64 / 1000.0);
+                    if let Some(cleaned) = status.last_cleaned_ms {
+                        self.since_cleaned
+                            .get_or_create(&labels)
+                            .set(now_ms.saturating_sub(cleaned) as f64 / 1000.0);
+                    }
+                }
                 let producers = p.producers().active().len();
                 if producers > 0 {
                     self.producers.get_or_create(&labels).set(producers as i64);

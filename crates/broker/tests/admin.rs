@@ -292,12 +292,27 @@ async fn configs_are_described_with_defaults_and_altered_durably() {
             .with_resource_type(2)
             .with_resource_name(s("conf"))
             .with_configs(vec![AlterableConfig::default()
-                .with_name(s("cleanup.policy"))
+                .with_name(s("min.cleanable.dirty.ratio"))
                 .with_config_operation(0)
-                .with_value(Some(s("compact")))]),
+                .with_value(Some(s("1.5")))]),
     ]);
     let response = client.send(1, &bad).await;
     assert_eq!(response.responses[0].error_code, 40, "INVALID_CONFIG");
+
+    // APPEND adds compaction to the delete policy.
+    let append = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("conf"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s("cleanup.policy"))
+                .with_config_operation(2)
+                .with_value(Some(s("compact")))]),
+    ]);
+    let response = client.send(1, &append).await;
+    assert_eq!(response.responses[0].error_code, 0);
+    let configs = topic_configs(&mut client, "conf").await;
+    assert_eq!(configs["cleanup.policy"], ("delete,compact".to_string(), 1));
 
     // AlterConfigs replaces the whole set.
     let replace = AlterConfigsRequest::default().with_resources(vec![

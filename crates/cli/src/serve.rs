@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use strom_broker::{
-    AuthorizerConfig, Broker, BrokerConfig, FlushPolicy, ListenerConfig, SaslConfig, TlsConfig,
-    UserConfig,
+    AuthorizerConfig, Broker, BrokerConfig, CleanerConfig, CleanupPolicy, FlushPolicy,
+    ListenerConfig, SaslConfig, TlsConfig, UserConfig,
 };
 
 /// Flags of `strom serve`. Each is also a key of the `--config` file, spelled with
@@ -57,6 +57,22 @@ pub struct ServeArgs {
     /// (Kafka's offsets.retention.minutes) [default: 10080].
     #[arg(long, value_name = "MINUTES")]
     offsets_retention_minutes: Option<u64>,
+    /// Default cleanup.policy of topics: delete, compact or compact,delete
+    /// (Kafka's log.cleanup.policy) [default: delete].
+    #[arg(long, value_name = "POLICY")]
+    log_cleanup_policy: Option<String>,
+    /// Memory of the log cleaner's key map, in bytes, 24 per key (Kafka's
+    /// log.cleaner.dedupe.buffer.size) [default: 134217728].
+    #[arg(long, value_name = "BYTES")]
+    log_cleaner_dedupe_buffer_size: Option<usize>,
+    /// Bytes the log cleaner may read plus write per second; 0 = no limit (Kafka's
+    /// log.cleaner.io.max.bytes.per.second) [default: 0].
+    #[arg(long, value_name = "BYTES")]
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
+    /// How long the log cleaner sleeps when no log needs cleaning, in ms (Kafka's
+    /// log.cleaner.backoff.ms) [default: 15000].
+    #[arg(long, value_name = "MS")]
+    log_cleaner_backoff_ms: Option<u64>,
 }
 
 /// The `--config` file: the same keys as the flags, plus the security tables.
@@ -82,6 +98,10 @@ struct FileConfig {
     request_bytes_max: Option<usize>,
     group_initial_rebalance_delay_ms: Option<u64>,
     offsets_retention_minutes: Option<u64>,
+    log_cleanup_policy: Option<String>,
+    log_cleaner_dedupe_buffer_size: Option<usize>,
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
+    log_cleaner_backoff_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -160,6 +180,32 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             bail!("offsets_retention_minutes must be at least 1");
         }
         config.offsets_retention = Duration::from_secs(minutes * 60);
+    }
+    if let Some(policy) = args.log_cleanup_policy.or(file.log_cleanup_policy) {
+        config.topic_defaults.cleanup_policy =
+            CleanupPolicy::parse(&policy).context("invalid log_cleanup_policy")?;
+    }
+    if let Some(bytes) = args
+        .log_cleaner_dedupe_buffer_size
+        .or(file.log_cleaner_dedupe_buffer_size)
+    {
+        let min = CleanerConfig::DEDUPE_BUFFER_BYTES_MIN;
+        if bytes < min {
+            bail!("log_cleaner_dedupe_buffer_size must be at least {min}, not {bytes}");
+        }
+        config.cleaner.dedupe_buffer_bytes = bytes;
+    }
+    if let Some(rate) = args
+        .log_cleaner_io_max_bytes_per_second
+        .or(file.log_cleaner_io_max_bytes_per_second)
+    {
+        config.cleaner.io_bytes_per_second_max = (rate > 0).then_some(rate);
+    }
+    if let Some(ms) = args.log_cleaner_backoff_ms.or(file.log_cleaner_backoff_ms) {
+        if ms == 0 {
+            bail!("log_cleaner_backoff_ms must be at least 1");
+        }
+        config.cleaner.backoff = Duration::from_millis(ms);
     }
     Ok(config)
 }
@@ -305,6 +351,9 @@ super_users = ["User:admin"]
             ("kafka_addr = \"nope\"", "invalid"),
             ("flush_policy = \"sometimes\"", "flush"),
             ("num_partitions = 0", "num_partitions"),
+            ("log_cleanup_policy = \"shred\"", "log_cleanup_policy"),
+            ("log_cleaner_dedupe_buffer_size = 10", "log_cleaner_dedupe_buffer_size"),
+            ("log_cleaner_backoff_ms = 0", "log_cleaner_backoff_ms"),
             (
                 "[[listeners]]\nname = \"x\"\naddress = \"127.0.0.1:1\"\nsecurity_protocol = \"TLS\"",
                 "unknown variant",

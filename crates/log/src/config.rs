@@ -46,8 +46,62 @@ impl std::fmt::Display for FlushPolicy {
     }
 }
 
+/// What happens to old data (`cleanup.policy`): deleted by retention, compacted to
+/// the latest record per key, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Old segments are deleted by `retention_ms` and `retention_bytes`.
+    pub delete: bool,
+    /// The log cleaner keeps only the latest record of every key.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// Kafka's default: `delete`.
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    /// `compact` alone: no retention by time or size.
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Parses Kafka's list form: `delete`, `compact`, `compact,delete` (any order,
+    /// spaces allowed). An empty list is refused.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in text.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                other => {
+                    return Err(LogError::Config(format!(
+                        "cleanup.policy must be a list of delete and compact, not `{other}`"
+                    )))
+                }
+            }
+        }
+        Ok(policy)
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.compact, self.delete) {
+            (true, true) => f.write_str("compact,delete"),
+            (true, false) => f.write_str("compact"),
+            _ => f.write_str("delete"),
+        }
+    }
+}
+
 /// Configuration of one partition log. Defaults follow Kafka's topic defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll a new segment before it would exceed this size (`segment.bytes`).
     pub segment_bytes_max: u64,
@@ -69,6 +123,22 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// Bound on decompressed batch size when records are iterated.
     pub decompressed_bytes_max: usize,
+    /// Retention, compaction or both (`cleanup.policy`).
+    pub cleanup_policy: CleanupPolicy,
+    /// A compacted log is cleaned once this share of its cleanable bytes is dirty
+    /// (written since the last cleaning) (`min.cleanable.dirty.ratio`, 0 to 1).
+    pub min_cleanable_dirty_ratio: f64,
+    /// A record stays uncompacted for at least this long after it was written, by
+    /// its timestamp (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: u64,
+    /// A dirty record is compacted at most this long after it was written, whatever
+    /// the dirty ratio (`max.compaction.lag.ms`); it also bounds how long the active
+    /// segment of a compacted log stays open.
+    pub max_compaction_lag_ms: u64,
+    /// Tombstones (null values) and transaction markers stay readable this long after
+    /// the cleaning that first found them removable (`delete.retention.ms`), so that
+    /// consumers reading from the start see the deletes.
+    pub delete_retention_ms: u64,
 }
 
 /// Largest allowed segment: positions in the index are 32-bit, and Kafka's limit is
@@ -88,6 +158,11 @@ impl Default for LogConfig {
             max_message_bytes: 1024 * 1024 + 12,
             timestamp_type: TimestampType::CreateTime,
             decompressed_bytes_max: 64 * 1024 * 1024,
+            cleanup_policy: CleanupPolicy::DELETE,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX as u64,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -118,7 +193,33 @@ impl LogConfig {
                 self.max_message_bytes
             ));
         }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return fail(format!(
+                "min_cleanable_dirty_ratio must be in [0, 1], not {}",
+                self.min_cleanable_dirty_ratio
+            ));
+        }
+        if self.max_compaction_lag_ms == 0 {
+            return fail("max_compaction_lag_ms must be positive".into());
+        }
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return fail(format!(
+                "min_compaction_lag_ms ({}) must not exceed max_compaction_lag_ms ({})",
+                self.min_compaction_lag_ms, self.max_compaction_lag_ms
+            ));
+        }
         Ok(())
+    }
+
+    /// How long the active segment may stay open: `segment_ms`, or less for a
+    /// compacted log whose `max_compaction_lag_ms` is shorter (only sealed segments
+    /// are cleaned, so a record cannot be compacted before its segment rolls).
+    pub fn segment_roll_ms(&self) -> u64 {
+        if self.cleanup_policy.compact {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
     }
 }
 
@@ -148,5 +249,38 @@ mod tests {
             ..LogConfig::default()
         };
         assert!(too_big.validate().is_err());
+        let bad_ratio = LogConfig {
+            min_cleanable_dirty_ratio: 1.5,
+            ..LogConfig::default()
+        };
+        assert!(bad_ratio.validate().is_err());
+        let lags_crossed = LogConfig {
+            min_compaction_lag_ms: 10,
+            max_compaction_lag_ms: 5,
+            ..LogConfig::default()
+        };
+        assert!(lags_crossed.validate().is_err());
+    }
+
+    #[test]
+    fn cleanup_policies_parse_in_any_order() {
+        let both = CleanupPolicy::parse("delete, compact").ok();
+        assert_eq!(
+            both,
+            Some(CleanupPolicy {
+                delete: true,
+                compact: true
+            })
+        );
+        assert_eq!(
+            both.map(|p| p.to_string()).as_deref(),
+            Some("compact,delete")
+        );
+        assert_eq!(
+            CleanupPolicy::parse("compact").ok(),
+            Some(CleanupPolicy::COMPACT)
+        );
+        assert!(CleanupPolicy::parse("").is_err());
+        assert!(CleanupPolicy::parse("compact,shred").is_err());
     }
 }

@@ -79,6 +79,12 @@ pub enum LogError {
         /// The failed check.
         reason: BatchError,
     },
+    /// A record without a key was appended to a compacted log.
+    #[error("compacted topic cannot accept a record without a key (batch at byte {position})")]
+    MissingKey {
+        /// Byte position of the batch within the appended buffer.
+        position: usize,
+    },
     /// The batch (or record set) is larger than the log accepts.
     #[error("record set of {size} bytes exceeds the limit of {limit} bytes")]
     RecordSetTooLarge {

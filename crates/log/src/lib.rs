@@ -51,6 +51,7 @@
 
 pub mod batch;
 mod checkpoint;
+pub mod cleaner;
 mod config;
 mod error;
 mod manager;
@@ -60,11 +61,14 @@ mod segment;
 mod sync_observer;
 
 pub use batch::{BatchHeader, Compression, TimestampType};
-pub use config::{FlushPolicy, LogConfig, SEGMENT_BYTES_LIMIT};
+pub use cleaner::{CleanerConfig, CleanerStats, CleanerStatus, CleaningStats, SwapStep};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_LIMIT};
 pub use error::{BatchError, LogError, Result};
 pub use manager::{
-    is_valid_topic_name, LogManager, Maintenance, MaintenanceConfig, TopicPartition,
-    TOPIC_NAME_BYTES_MAX,
+    is_valid_topic_name, CleanedCallback, LogManager, Maintenance, MaintenanceConfig,
+    TopicPartition, TOPIC_NAME_BYTES_MAX,
 };
-pub use partition::{now_ms, AppendInfo, PartitionLog, ReadResult, RetentionOutcome};
+pub use partition::{
+    now_ms, AppendInfo, CleanOptions, CleaningOutcome, PartitionLog, ReadResult, RetentionOutcome,
+};
 pub use sync_observer::set_sync_observer;

@@ -21,9 +21,13 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cleaner::{CleanerConfig, CleanerStats};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
-use crate::partition::{now_ms, PartitionLog};
+use crate::partition::{now_ms, CleanOptions, CleaningOutcome, PartitionLog};
+
+/// Called by the cleaner thread after each completed cleaning.
+pub type CleanedCallback = Box<dyn Fn(&TopicPartition, &CleaningOutcome) + Send + Sync>;
 
 const LOCK_FILE: &str = ".lock";
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -277,6 +281,87 @@ impl LogManager {
         Maintenance { stop, thread }
     }
 
+    /// One pass of the log cleaner at `now_ms`: cleans the compacted log that needs it
+    /// most (the most overdue by `max.compaction.lag.ms`, then the dirtiest). Returns
+    /// the log cleaned, if any. Failures are logged and counted, and leave that log
+    /// uncleanable until restart.
+    pub fn clean_once(
+        &self,
+        config: &CleanerConfig,
+        stats: &CleanerStats,
+        now_ms: i64,
+    ) -> Option<(TopicPartition, CleaningOutcome)> {
+        let mut candidates: Vec<_> = self
+            .logs()
+            .into_iter()
+            .filter_map(|(tp, log)| {
+                let status = log.cleaner_status(now_ms)?;
+                status.needs_cleaning.then_some((tp, log, status))
+            })
+            .collect();
+        candidates.sort_by(|a, b| {
+            (b.2.max_compaction_delay_ms, b.2.dirty_ratio)
+                .partial_cmp(&(a.2.max_compaction_delay_ms, a.2.dirty_ratio))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let options = CleanOptions {
+            dedupe_buffer_bytes: config.dedupe_buffer_bytes,
+            io_bytes_per_second_max: config.io_bytes_per_second_max,
+            now_ms,
+            stop_at: None,
+        };
+        for (tp, log, status) in candidates {
+            let started = Instant::now();
+            match log.clean(&options) {
+                Ok(Some(outcome)) if outcome.completed => {
+                    stats.add(&outcome.stats);
+                    tracing::info!(
+                        %tp,
+                        dirty_ratio = status.dirty_ratio,
+                        read = outcome.stats.bytes_read,
+                        written = outcome.stats.bytes_written,
+                        removed = outcome.stats.records_removed,
+                        segments = outcome.segments_replaced,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "cleaned log"
+                    );
+                    return Some((tp, outcome));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%tp, %error, "log cleaning failed");
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts the log cleaner thread: it cleans one log at a time while some need it,
+    /// then sleeps `config.backoff`. `on_cleaned` hears of every cleaning.
+    pub fn spawn_cleaner(
+        self: &Arc<Self>,
+        config: CleanerConfig,
+        stats: Arc<CleanerStats>,
+        on_cleaned: CleanedCallback,
+    ) -> Maintenance {
+        let stop = Arc::new(AtomicBool::new(false));
+        let manager = Arc::clone(self);
+        let stop_flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("strom-log-cleaner".into())
+            .spawn(move || {
+                while !stop_flag.load(Ordering::Acquire) {
+                    match manager.clean_once(&config, &stats, now_ms()) {
+                        Some((tp, outcome)) => on_cleaned(&tp, &outcome),
+                        None => std::thread::park_timeout(config.backoff),
+                    }
+                }
+            })
+            .ok();
+        Maintenance { stop, thread }
+    }
+
     /// Closes every log (sync, checkpoint) and writes the clean-shutdown marker, so the
     /// next open skips recovery. The manager should not be used afterwards.
     pub fn close(&self) -> Result<()> {
@@ -315,7 +400,8 @@ impl std::fmt::Debug for LogManager {
     }
 }
 
-/// Handle of the maintenance thread.
+/// Handle of a background thread (maintenance or cleaner); stopping or dropping it
+/// stops the thread.
 pub struct Maintenance {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,

@@ -23,6 +23,9 @@ use bytes::Bytes;
 
 use crate::batch::{self, TimestampType};
 use crate::checkpoint::Checkpoint;
+use crate::cleaner::clean::{self, CleanPlan};
+use crate::cleaner::state::CleanerState;
+use crate::cleaner::{swap, CleanerStatus, CleaningStats, SwapStep, Throttle};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{BatchError, LogError, Result};
 use crate::segment::{self, BatchPlacement, Segment, SegmentView};
@@ -72,6 +75,44 @@ pub struct PartitionLog {
     flushed_changed: Condvar,
     /// Set when a sync failed; the log then refuses writes until reopened.
     failed: AtomicBool,
+    /// The log cleaner's bookkeeping (compacted logs only).
+    cleaner: Mutex<CleanerState>,
+    /// Held for a whole cleaning, and by the operations that delete or cut segments
+    /// (retention, DeleteRecords, truncation), so they never run during one.
+    /// Appends and reads never take it. Taken before `state`.
+    cleaning: Mutex<()>,
+}
+
+/// How to run one cleaning ([`PartitionLog::clean`]).
+#[derive(Debug, Clone)]
+pub struct CleanOptions {
+    /// Memory of the key → offset map.
+    pub dedupe_buffer_bytes: usize,
+    /// Bytes read plus written per second, at most.
+    pub io_bytes_per_second_max: Option<u64>,
+    /// The wall clock, for lags and delete horizons.
+    pub now_ms: i64,
+    /// For crash tests: stop the swap at this step, leaving the files as a crash
+    /// there would (the log must then be dropped and reopened).
+    pub stop_at: Option<SwapStep>,
+}
+
+/// What one cleaning did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleaningOutcome {
+    /// Bytes and records.
+    pub stats: CleaningStats,
+    /// Segments replaced.
+    pub segments_replaced: usize,
+    /// Segments that replaced them.
+    pub segments_written: usize,
+    /// The first dirty offset after the cleaning.
+    pub first_dirty_offset: u64,
+    /// `(producer id, offset)` of every abort marker removed: the transactions a
+    /// reader must no longer be told are aborted (their records are gone too).
+    pub removed_abort_markers: Vec<(i64, u64)>,
+    /// False when stopped early by [`CleanOptions::stop_at`].
+    pub completed: bool,
 }
 
 struct LogState {
@@ -117,6 +158,21 @@ impl LogState {
         (floor..self.segments.len())
             .find(|&i| self.segments[i].next_offset > offset)
             .unwrap_or(self.segments.len() - 1)
+    }
+
+    /// How many leading segments the cleaner may rewrite: sealed, before the recovery
+    /// checkpoint's segment (recovery re-validates from there, by byte position), and
+    /// with every record older than `min_compaction_lag_ms`.
+    fn cleanable_prefix(&self, now_ms: i64) -> usize {
+        let min_lag = i64::try_from(self.config.min_compaction_lag_ms).unwrap_or(i64::MAX);
+        let sealed = &self.segments[..self.segments.len() - 1];
+        sealed
+            .iter()
+            .take_while(|s| {
+                s.base_offset < self.checkpoint.segment_base_offset
+                    && (s.max_timestamp < 0 || now_ms.saturating_sub(s.max_timestamp) >= min_lag)
+            })
+            .count()
     }
 
     fn check_offset(&self, offset: u64) -> Result<()> {
@@ -175,6 +231,8 @@ impl PartitionLog {
             }),
             flushed_changed: Condvar::new(),
             failed: AtomicBool::new(false),
+            cleaner: Mutex::new(CleanerState::load(dir)),
+            cleaning: Mutex::new(()),
         };
         // Make what recovery kept durable and move the recovery point past it (a no-op
         // when the checkpoint is already at the log end, as after a clean shutdown).
@@ -195,6 +253,14 @@ impl PartitionLog {
 
     fn lock_flush(&self) -> MutexGuard<'_, FlushState> {
         self.flush.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_cleaning(&self) -> MutexGuard<'_, ()> {
+        self.cleaning.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_cleaner(&self) -> MutexGuard<'_, CleanerState> {
+        self.cleaner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn check_not_failed(&self) -> Result<()> {
@@ -271,7 +337,14 @@ impl PartitionLog {
     /// that already have one.
     pub fn append_at(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
         self.check_not_failed()?;
-        let max_message_bytes = self.lock().config.max_message_bytes;
+        let (max_message_bytes, compacted, decompressed_bytes_max) = {
+            let state = self.lock();
+            (
+                state.config.max_message_bytes,
+                state.config.cleanup_policy.compact,
+                state.config.decompressed_bytes_max,
+            )
+        };
         // Validate outside the lock: CRCs are the expensive part.
         let mut headers = Vec::with_capacity(1);
         for item in batch::validate_all(records) {
@@ -291,6 +364,13 @@ impl PartitionLog {
                     size: header.size_bytes(),
                     limit: max_message_bytes,
                 });
+            }
+            if compacted && !header.is_control() {
+                check_keys(
+                    &records[position..position + header.size_bytes()],
+                    position,
+                    decompressed_bytes_max,
+                )?;
             }
             headers.push((position, header));
         }
@@ -359,9 +439,9 @@ impl PartitionLog {
         let active = state.active();
         let roll = active.size > 0
             && (active.size + bytes > config.segment_bytes_max
-                || active
-                    .first_append_ms
-                    .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms as i64)
+                || active.first_append_ms.is_some_and(|first| {
+                    now_ms.saturating_sub(first) >= config.segment_roll_ms() as i64
+                })
                 || active.index_full(config.index_bytes_max)
                 || !active.fits_offsets(last_offset));
         if roll {
@@ -531,7 +611,7 @@ impl PartitionLog {
         max_bytes: usize,
         end_offset: Option<u64>,
     ) -> Result<ReadResult> {
-        let (view, log_start_offset, log_end_offset) = {
+        let (mut view, log_start_offset, log_end_offset) = {
             let state = self.lock();
             state.check_offset(from_offset)?;
             let end = state.log_end_offset();
@@ -544,14 +624,24 @@ impl PartitionLog {
             log_start_offset,
             log_end_offset,
         };
-        if from_offset >= limit {
-            return Ok(empty);
-        }
-        let located = view
-            .locate(from_offset)
-            .map_err(LogError::io("locate offset", self.dir.clone()))?;
-        let Some((position, first)) = located else {
-            return Ok(empty);
+        // A compacted segment may end in a gap: then the offset's next batch is in a
+        // later segment.
+        let (position, first) = loop {
+            if from_offset >= limit || view.base_offset >= limit {
+                return Ok(empty);
+            }
+            let located = view
+                .locate(from_offset)
+                .map_err(LogError::io("locate offset", self.dir.clone()))?;
+            if let Some(found) = located {
+                break found;
+            }
+            let state = self.lock();
+            let next = state.segment_for(view.next_offset.max(view.base_offset + 1));
+            if state.segments[next].base_offset <= view.base_offset {
+                return Ok(empty);
+            }
+            view = state.segments[next].view_for_offset(from_offset);
         };
         if first.base_offset as u64 >= limit {
             return Ok(empty);
@@ -630,6 +720,7 @@ impl PartitionLog {
     /// empties the log and restarts it at `offset`.
     pub fn truncate_to(&self, offset: u64) -> Result<u64> {
         self.check_not_failed()?;
+        let _cleaning = self.lock_cleaning();
         let mut state = self.lock();
         if offset >= state.log_end_offset() {
             return Ok(state.log_end_offset());
@@ -653,6 +744,11 @@ impl PartitionLog {
         }
         let new_end = state.log_end_offset();
         state.log_start_offset = state.log_start_offset.min(new_end);
+        {
+            // What was cut off must be cleaned again if it is rewritten.
+            let mut cleaner = self.lock_cleaner();
+            cleaner.first_dirty_offset = cleaner.first_dirty_offset.min(new_end);
+        }
         state.active_mut().sync()?;
         let active = state.active();
         let checkpoint = Checkpoint {
@@ -674,6 +770,7 @@ impl PartitionLog {
     /// segments that fall entirely below it. The new start is durable on return.
     pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
         self.check_not_failed()?;
+        let _cleaning = self.lock_cleaning();
         let mut state = self.lock();
         if offset <= state.log_start_offset {
             return Ok(state.log_start_offset);
@@ -696,9 +793,20 @@ impl PartitionLog {
 
     /// Deletes the oldest segments that `retention_ms` (by their newest timestamp) or
     /// `retention_bytes` (by total size) no longer allow; never the active segment.
+    /// Only for logs whose cleanup policy includes `delete`. Skipped (nothing
+    /// deleted) while the cleaner is compacting the log: the maintenance thread that
+    /// calls it must not wait for a cleaning, and the next round catches up.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome> {
+        let _cleaning = match self.cleaning.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(RetentionOutcome::default()),
+        };
         let mut state = self.lock();
         let config = &state.config;
+        if !config.cleanup_policy.delete {
+            return Ok(RetentionOutcome::default());
+        }
         let mut remaining = state.size_bytes();
         let mut doomed = 0;
         for segment in &state.segments[..state.segments.len() - 1] {
@@ -727,6 +835,143 @@ impl PartitionLog {
             segments_deleted: doomed,
             bytes_deleted,
         })
+    }
+
+    /// How this log stands with the cleaner; `None` unless it is compacted.
+    pub fn cleaner_status(&self, now_ms: i64) -> Option<CleanerStatus> {
+        let state = self.lock();
+        if !state.config.cleanup_policy.compact {
+            return None;
+        }
+        let cleaner = self.lock_cleaner().clone();
+        let cleanable = &state.segments[..state.cleanable_prefix(now_ms)];
+        let first_dirty = cleaner.first_dirty_offset.max(state.log_start_offset);
+        let cleanable_bytes: u64 = cleanable.iter().map(|s| s.size).sum();
+        let dirty: Vec<&Segment> = cleanable
+            .iter()
+            .filter(|s| s.next_offset > first_dirty && s.size > 0)
+            .collect();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
+        let dirty_ratio = if cleanable_bytes == 0 {
+            0.0
+        } else {
+            dirty_bytes as f64 / cleanable_bytes as f64
+        };
+        // A segment's first record is not tracked; its newest is a lower bound of the
+        // delay (segments of compacted logs roll within max.compaction.lag.ms).
+        let max_lag = i64::try_from(state.config.max_compaction_lag_ms).unwrap_or(i64::MAX);
+        let max_compaction_delay_ms =
+            dirty
+                .first()
+                .filter(|s| s.max_timestamp >= 0)
+                .map_or(0, |s| {
+                    now_ms
+                        .saturating_sub(s.max_timestamp)
+                        .saturating_sub(max_lag)
+                        .max(0) as u64
+                });
+        let horizon_due = cleaner
+            .next_delete_horizon_ms
+            .is_some_and(|horizon| horizon <= now_ms);
+        let needs_cleaning = cleaner.failed.is_none()
+            && !cleanable.is_empty()
+            && ((dirty_bytes > 0
+                && (dirty_ratio >= state.config.min_cleanable_dirty_ratio
+                    || max_compaction_delay_ms > 0))
+                || horizon_due);
+        Some(CleanerStatus {
+            first_dirty_offset: first_dirty,
+            cleanable_bytes,
+            dirty_bytes,
+            dirty_ratio,
+            needs_cleaning,
+            max_compaction_delay_ms,
+            last_cleaned_ms: cleaner.last_cleaned_ms,
+            failed: cleaner.failed,
+        })
+    }
+
+    /// Compacts the log once (see [`crate::cleaner`]): `None` when it is not compacted
+    /// or nothing may be cleaned yet. Appends and reads go on meanwhile; the segment
+    /// list is locked only to swap entries. On an error the log is unchanged (or, if
+    /// the swap was committed, completed at the next open) and the log is marked
+    /// uncleanable until reopened; appends and reads are not affected.
+    pub fn clean(&self, options: &CleanOptions) -> Result<Option<CleaningOutcome>> {
+        let _cleaning = self.lock_cleaning();
+        self.check_not_failed()?;
+        let result = self.clean_locked(options);
+        if let Err(error) = &result {
+            tracing::error!(dir = %self.dir.display(), %error, "log cleaning failed; this log will not be cleaned again until restart");
+            self.lock_cleaner().failed = Some(error.to_string());
+            if let Err(error) = swap::discard_cleaned(&self.dir) {
+                tracing::warn!(dir = %self.dir.display(), %error, "could not remove the failed cleaning's files");
+            }
+        }
+        result
+    }
+
+    fn clean_locked(&self, options: &CleanOptions) -> Result<Option<CleaningOutcome>> {
+        let plan = {
+            let state = self.lock();
+            if !state.config.cleanup_policy.compact {
+                return Ok(None);
+            }
+            let cleanable = state.cleanable_prefix(options.now_ms);
+            if cleanable == 0 {
+                return Ok(None);
+            }
+            let first_dirty = self
+                .lock_cleaner()
+                .first_dirty_offset
+                .max(state.log_start_offset);
+            CleanPlan {
+                segments: state.segments.iter().map(Segment::whole_view).collect(),
+                cleanable,
+                first_dirty_offset: first_dirty,
+                config: state.config.clone(),
+                now_ms: options.now_ms,
+            }
+        };
+        let mut throttle = Throttle::new(options.io_bytes_per_second_max);
+        let Some(cleaned) =
+            clean::clean(&self.dir, &plan, options.dedupe_buffer_bytes, &mut throttle)?
+        else {
+            return Ok(None);
+        };
+        let mut outcome = CleaningOutcome {
+            stats: cleaned.stats,
+            segments_replaced: cleaned.swap.old_bases.len(),
+            segments_written: cleaned.swap.new_bases.len(),
+            first_dirty_offset: cleaned.first_dirty_offset,
+            removed_abort_markers: cleaned.removed_abort_markers,
+            completed: false,
+        };
+        if !swap::commit(&self.dir, &cleaned.swap, options.stop_at)? {
+            return Ok(Some(outcome));
+        }
+        let replacements = cleaned
+            .new_segments
+            .iter()
+            .map(|&(base, next)| Segment::open(&self.dir, base, next, false))
+            .collect::<Result<Vec<_>>>()?;
+        {
+            let mut state = self.lock();
+            let replaced = cleaned.swap.old_bases.len();
+            debug_assert!(state
+                .segments
+                .iter()
+                .map(|s| s.base_offset)
+                .take(replaced)
+                .eq(cleaned.swap.old_bases.iter().copied()));
+            state.segments.splice(..replaced, replacements);
+        }
+        let mut cleaner = self.lock_cleaner();
+        cleaner.first_dirty_offset = cleaned.first_dirty_offset;
+        cleaner.next_delete_horizon_ms = cleaned.next_delete_horizon_ms;
+        cleaner.last_cleaned_ms = Some(options.now_ms);
+        cleaner.save(&self.dir)?;
+        outcome.completed = true;
+        Ok(Some(outcome))
     }
 
     /// Removes the first `count` (sealed) segments and their files.
@@ -764,6 +1009,19 @@ impl PartitionLog {
         std::fs::remove_dir_all(&self.dir)
             .map_err(LogError::io("remove partition directory", &self.dir))
     }
+}
+
+/// Refuses a batch with a key-less record: a compacted log keeps the latest record
+/// per key, so a record without one could never be kept (Kafka refuses it too).
+fn check_keys(batch: &[u8], position: usize, decompressed_bytes_max: usize) -> Result<()> {
+    let corrupt = |reason| LogError::CorruptBatch { position, reason };
+    let records = batch::records::Records::new(batch, decompressed_bytes_max).map_err(corrupt)?;
+    for record in records.iter() {
+        if record.map_err(corrupt)?.key.is_none() {
+            return Err(LogError::MissingKey { position });
+        }
+    }
+    Ok(())
 }
 
 /// Length of the prefix of `bytes` made of whole batches whose base offset is below

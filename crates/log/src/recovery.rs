@@ -11,6 +11,11 @@
 //!
 //! Restart time therefore depends on the data written since the last checkpoint,
 //! not on the size of the log.
+//!
+//! Sealed segments may have been compacted, so their batches need only increasing
+//! offsets; the last (active) segment is never compacted and must be contiguous.
+//! A log cleaner swap interrupted by a crash is finished or discarded before the
+//! segments are listed (`cleaner::swap::recover`).
 
 use std::path::Path;
 
@@ -25,6 +30,7 @@ pub(crate) fn recover(
     config: &LogConfig,
     clean: bool,
 ) -> Result<(Vec<Segment>, Checkpoint)> {
+    crate::cleaner::swap::recover(dir)?;
     let bases = list_segments(dir)?;
     let checkpoint = Checkpoint::read(dir);
     let Some(&last_base) = bases.last() else {
@@ -75,6 +81,7 @@ pub(crate) fn recover(
                 start.next_offset,
                 (start.max_timestamp, start.offset_of_max_timestamp),
                 interval,
+                !is_last,
             )?
         } else if base < expected_start {
             // Overlaps the previous segment: the previous one was cut short or this
@@ -83,7 +90,7 @@ pub(crate) fn recover(
             delete_from(dir, &bases[i + 1..])?;
             break;
         } else {
-            segment.recover_from(0, base, (-1, base), interval)?
+            segment.recover_from(0, base, (-1, base), interval, !is_last)?
         };
         if cut > 0 && !is_last {
             // Everything after a torn batch is unreachable: drop later segments. This
@@ -113,7 +120,7 @@ fn rebuild(dir: &Path, base: u64, interval: u64) -> Result<Segment> {
         segment::remove_if_exists(&dir.join(segment::file_name(base, extension)))?;
     }
     let mut segment = Segment::open(dir, base, base, true)?;
-    segment.recover_from(0, base, (-1, base), interval)?;
+    segment.recover_from(0, base, (-1, base), interval, true)?;
     Ok(segment)
 }
 

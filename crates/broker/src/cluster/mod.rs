@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use strom_log::{
-    is_valid_topic_name, LogConfig, LogManager, Maintenance, MaintenanceConfig, PartitionLog,
-    TopicPartition,
+    is_valid_topic_name, CleanerStats, CleaningOutcome, LogConfig, LogManager, Maintenance,
+    MaintenanceConfig, PartitionLog, TopicPartition,
 };
 use uuid::Uuid;
 
@@ -107,6 +107,10 @@ pub(crate) struct Cluster {
     /// Serializes metadata changes: check, append, apply happen as one step.
     admin: Mutex<()>,
     maintenance: Mutex<Option<Maintenance>>,
+    /// The log cleaner thread (compacted topics).
+    cleaner: Mutex<Option<Maintenance>>,
+    /// The log cleaner's totals, for `/metrics`.
+    pub cleaner_stats: Arc<CleanerStats>,
     /// The producer-snapshot thread and the sender whose drop stops it.
     snapshots: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
@@ -166,8 +170,38 @@ impl Cluster {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             maintenance: Mutex::new(Some(maintenance)),
+            cleaner: Mutex::new(None),
+            cleaner_stats: Arc::new(CleanerStats::default()),
             snapshots: Mutex::new(None),
         })
+    }
+
+    /// Starts the log cleaner thread. After a cleaning that removed abort markers, the
+    /// partition forgets those aborted transactions.
+    pub fn spawn_cleaner(self: &Arc<Self>) {
+        let cluster = Arc::downgrade(self);
+        let on_cleaned = Box::new(move |tp: &TopicPartition, outcome: &CleaningOutcome| {
+            if outcome.removed_abort_markers.is_empty() {
+                return;
+            }
+            let Some(cluster) = cluster.upgrade() else {
+                return;
+            };
+            let partition = cluster
+                .topic(&tp.topic)
+                .and_then(|t| t.partitions.get(tp.partition as usize).cloned());
+            if let Some(partition) = partition {
+                if let Err(error) = partition.forget_aborted(&outcome.removed_abort_markers) {
+                    tracing::warn!(%tp, %error, "cannot snapshot producers after cleaning");
+                }
+            }
+        });
+        let cleaner = self.logs.spawn_cleaner(
+            self.config.cleaner,
+            Arc::clone(&self.cleaner_stats),
+            on_cleaned,
+        );
+        *self.cleaner.lock().unwrap_or_else(|e| e.into_inner()) = Some(cleaner);
     }
 
     /// Starts the thread that snapshots producer states every second where due, so
@@ -420,6 +454,14 @@ impl Cluster {
             .take();
         if let Some(maintenance) = maintenance {
             maintenance.stop();
+        }
+        let cleaner = self
+            .cleaner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(cleaner) = cleaner {
+            cleaner.stop();
         }
         let snapshots = self
             .snapshots

@@ -101,6 +101,21 @@ impl Partition {
         if end == last.0 || !due {
             return Ok(());
         }
+        self.write_snapshot(&mut last)
+    }
+
+    /// Forgets the aborted transactions whose abort markers the log cleaner removed
+    /// (their records went before them) and snapshots at once, so that a restart does
+    /// not bring them back: a read_committed consumer told of an aborted transaction
+    /// skips its producer's records until it meets the abort marker.
+    pub fn forget_aborted(&self, removed: &[(i64, u64)]) -> Result<(), LogError> {
+        self.producers().forget_aborted(removed);
+        let mut last = self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_snapshot(&mut last)
+    }
+
+    fn write_snapshot(&self, last: &mut (u64, u64, Instant)) -> Result<(), LogError> {
+        let size = self.log.size_bytes();
         let (mut states, offset) = {
             let producers = self.producers();
             (producers.clone(), self.log.log_end_offset())

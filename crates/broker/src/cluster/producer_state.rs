@@ -241,6 +241,13 @@ impl ProducerStates {
             .collect()
     }
 
+    /// Forgets the aborted transactions whose markers, `(producer id, offset)`, are in
+    /// `removed` (the log cleaner removed them).
+    pub fn forget_aborted(&mut self, removed: &[(i64, u64)]) {
+        self.aborted
+            .retain(|a| !removed.contains(&(a.producer_id, a.last_offset)));
+    }
+
     /// Forgets aborted transactions wholly before the log start.
     pub fn prune(&mut self, log_start_offset: u64) {
         let gone = self

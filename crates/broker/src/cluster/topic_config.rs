@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strom_log::{FlushPolicy, LogConfig, TimestampType};
+use strom_log::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 
 /// A topic's explicitly set configs (Kafka's "dynamic topic configs"), by name.
 pub(crate) type Overrides = BTreeMap<String, String>;
@@ -17,6 +17,7 @@ pub(crate) enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -57,17 +58,13 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         name: "cleanup.policy",
         broker_name: "log.cleanup.policy",
         config_type: ConfigType::List,
-        doc: "What happens to old segments: `delete` removes them by retention.ms and retention.bytes. `compact` is not supported yet.",
-        default: |_| "delete".into(),
-        apply: |_, v| {
-            let policies: Vec<&str> = v.split(',').map(str::trim).collect();
-            if policies.iter().all(|p| *p == "delete") {
-                Ok(())
-            } else if policies.contains(&"compact") {
-                Err("cleanup.policy=compact is not supported by strom yet; use delete".into())
-            } else {
-                Err(format!("cleanup.policy must be delete, not {v}"))
-            }
+        doc: "What happens to old segments: `delete` removes them by retention.ms and retention.bytes; `compact` keeps the latest record of every key (the log cleaner); `compact,delete` does both.",
+        default: |d| d.cleanup_policy.to_string(),
+        apply: |e, v| {
+            e.log.cleanup_policy = CleanupPolicy::parse(v).map_err(|_| {
+                format!("cleanup.policy must be delete, compact or compact,delete, not {v}")
+            })?;
+            Ok(())
         },
     },
     TopicConfigDef {
@@ -82,6 +79,17 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             } else {
                 Err(format!("compression.type must be producer, not {v}"))
             }
+        },
+    },
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        config_type: ConfigType::Long,
+        doc: "On compacted topics, how long tombstones (null values) and transaction markers stay readable after the cleaning that first found them removable, so consumers reading from the start see the delete.",
+        default: |d| d.delete_retention_ms.to_string(),
+        apply: |e, v| {
+            e.log.delete_retention_ms = parse_long(v, 0)? as u64;
+            Ok(())
         },
     },
     TopicConfigDef {
@@ -135,6 +143,17 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         },
     },
     TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "On compacted topics, the longest a record stays uncompacted: older dirty data is cleaned whatever min.cleanable.dirty.ratio says, and the active segment rolls within this time.",
+        default: |d| d.max_compaction_lag_ms.to_string(),
+        apply: |e, v| {
+            e.log.max_compaction_lag_ms = parse_long(v, 1)? as u64;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
         name: "message.timestamp.type",
         broker_name: "log.message.timestamp.type",
         config_type: ConfigType::String,
@@ -150,6 +169,32 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
                     ))
                 }
             };
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        config_type: ConfigType::Double,
+        doc: "On compacted topics, the share of the cleanable log that must be dirty (written since the last cleaning) before the cleaner compacts it, from 0 to 1.",
+        default: |d| d.min_cleanable_dirty_ratio.to_string(),
+        apply: |e, v| {
+            let ratio: f64 = v.parse().map_err(|_| "not a number".to_string())?;
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err("must be between 0 and 1".into());
+            }
+            e.log.min_cleanable_dirty_ratio = ratio;
+            Ok(())
+        },
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "On compacted topics, the shortest time a record stays uncompacted after it was written (by its timestamp).",
+        default: |d| d.min_compaction_lag_ms.to_string(),
+        apply: |e, v| {
+            e.log.min_compaction_lag_ms = parse_long(v, 0)? as u64;
             Ok(())
         },
     },
@@ -326,6 +371,22 @@ mod tests {
         assert_eq!(config.retention_bytes, Some(1_000_000));
         assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(config.max_message_bytes, 2000);
+        let compacted = log_config(
+            &defaults,
+            &overrides(&[
+                ("cleanup.policy", "compact,delete"),
+                ("min.cleanable.dirty.ratio", "0.1"),
+                ("min.compaction.lag.ms", "5"),
+                ("max.compaction.lag.ms", "60000"),
+                ("delete.retention.ms", "0"),
+            ]),
+        )
+        .expect("valid");
+        assert!(compacted.cleanup_policy.compact && compacted.cleanup_policy.delete);
+        assert_eq!(compacted.min_cleanable_dirty_ratio, 0.1);
+        assert_eq!(compacted.min_compaction_lag_ms, 5);
+        assert_eq!(compacted.max_compaction_lag_ms, 60_000);
+        assert_eq!(compacted.delete_retention_ms, 0);
         assert_eq!(
             config.flush_policy,
             FlushPolicy::Interval(Duration::from_millis(250))
@@ -341,7 +402,15 @@ mod tests {
             ("retention.ms", "soon", "whole number"),
             ("segment.bytes", "10", "at least"),
             ("segment.bytes", "99999999999", "32 bits"),
-            ("cleanup.policy", "compact", "not supported"),
+            (
+                "cleanup.policy",
+                "shred",
+                "delete, compact or compact,delete",
+            ),
+            ("min.cleanable.dirty.ratio", "1.5", "between 0 and 1"),
+            ("min.cleanable.dirty.ratio", "half", "not a number"),
+            ("max.compaction.lag.ms", "0", "at least 1"),
+            ("delete.retention.ms", "-5", "at least 0"),
             ("message.timestamp.type", "Now", "CreateTime"),
             ("no.such.config", "1", "unknown topic config"),
             ("flush.messages", "0", "at least 1"),

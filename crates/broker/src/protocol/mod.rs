@@ -202,6 +202,7 @@ pub(crate) fn encode_response_sharing<R: Encodable>(
 pub(crate) fn log_error_code(error: &LogError) -> ResponseError {
     match error {
         LogError::CorruptBatch { .. } => ResponseError::CorruptMessage,
+        LogError::MissingKey { .. } => ResponseError::InvalidRecord,
         LogError::RecordSetTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Partition { .. } => ResponseError::UnknownTopicOrPartition,

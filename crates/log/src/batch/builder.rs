@@ -127,7 +127,7 @@ impl BatchBuilder {
 }
 
 /// Writes a zigzag varint, as Kafka encodes record fields.
-fn put_varlong(out: &mut Vec<u8>, value: i64) {
+pub(super) fn put_varlong(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -137,7 +137,7 @@ fn put_varlong(out: &mut Vec<u8>, value: i64) {
 }
 
 /// Writes a length-prefixed byte string, length -1 for null.
-fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         Some(b) => {
             put_varlong(out, b.len() as i64);

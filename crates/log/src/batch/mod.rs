@@ -12,7 +12,8 @@
 //!     16     1  magic                  (= 2)
 //!     17     4  crc                    (CRC32C of bytes 21..end)
 //!     21     2  attributes             (bits 0-2 codec, 3 timestamp type,
-//!                                       4 transactional, 5 control)
+//!                                       4 transactional, 5 control,
+//!                                       6 delete horizon in baseTimestamp)
 //!     23     4  lastOffsetDelta
 //!     27     8  baseTimestamp
 //!     35     8  maxTimestamp
@@ -28,6 +29,7 @@
 
 pub mod builder;
 pub mod control;
+pub(crate) mod rebuild;
 pub mod records;
 
 use crate::error::BatchError;
@@ -62,6 +64,9 @@ const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 pub(crate) const ATTR_TRANSACTIONAL: i16 = 0x10;
 pub(crate) const ATTR_CONTROL: i16 = 0x20;
+/// Set by the log cleaner (KIP-534): `baseTimestamp` holds the time after which the
+/// batch's tombstones and markers may be removed.
+pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// The compression codec of a batch's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +240,17 @@ impl BatchHeader {
     /// A control batch (transaction commit/abort marker).
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// When the log cleaner may remove this batch's tombstones and markers, if a
+    /// cleaning already set it (KIP-534: stored in `baseTimestamp`).
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
+
+    /// Whether the batch was written by an idempotent or transactional producer.
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
     }
 }
 

@@ -23,6 +23,12 @@ use crate::error::{BatchError, LogError, Result};
 use index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use scan::{scan, Scanned, LOOKUP_CHUNK_BYTES, RECOVERY_CHUNK_BYTES};
 
+/// Suffix of the files of a cleaned segment not yet swapped in.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// The three files of a segment, by extension; the log file last, so that a swap
+/// that renames in this order makes the log file appear only with its indexes.
+pub(crate) const EXTENSIONS: [&str; 3] = ["index", "timeindex", "log"];
+
 /// `<base offset, 20 digits>.<extension>`.
 pub(crate) fn file_name(base_offset: u64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
@@ -54,6 +60,9 @@ pub(crate) struct BatchPlacement {
 #[derive(Clone)]
 pub(crate) struct SegmentView {
     pub base_offset: u64,
+    /// One past the last offset the segment covers (compaction may leave a gap
+    /// before it).
+    pub next_offset: u64,
     pub file: Arc<File>,
     /// Bytes of valid data at the time of the snapshot.
     pub size: u64,
@@ -142,7 +151,7 @@ impl SegmentView {
         Ok(None)
     }
 
-    fn path_hint(&self) -> PathBuf {
+    pub(crate) fn path_hint(&self) -> PathBuf {
         PathBuf::from(file_name(self.base_offset, "log"))
     }
 }
@@ -170,7 +179,19 @@ pub(crate) struct Segment {
 impl Segment {
     /// Creates a new, empty segment (replacing any leftover files of that name).
     pub(crate) fn create(dir: &Path, base_offset: u64) -> Result<Self> {
-        let log_path = dir.join(file_name(base_offset, "log"));
+        Self::create_named(dir, base_offset, "")
+    }
+
+    /// Creates the log cleaner's replacement for the segment at `base_offset`, under
+    /// temporary names (`<base>.log.cleaned`, …) that recovery deletes unless a swap
+    /// was committed (see `cleaner::swap`).
+    pub(crate) fn create_cleaned(dir: &Path, base_offset: u64) -> Result<Self> {
+        Self::create_named(dir, base_offset, CLEANED_SUFFIX)
+    }
+
+    fn create_named(dir: &Path, base_offset: u64, suffix: &str) -> Result<Self> {
+        let name = |extension: &str| format!("{}{suffix}", file_name(base_offset, extension));
+        let log_path = dir.join(name("log"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -179,7 +200,7 @@ impl Segment {
             .open(&log_path)
             .map_err(LogError::io("create segment", &log_path))?;
         for extension in ["index", "timeindex"] {
-            remove_if_exists(&dir.join(file_name(base_offset, extension)))?;
+            remove_if_exists(&dir.join(name(extension)))?;
         }
         Ok(Segment {
             base_offset,
@@ -188,8 +209,8 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
-            index: OffsetIndex::open_active(&dir.join(file_name(base_offset, "index")))?,
-            time_index: TimeIndex::open_active(&dir.join(file_name(base_offset, "timeindex")))?,
+            index: OffsetIndex::open_active(&dir.join(name("index")))?,
+            time_index: TimeIndex::open_active(&dir.join(name("timeindex")))?,
             bytes_since_index_entry: 0,
             first_append_ms: None,
             log_path,
@@ -356,9 +377,15 @@ impl Segment {
         self.view_from(start)
     }
 
+    /// A snapshot of the whole segment, for the cleaner.
+    pub(crate) fn whole_view(&self) -> SegmentView {
+        self.view_from(0)
+    }
+
     fn view_from(&self, start_position: u64) -> SegmentView {
         SegmentView {
             base_offset: self.base_offset,
+            next_offset: self.next_offset,
             file: Arc::clone(&self.file),
             size: self.size,
             start_position: start_position.min(self.size),
@@ -368,13 +395,16 @@ impl Segment {
     /// Validates batches from `position` (which holds offset `next_offset`) to the end
     /// of the file, indexing them and cutting the file at the first torn or corrupt
     /// batch. `max_so_far` is the `(max timestamp, its offset)` of the bytes before
-    /// `position`. Returns the number of bytes cut.
+    /// `position`. With `gaps`, batches need only increasing offsets (a compacted
+    /// segment); without, each must start where the previous one ended. Returns the
+    /// number of bytes cut.
     pub(crate) fn recover_from(
         &mut self,
         position: u64,
         next_offset: u64,
         max_so_far: (i64, u64),
         index_interval_bytes: u64,
+        gaps: bool,
     ) -> Result<u64> {
         let file_len = self
             .file
@@ -406,11 +436,15 @@ impl Segment {
                     position, header, ..
                 } => {
                     let next = self.next_offset;
-                    // Offsets in a segment written by this log are contiguous, so any other
-                    // base offset means the (CRC-less) base offset field is damaged.
-                    if header.base_offset != next as i64
-                        || !self.fits_offsets(header.last_offset() as u64)
-                    {
+                    // Offsets in a segment written by appends are contiguous, so any other
+                    // base offset means the (CRC-less) base offset field is damaged;
+                    // cleaned segments may skip offsets, but never go back.
+                    let misplaced = if gaps {
+                        header.base_offset < next as i64
+                    } else {
+                        header.base_offset != next as i64
+                    };
+                    if misplaced || !self.fits_offsets(header.last_offset() as u64) {
                         stop_reason = Some(format!(
                             "batch at byte {position} has base offset {} instead of {next}",
                             header.base_offset
@@ -470,6 +504,7 @@ impl Segment {
             self.base_offset,
             (-1, self.base_offset),
             index_interval_bytes,
+            true,
         )?;
         debug_assert_eq!(self.next_offset, new_next.max(self.next_offset));
         Ok(self.next_offset)

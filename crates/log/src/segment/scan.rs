@@ -159,3 +159,65 @@ pub(crate) fn read_range(file: &File, position: u64, len: usize) -> std::io::Res
     }
     Ok(buf)
 }
+
+/// Reads the batches of `file` in `[from, end)` whole and CRC-checked, in chunks of
+/// `chunk_bytes`, calling `visit(position, header, bytes)` for each until it returns
+/// `Ok(false)`. Data that is not a whole valid batch is an error: callers scan
+/// sealed data that recovery already validated, so damage there is news.
+pub(crate) fn for_each_batch<E>(
+    file: &File,
+    (from, end): (u64, u64),
+    chunk_bytes: usize,
+    mut visit: impl FnMut(u64, &BatchHeader, &[u8]) -> Result<bool, E>,
+) -> Result<(), E>
+where
+    E: From<std::io::Error> + From<(u64, BatchError)>,
+{
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = from;
+    let mut position = from;
+    while position < end {
+        let mut at = (position - buf_start) as usize;
+        if position < buf_start || at + HEADER_BYTES > buf.len() {
+            buf = read_range(file, position, chunk_bytes.min((end - position) as usize))?;
+            buf_start = position;
+            at = 0;
+        }
+        let header =
+            BatchHeader::parse_unchecked(&buf[at..]).map_err(|e| E::from((position, e)))?;
+        let size = header.size_bytes();
+        if position + size as u64 > end {
+            return Err(E::from((
+                position,
+                BatchError::Truncated {
+                    needed: size,
+                    available: (end - position) as usize,
+                },
+            )));
+        }
+        if at + size > buf.len() {
+            buf = read_range(
+                file,
+                position,
+                chunk_bytes.max(size).min((end - position) as usize),
+            )?;
+            buf_start = position;
+            at = 0;
+        }
+        let bytes = buf.get(at..at + size).ok_or_else(|| {
+            E::from((
+                position,
+                BatchError::Truncated {
+                    needed: size,
+                    available: buf.len() - at,
+                },
+            ))
+        })?;
+        BatchHeader::parse(bytes).map_err(|e| E::from((position, e)))?;
+        if !visit(position, &header, bytes)? {
+            break;
+        }
+        position += size as u64;
+    }
+    Ok(())
+}
