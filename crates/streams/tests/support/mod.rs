@@ -124,25 +124,6 @@ pub fn create_topic(
     }
 }
 
-/// The changelog cleanup policy the broker accepts: `compact` (the default of the
-/// runtime); `delete` only while the broker still refuses compaction (INVALID_CONFIG).
-pub fn changelog_policy(bootstrap: &str) -> String {
-    match create_topic(
-        bootstrap,
-        "policy-probe",
-        1,
-        &[("cleanup.policy", "compact")],
-    ) {
-        Ok(()) => "compact".into(),
-        Err(code) => {
-            eprintln!(
-                "broker refuses cleanup.policy=compact ({code}); changelogs use delete in this run"
-            );
-            "delete".into()
-        }
-    }
-}
-
 pub fn producer(bootstrap: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
