@@ -301,3 +301,38 @@ fn exactly_once_survives_sigkill_of_instances() {
 fn at_least_once_loses_nothing_under_sigkill() {
     sigkill_run("alos", 3);
 }
+
+#[test]
+fn start_checks_sources_and_co_partitioning_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    create_topic(&bs, "left", 2, &[]).unwrap();
+    create_topic(&bs, "right", 3, &[]).unwrap();
+    let b = StreamsBuilder::new();
+    let left = b.stream("left", StringSerde, StringSerde);
+    let right = b.stream("right", StringSerde, StringSerde);
+    left.merge(&right)
+        .group_by_key(StringSerde, StringSerde)
+        .count("merged-counts")
+        .to("out", StringSerde, I64Serde);
+    let topology = b.build().unwrap();
+    let cfg = config(
+        "copart-app",
+        &bs,
+        &dir.path().join("state"),
+        ProcessingGuarantee::AtLeastOnce,
+        "compact",
+    );
+    let err = KafkaStreams::start(&topology, cfg.clone()).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        r#"topics ["left", "right"] must be co-partitioned (same partition count) but have [2, 3] partitions"#
+    );
+
+    let b = StreamsBuilder::new();
+    b.stream("missing", StringSerde, StringSerde)
+        .to("out", StringSerde, StringSerde);
+    let err = KafkaStreams::start(&b.build().unwrap(), cfg).err().unwrap();
+    assert_eq!(err.to_string(), "source topic missing does not exist");
+}
