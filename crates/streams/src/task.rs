@@ -495,7 +495,6 @@ impl Task {
     }
 
     /// Approximate keys in a store's base.
-    #[allow(dead_code)]
     pub fn store_len(&self, store: &str) -> u64 {
         self.env.state.approximate_len(store)
     }

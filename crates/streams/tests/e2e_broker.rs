@@ -75,6 +75,15 @@ fn config(
     c
 }
 
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn total(counts: &BTreeMap<String, (i64, i64)>) -> i64 {
     counts.values().map(|v| v.0).sum()
 }
@@ -106,6 +115,24 @@ fn count_per_key_exactly_once_then_restore_tail_then_rebuild_from_changelog() {
     let first = app.metrics();
     assert_eq!(first.records_processed, 3000);
     assert_eq!(first.restored_records, 0);
+    // The same numbers on the Prometheus endpoint, with one store size per task.
+    let addr = app.serve_metrics("127.0.0.1:0".parse().unwrap()).unwrap();
+    let text = http_get(addr, "/metrics");
+    assert!(
+        text.contains("strom_streams_records_processed_total{application_id=\"count-app\"} 3000\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "strom_streams_process_latency_seconds_count{application_id=\"count-app\"} 3000\n"
+        ),
+        "{text}"
+    );
+    let stores = text
+        .lines()
+        .filter(|l| l.starts_with("strom_streams_store_keys{"))
+        .count();
+    assert_eq!(stores, PARTITIONS as usize, "{text}");
     app.close().unwrap();
 
     // A restart on the same state directory: the stores are a prefix of the committed

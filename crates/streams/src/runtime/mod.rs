@@ -22,41 +22,22 @@
 
 mod admin;
 pub mod config;
+pub mod metrics;
 pub mod thread;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use config::{ProcessingGuarantee, StateBackendKind, StreamsConfig};
+pub use metrics::Metrics;
 
 use crate::error::StreamsError;
 use crate::store::fjall_backend::FjallBackend;
 use crate::store::memory::MemoryBackend;
 use crate::store::StateBackend;
 use crate::topology::Topology;
-
-/// Counters of an instance (all threads).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Records processed.
-    pub records_processed: AtomicU64,
-    /// Records skipped by an error handler (logged or dead-lettered).
-    pub records_skipped: AtomicU64,
-    /// Successful commits.
-    pub commits: AtomicU64,
-    /// Sum of commit latencies in microseconds.
-    pub commit_latency_us_total: AtomicU64,
-    /// Aborted transactions (or at-least-once rewinds).
-    pub aborts: AtomicU64,
-    /// Changelog records replayed into stores.
-    pub restored_records: AtomicU64,
-    /// Producers recreated after fencing or a fatal error.
-    pub producer_recreations: AtomicU64,
-    /// Rebalance callbacks (assign and revoke).
-    pub rebalances: AtomicU64,
-}
 
 /// A snapshot of [`Metrics`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,13 +140,34 @@ impl KafkaStreams {
             records_processed: m.records_processed.load(Ordering::Relaxed),
             records_skipped: m.records_skipped.load(Ordering::Relaxed),
             commits,
-            commit_latency_us_mean: m.commit_latency_us_total.load(Ordering::Relaxed)
-                / commits.max(1),
+            commit_latency_us_mean: m.commit_latency.mean_us(),
             aborts: m.aborts.load(Ordering::Relaxed),
             restored_records: m.restored_records.load(Ordering::Relaxed),
             producer_recreations: m.producer_recreations.load(Ordering::Relaxed),
             rebalances: m.rebalances.load(Ordering::Relaxed),
         }
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render_prometheus(&self) -> String {
+        self.shared
+            .metrics
+            .render(&self.shared.config.application_id)
+    }
+
+    /// Serves `GET /metrics` (Prometheus text format) on `addr` until the instance is
+    /// closed; returns the bound address (port 0 picks one).
+    pub fn serve_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::SocketAddr, StreamsError> {
+        let (a, b) = (self.shared.clone(), self.shared.clone());
+        metrics::serve(
+            addr,
+            Arc::new(move || a.metrics.render(&a.config.application_id)),
+            Arc::new(move || b.shutdown.load(Ordering::Relaxed)),
+        )
+        .map_err(|e| StreamsError::Store(e.into()))
     }
 
     /// True while every stream thread runs.

@@ -79,9 +79,22 @@ type Consumer_ = BaseConsumer<ThreadCtx>;
 /// inside `poll`) can commit and move tasks.
 pub(crate) struct ThreadCtx {
     state: Mutex<ThreadState>,
+    /// For callbacks that must not take the state lock (statistics).
+    shared: Arc<Shared>,
 }
 
-impl ClientContext for ThreadCtx {}
+impl ClientContext for ThreadCtx {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag = lock(&self.shared.metrics.lag);
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), partition), p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for ThreadCtx {
     fn pre_rebalance(&self, consumer: &Consumer_, rebalance: &Rebalance<'_>) {
@@ -283,6 +296,7 @@ impl ThreadState {
         let Some(task) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
+        let started = Instant::now();
         let outcome = task.process(&raw)?;
         let outputs = task.take_outputs();
         let m = &self.shared.metrics;
@@ -293,6 +307,10 @@ impl ThreadState {
         for out in &outputs {
             self.send(out)?;
         }
+        self.shared
+            .metrics
+            .process_latency
+            .observe(started.elapsed());
         self.positions
             .insert((topic.to_string(), partition), offset + 1);
         self.since_commit += 1;
@@ -310,6 +328,8 @@ impl ThreadState {
             .filter(|(id, t)| t.has_wall_clock_schedules() && !self.pending_restore.contains(id))
             .map(|(id, _)| *id)
             .collect();
+        let started = Instant::now();
+        let any = !ids.is_empty();
         for id in ids {
             self.ensure_txn()?;
             let Some(task) = self.tasks.get_mut(&id) else {
@@ -326,6 +346,13 @@ impl ThreadState {
             for out in &outputs {
                 self.send(out)?;
             }
+        }
+
+        if any {
+            self.shared
+                .metrics
+                .punctuate_latency
+                .observe(started.elapsed());
         }
         Ok(())
     }
@@ -447,6 +474,10 @@ impl ThreadState {
                 self.fatal = Some(e.into());
                 return Ok(());
             }
+            let mut keys = lock(&self.shared.metrics.store_keys);
+            for store in task.stores() {
+                keys.insert((store.clone(), task.id), task.store_len(store));
+            }
         }
         if !self.eos && tpl.count() > 0 {
             consumer
@@ -458,8 +489,7 @@ impl ThreadState {
         self.last_commit = Instant::now();
         let m = &self.shared.metrics;
         m.commits.fetch_add(1, Ordering::Relaxed);
-        m.commit_latency_us_total
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        m.commit_latency.observe(started.elapsed());
         Ok(())
     }
 
@@ -653,6 +683,12 @@ impl ThreadState {
             self.partitions.remove(id);
             self.pending_restore.remove(id);
         }
+        let m = &self.shared.metrics;
+        lock(&m.store_keys).retain(|(_, task), _| !revoked.contains(task));
+        let mut lag = lock(&m.lag);
+        for e in tpl.elements() {
+            lag.remove(&(e.topic().to_string(), e.partition()));
+        }
         tracing::info!(
             thread = self.index,
             revoked = tpl.count(),
@@ -822,13 +858,16 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError>
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set("partition.assignment.strategy", "cooperative-sticky");
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // Consumer lag per partition for the metrics comes from librdkafka's statistics.
+        .set("statistics.interval.ms", "5000");
     for (k, v) in &cfg.client_config {
         c.set(k, v);
     }
     let consumer: Consumer_ = c
         .create_with_context(ThreadCtx {
             state: Mutex::new(state),
+            shared: shared.clone(),
         })
         .map_err(kafka)?;
     let topics = shared.topology.source_topics(&cfg.application_id);
