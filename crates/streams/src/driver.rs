@@ -20,7 +20,7 @@ use crate::record::{Headers, OutputRecord, RawRecord, Record, TaskId};
 use crate::serdes::Serde;
 use crate::store::memory::MemoryBackend;
 use crate::store::StateBackend;
-use crate::task::{ErrorHandler, Task};
+use crate::task::{ErrorHandler, Processed, Task};
 use crate::topology::Topology;
 
 /// Test driver settings.
@@ -68,6 +68,9 @@ pub struct TopologyTestDriver {
     uncommitted_inputs: Vec<RawRecord>,
     read_pos: BTreeMap<String, usize>,
     wall_clock_ms: i64,
+    /// Per task: records waiting for a retry (the first one asked for it; the others
+    /// queue behind it to keep the partition's order), and when to try again.
+    paused: BTreeMap<TaskId, (i64, std::collections::VecDeque<RawRecord>)>,
 }
 
 impl TopologyTestDriver {
@@ -88,6 +91,7 @@ impl TopologyTestDriver {
             pending: Vec::new(),
             uncommitted_inputs: Vec::new(),
             read_pos: BTreeMap::new(),
+            paused: BTreeMap::new(),
         };
         driver.open_tasks()?;
         Ok(driver)
@@ -202,18 +206,66 @@ impl TopologyTestDriver {
             subtopology: sub,
             partition: 0,
         };
+        if let Some((_, queue)) = self.paused.get_mut(&id) {
+            // The partition is paused: keep the order.
+            queue.push_back(raw);
+            return Ok(());
+        }
+        self.process_now(id, raw)
+    }
+
+    fn process_now(&mut self, id: TaskId, raw: RawRecord) -> Result<(), StreamsError> {
         let Some(task) = self.tasks.get_mut(&id) else {
             return Err(StreamsError::Topology(format!("no task {id}")));
         };
-        task.process(&raw)?;
+        task.set_wall_clock(self.wall_clock_ms);
+        if let Processed::Retry(after_ms) = task.process(&raw)? {
+            let entry = self
+                .paused
+                .entry(id)
+                .or_insert_with(|| (0, std::collections::VecDeque::new()));
+            entry.0 = self.wall_clock_ms + after_ms;
+            entry.1.push_front(raw);
+            return Ok(());
+        }
         self.pending.extend(task.take_outputs());
         self.uncommitted_inputs.push(raw);
         Ok(())
     }
 
+    /// Processes paused records whose retry time has come, in order.
+    fn resume_paused(&mut self) -> Result<(), StreamsError> {
+        let due: Vec<TaskId> = self
+            .paused
+            .iter()
+            .filter(|(_, (at, _))| *at <= self.wall_clock_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some((_, mut queue)) = self.paused.remove(&id) else {
+                continue;
+            };
+            while let Some(raw) = queue.pop_front() {
+                self.process_now(id, raw)?;
+                if let Some((_, q)) = self.paused.get_mut(&id) {
+                    // Paused again: the rest waits behind the record that asked.
+                    q.extend(queue.drain(..));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records waiting for a retry (paused partitions), per task.
+    pub fn paused_records(&self) -> usize {
+        self.paused.values().map(|(_, q)| q.len()).sum()
+    }
+
     /// Advances the wall clock by `ms` and fires wall-clock punctuators.
     pub fn advance_wall_clock(&mut self, ms: i64) -> Result<(), StreamsError> {
         self.wall_clock_ms += ms;
+        self.resume_paused()?;
         for (id, task) in self.tasks.iter_mut() {
             task.advance_wall_clock(self.wall_clock_ms)
                 .map_err(|e| wall_clock_error(*id, e))?;

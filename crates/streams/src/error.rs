@@ -53,6 +53,16 @@ pub enum ProcessError {
     /// User code reported an error.
     #[error("{0}")]
     User(String),
+    /// Process this record again after `after_ms` of wall-clock time (an external system
+    /// is down or a circuit breaker is open). The runtime pauses the record's input
+    /// partition meanwhile; it is not an error for the handlers.
+    #[error("retry after {after_ms} ms: {reason}")]
+    Retry {
+        /// Wall-clock milliseconds to wait.
+        after_ms: i64,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ProcessError {

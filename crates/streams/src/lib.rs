@@ -39,6 +39,7 @@ pub mod dsl;
 pub mod error;
 pub mod processor;
 pub mod record;
+pub mod resilience;
 pub mod runtime;
 pub mod serdes;
 pub mod store;
@@ -55,6 +56,7 @@ pub mod prelude {
     pub use crate::error::{ProcessError, SerdeError, StreamsError};
     pub use crate::processor::{KvStore, Processor, ProcessorContext, ScheduleId, StoreHandle};
     pub use crate::record::{Headers, OutputRecord, Record, TaskId};
+    pub use crate::resilience::{BreakerConfig, BreakerState, CircuitBreaker, RetryPolicy};
     pub use crate::serdes::{
         BytesSerde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, StringSerde, U32Serde,
         U64Serde, UnitSerde,

@@ -123,6 +123,8 @@ pub(crate) enum Processed {
     Ok,
     /// Skipped by the handler (logged or dead-lettered).
     Skipped,
+    /// Not processed: try again after this many wall-clock milliseconds.
+    Retry(i64),
 }
 
 pub(crate) struct Task {
@@ -264,6 +266,7 @@ impl Task {
                 };
             }
         };
+        let stream_time_before = self.env.stream_time_ms;
         self.env.stream_time_ms = self.env.stream_time_ms.max(raw.timestamp_ms);
         let outputs_before = self.env.outputs.len();
         self.env.overlay.begin_record();
@@ -279,6 +282,10 @@ impl Task {
                 // Undo the failed record's effects so that it leaves no trace.
                 self.env.overlay.undo_record();
                 self.env.outputs.truncate(outputs_before);
+                if let ProcessError::Retry { after_ms, .. } = e {
+                    self.env.stream_time_ms = stream_time_before;
+                    return Ok(Processed::Retry(after_ms.max(1)));
+                }
                 let handler = match e {
                     // A store failure is not the record's fault: never skip it.
                     ProcessError::Store(_) => ErrorHandler::Fail,
@@ -368,6 +375,11 @@ impl Task {
             }
         }
         Ok(())
+    }
+
+    /// Sets the wall clock processors see, without firing punctuators.
+    pub fn set_wall_clock(&mut self, now_ms: i64) {
+        self.env.wall_clock_ms = now_ms;
     }
 
     /// Advances the wall clock and fires wall-clock punctuators.

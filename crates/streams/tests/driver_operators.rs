@@ -523,3 +523,73 @@ fn restart_restores_only_the_changelog_tail_and_wipe_rebuilds_everything() {
         vec![(s("a"), 2), (s("b"), 1), (s("c"), 1), (s("d"), 1)]
     );
 }
+
+/// Calls an external service through a circuit breaker; the service is a shared switch.
+struct Enrich {
+    up: Arc<Mutex<bool>>,
+    calls: Arc<Mutex<Vec<String>>>,
+    breaker: CircuitBreaker,
+}
+
+impl Processor<String, String, String, String> for Enrich {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, String, String>,
+        r: Record<String, String>,
+    ) -> Result<(), ProcessError> {
+        let now = ctx.wall_clock_ms();
+        let (up, calls) = (self.up.clone(), self.calls.clone());
+        let value = r.value.clone();
+        let enriched = self.breaker.call(now, move || {
+            calls.lock().unwrap().push(format!("{value}@{now}"));
+            if *up.lock().unwrap() {
+                Ok(format!("{value}+profile"))
+            } else {
+                Err("service down")
+            }
+        })?;
+        ctx.forward(Record::new(r.key, enriched, r.timestamp_ms));
+        Ok(())
+    }
+}
+
+#[test]
+fn circuit_breaker_pauses_the_partition_and_keeps_order_until_the_service_recovers() {
+    let up = Arc::new(Mutex::new(false));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let b = StreamsBuilder::new();
+    let (u, c) = (up.clone(), calls.clone());
+    b.stream("in", StringSerde, StringSerde)
+        .process(
+            move || Enrich {
+                up: u.clone(),
+                calls: c.clone(),
+                breaker: CircuitBreaker::new(BreakerConfig {
+                    failure_rate_threshold: 1.0,
+                    window: 2,
+                    min_calls: 2,
+                    cool_down_ms: 1000,
+                    retry_backoff_ms: 100,
+                }),
+            },
+            &[],
+        )
+        .to("out", StringSerde, StringSerde);
+    let mut d = TopologyTestDriver::new(&b.build().unwrap()).unwrap();
+    pipe_str(&mut d, "in", "k", "a", 1); // fails: partition paused 100 ms
+    pipe_str(&mut d, "in", "k", "b", 2); // queued behind "a"
+    assert_eq!(d.paused_records(), 2);
+    d.advance_wall_clock(100).unwrap(); // "a" fails again: 2 of 2 failed, the breaker opens
+    d.advance_wall_clock(500).unwrap(); // still open: nothing is called
+    *up.lock().unwrap() = true;
+    d.advance_wall_clock(500).unwrap(); // t=1100: half-open probe succeeds, closes
+    assert_eq!(d.paused_records(), 0);
+    assert_eq!(
+        read_str(&mut d, "out"),
+        vec![(s("k"), s("a+profile")), (s("k"), s("b+profile"))]
+    );
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec![s("a@0"), s("a@100"), s("a@1100"), s("b@1100")]
+    );
+}

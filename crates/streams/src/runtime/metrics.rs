@@ -86,6 +86,8 @@ pub struct Metrics {
     pub producer_recreations: AtomicU64,
     /// Rebalance callbacks (assign and revoke).
     pub rebalances: AtomicU64,
+    /// Records whose processing asked for a retry (their partition was paused).
+    pub retries: AtomicU64,
     /// Time to process one input record (operators and sends).
     pub process_latency: Histogram,
     /// Time of a commit (changelog, offsets, transaction, store apply).
@@ -107,7 +109,12 @@ impl Metrics {
     pub fn render(&self, application_id: &str) -> String {
         let app = format!("application_id=\"{application_id}\"");
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            (
+                "strom_streams_retries_total",
+                "Records that asked to be retried later (their partition was paused).",
+                &self.retries,
+            ),
             (
                 "strom_streams_records_processed_total",
                 "Input records processed.",

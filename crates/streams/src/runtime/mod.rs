@@ -58,6 +58,8 @@ pub struct MetricsSnapshot {
     pub producer_recreations: u64,
     /// Rebalance callbacks.
     pub rebalances: u64,
+    /// Records that asked to be retried later (their partition was paused).
+    pub retries: u64,
 }
 
 pub(crate) struct Shared {
@@ -145,6 +147,7 @@ impl KafkaStreams {
             restored_records: m.restored_records.load(Ordering::Relaxed),
             producer_recreations: m.producer_recreations.load(Ordering::Relaxed),
             rebalances: m.rebalances.load(Ordering::Relaxed),
+            retries: m.retries.load(Ordering::Relaxed),
         }
     }
 

@@ -130,6 +130,8 @@ struct ThreadState {
     /// Next offset to commit per input partition, since the last commit.
     positions: BTreeMap<(String, i32), i64>,
     pending_restore: BTreeSet<TaskId>,
+    /// Partitions paused because a record asked to be retried later, and when to resume.
+    retry_at: BTreeMap<(String, i32), Instant>,
     restore_consumer: Option<BaseConsumer<DefaultConsumerContext>>,
     since_commit: usize,
     last_commit: Instant,
@@ -149,6 +151,7 @@ impl ThreadState {
             partitions: BTreeMap::new(),
             positions: BTreeMap::new(),
             pending_restore: BTreeSet::new(),
+            retry_at: BTreeMap::new(),
             restore_consumer: None,
             since_commit: 0,
             last_commit: Instant::now(),
@@ -259,13 +262,17 @@ impl ThreadState {
             })
     }
 
-    fn process(&mut self, msg: &BorrowedMessage<'_>) {
-        if let Err(e) = self.try_process(msg) {
+    fn process(&mut self, consumer: &Consumer_, msg: &BorrowedMessage<'_>) {
+        if let Err(e) = self.try_process(consumer, msg) {
             self.fatal = Some(e);
         }
     }
 
-    fn try_process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), StreamsError> {
+    fn try_process(
+        &mut self,
+        consumer: &Consumer_,
+        msg: &BorrowedMessage<'_>,
+    ) -> Result<(), StreamsError> {
         let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
         let Some(id) = self.task_of(topic, partition) else {
             return Ok(());
@@ -297,12 +304,29 @@ impl ThreadState {
             return Ok(());
         };
         let started = Instant::now();
+        task.set_wall_clock(wall_clock_ms());
         let outcome = task.process(&raw)?;
         let outputs = task.take_outputs();
         let m = &self.shared.metrics;
         match outcome {
             Processed::Ok => m.records_processed.fetch_add(1, Ordering::Relaxed),
             Processed::Skipped => m.records_skipped.fetch_add(1, Ordering::Relaxed),
+            Processed::Retry(after_ms) => {
+                // Not processed: pause the partition and fetch this record again after
+                // the wait. The thread keeps polling, so the instance stays in its group.
+                m.retries.fetch_add(1, Ordering::Relaxed);
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(topic, partition);
+                consumer.pause(&tpl).map_err(kafka)?;
+                consumer
+                    .seek(topic, partition, Offset::Offset(offset), self.timeout())
+                    .map_err(kafka)?;
+                self.retry_at.insert(
+                    (topic.to_string(), partition),
+                    Instant::now() + Duration::from_millis(after_ms as u64),
+                );
+                return Ok(());
+            }
         };
         for out in &outputs {
             self.send(out)?;
@@ -317,11 +341,31 @@ impl ThreadState {
         Ok(())
     }
 
+    /// Resumes partitions whose retry wait is over (if they are still ours).
+    fn resume_due(&mut self, consumer: &Consumer_) -> Result<(), StreamsError> {
+        let now = Instant::now();
+        let due: Vec<(String, i32)> = self
+            .retry_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for (topic, partition) in due {
+            self.retry_at.remove(&(topic.clone(), partition));
+            let owned = self.task_of(&topic, partition).is_some_and(|id| {
+                self.tasks.contains_key(&id) && !self.pending_restore.contains(&id)
+            });
+            if owned {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&topic, partition);
+                consumer.resume(&tpl).map_err(kafka)?;
+            }
+        }
+        Ok(())
+    }
+
     fn punctuate_wall_clock(&mut self) -> Result<(), StreamsError> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now_ms = wall_clock_ms();
         let ids: Vec<TaskId> = self
             .tasks
             .iter()
@@ -836,6 +880,13 @@ impl ThreadState {
     }
 }
 
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Classifies a transactional error (librdkafka semantics).
 fn classify(e: KafkaError) -> TxnFailure {
     match &e {
@@ -903,7 +954,7 @@ fn run_loop(shared: &Shared, consumer: &Consumer_) -> Result<(), StreamsError> {
         }
         st.restore_pending(consumer)?;
         match polled {
-            Some(Ok(m)) => st.process(&m),
+            Some(Ok(m)) => st.process(consumer, &m),
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => tracing::warn!(thread = st.index, error = %e, "consumer error"),
             None => {}
@@ -911,6 +962,7 @@ fn run_loop(shared: &Shared, consumer: &Consumer_) -> Result<(), StreamsError> {
         if let Some(e) = st.fatal.take() {
             return Err(e);
         }
+        st.resume_due(consumer)?;
         st.punctuate_wall_clock()?;
         if st.commit_due() {
             st.commit(consumer);
