@@ -314,6 +314,15 @@ impl Topology {
         out
     }
 
+    /// Repartition topics, with the application id applied.
+    pub fn repartition_topics(&self, app_id: &str) -> Vec<String> {
+        self.inner
+            .repartition_topics
+            .iter()
+            .map(|t| t.resolve(app_id))
+            .collect()
+    }
+
     /// Store names, in declaration order.
     pub fn store_names(&self) -> Vec<String> {
         self.inner.stores.iter().map(|s| s.name.clone()).collect()

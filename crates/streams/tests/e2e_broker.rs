@@ -461,3 +461,89 @@ fn an_open_circuit_breaker_pauses_partitions_without_losing_or_reordering_record
     }
     assert_eq!(got, want);
 }
+
+#[test]
+fn word_count_through_a_repartition_topic_exactly_once_and_purged_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    create_topic(&bs, "lines", 3, &[]).unwrap();
+    create_topic(&bs, "word-counts", 3, &[]).unwrap();
+    let b = StreamsBuilder::new();
+    b.stream("lines", Nullable(StringSerde), StringSerde)
+        .flat_map_values(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w| w.clone(), StringSerde, StringSerde)
+        .count("word-count-store")
+        .to("word-counts", StringSerde, I64Serde);
+    let topology = b.build().unwrap();
+    let repartition = topology.repartition_topics("wc-app");
+    assert_eq!(repartition.len(), 1);
+    let cfg = config(
+        "wc-app",
+        &bs,
+        &dir.path().join("state"),
+        ProcessingGuarantee::ExactlyOnce,
+        "compact",
+    );
+    let app = KafkaStreams::start(&topology, cfg).unwrap();
+    let words = ["alpha", "beta", "gamma", "delta", "epsilon"];
+    let lines: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            (
+                format!("line{i}"),
+                format!("{} {}", words[i % 5], words[(i * 7) % 5]),
+            )
+        })
+        .collect();
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, l) in &lines {
+        for w in l.split_whitespace() {
+            *want.entry(w.to_string()).or_default() += 1;
+        }
+    }
+    produce(&producer(&bs), "lines", &lines);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut got: BTreeMap<String, i64>;
+    loop {
+        got = BTreeMap::new();
+        for (_, _, k, v) in read_committed(&bs, "word-counts") {
+            let v: [u8; 8] = v.unwrap().try_into().unwrap();
+            got.insert(
+                String::from_utf8(k.unwrap()).unwrap(),
+                i64::from_be_bytes(v),
+            );
+        }
+        if got == want || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(got, want);
+    // The repartition topic has the sources' partition count and is purged once its
+    // records are committed.
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .unwrap();
+    use rdkafka::consumer::Consumer;
+    let md = c
+        .fetch_metadata(Some(&repartition[0]), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(md.topics()[0].partitions().len(), 3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let purged = loop {
+        let low: i64 = (0..3)
+            .map(|p| {
+                c.fetch_watermarks(&repartition[0], p, Duration::from_secs(10))
+                    .unwrap()
+                    .0
+            })
+            .sum();
+        if low > 0 || std::time::Instant::now() > deadline {
+            break low;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(purged > 0, "repartition topic never purged");
+    app.close().unwrap();
+}

@@ -64,6 +64,8 @@ pub struct MetricsSnapshot {
 
 pub(crate) struct Shared {
     pub topology: Topology,
+    /// Names of the repartition topics (purged after commit).
+    pub repartition_topics: std::collections::BTreeSet<String>,
     pub config: StreamsConfig,
     pub backend: Arc<dyn StateBackend>,
     pub instance_id: String,
@@ -108,7 +110,9 @@ impl KafkaStreams {
             }
             StateBackendKind::Memory => Arc::new(MemoryBackend::new()),
         };
+        let app_id = config.application_id.clone();
         let shared = Arc::new(Shared {
+            repartition_topics: topology.repartition_topics(&app_id).into_iter().collect(),
             topology: topology.clone(),
             config,
             backend,

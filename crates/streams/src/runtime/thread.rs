@@ -22,6 +22,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, DefaultConsumerContext, Rebalance,
 };
@@ -133,6 +135,10 @@ struct ThreadState {
     /// Partitions paused because a record asked to be retried later, and when to resume.
     retry_at: BTreeMap<(String, i32), Instant>,
     restore_consumer: Option<BaseConsumer<DefaultConsumerContext>>,
+    /// Committed offsets of repartition topics not yet purged, and the last purge.
+    purge: BTreeMap<(String, i32), i64>,
+    last_purge: Instant,
+    admin: Option<AdminClient<DefaultClientContext>>,
     since_commit: usize,
     last_commit: Instant,
     fatal: Option<StreamsError>,
@@ -153,6 +159,9 @@ impl ThreadState {
             pending_restore: BTreeSet::new(),
             retry_at: BTreeMap::new(),
             restore_consumer: None,
+            purge: BTreeMap::new(),
+            last_purge: Instant::now(),
+            admin: None,
             since_commit: 0,
             last_commit: Instant::now(),
             fatal: None,
@@ -528,6 +537,7 @@ impl ThreadState {
                 .commit(&tpl, CommitMode::Sync)
                 .map_err(|e| TxnFailure::Abortable(e.to_string()))?;
         }
+        self.purge_repartition_topics();
         self.positions.clear();
         self.since_commit = 0;
         self.last_commit = Instant::now();
@@ -535,6 +545,44 @@ impl ThreadState {
         m.commits.fetch_add(1, Ordering::Relaxed);
         m.commit_latency.observe(started.elapsed());
         Ok(())
+    }
+
+    /// Repartition records below the committed offsets are consumed for good: delete
+    /// them (DeleteRecords), at most once a second, without waiting for the answer.
+    fn purge_repartition_topics(&mut self) {
+        let internal = &self.shared.repartition_topics;
+        for ((topic, p), next) in &self.positions {
+            if internal.contains(topic) {
+                self.purge.insert((topic.clone(), *p), *next);
+            }
+        }
+        if self.purge.is_empty() || self.last_purge.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        if self.admin.is_none() {
+            match client_config(&self.shared.config).create::<AdminClient<DefaultClientContext>>() {
+                Ok(a) => self.admin = Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin client for purging repartition topics");
+                    return;
+                }
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, p), next) in std::mem::take(&mut self.purge) {
+            if tpl
+                .add_partition_offset(&topic, p, Offset::Offset(next))
+                .is_err()
+            {
+                continue;
+            }
+        }
+        if let Some(admin) = &self.admin {
+            // The request is sent now; its answer is not needed (a failed purge is
+            // retried with higher offsets after the next commit).
+            drop(admin.delete_records(&tpl, &AdminOptions::new()));
+        }
+        self.last_purge = Instant::now();
     }
 
     fn abort_and_rewind(&mut self, consumer: &Consumer_) {
