@@ -71,6 +71,26 @@ pub struct TopologyTestDriver {
     /// Per task: records waiting for a retry (the first one asked for it; the others
     /// queue behind it to keep the partition's order), and when to try again.
     paused: BTreeMap<TaskId, (i64, std::collections::VecDeque<RawRecord>)>,
+    /// Committed records of topics the topology reads that it has not consumed yet.
+    unconsumed: std::collections::VecDeque<RawRecord>,
+    /// Stream time per task as of the last commit (the runtime keeps it with the offsets).
+    committed_stream_time: BTreeMap<TaskId, i64>,
+}
+
+/// Where [`TopologyTestDriver::crash`] hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Before the commit: the open transaction is lost.
+    BeforeCommit,
+    /// After the transaction committed (outputs, changelog and offsets are durable),
+    /// before the stores applied their overlays.
+    AfterCommitBeforeApply,
+    /// As `AfterCommitBeforeApply`, and again in the restart's restore after this many
+    /// changelog records were applied; the instance then restarts once more.
+    DuringRestore {
+        /// Records applied before the crash.
+        records: usize,
+    },
 }
 
 impl TopologyTestDriver {
@@ -92,12 +112,23 @@ impl TopologyTestDriver {
             uncommitted_inputs: Vec::new(),
             read_pos: BTreeMap::new(),
             paused: BTreeMap::new(),
+            unconsumed: std::collections::VecDeque::new(),
+            committed_stream_time: BTreeMap::new(),
         };
         driver.open_tasks()?;
         Ok(driver)
     }
 
     fn open_tasks(&mut self) -> Result<RestoreReport, StreamsError> {
+        self.open_tasks_limited(None)
+    }
+
+    /// Opens the tasks; with `limit`, the restore "crashes" after that many changelog
+    /// records (applied one per batch, as the runtime's batches), leaving no task open.
+    fn open_tasks_limited(
+        &mut self,
+        mut limit: Option<usize>,
+    ) -> Result<RestoreReport, StreamsError> {
         let mut report = RestoreReport::default();
         for sub in self.topology.inner.subtopologies.clone() {
             let id = TaskId {
@@ -128,11 +159,24 @@ impl TopologyTestDriver {
                 report
                     .records_restored
                     .insert(store.clone(), tail.len() as u64);
-                if !tail.is_empty() {
+                if let Some(left) = limit.as_mut() {
+                    for (i, record) in tail.into_iter().enumerate() {
+                        if *left == 0 {
+                            self.tasks.clear();
+                            return Ok(report);
+                        }
+                        *left -= 1;
+                        task.restore_batch(store, vec![record], (start + i + 1) as i64)?;
+                    }
+                } else if !tail.is_empty() {
                     task.restore_batch(store, tail, log.len() as i64)?;
                 }
             }
-            let t = task.meta()?.stream_time_ms;
+            let t = self
+                .committed_stream_time
+                .get(&id)
+                .copied()
+                .unwrap_or(task.meta()?.stream_time_ms);
             task.set_committed_stream_time(t);
             task.advance_wall_clock(self.wall_clock_ms)
                 .map_err(|e| wall_clock_error(id, e))?;
@@ -282,28 +326,59 @@ impl TopologyTestDriver {
     /// with `auto_commit`, committed in turn until nothing is left).
     pub fn commit(&mut self) -> Result<(), StreamsError> {
         loop {
-            let mut fed_back = Vec::new();
-            let outputs = std::mem::take(&mut self.pending);
-            for out in outputs {
-                fed_back.push(self.append(out));
-            }
-            for task in self.tasks.values_mut() {
-                let mut next = BTreeMap::new();
-                for (store, rec) in task.changelog_records() {
-                    let log = self.log.entry(rec.topic.clone()).or_default();
-                    log.push(rec);
-                    next.insert(store, log.len() as i64);
-                }
-                task.apply(&next)?;
-            }
-            self.uncommitted_inputs.clear();
+            self.commit_transaction(true)?;
             let mut any = false;
-            for raw in fed_back.into_iter().flatten() {
+            while let Some(raw) = self.unconsumed.pop_front() {
                 self.process(raw)?;
                 any = true;
             }
             if !any || !self.config.auto_commit {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Makes outputs, changelog records and input positions durable; then, if `apply`,
+    /// applies the overlays to the stores.
+    fn commit_transaction(&mut self, apply: bool) -> Result<(), StreamsError> {
+        let outputs = std::mem::take(&mut self.pending);
+        for out in outputs {
+            if let Some(raw) = self.append(out) {
+                self.unconsumed.push_back(raw);
+            }
+        }
+        for task in self.tasks.values_mut() {
+            let mut next = BTreeMap::new();
+            for (store, rec) in task.changelog_records() {
+                let log = self.log.entry(rec.topic.clone()).or_default();
+                log.push(rec);
+                next.insert(store, log.len() as i64);
+            }
+            self.committed_stream_time
+                .insert(task.id, task.stream_time_ms());
+            if apply {
+                task.apply(&next)?;
+            }
+        }
+        self.uncommitted_inputs.clear();
+        Ok(())
+    }
+
+    /// Simulates a crash at `at`, then a restart (restoring from the changelogs) and the
+    /// reprocessing of uncommitted inputs. Returns the last restore's report.
+    pub fn crash(&mut self, at: CrashPoint) -> Result<RestoreReport, StreamsError> {
+        match at {
+            CrashPoint::BeforeCommit => self.restart(false),
+            CrashPoint::AfterCommitBeforeApply => {
+                self.commit_transaction(false)?;
+                self.restart(false)
+            }
+            CrashPoint::DuringRestore { records } => {
+                self.commit_transaction(false)?;
+                self.pending.clear();
+                self.tasks.clear();
+                self.open_tasks_limited(Some(records))?;
+                self.restart(false)
             }
         }
     }
@@ -351,6 +426,9 @@ impl TopologyTestDriver {
         }
         let report = self.open_tasks()?;
         for raw in std::mem::take(&mut self.uncommitted_inputs) {
+            self.process(raw)?;
+        }
+        while let Some(raw) = self.unconsumed.pop_front() {
             self.process(raw)?;
         }
         if self.config.auto_commit {

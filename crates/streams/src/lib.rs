@@ -51,7 +51,7 @@ pub use topology::Topology;
 
 /// Everything an application usually needs.
 pub mod prelude {
-    pub use crate::driver::{DriverConfig, TopologyTestDriver};
+    pub use crate::driver::{CrashPoint, DriverConfig, TopologyTestDriver};
     pub use crate::dsl::{KGroupedStream, KStream, KTable, StreamsBuilder};
     pub use crate::error::{ProcessError, SerdeError, StreamsError};
     pub use crate::processor::{KvStore, Processor, ProcessorContext, ScheduleId, StoreHandle};

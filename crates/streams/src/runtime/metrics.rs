@@ -88,6 +88,8 @@ pub struct Metrics {
     pub rebalances: AtomicU64,
     /// Records whose processing asked for a retry (their partition was paused).
     pub retries: AtomicU64,
+    /// Changelog offsets still to replay by restores in progress (restore progress).
+    pub restore_remaining: AtomicU64,
     /// Time to process one input record (operators and sends).
     pub process_latency: Histogram,
     /// Time of a commit (changelog, offsets, transaction, store apply).
@@ -175,6 +177,11 @@ impl Metrics {
             "strom_streams_punctuate_latency_seconds",
             "Time of one wall-clock punctuation round.",
             &app,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strom_streams_restore_remaining_records Changelog offsets still to replay by restores in progress.\n# TYPE strom_streams_restore_remaining_records gauge\nstrom_streams_restore_remaining_records{{{app}}} {}",
+            self.restore_remaining.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

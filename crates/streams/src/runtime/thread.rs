@@ -312,6 +312,7 @@ impl ThreadState {
         let Some(task) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
+        let _span = tracing::trace_span!("task", task = %id, offset).entered();
         let started = Instant::now();
         task.set_wall_clock(wall_clock_ms());
         let outcome = task.process(&raw)?;
@@ -449,6 +450,8 @@ impl ThreadState {
     }
 
     fn try_commit(&mut self, consumer: &Consumer_) -> Result<(), TxnFailure> {
+        let _span =
+            tracing::debug_span!("commit", thread = self.index, tasks = self.tasks.len()).entered();
         if self.positions.is_empty()
             && !self.in_txn
             && self.tasks.values().all(|t| t.overlay_bytes() == 0)
@@ -840,6 +843,7 @@ impl ThreadState {
     /// Replays `[applied, read_committed end)` of each store's changelog partition, in
     /// batches that each advance the applied offset (a crash mid-restore resumes).
     fn restore_task(&mut self, id: TaskId) -> Result<u64, StreamsError> {
+        let _span = tracing::info_span!("restore", task = %id).entered();
         let Some(stores) = self.tasks.get(&id).map(|t| t.stores().to_vec()) else {
             return Ok(0);
         };
@@ -873,6 +877,12 @@ impl ThreadState {
             if start >= high {
                 continue;
             }
+            let remaining = (high - start) as u64;
+            self.shared
+                .metrics
+                .restore_remaining
+                .fetch_add(remaining, Ordering::Relaxed);
+            let mut accounted = 0u64;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, id.partition, Offset::Offset(start))
                 .map_err(kafka)?;
@@ -899,6 +909,12 @@ impl ThreadState {
                         last_progress = Instant::now();
                         if batch.len() >= 1000 {
                             restored += batch.len() as u64;
+                            let step = ((next - start) as u64).min(remaining) - accounted;
+                            accounted += step;
+                            self.shared
+                                .metrics
+                                .restore_remaining
+                                .fetch_sub(step, Ordering::Relaxed);
                             task.restore_batch(&store, std::mem::take(&mut batch), next)?;
                         }
                         if next >= high {
@@ -922,6 +938,11 @@ impl ThreadState {
                 restored += batch.len() as u64;
                 task.restore_batch(&store, batch, next)?;
             }
+            // Done with this store: whatever was not replayed were transaction markers.
+            self.shared
+                .metrics
+                .restore_remaining
+                .fetch_sub(remaining - accounted, Ordering::Relaxed);
             rc.unassign().map_err(kafka)?;
         }
         Ok(restored)
