@@ -134,6 +134,7 @@ pub(crate) struct Task {
     pub env: TaskEnv,
     deser_handler: ErrorHandler,
     process_handler: ErrorHandler,
+    sources: std::collections::HashMap<String, (u32, usize)>,
 }
 
 impl Task {
@@ -175,6 +176,7 @@ impl Task {
             },
             deser_handler,
             process_handler,
+            sources: topology.source_index(app_id),
         };
         for n in sub.nodes.clone() {
             task.run(n, |node, ctx| node.init(ctx))
@@ -232,10 +234,7 @@ impl Task {
 
     /// Processes one input record; errors go to the handlers.
     pub fn process(&mut self, raw: &RawRecord) -> Result<Processed, StreamsError> {
-        let Some((_, source)) = self
-            .topology
-            .subtopology_of_topic(&self.env.app_id, &raw.topic)
-        else {
+        let Some(&(_, source)) = self.sources.get(&raw.topic) else {
             return Err(StreamsError::Topology(format!(
                 "no source reads {}",
                 raw.topic

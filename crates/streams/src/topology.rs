@@ -333,6 +333,21 @@ impl Topology {
         format!("{app_id}-{store}-changelog")
     }
 
+    /// Source topic name → (sub-topology, source index), with the application id
+    /// applied; built once per task or thread so the hot path does no formatting.
+    pub(crate) fn source_index(
+        &self,
+        app_id: &str,
+    ) -> std::collections::HashMap<String, (u32, usize)> {
+        let mut out = std::collections::HashMap::new();
+        for sub in &self.inner.subtopologies {
+            for &s in &sub.sources {
+                out.insert(self.inner.sources[s].topic.resolve(app_id), (sub.id, s));
+            }
+        }
+        out
+    }
+
     pub(crate) fn subtopology_of_topic(&self, app_id: &str, topic: &str) -> Option<(u32, usize)> {
         for sub in &self.inner.subtopologies {
             for &s in &sub.sources {

@@ -64,6 +64,8 @@ pub struct MetricsSnapshot {
 
 pub(crate) struct Shared {
     pub topology: Topology,
+    /// Source topic → (sub-topology, source index).
+    pub sources: std::collections::HashMap<String, (u32, usize)>,
     /// Names of the repartition topics (purged after commit).
     pub repartition_topics: std::collections::BTreeSet<String>,
     pub config: StreamsConfig,
@@ -113,6 +115,7 @@ impl KafkaStreams {
         let app_id = config.application_id.clone();
         let shared = Arc::new(Shared {
             repartition_topics: topology.repartition_topics(&app_id).into_iter().collect(),
+            sources: topology.source_index(&app_id),
             topology: topology.clone(),
             config,
             backend,

@@ -262,13 +262,10 @@ impl ThreadState {
     }
 
     fn task_of(&self, topic: &str, partition: i32) -> Option<TaskId> {
-        self.shared
-            .topology
-            .subtopology_of_topic(self.app(), topic)
-            .map(|(sub, _)| TaskId {
-                subtopology: sub,
-                partition,
-            })
+        self.shared.sources.get(topic).map(|&(sub, _)| TaskId {
+            subtopology: sub,
+            partition,
+        })
     }
 
     fn process(&mut self, consumer: &Consumer_, msg: &BorrowedMessage<'_>) {

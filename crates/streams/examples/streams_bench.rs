@@ -1,0 +1,207 @@
+//! Throughput of strom-streams against the raw consume+produce rate of the same broker,
+//! in the same run: stateless topic→topic and count-per-key, at-least-once and
+//! exactly-once; plus the in-memory test driver's rate for a map/filter chain.
+//!
+//! ```text
+//! strom serve --data-dir /tmp/bench &
+//! cargo run --release -p strom-streams --example streams_bench -- 127.0.0.1:9092 200000
+//! ```
+//! Prints one line per case and a JSON summary. Rates are records per second measured
+//! from the first processed record (group join excluded) to the last.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::Message;
+use strom_streams::prelude::*;
+use strom_streams::runtime::{KafkaStreams, ProcessingGuarantee, StateBackendKind, StreamsConfig};
+
+const PARTITIONS: i32 = 6;
+
+fn admin_create(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    let _ = rt.block_on(admin.create_topics(&[t], &AdminOptions::new()));
+}
+
+fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer")
+}
+
+fn send(p: &BaseProducer, topic: &str, key: &[u8], value: &[u8]) {
+    let mut rec = BaseRecord::to(topic).key(key).payload(value);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Raw consume + produce: one consumer and one producer, topic to topic.
+fn raw(bootstrap: &str, input: &str, n: u64, run: &str) -> f64 {
+    let out = format!("raw-out-{run}");
+    admin_create(bootstrap, &out);
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("raw-{run}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[input]).expect("subscribe");
+    let p = producer(bootstrap);
+    let mut seen = 0u64;
+    let mut start = None;
+    while seen < n {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            start.get_or_insert_with(Instant::now);
+            send(
+                &p,
+                &out,
+                m.key().unwrap_or_default(),
+                m.payload().unwrap_or_default(),
+            );
+            seen += 1;
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+    n as f64 / start.map_or(1.0, |s| s.elapsed().as_secs_f64())
+}
+
+fn run_app(
+    bootstrap: &str,
+    topology: &Topology,
+    app: &str,
+    guarantee: ProcessingGuarantee,
+    n: u64,
+) -> f64 {
+    let mut config = StreamsConfig::new(app, bootstrap);
+    config.processing_guarantee = guarantee;
+    config.num_stream_threads = 2;
+    config.state_backend = StateBackendKind::Fjall;
+    config.state_dir = std::env::temp_dir().join("strom-streams-bench").join(app);
+    let streams = KafkaStreams::start(topology, config).expect("start");
+    let mut start = None;
+    loop {
+        let m = streams.metrics();
+        if m.records_processed > 0 {
+            start.get_or_insert_with(Instant::now);
+        }
+        if m.records_processed >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rate = n as f64 / start.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64());
+    streams.close().expect("close");
+    rate
+}
+
+fn driver_rate(n: u64) -> f64 {
+    let b = StreamsBuilder::new();
+    b.stream("in", BytesSerde, BytesSerde)
+        .map_values(|v| v.len() as i64)
+        .filter(|_, n| *n % 2 == 0)
+        .map_values(|n| n * 2)
+        .to("out", BytesSerde, I64Serde);
+    let mut d = TopologyTestDriver::with_config(
+        &b.build().expect("topology"),
+        DriverConfig {
+            auto_commit: false,
+            ..DriverConfig::default()
+        },
+    )
+    .expect("driver");
+    let start = Instant::now();
+    for i in 0..n {
+        d.pipe_raw(
+            "in",
+            Some(i.to_be_bytes().to_vec()),
+            Some(vec![0; (i % 64) as usize]),
+            i as i64,
+            Vec::new(),
+        )
+        .expect("pipe");
+        if i % 10_000 == 0 {
+            d.commit().expect("commit");
+            d.read_raw("out");
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let bootstrap = args.next().unwrap_or_else(|| "127.0.0.1:9092".into());
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let run = format!("{}", std::process::id());
+    let input = format!("bench-in-{run}");
+    admin_create(&bootstrap, &input);
+    let p = producer(&bootstrap);
+    let value = vec![b'x'; 100];
+    for i in 0..n {
+        send(&p, &input, format!("k{}", i % 1000).as_bytes(), &value);
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+
+    let raw_rate = raw(&bootstrap, &input, n, &run);
+    println!("raw consume+produce           {raw_rate:>10.0} records/s");
+    let mut results = vec![("raw", raw_rate)];
+
+    let stateless = {
+        let b = StreamsBuilder::new();
+        b.stream(&input, StringSerde, BytesSerde)
+            .filter(|_, v| !v.is_empty())
+            .to(&format!("stateless-out-{run}"), StringSerde, BytesSerde);
+        b.build().expect("topology")
+    };
+    let counting = {
+        let b = StreamsBuilder::new();
+        b.stream(&input, StringSerde, BytesSerde)
+            .group_by_key(StringSerde, BytesSerde)
+            .count("bench-counts")
+            .to(&format!("count-out-{run}"), StringSerde, I64Serde);
+        b.build().expect("topology")
+    };
+    for (name, topology) in [("stateless", &stateless), ("count", &counting)] {
+        for (g, guarantee) in [
+            ("alos", ProcessingGuarantee::AtLeastOnce),
+            ("eos", ProcessingGuarantee::ExactlyOnce),
+        ] {
+            let app = format!("bench-{name}-{g}-{run}");
+            let rate = run_app(&bootstrap, topology, &app, guarantee, n);
+            println!(
+                "{name:<9} {g:<4}                {rate:>10.0} records/s  ({:.2}x raw)",
+                rate / raw_rate
+            );
+            results.push((Box::leak(format!("{name}_{g}").into_boxed_str()), rate));
+        }
+    }
+    let d = driver_rate(n.max(100_000));
+    println!("test driver map/filter chain  {d:>10.0} records/s");
+    results.push(("driver_map_filter", d));
+    let json: Vec<String> = results
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v:.0}"))
+        .collect();
+    println!("{{\"records\": {n}, {}}}", json.join(", "));
+}
