@@ -18,6 +18,7 @@ use crate::error::{ProcessError, SerdeError, StreamsError};
 use crate::processor::StoreHandle;
 use crate::record::{Headers, OutputRecord, RawRecord, Record, TaskId};
 use crate::serdes::Serde;
+use crate::store::global::GlobalStores;
 use crate::store::memory::MemoryBackend;
 use crate::store::StateBackend;
 use crate::task::{ErrorHandler, Processed, Task};
@@ -75,6 +76,7 @@ pub struct TopologyTestDriver {
     unconsumed: std::collections::VecDeque<RawRecord>,
     /// Stream time per task as of the last commit (the runtime keeps it with the offsets).
     committed_stream_time: BTreeMap<TaskId, i64>,
+    globals: GlobalStores,
 }
 
 /// Where [`TopologyTestDriver::crash`] hits.
@@ -114,6 +116,7 @@ impl TopologyTestDriver {
             paused: BTreeMap::new(),
             unconsumed: std::collections::VecDeque::new(),
             committed_stream_time: BTreeMap::new(),
+            globals: topology.global_stores(),
         };
         driver.open_tasks()?;
         Ok(driver)
@@ -143,6 +146,7 @@ impl TopologyTestDriver {
                 state,
                 self.config.deserialization_errors.clone(),
                 self.config.processing_errors.clone(),
+                self.globals.clone(),
             )?;
             // Restore: replay each store's changelog from the applied offset.
             for store in &sub.stores {
@@ -231,6 +235,13 @@ impl TopologyTestDriver {
             timestamp_ms,
             headers,
         });
+        for (topic, store) in self.topology.inner.globals.iter() {
+            if *topic == raw.topic {
+                if let Some(k) = raw.key.clone() {
+                    self.globals.apply(store, k, raw.value.clone());
+                }
+            }
+        }
         self.process(raw)?;
         if self.config.auto_commit {
             self.commit()?;

@@ -26,7 +26,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{ProcessError, StreamsError};
-use crate::processor::{Data, Processor, ProcessorContext, SourceNode, StoreHandle, TypedNode};
+use crate::processor::{
+    Data, GlobalTable, Processor, ProcessorContext, SourceNode, StoreHandle, TypedNode,
+};
 use crate::record::{OutputRecord, RawRecord, Record};
 use crate::serdes::{I64Serde, Nullable, Serde};
 use crate::topology::{
@@ -41,6 +43,7 @@ struct BuilderState {
     counter: usize,
     repartition_topics: Vec<TopicName>,
     repartition_sinks: BTreeMap<NodeId, TopicName>,
+    globals: Vec<(String, String)>,
 }
 
 impl BuilderState {
@@ -166,6 +169,26 @@ impl StreamsBuilder {
         KTable { changes }
     }
 
+    /// A global table: every partition of `topic` on every instance, kept up to date by
+    /// the runtime's global thread (the topic is its changelog). Look it up from a stream
+    /// with [`KStream::join_global`] or from a processor with `ctx.global(&table)`; no
+    /// co-partitioning is needed.
+    pub fn global_table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> GlobalTable<K, V> {
+        let name = format!("{topic}-global");
+        self.state
+            .borrow_mut()
+            .globals
+            .push((topic.to_string(), name.clone()));
+        GlobalTable {
+            handle: StoreHandle::new(&name, key_serde, value_serde),
+        }
+    }
+
     /// Registers a store for processors added with [`KStream::process`].
     pub fn add_store<K: 'static, V: 'static>(&self, handle: &StoreHandle<K, V>) {
         self.state.borrow_mut().add_store(handle.name());
@@ -180,6 +203,7 @@ impl StreamsBuilder {
             state.stores,
             state.repartition_topics,
             state.repartition_sinks,
+            state.globals,
         )
     }
 }
@@ -460,6 +484,51 @@ impl<K: Data, V: Data> KStream<K, V> {
             s.add_node(name, factory, &[self.node, other.node], Vec::new())
         };
         KStream::at(&self.builder, node, self.key_changed || other.key_changed)
+    }
+
+    /// Joins each record with the global table's row for `key(k, v)`; records without a
+    /// row are dropped (an inner join).
+    pub fn join_global<GK: Data, GV: Data, VO: Data>(
+        &self,
+        table: &GlobalTable<GK, GV>,
+        key: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&V, &GV) -> VO + Send + Sync + 'static,
+    ) -> KStream<K, VO> {
+        let table = table.clone();
+        self.stateless("JOIN-GLOBAL", false, move |ctx, r| {
+            let row = ctx.global(&table)?.get(&key(&r.key, &r.value))?;
+            if let Some(row) = row {
+                let value = joiner(&r.value, &row);
+                ctx.forward(Record {
+                    key: r.key,
+                    value,
+                    timestamp_ms: r.timestamp_ms,
+                    headers: r.headers,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// As [`KStream::join_global`], keeping records without a row (`None`).
+    pub fn left_join_global<GK: Data, GV: Data, VO: Data>(
+        &self,
+        table: &GlobalTable<GK, GV>,
+        key: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&GV>) -> VO + Send + Sync + 'static,
+    ) -> KStream<K, VO> {
+        let table = table.clone();
+        self.stateless("LEFTJOIN-GLOBAL", false, move |ctx, r| {
+            let row = ctx.global(&table)?.get(&key(&r.key, &r.value))?;
+            let value = joiner(&r.value, row.as_ref());
+            ctx.forward(Record {
+                key: r.key,
+                value,
+                timestamp_ms: r.timestamp_ms,
+                headers: r.headers,
+            });
+            Ok(())
+        })
     }
 
     /// Runs a custom processor connected to the named stores.

@@ -54,7 +54,9 @@ pub mod prelude {
     pub use crate::driver::{CrashPoint, DriverConfig, TopologyTestDriver};
     pub use crate::dsl::{KGroupedStream, KStream, KTable, StreamsBuilder};
     pub use crate::error::{ProcessError, SerdeError, StreamsError};
-    pub use crate::processor::{KvStore, Processor, ProcessorContext, ScheduleId, StoreHandle};
+    pub use crate::processor::{
+        GlobalTable, GlobalView, KvStore, Processor, ProcessorContext, ScheduleId, StoreHandle,
+    };
     pub use crate::record::{Headers, OutputRecord, Record, TaskId};
     pub use crate::resilience::{BreakerConfig, BreakerState, CircuitBreaker, RetryPolicy};
     pub use crate::serdes::{

@@ -113,6 +113,23 @@ impl<'c, 'e, K: Data, V: Data> ProcessorContext<'c, 'e, K, V> {
         })
     }
 
+    /// A read-only view of a global table (every partition of its topic).
+    pub fn global<'s, GK: 'static, GV: 'static>(
+        &'s self,
+        table: &'s GlobalTable<GK, GV>,
+    ) -> Result<GlobalView<'s, GK, GV>, ProcessError> {
+        if !self.inner.env.globals.contains(table.handle.name()) {
+            return Err(ProcessError::user(format!(
+                "no global table {}",
+                table.handle.name()
+            )));
+        }
+        Ok(GlobalView {
+            globals: &self.inner.env.globals,
+            table,
+        })
+    }
+
     /// Schedules `punctuate` every `interval_ms` of stream time or wall-clock time. It
     /// fires each time the clock crosses a multiple of the interval.
     pub fn schedule(&mut self, interval_ms: i64, kind: PunctuationType) -> ScheduleId {
@@ -304,6 +321,53 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
         Bound::Included(v) => Bound::Included(v.as_slice()),
         Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
         Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// A table holding every partition of a topic on every instance (see
+/// [`crate::dsl::StreamsBuilder::global_table`]).
+pub struct GlobalTable<K, V> {
+    pub(crate) handle: StoreHandle<K, V>,
+}
+
+impl<K, V> Clone for GlobalTable<K, V> {
+    fn clone(&self) -> Self {
+        GlobalTable {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<K: 'static, V: 'static> GlobalTable<K, V> {
+    /// The store's name (`<topic>-global`).
+    pub fn name(&self) -> &str {
+        self.handle.name()
+    }
+}
+
+/// Reads of a global table from a processor.
+pub struct GlobalView<'s, K, V> {
+    globals: &'s crate::store::global::GlobalStores,
+    table: &'s GlobalTable<K, V>,
+}
+
+impl<K: 'static, V: 'static> GlobalView<'_, K, V> {
+    /// The value of a key.
+    pub fn get(&self, key: &K) -> Result<Option<V>, ProcessError> {
+        let k = self.table.handle.key_bytes(key)?;
+        match self.globals.get(self.table.handle.name(), &k) {
+            Some(v) => Ok(Some(self.table.handle.decode_value(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry, in serialized-key order.
+    pub fn all(&self) -> Result<Vec<(K, V)>, ProcessError> {
+        self.globals
+            .all(self.table.handle.name())
+            .iter()
+            .map(|(k, v)| self.table.handle.decode_pair(k, v))
+            .collect()
     }
 }
 

@@ -12,6 +12,7 @@ use std::ops::Bound;
 
 use crate::error::{ProcessError, StoreError, StreamsError};
 use crate::record::{OutputRecord, RawRecord, TaskId};
+use crate::store::global::GlobalStores;
 use crate::store::overlay::Overlay;
 use crate::store::{KvPairs, TaskMeta, TaskState};
 use crate::topology::{ErasedRecord, Node, NodeId, Topology};
@@ -72,6 +73,7 @@ pub(crate) struct TaskEnv {
     pub committed_stream_time_ms: i64,
     pub wall_clock_ms: i64,
     pub schedules: Vec<Schedule>,
+    pub globals: GlobalStores,
 }
 
 impl TaskEnv {
@@ -146,6 +148,7 @@ impl Task {
         state: Box<dyn TaskState>,
         deser_handler: ErrorHandler,
         process_handler: ErrorHandler,
+        globals: GlobalStores,
     ) -> Result<Self, StreamsError> {
         let inner = &topology.inner;
         let sub = inner
@@ -173,6 +176,7 @@ impl Task {
                 committed_stream_time_ms: meta.stream_time_ms,
                 wall_clock_ms: 0,
                 schedules: Vec::new(),
+                globals,
             },
             deser_handler,
             process_handler,

@@ -138,6 +138,8 @@ pub(crate) struct TopologyInner {
     pub stores: Vec<StoreDef>,
     pub subtopologies: Vec<SubTopology>,
     pub repartition_topics: Vec<TopicName>,
+    /// Global tables: (topic, store).
+    pub globals: Vec<(String, String)>,
 }
 
 /// A built topology: what to run, for the runtime or the test driver.
@@ -159,6 +161,7 @@ impl Topology {
         stores: Vec<StoreDef>,
         repartition_topics: Vec<TopicName>,
         repartition_sinks: BTreeMap<NodeId, TopicName>,
+        globals: Vec<(String, String)>,
     ) -> Result<Self, crate::error::StreamsError> {
         use crate::error::StreamsError;
         let mut seen = BTreeSet::new();
@@ -259,6 +262,7 @@ impl Topology {
                 stores,
                 subtopologies,
                 repartition_topics,
+                globals,
             }),
         })
     }
@@ -321,6 +325,15 @@ impl Topology {
             .iter()
             .map(|t| t.resolve(app_id))
             .collect()
+    }
+
+    /// Global tables as (topic, store).
+    pub fn global_tables(&self) -> Vec<(String, String)> {
+        self.inner.globals.clone()
+    }
+
+    pub(crate) fn global_stores(&self) -> crate::store::global::GlobalStores {
+        crate::store::global::GlobalStores::new(self.inner.globals.iter().map(|(_, s)| s.as_str()))
     }
 
     /// Store names, in declaration order.

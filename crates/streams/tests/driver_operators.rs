@@ -593,3 +593,46 @@ fn circuit_breaker_pauses_the_partition_and_keeps_order_until_the_service_recove
         vec![s("a@0"), s("a@100"), s("a@1100"), s("b@1100")]
     );
 }
+
+#[test]
+fn global_table_lookups_inner_and_left_join() {
+    let b = StreamsBuilder::new();
+    let customers = b.global_table("customers", StringSerde, StringSerde);
+    let orders = b.stream("orders", StringSerde, StringSerde); // key: order id, value: customer id
+    orders
+        .join_global(
+            &customers,
+            |_, cust| cust.clone(),
+            |cust, name| format!("{cust}:{name}"),
+        )
+        .to("enriched", StringSerde, StringSerde);
+    orders
+        .left_join_global(
+            &customers,
+            |_, cust| cust.clone(),
+            |cust, name| format!("{cust}:{}", name.map_or("?", String::as_str)),
+        )
+        .to("enriched-left", StringSerde, StringSerde);
+    let mut d = TopologyTestDriver::new(&b.build().unwrap()).unwrap();
+    pipe_str(&mut d, "customers", "c1", "Ann", 1);
+    pipe_str(&mut d, "orders", "o1", "c1", 2);
+    pipe_str(&mut d, "orders", "o2", "c2", 3);
+    pipe_str(&mut d, "customers", "c2", "Bob", 4);
+    d.pipe_raw("customers", Some(b"c1".to_vec()), None, 5, Vec::new())
+        .unwrap(); // deleted
+    pipe_str(&mut d, "orders", "o3", "c2", 6);
+    pipe_str(&mut d, "orders", "o4", "c1", 7);
+    assert_eq!(
+        read_str(&mut d, "enriched"),
+        vec![(s("o1"), s("c1:Ann")), (s("o3"), s("c2:Bob"))]
+    );
+    assert_eq!(
+        read_str(&mut d, "enriched-left"),
+        vec![
+            (s("o1"), s("c1:Ann")),
+            (s("o2"), s("c2:?")),
+            (s("o3"), s("c2:Bob")),
+            (s("o4"), s("c1:?"))
+        ]
+    );
+}

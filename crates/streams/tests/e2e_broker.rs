@@ -547,3 +547,55 @@ fn word_count_through_a_repartition_topic_exactly_once_and_purged_after_commit()
     assert!(purged > 0, "repartition topic never purged");
     app.close().unwrap();
 }
+
+#[test]
+fn global_table_is_loaded_before_processing_and_needs_no_co_partitioning() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    create_topic(&bs, "customers", 2, &[]).unwrap();
+    create_topic(&bs, "orders", 3, &[]).unwrap();
+    create_topic(&bs, "enriched", 3, &[]).unwrap();
+    let p = producer(&bs);
+    let customers: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("c{i}"), format!("name{i}")))
+        .collect();
+    produce(&p, "customers", &customers);
+    let orders: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("o{i}"), format!("c{}", i % 20)))
+        .collect();
+    produce(&p, "orders", &orders);
+    let b = StreamsBuilder::new();
+    let table = b.global_table("customers", StringSerde, StringSerde);
+    b.stream("orders", StringSerde, StringSerde)
+        .join_global(&table, |_, c| c.clone(), |c, name| format!("{c}:{name}"))
+        .to("enriched", StringSerde, StringSerde);
+    let cfg = config(
+        "global-app",
+        &bs,
+        &dir.path().join("state"),
+        ProcessingGuarantee::ExactlyOnce,
+        "compact",
+    );
+    let app = KafkaStreams::start(&b.build().unwrap(), cfg).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut out = read_committed(&bs, "enriched");
+    while out.len() < orders.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        out = read_committed(&bs, "enriched");
+    }
+    app.close().unwrap();
+    let got: BTreeMap<String, String> = out
+        .into_iter()
+        .map(|(_, _, k, v)| {
+            (
+                String::from_utf8(k.unwrap()).unwrap(),
+                String::from_utf8(v.unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, String> = (0..60)
+        .map(|i| (format!("o{i}"), format!("c{0}:name{0}", i % 20)))
+        .collect();
+    assert_eq!(got, want);
+}

@@ -22,6 +22,7 @@
 
 mod admin;
 pub mod config;
+mod global;
 pub mod metrics;
 pub mod thread;
 
@@ -64,6 +65,8 @@ pub struct MetricsSnapshot {
 
 pub(crate) struct Shared {
     pub topology: Topology,
+    /// Global tables of the topology.
+    pub globals: crate::store::global::GlobalStores,
     /// Source topic → (sub-topology, source index).
     pub sources: std::collections::HashMap<String, (u32, usize)>,
     /// Names of the repartition topics (purged after commit).
@@ -79,6 +82,7 @@ pub(crate) struct Shared {
 pub struct KafkaStreams {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<Result<(), StreamsError>>>,
+    global: Option<JoinHandle<()>>,
 }
 
 /// The instance id: created once per state directory, so a restart on the same directory
@@ -116,6 +120,7 @@ impl KafkaStreams {
         let shared = Arc::new(Shared {
             repartition_topics: topology.repartition_topics(&app_id).into_iter().collect(),
             sources: topology.source_index(&app_id),
+            globals: topology.global_stores(),
             topology: topology.clone(),
             config,
             backend,
@@ -123,6 +128,7 @@ impl KafkaStreams {
             shutdown: AtomicBool::new(false),
             metrics: Metrics::default(),
         });
+        let global = global::start(&shared)?;
         let mut threads = Vec::new();
         for i in 0..shared.config.num_stream_threads {
             let s = shared.clone();
@@ -138,7 +144,11 @@ impl KafkaStreams {
                 .map_err(|e| StreamsError::Store(e.into()))?;
             threads.push(handle);
         }
-        Ok(KafkaStreams { shared, threads })
+        Ok(KafkaStreams {
+            shared,
+            threads,
+            global,
+        })
     }
 
     /// The instance's counters.
@@ -197,6 +207,9 @@ impl KafkaStreams {
             if first.is_ok() {
                 first = r;
             }
+        }
+        if let Some(g) = self.global {
+            let _ = g.join();
         }
         first
     }

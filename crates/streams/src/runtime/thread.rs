@@ -690,6 +690,7 @@ impl ThreadState {
             state,
             cfg.deserialization_errors.clone(),
             cfg.processing_errors.clone(),
+            self.shared.globals.clone(),
         )?;
         self.tasks.insert(id, task);
         self.pending_restore.insert(id);

@@ -13,6 +13,7 @@
 //! - `TaskState::apply` is atomic: data and meta land together or not at all.
 
 pub mod fjall_backend;
+pub(crate) mod global;
 pub mod memory;
 pub mod overlay;
 
