@@ -227,18 +227,20 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// is produced. Exactly-once: the final read_committed counts and sums equal the input
 /// exactly. At-least-once: nothing is lost (counts may exceed).
 fn sigkill_run(guarantee: &str, default_kills: usize) {
-    let kills = env_usize("STROM_STREAMS_KILLS", default_kills);
-    let records_max = env_usize("STROM_STREAMS_KILL_RECORDS", 100_000);
     let dir = tempfile::tempdir().unwrap();
     let broker = spawn_broker(&dir.path().join("broker"));
-    let bs = broker.bootstrap.clone();
+    sigkill_run_on(&broker.bootstrap, dir.path(), guarantee, default_kills);
+}
+
+fn sigkill_run_on(bs: &str, dir: &Path, guarantee: &str, default_kills: usize) {
+    let kills = env_usize("STROM_STREAMS_KILLS", default_kills);
+    let records_max = env_usize("STROM_STREAMS_KILL_RECORDS", 100_000);
+    let bs = bs.to_string();
     // Changelogs are compacted, as the runtime creates them by default.
     let policy = "compact".to_string();
     create_topic(&bs, INPUT, PARTITIONS, &[]).unwrap();
     create_topic(&bs, OUTPUT, PARTITIONS, &[]).unwrap();
-    let states: Vec<PathBuf> = (0..3)
-        .map(|i| dir.path().join(format!("instance-{i}")))
-        .collect();
+    let states: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("instance-{i}"))).collect();
     let start = std::time::Instant::now();
     let mut children: Vec<Child> = states
         .iter()
@@ -598,4 +600,14 @@ fn global_table_is_loaded_before_processing_and_needs_no_co_partitioning() {
         .map(|i| (format!("o{i}"), format!("c{0}:name{0}", i % 20)))
         .collect();
     assert_eq!(got, want);
+}
+
+/// The same exactly-once SIGKILL run against Apache Kafka 4.1 (single-node KRaft from
+/// Maven Central's `org.apache.kafka:kafka_2.13`): the library is a Kafka client, not a
+/// strom feature.
+#[test]
+fn exactly_once_survives_sigkill_of_instances_on_apache_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = spawn_kafka(&dir.path().join("kafka"));
+    sigkill_run_on(&kafka.bootstrap, dir.path(), "eos", 4);
 }

@@ -225,3 +225,109 @@ pub fn wait_for_counts(
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// A single-node Apache Kafka (KRaft) from the jars `tests/compat/install.sh` fetches
+/// from Maven Central (or `STROM_STREAMS_KAFKA_LIBS`); killed on drop.
+pub struct Kafka {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn spawn_kafka(dir: &Path) -> Kafka {
+    init_logs();
+    let libs = std::env::var("STROM_STREAMS_KAFKA_LIBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat/kafka/target/dependency")
+        });
+    let present = std::fs::read_dir(&libs)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("kafka_2.13-"))
+        })
+        .unwrap_or(false);
+    assert!(
+        present,
+        "Apache Kafka jars missing in {}: run tests/compat/install.sh",
+        libs.display()
+    );
+    let classpath = format!("{}/*", libs.display());
+    let (port, controller) = (free_port(), free_port());
+    std::fs::create_dir_all(dir).unwrap();
+    let props = dir.join("server.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\nlog.dirs={}\n\
+             offsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let java = |args: &[&str]| {
+        Command::new("java")
+            .args(["-Xmx512m", "-cp", &classpath])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    let status = java(&[
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        "c3Ryb20tc3RyZWFtcy10ZQ",
+        "-c",
+        props.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "kafka storage format failed");
+    let child = Command::new("java")
+        .args([
+            "-Xmx768m",
+            "-cp",
+            &classpath,
+            "kafka.Kafka",
+            props.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let kafka = Kafka { child, bootstrap };
+    // Ready when a metadata request answers with this broker.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let admin = admin(&kafka.bootstrap);
+        if admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(2))
+            .is_ok_and(|m| !m.brokers().is_empty())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Apache Kafka did not start");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    kafka
+}
