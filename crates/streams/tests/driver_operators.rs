@@ -636,3 +636,28 @@ fn global_table_lookups_inner_and_left_join() {
         ]
     );
 }
+
+#[test]
+fn a_w3c_traceparent_header_travels_through_repartition_and_aggregation() {
+    let b = StreamsBuilder::new();
+    b.stream("text", UnitSerde, StringSerde)
+        .flat_map_values(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w| w.clone(), StringSerde, StringSerde)
+        .count("counts")
+        .to("out", StringSerde, I64Serde);
+    let mut d = TopologyTestDriver::new(&b.build().unwrap()).unwrap();
+    let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec();
+    d.pipe_raw(
+        "text",
+        None,
+        Some(b"x y".to_vec()),
+        1,
+        vec![(s("traceparent"), Some(tp.clone()))],
+    )
+    .unwrap();
+    let out = d.read_raw("out");
+    assert_eq!(out.len(), 2);
+    for r in out {
+        assert_eq!(r.headers, vec![(s("traceparent"), Some(tp.clone()))]);
+    }
+}
