@@ -149,8 +149,60 @@ fn driver_rate(n: u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// `count-app BOOTSTRAP INPUT OUTPUT N alos|eos`: only the count-per-key application in
+/// this process (the side-by-side benchmark compares its rate and memory with Kafka
+/// Streams').
+fn count_app(args: &[String]) {
+    let (bootstrap, input, output) = (&args[0], &args[1], &args[2]);
+    let n: u64 = args[3].parse().expect("records");
+    let guarantee = if args[4] == "eos" {
+        ProcessingGuarantee::ExactlyOnce
+    } else {
+        ProcessingGuarantee::AtLeastOnce
+    };
+    let b = StreamsBuilder::new();
+    b.stream(input, StringSerde, BytesSerde)
+        .group_by_key(StringSerde, BytesSerde)
+        .count("counts")
+        .to(output, StringSerde, I64Serde);
+    let app = format!("strom-count-{}-{}", args[4], std::process::id());
+    let rate = run_app(bootstrap, &b.build().expect("topology"), &app, guarantee, n);
+    println!(
+        "{{\"records_per_s\": {rate:.0}, \"peak_rss_kb\": {}}}",
+        peak_rss_kb()
+    );
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    match all.first().map(String::as_str) {
+        Some("count-app") => return count_app(&all[1..]),
+        Some("produce") => {
+            let (bootstrap, topic) = (&all[1], &all[2]);
+            let n: u64 = all[3].parse().expect("records");
+            admin_create(bootstrap, topic);
+            let p = producer(bootstrap);
+            let value = vec![b'x'; 100];
+            for i in 0..n {
+                send(&p, topic, format!("k{}", i % 1000).as_bytes(), &value);
+            }
+            p.flush(Duration::from_secs(60)).expect("flush");
+            return;
+        }
+        _ => {}
+    }
+    let mut args = all.into_iter();
     let bootstrap = args.next().unwrap_or_else(|| "127.0.0.1:9092".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let run = format!("{}", std::process::id());
