@@ -29,7 +29,9 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
@@ -114,6 +116,19 @@ impl ConsumerContext for ThreadCtx {
     }
 }
 
+/// Progress of one changelog partition's restore.
+struct Restoring {
+    task: TaskId,
+    start: i64,
+    next: i64,
+    /// The read_committed end offset when the restore began.
+    high: i64,
+    /// Offsets already subtracted from the restore-remaining gauge.
+    accounted: u64,
+    batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    last_progress: Instant,
+}
+
 /// How a transactional call failed.
 enum TxnFailure {
     Abortable(String),
@@ -134,7 +149,13 @@ struct ThreadState {
     pending_restore: BTreeSet<TaskId>,
     /// Partitions paused because a record asked to be retried later, and when to resume.
     retry_at: BTreeMap<(String, i32), Instant>,
-    restore_consumer: Option<BaseConsumer<DefaultConsumerContext>>,
+    /// Restore consumers, one per store (its changelog topic).
+    restore_consumers: BTreeMap<String, BaseConsumer<DefaultConsumerContext>>,
+    /// Changelog partitions being restored: (store, topic, partition) → progress.
+    restoring: BTreeMap<(String, String, i32), Restoring>,
+    /// Tasks whose restore was planned.
+    restore_started: BTreeSet<TaskId>,
+    restored_by_task: BTreeMap<TaskId, u64>,
     /// Committed offsets of repartition topics not yet purged, and the last purge.
     purge: BTreeMap<(String, i32), i64>,
     last_purge: Instant,
@@ -158,7 +179,10 @@ impl ThreadState {
             positions: BTreeMap::new(),
             pending_restore: BTreeSet::new(),
             retry_at: BTreeMap::new(),
-            restore_consumer: None,
+            restore_consumers: BTreeMap::new(),
+            restoring: BTreeMap::new(),
+            restore_started: BTreeSet::new(),
+            restored_by_task: BTreeMap::new(),
             purge: BTreeMap::new(),
             last_purge: Instant::now(),
             admin: None,
@@ -589,6 +613,11 @@ impl ThreadState {
         self.shared.metrics.aborts.fetch_add(1, Ordering::Relaxed);
         if self.eos && self.in_txn {
             if let Some(p) = &self.producer {
+                // Drop what is still queued, and serve the delivery reports of what is in
+                // flight: with a delivery callback, abort_transaction waits for reports that
+                // only polling delivers ("the event queue must be polled").
+                p.purge(PurgeConfig::default().queue());
+                let _ = p.flush(self.timeout());
                 if let Err(e) = p.abort_transaction(self.timeout()) {
                     tracing::warn!(thread = self.index, error = %e, "abort failed: recreating the producer");
                     self.recover_fatal(consumer);
@@ -668,6 +697,7 @@ impl ThreadState {
             }
         }
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        self.cancel_restores(&ids.iter().copied().collect());
         self.tasks.clear();
         for id in ids {
             if let Err(e) = self.open_task(id) {
@@ -760,6 +790,7 @@ impl ThreadState {
         if lost {
             // Another member may own these partitions already: never commit for them.
             tracing::warn!(thread = self.index, "assignment lost: aborting");
+            self.cancel_restores(&revoked);
             for id in &revoked {
                 self.tasks.remove(id);
                 self.partitions.remove(id);
@@ -770,6 +801,7 @@ impl ThreadState {
         }
         // The transaction spans every task: commit it before giving any away.
         self.commit(consumer);
+        self.cancel_restores(&revoked);
         for id in &revoked {
             // Closing keeps the store on disk: coming back restores only the delta.
             self.tasks.remove(id);
@@ -790,8 +822,13 @@ impl ThreadState {
         );
     }
 
-    fn restore_consumer(&mut self) -> Result<&BaseConsumer<DefaultConsumerContext>, StreamsError> {
-        if self.restore_consumer.is_none() {
+    /// The restore consumer of a store's changelog (one per store: end-of-partition
+    /// events name only the partition).
+    fn restore_consumer(
+        &mut self,
+        store: &str,
+    ) -> Result<&BaseConsumer<DefaultConsumerContext>, StreamsError> {
+        if !self.restore_consumers.contains_key(store) {
             let cfg = &self.shared.config;
             let mut c = client_config(cfg);
             c.set(
@@ -801,28 +838,108 @@ impl ThreadState {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
-            // End of partition is the restore's stop signal: do not let the broker hold an
-            // empty fetch for long.
+            // End of partition is the restore's stop signal: do not let the broker
+            // hold an empty fetch for long.
             .set("fetch.wait.max.ms", "10")
             .set("auto.offset.reset", "earliest");
-            self.restore_consumer = Some(c.create().map_err(kafka)?);
+            let consumer: BaseConsumer<DefaultConsumerContext> = c.create().map_err(kafka)?;
+            self.restore_consumers.insert(store.to_string(), consumer);
         }
-        self.restore_consumer
-            .as_ref()
+        self.restore_consumers
+            .get(store)
             .ok_or_else(|| StreamsError::Kafka("no restore consumer".into()))
     }
 
-    /// Restores every task waiting for it, then resumes its partitions.
-    fn restore_pending(&mut self, consumer: &Consumer_) -> Result<(), StreamsError> {
-        while let Some(id) = self.pending_restore.first().copied() {
-            let restored = self.restore_task(id)?;
-            self.shared
-                .metrics
-                .restored_records
-                .fetch_add(restored, Ordering::Relaxed);
+    /// Drives restores without blocking the loop: starts the restore of newly assigned
+    /// tasks, applies what the restore consumers have fetched (in batches that each
+    /// advance the applied offset, so a crash mid-restore resumes), and resumes the
+    /// partitions of tasks whose stores caught up. Meanwhile the main consumer keeps
+    /// polling (the thread stays in its group) and other tasks keep processing.
+    fn drive_restores(&mut self, consumer: &Consumer_) -> Result<(), StreamsError> {
+        let to_start: Vec<TaskId> = self
+            .pending_restore
+            .iter()
+            .filter(|id| !self.restore_started.contains(id))
+            .copied()
+            .collect();
+        for id in to_start {
+            self.begin_restore(id)?;
+        }
+        let stores: Vec<String> = self
+            .restoring
+            .keys()
+            .map(|(s, _, _)| s.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let timeout = self.timeout();
+        for store in stores {
+            let mut finished: BTreeSet<(String, i32)> = BTreeSet::new();
+            for _ in 0..5000 {
+                let Some(rc) = self.restore_consumers.get(&store) else {
+                    break;
+                };
+                let Some(polled) = rc.poll(Duration::ZERO) else {
+                    break;
+                };
+                match polled {
+                    Ok(m) => {
+                        let key = (store.clone(), m.topic().to_string(), m.partition());
+                        let Some(r) = self.restoring.get_mut(&key) else {
+                            continue;
+                        };
+                        r.batch.push((
+                            m.key().map(<[u8]>::to_vec).unwrap_or_default(),
+                            m.payload().map(<[u8]>::to_vec),
+                        ));
+                        r.next = m.offset() + 1;
+                        r.last_progress = Instant::now();
+                        if r.batch.len() >= 1000 || r.next >= r.high {
+                            self.flush_restore_batch(&key)?;
+                        }
+                        if self.restoring.get(&key).is_some_and(|r| r.next >= r.high) {
+                            finished.insert((key.1, key.2));
+                        }
+                    }
+                    Err(KafkaError::PartitionEOF(p)) => {
+                        if let Some(key) = self
+                            .restoring
+                            .keys()
+                            .find(|(s, _, q)| *s == store && *q == p)
+                            .cloned()
+                        {
+                            finished.insert((key.1, key.2));
+                        }
+                    }
+                    Err(e) => tracing::warn!(store, error = %e, "restore consumer error"),
+                }
+            }
+            for (topic, p) in finished {
+                self.finish_restore_partition(&(store.clone(), topic, p))?;
+            }
+        }
+        if let Some((key, _)) = self
+            .restoring
+            .iter()
+            .find(|(_, r)| r.last_progress.elapsed() > timeout)
+        {
+            return Err(kafka(format!(
+                "restore of {}-{} made no progress for {timeout:?}",
+                key.1, key.2
+            )));
+        }
+        // Tasks whose every store caught up: resume from the committed offsets.
+        let done: Vec<TaskId> = self
+            .restore_started
+            .iter()
+            .filter(|id| !self.restoring.values().any(|r| r.task == **id))
+            .copied()
+            .collect();
+        for id in done {
+            self.restore_started.remove(&id);
             self.pending_restore.remove(&id);
+            let restored = self.restored_by_task.remove(&id).unwrap_or(0);
             let only: BTreeSet<TaskId> = [id].into_iter().collect();
-            // Start from the committed offsets with the committed stream time.
             let mut tpl = TopicPartitionList::new();
             for (t, p) in self.partitions.get(&id).into_iter().flatten() {
                 tpl.add_partition(t, *p);
@@ -838,20 +955,20 @@ impl ThreadState {
         Ok(())
     }
 
-    /// Replays `[applied, read_committed end)` of each store's changelog partition, in
-    /// batches that each advance the applied offset (a crash mid-restore resumes).
-    fn restore_task(&mut self, id: TaskId) -> Result<u64, StreamsError> {
+    /// Plans the restore of a task: per store, `[applied, read_committed end)` of its
+    /// changelog partition (the whole changelog when its start moved past `applied`).
+    fn begin_restore(&mut self, id: TaskId) -> Result<(), StreamsError> {
         let _span = tracing::info_span!("restore", task = %id).entered();
+        self.restore_started.insert(id);
         let Some(stores) = self.tasks.get(&id).map(|t| t.stores().to_vec()) else {
-            return Ok(0);
+            return Ok(());
         };
         let app = self.app().to_string();
         let timeout = self.timeout();
-        let mut restored = 0u64;
         for store in stores {
             let topic = Topology::changelog_topic(&app, &store);
-            let rc = self.restore_consumer()?;
-            let (low, high) = rc
+            let (low, high) = self
+                .restore_consumer(&store)?
                 .fetch_watermarks(&topic, id.partition, timeout)
                 .map_err(kafka)?;
             let task = self
@@ -875,75 +992,103 @@ impl ThreadState {
             if start >= high {
                 continue;
             }
-            let remaining = (high - start) as u64;
-            self.shared
-                .metrics
-                .restore_remaining
-                .fetch_add(remaining, Ordering::Relaxed);
-            let mut accounted = 0u64;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, id.partition, Offset::Offset(start))
                 .map_err(kafka)?;
-            let rc = self
-                .restore_consumer
-                .as_ref()
-                .ok_or_else(|| StreamsError::Kafka("no restore consumer".into()))?;
-            rc.assign(&tpl).map_err(kafka)?;
-            let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-            let mut next = start;
-            let mut last_progress = Instant::now();
-            let task = self
-                .tasks
-                .get_mut(&id)
-                .ok_or_else(|| StreamsError::Kafka("task vanished during restore".into()))?;
-            loop {
-                match rc.poll(Duration::from_millis(100)) {
-                    Some(Ok(m)) => {
-                        batch.push((
-                            m.key().map(<[u8]>::to_vec).unwrap_or_default(),
-                            m.payload().map(<[u8]>::to_vec),
-                        ));
-                        next = m.offset() + 1;
-                        last_progress = Instant::now();
-                        if batch.len() >= 1000 {
-                            restored += batch.len() as u64;
-                            let step = ((next - start) as u64).min(remaining) - accounted;
-                            accounted += step;
-                            self.shared
-                                .metrics
-                                .restore_remaining
-                                .fetch_sub(step, Ordering::Relaxed);
-                            task.restore_batch(&store, std::mem::take(&mut batch), next)?;
-                        }
-                        if next >= high {
-                            break;
-                        }
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => {
-                        tracing::warn!(task = %id, store, error = %e, "restore consumer error");
-                    }
-                    None => {}
-                }
-                if last_progress.elapsed() > timeout {
-                    return Err(kafka(format!(
-                        "restore of {topic}-{} made no progress for {timeout:?}",
-                        id.partition
-                    )));
-                }
-            }
-            if !batch.is_empty() {
-                restored += batch.len() as u64;
-                task.restore_batch(&store, batch, next)?;
-            }
-            // Done with this store: whatever was not replayed were transaction markers.
+            self.restore_consumer(&store)?
+                .incremental_assign(&tpl)
+                .map_err(kafka)?;
             self.shared
                 .metrics
                 .restore_remaining
-                .fetch_sub(remaining - accounted, Ordering::Relaxed);
-            rc.unassign().map_err(kafka)?;
+                .fetch_add((high - start) as u64, Ordering::Relaxed);
+            self.restoring.insert(
+                (store.clone(), topic, id.partition),
+                Restoring {
+                    task: id,
+                    start,
+                    next: start,
+                    high,
+                    accounted: 0,
+                    batch: Vec::new(),
+                    last_progress: Instant::now(),
+                },
+            );
         }
-        Ok(restored)
+        Ok(())
+    }
+
+    fn flush_restore_batch(&mut self, key: &(String, String, i32)) -> Result<(), StreamsError> {
+        let Some(r) = self.restoring.get_mut(key) else {
+            return Ok(());
+        };
+        if r.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut r.batch);
+        let n = batch.len() as u64;
+        let (task_id, next) = (r.task, r.next);
+        let step = ((r.next - r.start) as u64).min((r.high - r.start) as u64) - r.accounted;
+        r.accounted += step;
+        if let Some(task) = self.tasks.get_mut(&task_id) {
+            task.restore_batch(&key.0, batch, next)?;
+        }
+        let m = &self.shared.metrics;
+        m.restore_remaining.fetch_sub(step, Ordering::Relaxed);
+        m.restored_records.fetch_add(n, Ordering::Relaxed);
+        *self.restored_by_task.entry(task_id).or_default() += n;
+        Ok(())
+    }
+
+    fn finish_restore_partition(
+        &mut self,
+        key: &(String, String, i32),
+    ) -> Result<(), StreamsError> {
+        self.flush_restore_batch(key)?;
+        let Some(r) = self.restoring.remove(key) else {
+            // Finished already (the end offset and end-of-partition both say so).
+            return Ok(());
+        };
+        // Whatever was not replayed were transaction markers.
+        let rest = (r.high - r.start) as u64 - r.accounted;
+        self.shared
+            .metrics
+            .restore_remaining
+            .fetch_sub(rest, Ordering::Relaxed);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&key.1, key.2);
+        if let Some(rc) = self.restore_consumers.get(&key.0) {
+            rc.incremental_unassign(&tpl).map_err(kafka)?;
+        }
+        Ok(())
+    }
+
+    /// Stops restoring tasks that were revoked or are being reopened.
+    fn cancel_restores(&mut self, ids: &BTreeSet<TaskId>) {
+        let keys: Vec<(String, String, i32)> = self
+            .restoring
+            .iter()
+            .filter(|(_, r)| ids.contains(&r.task))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(r) = self.restoring.remove(&key) {
+                let rest = (r.high - r.start) as u64 - r.accounted;
+                self.shared
+                    .metrics
+                    .restore_remaining
+                    .fetch_sub(rest, Ordering::Relaxed);
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&key.1, key.2);
+            if let Some(rc) = self.restore_consumers.get(&key.0) {
+                let _ = rc.incremental_unassign(&tpl);
+            }
+        }
+        for id in ids {
+            self.restore_started.remove(id);
+            self.restored_by_task.remove(id);
+        }
     }
 }
 
@@ -1019,7 +1164,7 @@ fn run_loop(shared: &Shared, consumer: &Consumer_) -> Result<(), StreamsError> {
         if let Some(e) = st.fatal.take() {
             return Err(e);
         }
-        st.restore_pending(consumer)?;
+        st.drive_restores(consumer)?;
         match polled {
             Some(Ok(m)) => st.process(consumer, &m),
             Some(Err(KafkaError::PartitionEOF(_))) => {}
