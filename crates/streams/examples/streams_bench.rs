@@ -68,7 +68,14 @@ fn raw(bootstrap: &str, input: &str, n: u64, run: &str) -> f64 {
         .create()
         .expect("consumer");
     c.subscribe(&[input]).expect("subscribe");
-    let p = producer(bootstrap);
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
+        // As the library's producers: idempotent (at most 5 requests in flight).
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
     let mut seen = 0u64;
     let mut start = None;
     while seen < n {

@@ -145,7 +145,7 @@ struct ThreadState {
     /// Input partitions assigned to this thread, per task.
     partitions: BTreeMap<TaskId, BTreeSet<(String, i32)>>,
     /// Next offset to commit per input partition, since the last commit.
-    positions: BTreeMap<(String, i32), i64>,
+    positions: BTreeMap<String, BTreeMap<i32, i64>>,
     pending_restore: BTreeSet<TaskId>,
     /// Partitions paused because a record asked to be retried later, and when to resume.
     retry_at: BTreeMap<(String, i32), Instant>,
@@ -251,16 +251,20 @@ impl ThreadState {
 
     fn send(&self, out: &OutputRecord) -> Result<(), StreamsError> {
         let producer = self.producer()?;
-        let mut headers = OwnedHeaders::new_with_capacity(out.headers.len());
-        for (k, v) in &out.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&out.topic).timestamp(out.timestamp_ms);
+        if !out.headers.is_empty() {
+            // Only when there are headers: an empty header list is still an allocation
+            // in librdkafka per record.
+            let mut headers = OwnedHeaders::new_with_capacity(out.headers.len());
+            for (k, v) in &out.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                });
+            }
+            record = record.headers(headers);
         }
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&out.topic)
-            .timestamp(out.timestamp_ms)
-            .headers(headers);
         if let Some(k) = &out.key {
             record = record.key(k.as_slice());
         }
@@ -366,14 +370,27 @@ impl ThreadState {
             .metrics
             .process_latency
             .observe(started.elapsed());
-        self.positions
-            .insert((topic.to_string(), partition), offset + 1);
+        // Update in place: no key allocation per record.
+        match self.positions.get_mut(topic) {
+            Some(parts) => {
+                parts.insert(partition, offset + 1);
+            }
+            None => {
+                self.positions.insert(
+                    topic.to_string(),
+                    [(partition, offset + 1)].into_iter().collect(),
+                );
+            }
+        }
         self.since_commit += 1;
         Ok(())
     }
 
     /// Resumes partitions whose retry wait is over (if they are still ours).
     fn resume_due(&mut self, consumer: &Consumer_) -> Result<(), StreamsError> {
+        if self.retry_at.is_empty() {
+            return Ok(());
+        }
         let now = Instant::now();
         let due: Vec<(String, i32)> = self
             .retry_at
@@ -396,6 +413,9 @@ impl ThreadState {
     }
 
     fn punctuate_wall_clock(&mut self) -> Result<(), StreamsError> {
+        if !self.tasks.values().any(Task::has_wall_clock_schedules) {
+            return Ok(());
+        }
         let now_ms = wall_clock_ms();
         let ids: Vec<TaskId> = self
             .tasks
@@ -442,7 +462,11 @@ impl ThreadState {
 
     fn offsets_to_commit(&self) -> Result<TopicPartitionList, StreamsError> {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, p), next) in &self.positions {
+        for (topic, p, next) in self
+            .positions
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |(p, n)| (t, p, n)))
+        {
             tpl.add_partition_offset(topic, *p, Offset::Offset(*next))
                 .map_err(kafka)?;
             if let Some(task) = self.task_of(topic, *p).and_then(|id| self.tasks.get(&id)) {
@@ -575,7 +599,11 @@ impl ThreadState {
     /// them (DeleteRecords), at most once a second, without waiting for the answer.
     fn purge_repartition_topics(&mut self) {
         let internal = &self.shared.repartition_topics;
-        for ((topic, p), next) in &self.positions {
+        for (topic, p, next) in self
+            .positions
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |(p, n)| (t, p, n)))
+        {
             if internal.contains(topic) {
                 self.purge.insert((topic.clone(), *p), *next);
             }
@@ -856,6 +884,9 @@ impl ThreadState {
     /// partitions of tasks whose stores caught up. Meanwhile the main consumer keeps
     /// polling (the thread stays in its group) and other tasks keep processing.
     fn drive_restores(&mut self, consumer: &Consumer_) -> Result<(), StreamsError> {
+        if self.pending_restore.is_empty() && self.restoring.is_empty() {
+            return Ok(());
+        }
         let to_start: Vec<TaskId> = self
             .pending_restore
             .iter()
@@ -1123,7 +1154,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError>
         .set("isolation.level", "read_committed")
         .set("partition.assignment.strategy", "cooperative-sticky")
         // Consumer lag per partition for the metrics comes from librdkafka's statistics.
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        // Prefetch at most 16 MiB per thread (librdkafka's default is 64 MiB): the
+        // memory budget of an instance, overridable through `client_config`.
+        .set("queued.max.messages.kbytes", "16384");
     for (k, v) in &cfg.client_config {
         c.set(k, v);
     }
