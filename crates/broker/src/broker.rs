@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
@@ -304,6 +305,7 @@ async fn start_http(
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     let metrics_ready = Arc::clone(&ready);
+    let cleaner_ready = Arc::clone(&ready);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -332,6 +334,31 @@ async fn start_http(
                         StatusCode::SERVICE_UNAVAILABLE,
                         [("content-type", "text/plain; charset=utf-8")],
                         "recovering\n".to_string(),
+                    ),
+                }
+            }),
+        )
+        .route(
+            "/v1/topics/{topic}/cleaner",
+            get(move |Path(topic): Path<String>| async move {
+                let json = [("content-type", "application/json")];
+                let Some(shared) = cleaner_ready.get() else {
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json,
+                        "{\"error\":\"recovering\"}".to_string(),
+                    );
+                };
+                match crate::cleaner_status::topic_cleaner_status(&shared.cluster, &topic) {
+                    Some(status) => (
+                        StatusCode::OK,
+                        json,
+                        serde_json::to_string(&status).unwrap_or_default(),
+                    ),
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        json,
+                        "{\"error\":\"unknown topic\"}".to_string(),
                     ),
                 }
             }),

@@ -10,6 +10,7 @@
 //! the metadata log) → `strom_log` (partition logs).
 
 mod broker;
+mod cleaner_status;
 mod cluster;
 mod config;
 mod coord;

@@ -1,6 +1,7 @@
 //! `strom topic create|list|describe|delete|alter-config`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -55,6 +56,10 @@ enum TopicCommand {
     Describe {
         /// Topic name.
         name: String,
+        /// strom's HTTP address, asked for the log cleaner's state of a compacted
+        /// topic (`strom serve --http-addr`).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9644")]
+        http_addr: String,
     },
     /// Delete topics and all their records.
     Delete {
@@ -86,7 +91,7 @@ pub fn run(args: TopicArgs) -> anyhow::Result<()> {
             config,
         } => create(connection, &name, partitions, replication_factor, &config),
         TopicCommand::List => list(connection),
-        TopicCommand::Describe { name } => describe(connection, &name),
+        TopicCommand::Describe { name, http_addr } => describe(connection, &name, &http_addr),
         TopicCommand::Delete { names } => delete(connection, &names),
         TopicCommand::AlterConfig { name, set, delete } => {
             alter_config(connection, &name, &set, &delete)
@@ -129,7 +134,7 @@ fn list(connection: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(connection: &Connection, name: &str) -> anyhow::Result<()> {
+fn describe(connection: &Connection, name: &str, http_addr: &str) -> anyhow::Result<()> {
     let consumer = connection.consumer(None, &[])?;
     let metadata = connection.metadata(&consumer, Some(name))?;
     let topic = metadata
@@ -197,7 +202,79 @@ fn describe(connection: &Connection, name: &str) -> anyhow::Result<()> {
         ]);
     }
     print!("{}", table.render());
+    let compacted = resource.entries.iter().any(|e| {
+        e.name == "cleanup.policy" && e.value.as_deref().is_some_and(|v| v.contains("compact"))
+    });
+    if compacted {
+        match cleaner_state(http_addr, name, connection.timeout()) {
+            Ok(table) => print!("\nlog cleaner:\n{}", table.render()),
+            Err(error) => eprintln!(
+                "strom: log cleaner state unknown: {error:#} (is --http-addr strom's HTTP address?)"
+            ),
+        }
+    }
     Ok(())
+}
+
+/// The log cleaner's state of each partition, from strom's
+/// `GET /v1/topics/{topic}/cleaner` (Kafka's protocol has no API for it).
+fn cleaner_state(http_addr: &str, topic: &str, timeout: Duration) -> anyhow::Result<Table> {
+    let body = http_get(http_addr, &format!("/v1/topics/{topic}/cleaner"), timeout)?;
+    let partitions: Vec<serde_json::Value> =
+        serde_json::from_str(&body).context("the cleaner state is not JSON")?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut table = Table::new(&[
+        "PARTITION",
+        "FIRST-DIRTY",
+        "DIRTY-RATIO",
+        "CLEANABLE-BYTES",
+        "LAST-CLEANED",
+        "STATE",
+    ]);
+    for p in partitions {
+        let last = p["last_cleaned_ms"]
+            .as_i64()
+            .map_or("never (since start)".to_owned(), |ms| {
+                format!("{:.1}s ago", (now_ms - ms) as f64 / 1000.0)
+            });
+        let state = match p["failed"].as_str() {
+            Some(reason) => format!("failed: {reason}"),
+            None if p["needs_cleaning"].as_bool() == Some(true) => "needs cleaning".to_owned(),
+            None => "ok".to_owned(),
+        };
+        table.row(vec![
+            p["partition"].to_string(),
+            p["first_dirty_offset"].to_string(),
+            format!("{:.2}", p["dirty_ratio"].as_f64().unwrap_or(0.0)),
+            p["cleanable_bytes"].to_string(),
+            last,
+            state,
+        ]);
+    }
+    Ok(table)
+}
+
+/// A plain HTTP/1.0 GET of strom's own HTTP endpoint; the body of a 200 answer.
+fn http_get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .with_context(|| format!("cannot read the answer of {addr}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if status != "200" {
+        bail!("GET {path} answered {status}: {}", body.trim());
+    }
+    Ok(body.to_owned())
 }
 
 /// Sizes of the partitions, asking each partition's leader.

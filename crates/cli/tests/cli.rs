@@ -11,23 +11,34 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::spawn_strom;
+use support::spawn_strom_with_http;
 
 /// A broker for one test, killed when dropped.
 struct Broker {
     child: Child,
     addr: SocketAddr,
+    http: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        // No wait for more members: a group forms as soon as its first member joins.
-        let (child, addr) = spawn_strom(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+        // No wait for more members: a group forms as soon as its first member joins;
+        // the log cleaner looks for work every 50 ms.
+        let (child, addr, http) = spawn_strom_with_http(
+            dir.path(),
+            &[
+                "--group-initial-rebalance-delay-ms",
+                "0",
+                "--log-cleaner-backoff-ms",
+                "50",
+            ],
+        );
         Broker {
             child,
             addr,
+            http,
             _dir: dir,
         }
     }
@@ -194,6 +205,53 @@ fn topic_create_list_describe_alter_delete() {
     assert!(!broker.ok(&["topic", "list"]).contains("orders"));
     let error = broker.fails(&["topic", "describe", "orders"]);
     assert!(error.starts_with("strom: topic orders"), "{error}");
+}
+
+#[test]
+fn describe_shows_the_log_cleaner_state_of_a_compacted_topic() {
+    let broker = Broker::start();
+    broker.ok(&[
+        "topic",
+        "create",
+        "kv",
+        "--config",
+        "cleanup.policy=compact",
+        "--config",
+        "segment.ms=100",
+        "--config",
+        "min.cleanable.dirty.ratio=0",
+    ]);
+    let input: String = (0..60).map(|i| format!("k\tv{i}\n")).collect();
+    broker.ok_with_input(&["produce", "kv", "--key-separator", "\t"], &input);
+    // The next append, after segment.ms, rolls the segment: it becomes cleanable.
+    std::thread::sleep(Duration::from_millis(200));
+    broker.ok_with_input(&["produce", "kv", "--key-separator", "\t"], "k\tlast\n");
+    let http = broker.http.to_string();
+    // Failure guard only: the cleaner runs within a second or two.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let describe = loop {
+        let describe = broker.ok(&["topic", "describe", "kv", "--http-addr", &http]);
+        if describe.contains("s ago") {
+            break describe;
+        }
+        assert!(Instant::now() < deadline, "never cleaned:\n{describe}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let cleaner = describe
+        .split_once("log cleaner:")
+        .map(|(_, table)| table)
+        .expect("a log cleaner section");
+    let row = &rows(cleaner)[0];
+    assert_eq!(row[0], "0", "{describe}");
+    assert!(
+        row.last().is_some_and(|s| s == "ok" || s == "cleaning"),
+        "{describe}"
+    );
+    let plain = broker.ok(&["topic", "create", "plain"]);
+    assert!(plain.contains("created"));
+    assert!(!broker
+        .ok(&["topic", "describe", "plain", "--http-addr", &http])
+        .contains("log cleaner"));
 }
 
 #[test]

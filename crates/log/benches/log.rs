@@ -14,6 +14,14 @@
 //!   bytes re-validated); `recovery_checkpointed`: the same log checkpointed at its
 //!   end. The checkpoint file is put back before every open, since open writes one.
 //!
+//! - `clean`: one cleaning of a 256 MiB compacted log (64 MiB segments, 16 KiB
+//!   batches of 100-byte values over 100,000 keys, so each key has ~20 values):
+//!   throughput = bytes of the log cleaned per second. Each sample cleans a fresh
+//!   copy of the dirty log (the copy is not timed). `clean/append_while_cleaning`:
+//!   16 KiB appends to another log (flush `os`) while a thread cleans copies of the
+//!   dirty log in a loop, at the cleaner thread's lowered priority — compare with
+//!   `append_os/1_appender/16KiB` (the aim: ≤ 10 % slower).
+//!
 //! Batches are encoded once with `kafka-protocol`. `append` patches the base offset
 //! in place and re-appending the same bytes is valid, so every append reuses one
 //! buffer per appender: no copy is part of any measurement.
@@ -35,7 +43,7 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use strom_log::{BatchHeader, FlushPolicy, LogConfig, PartitionLog};
+use strom_log::{BatchHeader, CleanOptions, CleanupPolicy, FlushPolicy, LogConfig, PartitionLog};
 use tempfile::TempDir;
 
 const KIB: usize = 1024;
@@ -398,6 +406,168 @@ fn recovery(c: &mut Criterion, batch: &[u8], label: &str) {
     group.finish();
 }
 
+/// Size of the compacted log the cleaner benchmark cleans, its segments, its keys.
+const CLEAN_LOG_BYTES: u64 = 256 * MIB as u64;
+const CLEAN_SEGMENT_BYTES: u64 = 64 * MIB as u64;
+const CLEAN_KEYS: usize = 100_000;
+const CLEAN_VALUE_BYTES: usize = 100;
+
+fn compacted_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: CLEAN_SEGMENT_BYTES,
+        cleanup_policy: CleanupPolicy::COMPACT,
+        min_cleanable_dirty_ratio: 0.0,
+        ..config(FlushPolicy::Os)
+    }
+}
+
+/// A 16 KiB batch of keyed 100-byte values, keys `key-<n>` from `first_key` on.
+fn keyed_batch(first_key: usize) -> (Vec<u8>, usize) {
+    let timestamp = strom_log::now_ms();
+    let mut records = Vec::new();
+    let mut size = 0;
+    let mut key = first_key;
+    while size < 16 * KIB - 200 {
+        let k = format!("key-{}", key % CLEAN_KEYS);
+        size += k.len() + CLEAN_VALUE_BYTES + 10;
+        records.push(Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: records.len() as i64,
+            sequence: records.len() as i32 - 1,
+            timestamp,
+            key: Some(Bytes::from(k)),
+            value: Some(Bytes::from(vec![(key % 251) as u8; CLEAN_VALUE_BYTES])),
+            headers: Default::default(),
+        });
+        key += 7919; // a prime stride spreads keys over batches
+    }
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
+    (buf.to_vec(), key)
+}
+
+/// Writes the dirty compacted log once; samples clean copies of it.
+fn dirty_log() -> TempDir {
+    let dir = temp_dir("clean-template");
+    let log = PartitionLog::open(dir.path(), compacted_config()).expect("open");
+    let mut next_key = 0;
+    while log.size_bytes() < CLEAN_LOG_BYTES {
+        let (mut batch, next) = keyed_batch(next_key);
+        next_key = next;
+        log.append(&mut batch).expect("append");
+    }
+    log.close().expect("close");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy");
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+fn clean_options() -> CleanOptions {
+    CleanOptions {
+        dedupe_buffer_bytes: 128 * MIB,
+        io_bytes_per_second_max: None,
+        now_ms: strom_log::now_ms(),
+        stop_at: None,
+    }
+}
+
+/// Opens a fresh copy of the dirty log and cleans it: the time of the cleaning.
+fn clean_copy(template: &Path, scratch: &Path) -> Duration {
+    let _ = std::fs::remove_dir_all(scratch);
+    copy_dir(template, scratch);
+    let log = PartitionLog::open(scratch, compacted_config()).expect("open copy");
+    let start = Instant::now();
+    let outcome = log
+        .clean(&clean_options())
+        .expect("clean")
+        .expect("cleaned");
+    let elapsed = start.elapsed();
+    black_box(outcome);
+    elapsed
+}
+
+fn clean(c: &mut Criterion, append_batch: &[u8]) {
+    let template = OnceCell::new();
+    let get = || template.get_or_init(dirty_log);
+    let mut group = c.benchmark_group("clean");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Bytes(CLEAN_LOG_BYTES));
+    let scratch = temp_dir("clean-copy");
+    let reported = std::sync::Once::new();
+    group.bench_function("256MiB_log/100k_keys", |b| {
+        let template = get();
+        reported.call_once(|| {
+            // Report what one cleaning reads, writes and removes.
+            copy_dir(template.path(), scratch.path());
+            let log = PartitionLog::open(scratch.path(), compacted_config()).expect("open");
+            let outcome = log
+                .clean(&clean_options())
+                .expect("clean")
+                .expect("cleaned");
+            eprintln!(
+                "one cleaning: read {} MiB, wrote {} MiB, removed {} records, kept {}",
+                outcome.stats.bytes_read / MIB as u64,
+                outcome.stats.bytes_written / MIB as u64,
+                outcome.stats.records_removed,
+                outcome.stats.records_kept
+            );
+        });
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| clean_copy(template.path(), scratch.path()))
+                .sum()
+        })
+    });
+    group.throughput(Throughput::Bytes(64 * MIB as u64));
+    group.bench_function("append_while_cleaning/16KiB", |b| {
+        let template = get().path().to_path_buf();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cleaner = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                strom_log::cleaner::lower_thread_priority();
+                let scratch = temp_dir("clean-busy");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    clean_copy(&template, scratch.path());
+                }
+            })
+        };
+        let mut batch = append_batch.to_vec();
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = temp_dir("append-busy");
+                let log = PartitionLog::open(dir.path(), config(FlushPolicy::Os)).expect("open");
+                let start = Instant::now();
+                fill(&log, &mut batch, 64 * MIB as u64);
+                total += start.elapsed();
+            }
+            total
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = cleaner.join();
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let batches: Vec<(Vec<u8>, &str)> = BATCH_SIZES
         .iter()
@@ -414,6 +584,7 @@ fn benches(c: &mut Criterion) {
     append_always(c, &batches);
     read(c, &batches);
     recovery(c, &batches[0].0, batches[0].1);
+    clean(c, &batches[0].0);
 }
 
 fn main() {

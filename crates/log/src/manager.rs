@@ -351,6 +351,7 @@ impl LogManager {
         let thread = std::thread::Builder::new()
             .name("strom-log-cleaner".into())
             .spawn(move || {
+                crate::cleaner::lower_thread_priority();
                 while !stop_flag.load(Ordering::Acquire) {
                     match manager.clean_once(&config, &stats, now_ms()) {
                         Some((tp, outcome)) => on_cleaned(&tp, &outcome),

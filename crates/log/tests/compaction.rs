@@ -246,18 +246,29 @@ fn aborted_records_and_spent_markers_disappear_and_producers_keep_an_empty_batch
             1_000,
         )
     };
-    // Producer 1 aborts a value of `a`; producer 2 commits `b`, later overwritten.
+    // Producer 1 aborts a value of `a`, then commits `c`; producer 2 commits `b`,
+    // which a plain write overwrites.
     log.append_at(&mut txn(1, 0, b"a", b"aborted"), 1_000)
-        .expect("append");
-    log.append_at(&mut marker(1, false), 1_000).expect("append");
+        .expect("append"); // 0
+    log.append_at(&mut marker(1, false), 1_000).expect("append"); // 1
     log.append_at(&mut txn(2, 0, b"b", b"old"), 1_000)
-        .expect("append");
-    log.append_at(&mut marker(2, true), 1_000).expect("append");
+        .expect("append"); // 2
+    log.append_at(&mut marker(2, true), 1_000).expect("append"); // 3
     log.append_at(&mut keyed(&[(b"b", Some(b"new"))], 1_000), 1_000)
-        .expect("append");
+        .expect("append"); // 4
     log.append_at(&mut keyed(&[(b"a", Some(b"plain"))], 1_000), 1_000)
-        .expect("append");
+        .expect("append"); // 5
+    log.append_at(&mut txn(1, 1, b"c", b"committed"), 1_000)
+        .expect("append"); // 6
+    log.append_at(&mut marker(1, true), 1_000).expect("append"); // 7
     seal_all(&log, 1_000);
+    let markers = |reads: &[Read]| {
+        reads
+            .iter()
+            .filter(|r| r.1.as_deref() == Some(&b"<marker>"[..]))
+            .map(|r| r.0)
+            .collect::<Vec<_>>()
+    };
     let first = log.clean(&options(2_000)).expect("clean").expect("cleaned");
     assert!(
         first.removed_abort_markers.is_empty(),
@@ -268,36 +279,24 @@ fn aborted_records_and_spent_markers_disappear_and_producers_keep_an_empty_batch
         .iter()
         .all(|r| r.2.as_deref() != Some(&b"aborted"[..])));
     assert!(reads.iter().all(|r| r.2.as_deref() != Some(&b"old"[..])));
-    assert_eq!(
-        reads
-            .iter()
-            .filter(|r| r.1.as_deref() == Some(&b"<marker>"[..]))
-            .count(),
-        2
-    );
-    // Each producer's last data batch is kept empty, with its sequence.
-    for pid in [1, 2] {
-        let empty = headers
-            .iter()
-            .find(|h| h.producer_id == pid && !h.is_control())
-            .expect("empty batch kept");
-        assert_eq!((empty.record_count, empty.base_sequence), (0, 0));
-    }
+    assert_eq!(markers(&reads), vec![1, 3, 7]);
+    // Producer 2's last data batch is kept empty, with its sequence.
+    let empty = headers
+        .iter()
+        .find(|h| h.producer_id == 2 && !h.is_control())
+        .expect("empty batch kept");
+    assert_eq!((empty.record_count, empty.base_sequence), (0, 0));
     let later = 2_000 + DELETE_RETENTION_MS as i64;
     let second = log.clean(&options(later)).expect("clean").expect("cleaned");
     assert_eq!(second.removed_abort_markers, vec![(1, 1)]);
     let (reads, _) = read_all(&log);
-    assert!(reads
-        .iter()
-        .all(|r| r.1.as_deref() != Some(&b"<marker>"[..])));
-    assert_eq!(
-        latest(&reads)[&b"a".to_vec()].1.as_deref(),
-        Some(&b"plain"[..])
-    );
-    assert_eq!(
-        latest(&reads)[&b"b".to_vec()].1.as_deref(),
-        Some(&b"new"[..])
-    );
+    // The abort marker went with its records; the commit markers stay with what is
+    // left of their transactions (a record, or producer 2's empty batch).
+    assert_eq!(markers(&reads), vec![3, 7]);
+    let latest = latest(&reads);
+    assert_eq!(latest[&b"a".to_vec()].1.as_deref(), Some(&b"plain"[..]));
+    assert_eq!(latest[&b"b".to_vec()].1.as_deref(), Some(&b"new"[..]));
+    assert_eq!(latest[&b"c".to_vec()].1.as_deref(), Some(&b"committed"[..]));
 }
 
 #[test]
@@ -533,4 +532,153 @@ proptest! {
             }
         }
     }
+}
+
+/// Environment variable that turns `cleaner_child` into the writing and cleaning
+/// process of the SIGKILL test.
+const CHILD_DIR_ENV: &str = "STROM_LOG_CLEANER_CHILD_DIR";
+/// Keys the child cycles through: record `i` has key `i % KEYS` and value `i`.
+const KEYS: u64 = 50;
+
+fn child_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 16 * 1024,
+        flush_policy: FlushPolicy::Always,
+        ..compacted()
+    }
+}
+
+/// The child of the SIGKILL test: one thread appends record `i` (key `i % KEYS`)
+/// and prints `i` once it is durable; another checkpoints and cleans in a loop,
+/// printing `cleaned` after each completed cleaning.
+#[test]
+#[ignore = "run as a child process by sigkill_during_cleaning_loses_nothing"]
+fn cleaner_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR_ENV) else {
+        return;
+    };
+    let log = std::sync::Arc::new(
+        PartitionLog::open(std::path::Path::new(&dir), child_config()).expect("open"),
+    );
+    println!();
+    let cleaner = {
+        let log = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || loop {
+            log.checkpoint().expect("checkpoint");
+            if let Some(outcome) = log.clean(&options(strom_log::now_ms())).expect("clean") {
+                if outcome.completed && outcome.stats.records_removed > 0 {
+                    println!("cleaned");
+                }
+            }
+        })
+    };
+    for i in 0u64.. {
+        let key = format!("k{}", i % KEYS);
+        let value = i.to_string();
+        let info = log
+            .append(&mut keyed(&[(key.as_bytes(), Some(value.as_bytes()))], 0))
+            .expect("append");
+        assert_eq!(info.base_offset, i);
+        log.await_durability(&info).expect("durable");
+        println!("{i}");
+    }
+    let _ = cleaner.join();
+}
+
+#[test]
+fn sigkill_during_cleaning_loses_nothing() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--ignored",
+            "--exact",
+            "cleaner_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut acknowledged = 0u64;
+    let mut cleanings = 0;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line == "cleaned" {
+            cleanings += 1;
+        } else if let Ok(i) = line.parse::<u64>() {
+            acknowledged = i + 1;
+        }
+        // Kill once the cleaner has swapped segments a few times, mid-whatever.
+        if cleanings >= 3 && acknowledged >= 3_000 {
+            child.kill().expect("SIGKILL the child");
+            break;
+        }
+    }
+    let _ = child.wait();
+    assert!(cleanings >= 3, "the child cleaned before the kill");
+    let log = PartitionLog::open(dir.path(), child_config()).expect("recover");
+    assert!(
+        log.log_end_offset() >= acknowledged,
+        "no acknowledged offset lost"
+    );
+    let (reads, _) = read_all(&log);
+    let mut latest_by_key: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for (offset, key, value) in &reads {
+        // Every record is the one written at its offset.
+        assert_eq!(
+            key.as_deref(),
+            Some(format!("k{}", offset % KEYS).as_bytes())
+        );
+        assert_eq!(value.as_deref(), Some(offset.to_string().as_bytes()));
+        latest_by_key.insert(key.clone().unwrap_or_default(), *offset);
+    }
+    // Every key's last acknowledged record (or a later one) survived.
+    for k in 0..KEYS.min(acknowledged) {
+        let last_acked = (acknowledged - 1) - ((acknowledged - 1 + KEYS - k) % KEYS);
+        let key = format!("k{k}").into_bytes();
+        assert!(
+            latest_by_key.get(&key).is_some_and(|o| *o >= last_acked),
+            "key k{k}: last acknowledged offset {last_acked}, found {:?}",
+            latest_by_key.get(&key)
+        );
+    }
+    assert!(reads.len() < acknowledged as usize, "the log was compacted");
+}
+
+#[test]
+fn a_failed_cleaning_stops_cleaning_that_log_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+    for round in 0..10u8 {
+        log.append_at(&mut keyed(&[(b"k", Some(&[round; 50]))], 1_000), 1_000)
+            .expect("append");
+    }
+    seal_all(&log, 1_000);
+    // Damage a value inside the first segment: its CRC no longer matches.
+    let first = dir.path().join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&first).expect("read segment");
+    bytes[70] ^= 0xff;
+    std::fs::write(&first, &bytes).expect("write segment");
+    let error = log
+        .clean(&options(2_000))
+        .expect_err("corrupt data is an error");
+    assert!(matches!(error, LogError::CorruptData { .. }), "{error}");
+    let status = log.cleaner_status(2_000).expect("compacted");
+    assert!(status.failed.is_some() && !status.needs_cleaning);
+    // Appends and reads of the log go on.
+    let info = log
+        .append_at(&mut keyed(&[(b"k", Some(b"after"))], 3_000), 3_000)
+        .expect("append after a failed cleaning");
+    let read = log.read(info.base_offset, 1 << 20, None).expect("read");
+    assert!(!read.records.is_empty());
+    let leftovers = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".cleaned"))
+        .count();
+    assert_eq!(leftovers, 0, "the failed cleaning's files are removed");
 }

@@ -28,8 +28,21 @@ pub fn run_with_input(command: &mut Command, stdin: &str) -> Output {
 /// Starts `strom serve` on `dir` with ephemeral ports and `extra` flags; returns the
 /// child and the Kafka address it logged.
 pub fn spawn_strom(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let (child, addr, _) = spawn_strom_with_http(dir, extra);
+    (child, addr)
+}
+
+/// [`spawn_strom`], also returning the HTTP address.
+#[allow(dead_code)] // not every test binary asks the HTTP endpoint
+pub fn spawn_strom_with_http(dir: &Path, extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
     let args = [&["--kafka-addr", "127.0.0.1:0"], extra].concat();
-    spawn(dir, &args, "kafka_addr=", "kafka_addr=")
+    let (child, addr, line) = spawn(dir, &args, "kafka_addr=", "kafka_addr=");
+    let http = line
+        .split_once("http_addr=Some(")
+        .and_then(|(_, rest)| rest.split(')').next())
+        .and_then(|addr| addr.parse().ok())
+        .expect("http address in the serving line");
+    (child, addr, http)
 }
 
 /// Starts `strom serve --config CONFIG` on `dir` (the config names the listeners);
@@ -37,12 +50,14 @@ pub fn spawn_strom(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
 pub fn spawn_strom_with_config(dir: &Path, config: &Path, listener: &str) -> (Child, SocketAddr) {
     let config = config.to_str().expect("utf-8 config path");
     let marker = format!("listening listener={listener} ");
-    spawn(dir, &["--config", config], &marker, " addr=")
+    let (child, addr, _) = spawn(dir, &["--config", config], &marker, " addr=");
+    (child, addr)
 }
 
-/// Starts `strom serve ARGS` on `dir` with an ephemeral HTTP port; returns the child
-/// and the address that follows `key` in the first log line containing `marker`.
-fn spawn(dir: &Path, args: &[&str], marker: &str, key: &str) -> (Child, SocketAddr) {
+/// Starts `strom serve ARGS` on `dir` with an ephemeral HTTP port; returns the child,
+/// the address that follows `key` in the first log line containing `marker`, and
+/// that line.
+fn spawn(dir: &Path, args: &[&str], marker: &str, key: &str) -> (Child, SocketAddr, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
         .args(["serve", "--http-addr", "127.0.0.1:0"])
         .args(args)
@@ -64,10 +79,10 @@ fn spawn(dir: &Path, args: &[&str], marker: &str, key: &str) -> (Child, SocketAd
         }
         if let Some((_, rest)) = line.split_once(key) {
             let addr = rest.split_whitespace().next().expect("address");
-            break addr.parse().expect("socket address");
+            break (addr.parse().expect("socket address"), line.clone());
         }
     };
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    (child, addr.0, addr.1)
 }

@@ -91,7 +91,7 @@ pub(crate) fn clean(
     map_memory_bytes: usize,
     throttle: &mut Throttle,
 ) -> Result<Option<Cleaned>> {
-    let txn = TxnIndex::build(&plan.segments)?;
+    let txn = TxnIndex::build(&plan.segments, plan.first_dirty_offset)?;
     let open_bound = txn.open_first_offset.unwrap_or(u64::MAX);
     let cleanable = plan.segments[..plan.cleanable]
         .iter()
@@ -104,7 +104,8 @@ pub(crate) fn clean(
     let cleanable_end = segments[cleanable - 1].next_offset;
     let first_dirty = plan.first_dirty_offset;
     let mut stats = CleaningStats::default();
-    let mut map = OffsetMap::with_memory(map_memory_bytes);
+    let keys_max = usize::try_from(txn.dirty_records).unwrap_or(usize::MAX);
+    let mut map = OffsetMap::with_memory(map_memory_bytes, keys_max);
     let map_end = build_map(
         segments,
         (first_dirty, cleanable_end),
@@ -428,9 +429,7 @@ impl Rewriter<'_> {
         }
         self.stats.records_removed += total - kept.len() as u64;
         self.stats.records_kept += kept.len() as u64;
-        if header.is_transactional() && !kept.is_empty() {
-            self.txn_retained.insert(pid, true);
-        }
+
         let horizon = match header.delete_horizon_ms() {
             Some(h) => Some(h),
             None if tombstones_kept => Some(self.new_horizon()),
@@ -443,6 +442,11 @@ impl Rewriter<'_> {
         }
         let last_of_producer = header.has_producer_id()
             && self.txn.last_data_batch.get(&pid) == Some(&(header.last_offset() as u64));
+        // A kept batch (even emptied) keeps its transaction's marker: a reader that
+        // rebuilds producer state from the log must see the transaction end.
+        if header.is_transactional() && (!kept.is_empty() || last_of_producer) {
+            self.txn_retained.insert(pid, true);
+        }
         if kept.is_empty() && !last_of_producer {
             return Ok(Outcome::Drop);
         }

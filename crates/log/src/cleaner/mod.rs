@@ -93,6 +93,24 @@ impl CleanerStats {
     }
 }
 
+/// Nice value of the cleaner thread: it yields the CPU to appends and fetches.
+const CLEANER_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's CPU priority to the cleaner's (Linux schedules
+/// threads by their own nice value), so that on a busy machine compaction takes
+/// spare CPU rather than produce and fetch throughput. Best effort: failure is
+/// logged and ignored.
+pub fn lower_thread_priority() {
+    // SAFETY: gettid and setpriority take no pointers; they act on this thread only.
+    let result = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, CLEANER_NICE)
+    };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the cleaner thread's priority");
+    }
+}
+
 /// Keeps a cleaning's I/O under a byte rate by sleeping.
 #[derive(Debug)]
 pub(crate) struct Throttle {

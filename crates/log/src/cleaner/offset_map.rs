@@ -4,8 +4,9 @@
 //! offset), open addressing with linear probing, filled to at most 90 % so probes
 //! stay short. When it is full the cleaning covers only the offsets it got to, and
 //! the next cleaning continues from there (several passes when the keys of the dirty
-//! section do not fit). Memory is zero-allocated per cleaning, so only the slots a
-//! cleaning touches cost resident memory.
+//! section do not fit). The map is sized for the records of the dirty section (an
+//! upper bound of its keys) within that memory, and zero-allocated per cleaning, so
+//! only the slots a cleaning touches cost resident memory.
 //!
 //! Keys are identified by 128 bits of SHA-256, like Kafka's MD5 digests: two keys
 //! sharing a digest would make the older one disappear, and a cryptographic digest
@@ -32,22 +33,31 @@ pub(crate) fn digest(key: &[u8]) -> KeyDigest {
     out
 }
 
-/// Key digest → latest offset, with a fixed capacity.
+/// Key digest → latest offset, with a fixed capacity. A slot is
+/// `[digest high, digest low, offset]`, so a probe touches one cache line.
 pub(crate) struct OffsetMap {
-    digests: Vec<KeyDigest>,
-    offsets: Vec<u64>,
+    slots: Vec<[u64; 3]>,
     used: usize,
     capacity: usize,
 }
 
+fn halves(digest: &KeyDigest) -> (u64, u64) {
+    let mut high = [0u8; 8];
+    let mut low = [0u8; 8];
+    high.copy_from_slice(&digest[..8]);
+    low.copy_from_slice(&digest[8..]);
+    (u64::from_le_bytes(high), u64::from_le_bytes(low))
+}
+
 impl OffsetMap {
-    /// A map using about `memory_bytes` (at least 64 slots).
-    pub(crate) fn with_memory(memory_bytes: usize) -> Self {
-        let slots = (memory_bytes / SLOT_BYTES).max(64);
+    /// A map for at most `keys_max` keys using at most about `memory_bytes` (at
+    /// least 64 slots): no bigger than the dirty section can fill.
+    pub(crate) fn with_memory(memory_bytes: usize, keys_max: usize) -> Self {
+        let needed = ((keys_max as f64 / LOAD_FACTOR) as usize).saturating_add(1);
+        let slots = (memory_bytes / SLOT_BYTES).min(needed).max(64);
         OffsetMap {
-            // `vec![0; n]` of zeroable types is calloc: untouched pages stay free.
-            digests: vec![[0u8; 16]; slots],
-            offsets: vec![0u64; slots],
+            // `vec![[0; 3]; n]` is calloc: untouched pages cost no memory.
+            slots: vec![[0u64; 3]; slots],
             used: 0,
             capacity: ((slots as f64) * LOAD_FACTOR) as usize,
         }
@@ -58,48 +68,40 @@ impl OffsetMap {
         self.used
     }
 
-    fn slot(&self, digest: &KeyDigest) -> usize {
-        let mut start = [0u8; 8];
-        start.copy_from_slice(&digest[..8]);
-        (u64::from_le_bytes(start) % self.digests.len() as u64) as usize
+    /// The slot holding `digest`, or the empty slot where it would go.
+    fn find(&self, (high, low): (u64, u64)) -> usize {
+        let slots = self.slots.len();
+        let mut i = (high % slots as u64) as usize;
+        loop {
+            let slot = &self.slots[i];
+            if (slot[0] == high && slot[1] == low) || (slot[0] == 0 && slot[1] == 0) {
+                return i;
+            }
+            i = (i + 1) % slots;
+        }
     }
 
     /// Records `offset` as the latest of `digest`. False when the key is new and the
     /// map is full (nothing changed).
     pub(crate) fn put(&mut self, digest: &KeyDigest, offset: u64) -> bool {
-        let slots = self.digests.len();
-        let mut i = self.slot(digest);
-        loop {
-            if self.digests[i] == *digest {
-                self.offsets[i] = offset;
-                return true;
+        let (high, low) = halves(digest);
+        let i = self.find((high, low));
+        let slot = &mut self.slots[i];
+        if slot[0] == 0 && slot[1] == 0 {
+            if self.used >= self.capacity {
+                return false;
             }
-            if self.digests[i] == [0u8; 16] {
-                if self.used >= self.capacity {
-                    return false;
-                }
-                self.digests[i] = *digest;
-                self.offsets[i] = offset;
-                self.used += 1;
-                return true;
-            }
-            i = (i + 1) % slots;
+            self.used += 1;
         }
+        *slot = [high, low, offset];
+        true
     }
 
     /// The latest offset recorded for `digest`.
     pub(crate) fn get(&self, digest: &KeyDigest) -> Option<u64> {
-        let slots = self.digests.len();
-        let mut i = self.slot(digest);
-        loop {
-            if self.digests[i] == *digest {
-                return Some(self.offsets[i]);
-            }
-            if self.digests[i] == [0u8; 16] {
-                return None;
-            }
-            i = (i + 1) % slots;
-        }
+        let (high, low) = halves(digest);
+        let slot = &self.slots[self.find((high, low))];
+        (slot[0] == high && slot[1] == low).then_some(slot[2])
     }
 }
 
@@ -109,7 +111,7 @@ mod tests {
 
     #[test]
     fn latest_offsets_are_kept_until_the_map_is_full() {
-        let mut map = OffsetMap::with_memory(100 * SLOT_BYTES);
+        let mut map = OffsetMap::with_memory(100 * SLOT_BYTES, usize::MAX);
         for round in 0..3u64 {
             for key in 0..50u64 {
                 assert!(map.put(&digest(&key.to_be_bytes()), round * 100 + key));

@@ -2,7 +2,8 @@
 //! which transactional batches were aborted, where the first still-open transaction
 //! starts (nothing from there on may be cleaned: its outcome is unknown), and the
 //! last data batch of every producer (kept, if only as an empty batch, so producer
-//! state can be rebuilt from the log).
+//! state can be rebuilt from the log). The same scan counts the records of the dirty
+//! section, which sizes the cleaner's key map.
 
 use std::collections::HashMap;
 
@@ -20,11 +21,15 @@ pub(crate) struct TxnIndex {
     pub open_first_offset: Option<u64>,
     /// Per producer, the last offset of its last data batch.
     pub last_data_batch: HashMap<i64, u64>,
+    /// Records in batches ending at or after the dirty offset given to `build`: at
+    /// least as many as the dirty section has keys.
+    pub dirty_records: u64,
 }
 
 impl TxnIndex {
-    /// Scans the headers of `segments` (in order) and reads their markers.
-    pub(crate) fn build(segments: &[SegmentView]) -> Result<Self> {
+    /// Scans the headers of `segments` (in order) and reads their markers, counting
+    /// the records of batches that end at or after `dirty_from`.
+    pub(crate) fn build(segments: &[SegmentView], dirty_from: u64) -> Result<Self> {
         let mut index = TxnIndex::default();
         let mut open: HashMap<i64, u64> = HashMap::new();
         for view in segments {
@@ -37,10 +42,13 @@ impl TxnIndex {
                 |item| match item {
                     Scanned::Batch { position, header } => {
                         let pid = header.producer_id;
+                        let base = header.base_offset as u64;
+                        if header.last_offset() as u64 >= dirty_from {
+                            index.dirty_records += u64::from(header.record_count);
+                        }
                         if !header.has_producer_id() {
                             return true;
                         }
-                        let base = header.base_offset as u64;
                         if !header.is_control() {
                             index
                                 .last_data_batch
