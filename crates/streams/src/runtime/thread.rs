@@ -695,7 +695,19 @@ impl ThreadState {
                 _ => Offset::Beginning,
             };
             if let Err(err) = consumer.seek(e.topic(), e.partition(), offset, self.timeout()) {
-                tracing::warn!(topic = e.topic(), partition = e.partition(), error = %err, "seek failed");
+                if only.is_none() {
+                    // After an abort the consumer is past the committed offset: going on
+                    // without the seek would skip the aborted records. Stop instead.
+                    tracing::error!(topic = e.topic(), partition = e.partition(), error = %err, "seek after abort failed");
+                    self.fatal = Some(kafka(format!(
+                        "seek of {}-{} to the committed offset failed after an abort: {err}",
+                        e.topic(),
+                        e.partition()
+                    )));
+                } else {
+                    // A freshly assigned partition starts at its committed offset anyway.
+                    tracing::debug!(topic = e.topic(), partition = e.partition(), error = %err, "seek failed");
+                }
             }
             if let (Ok(t), Some(id)) = (
                 e.metadata().parse::<i64>(),
