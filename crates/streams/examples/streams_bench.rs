@@ -103,7 +103,8 @@ fn run_app(
 ) -> f64 {
     let mut config = StreamsConfig::new(app, bootstrap);
     config.processing_guarantee = guarantee;
-    config.num_stream_threads = 2;
+    // One thread, as the raw loop and the Kafka Streams application: one member.
+    config.num_stream_threads = 1;
     config.state_backend = StateBackendKind::Fjall;
     config.state_dir = std::env::temp_dir().join("strom-streams-bench").join(app);
     let streams = KafkaStreams::start(topology, config).expect("start");
@@ -121,6 +122,104 @@ fn run_app(
     let rate = n as f64 / start.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64());
     streams.close().expect("close");
     rate
+}
+
+/// Restore speed: a store with one key per input record is built, the state directory
+/// deleted, and the instance restarted; compared with a raw read_committed consumer
+/// reading the same changelog topic.
+fn restore_rates(bootstrap: &str, input: &str, n: u64, run: &str) -> (f64, f64) {
+    let app = format!("bench-restore-{run}");
+    let b = StreamsBuilder::new();
+    b.stream(input, StringSerde, BytesSerde)
+        .map(|k, v| (format!("{k}-{}", v.len()), v))
+        .process(
+            || Unique {
+                store: StoreHandle::new("unique", StringSerde, I64Serde),
+                n: 0,
+            },
+            &["unique"],
+        )
+        .foreach(|_, _| {});
+    let store = StoreHandle::new("unique", StringSerde, I64Serde);
+    b.add_store(&store);
+    let topology = b.build().expect("topology");
+    run_app(
+        bootstrap,
+        &topology,
+        &app,
+        ProcessingGuarantee::ExactlyOnce,
+        n,
+    );
+    let state_dir = std::env::temp_dir().join("strom-streams-bench").join(&app);
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let mut config = StreamsConfig::new(&app, bootstrap);
+    config.processing_guarantee = ProcessingGuarantee::ExactlyOnce;
+    config.state_dir = state_dir;
+    let streams = KafkaStreams::start(&topology, config).expect("start");
+    let (mut t0, mut r0) = (None, 0);
+    let rate = loop {
+        let m = streams.metrics();
+        if m.restored_records > 0 && t0.is_none() {
+            t0 = Some(Instant::now());
+            r0 = m.restored_records;
+        }
+        if let Some(t) = t0 {
+            if m.restore_remaining == 0 && m.restored_records > r0 {
+                break (m.restored_records - r0) as f64 / t.elapsed().as_secs_f64();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    streams.close().expect("close");
+    // The same changelog, read by a plain consumer.
+    let changelog = Topology::changelog_topic(&app, "unique");
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("raw-read-{run}"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(&changelog, p, rdkafka::Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let (mut eof, mut read, mut start) = (0, 0u64, None);
+    while eof < PARTITIONS {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => {
+                start.get_or_insert_with(Instant::now);
+                read += 1;
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
+            _ => {}
+        }
+    }
+    (
+        rate,
+        read as f64 / start.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64()),
+    )
+}
+
+/// Stores every record under its own key.
+struct Unique {
+    store: StoreHandle<String, i64>,
+    n: i64,
+}
+
+impl Processor<String, Vec<u8>, String, Vec<u8>> for Unique {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, String, Vec<u8>>,
+        r: Record<String, Vec<u8>>,
+    ) -> Result<(), ProcessError> {
+        self.n += 1;
+        let key = format!("{}-{}", r.key, self.n);
+        ctx.store(&self.store)?.put(&key, &self.n)?;
+        Ok(())
+    }
 }
 
 fn driver_rate(n: u64) -> f64 {
@@ -255,6 +354,13 @@ fn main() {
             results.push((Box::leak(format!("{name}_{g}").into_boxed_str()), rate));
         }
     }
+    let (restore, raw_read) = restore_rates(&bootstrap, &input, n, &run);
+    println!(
+        "restore (wiped state)         {restore:>10.0} records/s  ({:.2}x raw consume {raw_read:.0})",
+        restore / raw_read
+    );
+    results.push(("restore", restore));
+    results.push(("raw_consume_changelog", raw_read));
     let d = driver_rate(n.max(100_000));
     println!("test driver map/filter chain  {d:>10.0} records/s");
     results.push(("driver_map_filter", d));

@@ -61,6 +61,8 @@ pub struct MetricsSnapshot {
     pub rebalances: u64,
     /// Records that asked to be retried later (their partition was paused).
     pub retries: u64,
+    /// Changelog offsets still to replay by restores in progress.
+    pub restore_remaining: u64,
 }
 
 pub(crate) struct Shared {
@@ -165,6 +167,7 @@ impl KafkaStreams {
             producer_recreations: m.producer_recreations.load(Ordering::Relaxed),
             rebalances: m.rebalances.load(Ordering::Relaxed),
             retries: m.retries.load(Ordering::Relaxed),
+            restore_remaining: m.restore_remaining.load(Ordering::Relaxed),
         }
     }
 
