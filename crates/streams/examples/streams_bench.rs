@@ -7,7 +7,8 @@
 //! cargo run --release -p strom-streams --example streams_bench -- 127.0.0.1:9092 200000
 //! ```
 //! Prints one line per case and a JSON summary. Rates are records per second measured
-//! from the first processed record (group join excluded) to the last.
+//! from the first processed record (group join excluded) to the last. Experiments:
+//! `BENCH_COMMIT_MS` (commit interval) and `BENCH_CLIENT="k=v,…"` (librdkafka settings).
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +104,23 @@ fn run_app(
 ) -> f64 {
     let mut config = StreamsConfig::new(app, bootstrap);
     config.processing_guarantee = guarantee;
+    // BENCH_COMMIT_MS sets the commit interval (default 100 ms, the library's default).
+    if let Some(ms) = std::env::var("BENCH_COMMIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.commit_interval = Duration::from_millis(ms);
+    }
+    // BENCH_CLIENT="k=v,k=v" adds librdkafka settings (experiments).
+    for kv in std::env::var("BENCH_CLIENT")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
+        if let Some((k, v)) = kv.split_once('=') {
+            config.client_config.insert(k.to_string(), v.to_string());
+        }
+    }
     // One thread, as the raw loop and the Kafka Streams application: one member.
     config.num_stream_threads = 1;
     config.state_backend = StateBackendKind::Fjall;

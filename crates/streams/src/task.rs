@@ -540,8 +540,12 @@ fn push_forwards(
                 }
             }
             None => {
-                for &c in children {
-                    batch.push((c, rec.clone()));
+                // Clone for all children but the last, which takes the record itself.
+                if let Some((&last, rest)) = children.split_last() {
+                    for &c in rest {
+                        batch.push((c, rec.clone()));
+                    }
+                    batch.push((last, rec));
                 }
             }
         }
