@@ -611,3 +611,72 @@ fn exactly_once_survives_sigkill_of_instances_on_apache_kafka() {
     let kafka = spawn_kafka(&dir.path().join("kafka"));
     sigkill_run_on(&kafka.bootstrap, dir.path(), "eos", 4);
 }
+
+/// Two co-partitioned inputs merged into one count: partition n of both topics must be
+/// one task on one instance, or two instances would each count half of a key.
+#[test]
+fn co_partitioned_inputs_land_in_one_task_across_two_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    for t in ["left-in", "right-in", "merged-counts"] {
+        create_topic(&bs, t, 4, &[]).unwrap();
+    }
+    let topology = || {
+        let b = StreamsBuilder::new();
+        let left = b.stream("left-in", StringSerde, StringSerde);
+        let right = b.stream("right-in", StringSerde, StringSerde);
+        left.merge(&right)
+            .group_by_key(StringSerde, StringSerde)
+            .count("merged")
+            .to("merged-counts", StringSerde, I64Serde);
+        b.build().unwrap()
+    };
+    let start = |i: usize| {
+        let mut cfg = config(
+            "copart-two",
+            &bs,
+            &dir.path().join(format!("state-{i}")),
+            ProcessingGuarantee::ExactlyOnce,
+            "compact",
+        );
+        cfg.num_stream_threads = 1;
+        KafkaStreams::start(&topology(), cfg).unwrap()
+    };
+    let (a, b) = (start(0), start(1));
+    let p = producer(&bs);
+    let left: Vec<(String, String)> = (0..400)
+        .map(|i| (format!("k{}", i % 40), "l".to_string()))
+        .collect();
+    let right: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("k{}", i % 40), "r".to_string()))
+        .collect();
+    produce(&p, "left-in", &left);
+    produce(&p, "right-in", &right);
+    let want: BTreeMap<String, i64> = (0..40).map(|k| (format!("k{k}"), 15)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut got: BTreeMap<String, i64>;
+    loop {
+        got = BTreeMap::new();
+        for (_, _, k, v) in read_committed(&bs, "merged-counts") {
+            let v: [u8; 8] = v.unwrap().try_into().unwrap();
+            got.insert(
+                String::from_utf8(k.unwrap()).unwrap(),
+                i64::from_be_bytes(v),
+            );
+        }
+        if got == want || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ma, mb) = (a.metrics(), b.metrics());
+    a.close().unwrap();
+    b.close().unwrap();
+    assert_eq!(got, want);
+    // Both instances worked.
+    assert!(
+        ma.records_processed > 0 && mb.records_processed > 0,
+        "{ma:?} {mb:?}"
+    );
+}

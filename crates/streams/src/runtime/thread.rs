@@ -1154,6 +1154,23 @@ fn classify(e: KafkaError) -> TxnFailure {
     }
 }
 
+/// `cooperative-sticky` (incremental rebalances) unless a sub-topology reads several
+/// topics: their partition *n* must land on the same member (one task), which librdkafka's
+/// cooperative assignor does not promise and the `range` assignor does (for topics of
+/// equal partition count and identical subscriptions), at the price of eager rebalances.
+pub(crate) fn assignment_strategy(topology: &Topology) -> &'static str {
+    if topology
+        .inner
+        .subtopologies
+        .iter()
+        .any(|s| s.sources.len() > 1)
+    {
+        "range"
+    } else {
+        "cooperative-sticky"
+    }
+}
+
 /// Runs one stream thread until shutdown or an unrecoverable error.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError> {
     let cfg = shared.config.clone();
@@ -1164,7 +1181,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError>
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set(
+            "partition.assignment.strategy",
+            assignment_strategy(&shared.topology),
+        )
         // Consumer lag per partition for the metrics comes from librdkafka's statistics.
         .set("statistics.interval.ms", "5000")
         // Prefetch at most 16 MiB per thread (librdkafka's default is 64 MiB): the
