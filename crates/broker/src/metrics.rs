@@ -33,6 +33,7 @@ pub(crate) struct Metrics {
     connections: Counter,
     log_start: Family<Labels, Gauge>,
     log_end: Family<Labels, Gauge>,
+    high_watermark: Family<Labels, Gauge>,
     log_size: Family<Labels, Gauge>,
     groups: Family<Labels, Gauge>,
     lag: Family<Labels, Gauge>,
@@ -81,6 +82,7 @@ impl Metrics {
             connections: Counter::default(),
             log_start: Family::default(),
             log_end: Family::default(),
+            high_watermark: Family::default(),
             log_size: Family::default(),
             groups: Family::default(),
             lag: Family::default(),
@@ -156,8 +158,13 @@ impl Metrics {
         );
         registry.register(
             "partition_log_end_offset",
-            "Next offset of each partition (the high watermark)",
+            "Next offset of each partition (written, perhaps not yet flushed)",
             m.log_end.clone(),
+        );
+        registry.register(
+            "partition_high_watermark",
+            "Offset below which consumers may read (the flushed offset under the always flush policy, else the log end)",
+            m.high_watermark.clone(),
         );
         registry.register(
             "partition_size_bytes",
@@ -171,7 +178,7 @@ impl Metrics {
         );
         registry.register(
             "consumer_group_lag",
-            "Records between a group's committed offset and the partition end",
+            "Records between a group's committed offset and the partition's high watermark",
             m.lag.clone(),
         );
         registry.register(
@@ -354,6 +361,7 @@ impl Metrics {
         for family in [
             &self.log_start,
             &self.log_end,
+            &self.high_watermark,
             &self.log_size,
             &self.groups,
             &self.lag,
@@ -370,12 +378,15 @@ impl Metrics {
                     ("topic", topic.name.clone()),
                     ("partition", p.index.to_string()),
                 ];
-                let end = p.log.log_end_offset() as i64;
+                let end = p.high_watermark() as i64;
                 ends.insert((topic.name.clone(), p.index), end);
+                self.high_watermark.get_or_create(&labels).set(end);
                 self.log_start
                     .get_or_create(&labels)
                     .set(p.log.log_start_offset() as i64);
-                self.log_end.get_or_create(&labels).set(end);
+                self.log_end
+                    .get_or_create(&labels)
+                    .set(p.log.log_end_offset() as i64);
                 self.log_stable
                     .get_or_create(&labels)
                     .set(p.last_stable_offset() as i64);

@@ -385,18 +385,19 @@ async fn topics_grow_lose_records_and_are_deleted() {
         3
     );
 
-    let produce =
-        ProduceRequest::default()
-            .with_acks(1)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name("grow"))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(2)
-                    .with_records(Some(batch(&[
-                        (None, Some(b"a"), 1),
-                        (None, Some(b"b"), 2),
-                        (None, Some(b"c"), 3),
-                    ])))])]);
+    // acks=all: DeleteRecords may go up to the high watermark, which under the
+    // default `always` policy is the flushed offset.
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name("grow"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(2)
+                .with_records(Some(batch(&[
+                    (None, Some(b"a"), 1),
+                    (None, Some(b"b"), 2),
+                    (None, Some(b"c"), 3),
+                ])))])]);
     assert_eq!(
         client.send(9, &produce).await.responses[0].partition_responses[0].error_code,
         0

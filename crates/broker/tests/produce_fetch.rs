@@ -296,19 +296,18 @@ async fn produce_errors_use_kafka_codes_per_partition() {
     assert_eq!(bad_acks.error_code, 21, "INVALID_REQUIRED_ACKS");
 
     // Several partitions in one request fail or succeed independently.
-    let mixed =
-        ProduceRequest::default()
-            .with_acks(1)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name("small"))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(value_batch(&["ok"]))),
-                    PartitionProduceData::default()
-                        .with_index(3)
-                        .with_records(Some(value_batch(&["no"]))),
-                ])]);
+    let mixed = ProduceRequest::default()
+        .with_acks(-1)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name("small"))
+            .with_partition_data(vec![
+                PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(value_batch(&["ok"]))),
+                PartitionProduceData::default()
+                    .with_index(3)
+                    .with_records(Some(value_batch(&["no"]))),
+            ])]);
     let response = client.send(PRODUCE_V, &mixed).await;
     let codes: Vec<i16> = response.responses[0]
         .partition_responses
@@ -317,7 +316,8 @@ async fn produce_errors_use_kafka_codes_per_partition() {
         .collect();
     assert_eq!(codes, [0, 3]);
 
-    // Nothing but the good batch was written.
+    // Nothing but the good batch was written (acks=all: visible once answered, as
+    // readers see only flushed records under the default `always` policy).
     let data = fetch(&mut client, "small", 0, 0).await;
     assert_eq!(strings(&data.records), ["ok"]);
     assert_eq!(data.high_watermark, 1);
@@ -336,7 +336,7 @@ async fn log_append_time_topics_stamp_the_broker_clock() {
         &[("message.timestamp.type", "LogAppendTime")],
     )
     .await;
-    let produced = produce(&mut client, "stamped", 0, value_batch(&["a", "b"]), 1).await;
+    let produced = produce(&mut client, "stamped", 0, value_batch(&["a", "b"]), -1).await;
     assert!(
         produced.log_append_time_ms > 1_000,
         "{}",
@@ -362,7 +362,7 @@ async fn fetch_reports_out_of_range_offsets_and_unknown_sessions() {
     let broker = support::start(dir.path()).await;
     let mut client = Client::connect(broker.kafka_addr()).await;
     create_topic(&mut client, "ranged", 1, &[]).await;
-    produce(&mut client, "ranged", 0, value_batch(&["a"]), 1).await;
+    produce(&mut client, "ranged", 0, value_batch(&["a"]), -1).await;
     let beyond = fetch(&mut client, "ranged", 0, 5).await;
     assert_eq!(beyond.error_code, 1, "OFFSET_OUT_OF_RANGE");
     assert_eq!(beyond.high_watermark, 1);

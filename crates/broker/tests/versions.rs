@@ -518,6 +518,20 @@ async fn latest(client: &mut Client, topic: &str, partition: i32) -> i64 {
     answer.offset
 }
 
+/// The latest offset (the high watermark) once it reached `expected`, or what it is
+/// after a failure guard: under the default `always` flush policy a record produced
+/// with acks 0 or 1 is visible once the flush its produce started has completed.
+async fn latest_reaching(client: &mut Client, topic: &str, partition: i32, expected: i64) -> i64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let offset = latest(client, topic, partition).await;
+        if offset >= expected || std::time::Instant::now() > deadline {
+            return offset;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// The topic's configs, as DescribeConfigs reports them at the reference version.
 async fn topic_configs(
     client: &mut Client,
@@ -915,7 +929,7 @@ async fn produce_check(ctx: &Ctx, client: &mut Client, version: i16) {
         if version >= 5 {
             assert_eq!(partition.log_start_offset, 0);
         }
-        assert_eq!(latest(client, TOPIC, 0).await, end + 1);
+        assert_eq!(latest_reaching(client, TOPIC, 0, end + 1).await, end + 1);
     }
 
     // acks=0 gets no response at all: the next response on the connection is the
@@ -931,7 +945,11 @@ async fn produce_check(ctx: &Ctx, client: &mut Client, version: i16) {
         0,
     );
     client.send_only(version, &request).await;
-    assert_eq!(latest(client, TOPIC, 0).await, end + 1, "acks=0 appended");
+    assert_eq!(
+        latest_reaching(client, TOPIC, 0, end + 1).await,
+        end + 1,
+        "acks=0 appended"
+    );
 
     // Errors: a partition that does not exist, and an empty record set.
     let mut request = produce_request(version, TOPIC, ctx.topic_id, 7, &[b"x"], 0, -1);

@@ -2,11 +2,14 @@
 //!
 //! Named offsets (all exclusive ends except the start):
 //! - *log start*: the first readable offset (advanced by retention and DeleteRecords);
-//! - *log end*: one past the last written offset (visible to readers once written);
+//! - *log end*: one past the last written offset;
 //! - *flushed*: one past the last offset known to be on disk (fdatasync'd);
+//! - *high watermark*: one past the last offset readers may see — the flushed offset
+//!   under `always`, the log end otherwise;
 //! - the *recovery point* (checkpoint): flushed data whose indexes are synced too.
 //!
-//! Invariants: `log start <= log end`, `flushed <= log end`; segments are sorted,
+//! Invariants: `log start <= log end`, `flushed <= log end`, `high watermark <= log
+//! end`; segments are sorted,
 //! never empty as a list, and only the last one is written to.
 //!
 //! Concurrency: one mutex guards the segment list; appends hold it while writing to
@@ -297,6 +300,21 @@ impl PartitionLog {
     /// One past the last offset known to be on disk.
     pub fn flushed_offset(&self) -> u64 {
         self.lock_flush().flushed_offset
+    }
+
+    /// One past the last offset readers may see. Under [`FlushPolicy::Always`] it is
+    /// the flushed offset: a record a crash could still remove is never served (its
+    /// offset could be reused by a different record after a power loss). Under `os`
+    /// and `interval` flushing it is the log end, as in Kafka.
+    pub fn high_watermark(&self) -> u64 {
+        let (policy, end) = {
+            let state = self.lock();
+            (state.config.flush_policy, state.log_end_offset())
+        };
+        match policy {
+            FlushPolicy::Always => self.flushed_offset().min(end),
+            FlushPolicy::Interval(_) | FlushPolicy::Os => end,
+        }
     }
 
     /// Bytes of data in all segments.

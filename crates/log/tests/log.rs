@@ -557,3 +557,42 @@ fn background_maintenance_flushes_checkpoints_and_enforces_retention() {
     assert_eq!(log.segment_count(), 1);
     assert!(log.log_start_offset() > 0);
 }
+
+#[test]
+fn the_high_watermark_is_the_flushed_offset_under_always_and_the_log_end_otherwise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let always = PartitionLog::open(
+        &dir.path().join("always"),
+        LogConfig {
+            flush_policy: FlushPolicy::Always,
+            ..LogConfig::default()
+        },
+    )
+    .expect("open");
+    let info = always.append(&mut single(b"durable", 0)).expect("append");
+    always.await_durability(&info).expect("flush");
+    let info = always.append(&mut single(b"not yet", 0)).expect("append");
+    assert_eq!(always.log_end_offset(), 2);
+    assert_eq!(
+        always.high_watermark(),
+        1,
+        "the unflushed record is not visible"
+    );
+    let visible = always
+        .read(0, 1 << 20, Some(always.high_watermark()))
+        .expect("read");
+    assert_eq!(values(&visible.records), vec![(0, b"durable".to_vec())]);
+    always.await_durability(&info).expect("flush");
+    assert_eq!(always.high_watermark(), 2);
+
+    let os = PartitionLog::open(
+        &dir.path().join("os"),
+        LogConfig {
+            flush_policy: FlushPolicy::Os,
+            ..LogConfig::default()
+        },
+    )
+    .expect("open");
+    os.append(&mut single(b"page cache", 0)).expect("append");
+    assert_eq!(os.high_watermark(), 1, "as in Kafka: the log end");
+}

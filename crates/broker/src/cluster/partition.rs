@@ -3,11 +3,12 @@
 //! both the log and the producers: writing transaction markers, the last stable
 //! offset, and producer-state snapshots.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use strom_log::batch::control::{marker_batch, ControlMarker};
-use strom_log::{now_ms, LogError, PartitionLog};
+use strom_log::{now_ms, FlushPolicy, LogError, PartitionLog};
 use tokio::sync::Notify;
 
 use super::producer_snapshot;
@@ -24,8 +25,11 @@ pub(crate) struct Partition {
     pub index: i32,
     /// Its log.
     pub log: Arc<PartitionLog>,
-    /// Woken after every append (and on deletion), for long-polling fetches.
+    /// Woken after every append, every flush the broker waits for (the high watermark
+    /// may have moved) and on deletion, for long-polling fetches.
     pub appended: Notify,
+    /// A background flush is scheduled or running ([`Partition::request_flush`]).
+    flush_pending: AtomicBool,
     /// Producers' sequences and transactions; held across check and append.
     pub producers: Mutex<ProducerStates>,
     /// The last snapshot: (log end offset, log size in bytes, when).
@@ -41,6 +45,7 @@ impl Partition {
             index,
             log,
             appended: Notify::new(),
+            flush_pending: AtomicBool::new(false),
             producers: Mutex::new(producers),
             last_snapshot: Mutex::new(mark),
         })
@@ -51,10 +56,43 @@ impl Partition {
         self.producers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The high watermark: what consumers may read (the flushed offset under the
+    /// `always` flush policy, else the log end).
+    pub fn high_watermark(&self) -> u64 {
+        self.log.high_watermark()
+    }
+
+    /// Makes what was appended durable soon and wakes long-polling fetches then, for
+    /// appends nobody waits for (acks 0 and 1) under the `always` policy, whose
+    /// records are invisible until flushed. One background flush at a time per
+    /// partition; a request during it makes it flush again. Needs a tokio runtime.
+    pub fn request_flush(self: &Arc<Self>) {
+        if self.log.config().flush_policy != FlushPolicy::Always
+            || self.flush_pending.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        let partition = Arc::clone(self);
+        tokio::task::spawn_blocking(move || loop {
+            if let Err(error) = partition.log.flush() {
+                tracing::warn!(%error, partition = partition.index, "background flush failed");
+            }
+            partition.appended.notify_waiters();
+            partition.flush_pending.store(false, Ordering::SeqCst);
+            // An append whose request found the flag set happened before it was
+            // cleared: flush again unless it is covered or another request took over.
+            if partition.log.flushed_offset() >= partition.log.log_end_offset()
+                || partition.flush_pending.swap(true, Ordering::SeqCst)
+            {
+                break;
+            }
+        });
+    }
+
     /// The last stable offset: below it every transaction is decided, so
-    /// read_committed consumers read up to it.
+    /// read_committed consumers read up to it (never past the high watermark).
     pub fn last_stable_offset(&self) -> u64 {
-        let end = self.log.log_end_offset();
+        let end = self.high_watermark();
         self.producers()
             .first_unstable_offset()
             .map_or(end, |first| first.min(end))
@@ -63,7 +101,7 @@ impl Partition {
     /// What a read_committed fetch from `from` needs, under one lock: the last stable
     /// offset and the aborted transactions with records between `from` and it.
     pub fn committed_view(&self, from: u64) -> (u64, Vec<AbortedTxn>) {
-        let end = self.log.log_end_offset();
+        let end = self.high_watermark();
         let producers = self.producers();
         let stable = producers
             .first_unstable_offset()
@@ -85,8 +123,9 @@ impl Partition {
             producers.record_marker(producer_id, epoch, marker, info.base_offset);
             info
         };
+        let durable = self.log.await_durability(&info);
         self.appended.notify_waiters();
-        self.log.await_durability(&info)
+        durable
     }
 
     /// Snapshots the producers if enough was appended since the last snapshot (or

@@ -224,7 +224,7 @@ fn read_all(
                         has_error = true;
                         let log = &partition.log;
                         error_data(data, code)
-                            .with_high_watermark(log.log_end_offset() as i64)
+                            .with_high_watermark(partition.high_watermark() as i64)
                             .with_last_stable_offset(partition.last_stable_offset() as i64)
                             .with_log_start_offset(log.log_start_offset() as i64)
                     }
@@ -270,11 +270,20 @@ fn read_partition(
     } else {
         (partition.last_stable_offset(), None)
     };
-    let end = read_committed.then_some(stable);
-    let read = log.read(offset, limit.max(1), end).map_err(|e| match e {
-        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        other => log_error_code(&other),
-    })?;
+    // Read after the stable offset: the high watermark only grows, so it is at least
+    // the one the stable offset was bounded by.
+    let high_watermark = partition.high_watermark();
+    let end = if read_committed {
+        stable
+    } else {
+        high_watermark
+    };
+    let read = log
+        .read(offset, limit.max(1), Some(end))
+        .map_err(|e| match e {
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            other => log_error_code(&other),
+        })?;
     let mut records = read.records;
     if records.len() > limit && !first {
         records = bytes::Bytes::new();
@@ -290,8 +299,8 @@ fn read_partition(
             .collect()
     });
     Ok(PartitionData::default()
-        .with_high_watermark(read.log_end_offset as i64)
-        .with_last_stable_offset(stable.min(read.log_end_offset) as i64)
+        .with_high_watermark(high_watermark as i64)
+        .with_last_stable_offset(stable.min(high_watermark) as i64)
         .with_log_start_offset(read.log_start_offset as i64)
         .with_aborted_transactions(aborted)
         .with_records(Some(records)))
@@ -303,4 +312,44 @@ pub(super) fn error_data(data: PartitionData, code: ResponseError) -> PartitionD
         .with_last_stable_offset(-1)
         .with_log_start_offset(-1)
         .with_records(Some(bytes::Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_log::batch::builder::BatchBuilder;
+    use strom_log::{FlushPolicy, LogConfig, PartitionLog};
+
+    use super::*;
+
+    #[test]
+    fn a_record_appended_but_not_flushed_is_not_fetched_under_always() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            flush_policy: FlushPolicy::Always,
+            ..LogConfig::default()
+        };
+        let log = Arc::new(PartitionLog::open(dir.path(), config).expect("open"));
+        let partition = Partition::open(0, Arc::clone(&log)).expect("partition");
+        let mut builder = BatchBuilder::new(0);
+        builder.push(Some(b"k"), Some(b"v"), 0);
+        let info = log.append(&mut builder.finish()).expect("append");
+        let spec = FetchPartition::default()
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20);
+        let fetch = |read_committed| {
+            let mut budget = usize::MAX;
+            read_partition(&partition, &spec, read_committed, true, &mut budget).expect("fetch")
+        };
+        for read_committed in [false, true] {
+            let data = fetch(read_committed);
+            assert!(data.records.as_ref().is_some_and(Bytes::is_empty));
+            assert_eq!((data.high_watermark, data.last_stable_offset), (0, 0));
+        }
+        log.await_durability(&info).expect("flush");
+        for read_committed in [false, true] {
+            let data = fetch(read_committed);
+            assert!(data.records.as_ref().is_some_and(|r| !r.is_empty()));
+            assert_eq!((data.high_watermark, data.last_stable_offset), (1, 1));
+        }
+    }
 }

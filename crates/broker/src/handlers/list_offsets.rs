@@ -90,7 +90,7 @@ fn lookup(
     let log = &partition.log;
     let found = match timestamp {
         LATEST if read_committed => Some((partition.last_stable_offset() as i64, -1)),
-        LATEST => Some((log.log_end_offset() as i64, -1)),
+        LATEST => Some((partition.high_watermark() as i64, -1)),
         EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset() as i64, -1)),
         MAX_TIMESTAMP if version >= 7 => log
             .max_timestamp()

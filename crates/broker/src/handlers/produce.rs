@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
-use strom_log::{AppendInfo, BatchHeader, PartitionLog};
+use strom_log::{AppendInfo, BatchHeader};
 
 use super::{str_bytes, Reply};
 use crate::broker::Shared;
@@ -28,8 +28,9 @@ use crate::protocol::{encode_response, log_error_code, FrameError, Header};
 /// A partition whose acks=all answer waits for durability.
 struct DurabilityWait {
     topic: usize,
-    partition: usize,
-    log: Arc<PartitionLog>,
+    /// Position of the partition in the topic's response.
+    slot: usize,
+    partition: Arc<Partition>,
     info: AppendInfo,
 }
 
@@ -100,14 +101,18 @@ pub(super) async fn handle(
                 Err((code, _)) => metrics.produce_error(&topic_name, &format!("{code:?}")),
             }
             partition_responses.push(match outcome {
-                Ok((log, info)) => {
+                Ok((partition, info)) => {
                     if acks == -1 {
                         waits.push(DurabilityWait {
                             topic: topic_index,
-                            partition: partition_responses.len(),
-                            log,
+                            slot: partition_responses.len(),
+                            partition,
                             info,
                         });
+                    } else {
+                        // Nobody waits for the flush, but the records are invisible
+                        // until it (under `always`): start one.
+                        partition.request_flush();
                     }
                     response
                         .with_base_offset(info.base_offset as i64)
@@ -134,8 +139,10 @@ pub(super) async fn handle(
                 waits
                     .into_iter()
                     .filter_map(|w| {
-                        let result = w.log.await_durability(&w.info);
-                        result.err().map(|e| (w.topic, w.partition, e))
+                        let result = w.partition.log.await_durability(&w.info);
+                        // The high watermark may have moved: wake long-polling fetches.
+                        w.partition.appended.notify_waiters();
+                        result.err().map(|e| (w.topic, w.slot, e))
                     })
                     .collect::<Vec<_>>()
             })
@@ -155,7 +162,7 @@ pub(super) async fn handle(
     }
 }
 
-type AppendOutcome = Result<(Arc<PartitionLog>, AppendInfo), (ResponseError, Option<String>)>;
+type AppendOutcome = Result<(Arc<Partition>, AppendInfo), (ResponseError, Option<String>)>;
 
 /// The transactional id a produce request names, and how to verify against it.
 struct Transaction<'a> {
@@ -189,7 +196,7 @@ fn append(
         return match partition.log.append(&mut buf) {
             Ok(info) => {
                 partition.appended.notify_waiters();
-                Ok((Arc::clone(&partition.log), info))
+                Ok((Arc::clone(partition), info))
             }
             Err(e) => Err((log_error_code(&e), Some(e.to_string()))),
         };
@@ -209,7 +216,7 @@ fn append(
 /// batches must belong to the request's transaction (`transaction`: the partition
 /// and the transactional id).
 fn append_idempotent(
-    partition: &Partition,
+    partition: &Arc<Partition>,
     buf: &mut BytesMut,
     sequences: &[Option<BatchSequence>],
     transaction: Option<((String, i32), &Transaction<'_>)>,
@@ -247,7 +254,7 @@ fn append_idempotent(
         }
         Ok(Check::Duplicate(base_offset, last_offset)) => {
             return Ok((
-                Arc::clone(&partition.log),
+                Arc::clone(partition),
                 AppendInfo {
                     base_offset,
                     last_offset,
@@ -306,7 +313,7 @@ fn append_idempotent(
     }
     drop(producers);
     partition.appended.notify_waiters();
-    Ok((Arc::clone(&partition.log), info))
+    Ok((Arc::clone(partition), info))
 }
 
 /// The producer sequence of each batch in the record set (`None` for batches without

@@ -50,7 +50,7 @@ pub(super) async fn delete(
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                         };
                         let log = &partition.log;
-                        let end = log.log_end_offset();
+                        let end = partition.high_watermark();
                         let target = match p.offset {
                             HIGH_WATERMARK => Ok(end),
                             o => u64::try_from(o)
