@@ -234,6 +234,9 @@ fn sigkill_run(guarantee: &str, default_kills: usize) {
 
 fn sigkill_run_on(bs: &str, dir: &Path, guarantee: &str, default_kills: usize) {
     let kills = env_usize("STROM_STREAMS_KILLS", default_kills);
+    // With STROM_STREAMS_KILL_RECORDS set, exactly that many records are produced (the
+    // kills happen meanwhile); otherwise input flows until the kills are over.
+    let exact = std::env::var("STROM_STREAMS_KILL_RECORDS").is_ok();
     let records_max = env_usize("STROM_STREAMS_KILL_RECORDS", 100_000);
     let bs = bs.to_string();
     // Changelogs are compacted, as the runtime creates them by default.
@@ -254,7 +257,7 @@ fn sigkill_run_on(bs: &str, dir: &Path, guarantee: &str, default_kills: usize) {
         std::thread::spawn(move || {
             let p = producer(&bs);
             let mut produced = 0;
-            while !stop.load(Ordering::Relaxed) && produced < records_max {
+            while (exact || !stop.load(Ordering::Relaxed)) && produced < records_max {
                 let end = (produced + 100).min(records_max);
                 produce(&p, INPUT, &records(produced, end));
                 produced = end;
