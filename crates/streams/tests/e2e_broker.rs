@@ -683,3 +683,65 @@ fn co_partitioned_inputs_land_in_one_task_across_two_instances() {
         "{ma:?} {mb:?}"
     );
 }
+
+/// Scale out and back: tasks move to a second instance (their state follows through the
+/// changelog) and come back; the first instance then replays exactly the changelog
+/// records the second one committed — the delta, not the whole changelog.
+#[test]
+fn tasks_moving_back_restore_only_the_delta() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    create_topic(&bs, INPUT, PARTITIONS, &[]).unwrap();
+    create_topic(&bs, OUTPUT, PARTITIONS, &[]).unwrap();
+    let start = |i: usize| {
+        let mut cfg = config(
+            "delta-app",
+            &bs,
+            &dir.path().join(format!("state-{i}")),
+            ProcessingGuarantee::ExactlyOnce,
+            "compact",
+        );
+        cfg.num_stream_threads = 1;
+        KafkaStreams::start(&count_topology(), cfg).unwrap()
+    };
+    let p = producer(&bs);
+    let a = start(0);
+    produce(&p, INPUT, &records(0, 2000));
+    assert_eq!(
+        wait_for_counts(&bs, OUTPUT, Duration::from_secs(60), |c| total(c) >= 2000),
+        expected(2000)
+    );
+    let b = start(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while b.metrics().rebalances == 0 || a.metrics().rebalances < 2 {
+        assert!(std::time::Instant::now() < deadline, "no rebalance");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    produce(&p, INPUT, &records(2000, 4000));
+    assert_eq!(
+        wait_for_counts(&bs, OUTPUT, Duration::from_secs(60), |c| total(c) >= 4000),
+        expected(4000)
+    );
+    let (a_mid, b_end) = (a.metrics(), b.metrics());
+    assert!(
+        b_end.records_processed > 0,
+        "the second instance got no task: {b_end:?}"
+    );
+    assert!(
+        b_end.restored_records > 0,
+        "its tasks' state did not follow: {b_end:?}"
+    );
+    b.close().unwrap();
+    produce(&p, INPUT, &records(4000, 5000));
+    assert_eq!(
+        wait_for_counts(&bs, OUTPUT, Duration::from_secs(60), |c| total(c) >= 5000),
+        expected(5000)
+    );
+    let a_end = a.metrics();
+    a.close().unwrap();
+    assert_eq!(
+        a_end.restored_records - a_mid.restored_records,
+        b_end.changelog_records
+    );
+}

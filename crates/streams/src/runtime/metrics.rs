@@ -82,6 +82,8 @@ pub struct Metrics {
     pub aborts: AtomicU64,
     /// Changelog records replayed into stores.
     pub restored_records: AtomicU64,
+    /// Changelog records written by committed transactions (commits).
+    pub changelog_records: AtomicU64,
     /// Producers recreated after fencing or a fatal error.
     pub producer_recreations: AtomicU64,
     /// Rebalance callbacks (assign and revoke).
@@ -111,7 +113,12 @@ impl Metrics {
     pub fn render(&self, application_id: &str) -> String {
         let app = format!("application_id=\"{application_id}\"");
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 9] = [
+            (
+                "strom_streams_changelog_records_total",
+                "Changelog records written by successful commits.",
+                &self.changelog_records,
+            ),
             (
                 "strom_streams_retries_total",
                 "Records that asked to be retried later (their partition was paused).",

@@ -55,6 +55,8 @@ pub struct MetricsSnapshot {
     pub aborts: u64,
     /// Changelog records replayed into stores.
     pub restored_records: u64,
+    /// Changelog records written by successful commits.
+    pub changelog_records: u64,
     /// Producers recreated.
     pub producer_recreations: u64,
     /// Rebalance callbacks.
@@ -164,6 +166,7 @@ impl KafkaStreams {
             commit_latency_us_mean: m.commit_latency.mean_us(),
             aborts: m.aborts.load(Ordering::Relaxed),
             restored_records: m.restored_records.load(Ordering::Relaxed),
+            changelog_records: m.changelog_records.load(Ordering::Relaxed),
             producer_recreations: m.producer_recreations.load(Ordering::Relaxed),
             rebalances: m.rebalances.load(Ordering::Relaxed),
             retries: m.retries.load(Ordering::Relaxed),

@@ -591,6 +591,8 @@ impl ThreadState {
         self.last_commit = Instant::now();
         let m = &self.shared.metrics;
         m.commits.fetch_add(1, Ordering::Relaxed);
+        m.changelog_records
+            .fetch_add(changelog.len() as u64, Ordering::Relaxed);
         m.commit_latency.observe(started.elapsed());
         Ok(())
     }
