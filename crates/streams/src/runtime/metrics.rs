@@ -226,9 +226,17 @@ pub(crate) fn serve(
                 Ok((mut conn, _)) => {
                     let _ = conn.set_nonblocking(false);
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                    let mut buf = [0u8; 1024];
-                    let n = conn.read(&mut buf).unwrap_or(0);
-                    let request = String::from_utf8_lossy(&buf[..n]);
+                    // Read the whole request head (a client may send it in pieces): closing
+                    // with unread bytes would reset the connection.
+                    let mut buf = Vec::with_capacity(1024);
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let request = String::from_utf8_lossy(&buf);
                     let (status, body) = if request.starts_with("GET /metrics") {
                         ("200 OK", render())
                     } else {
