@@ -55,8 +55,20 @@ if [ "$(cat "$nstamp" 2>/dev/null)" != "$nwant" ]; then
     echo "$nwant" >"$nstamp"
 fi
 
+# --- Apache Kafka jars (strom-streams runs its exactly-once test against Kafka too) -
+kafka_dir="$here/kafka"
+kstamp="$kafka_dir/target/.pom.sha256"
+kwant="$(sha256sum "$kafka_dir/pom.xml" | cut -d' ' -f1)"
+if [ "$(cat "$kstamp" 2>/dev/null)" != "$kwant" ]; then
+    echo "install: Apache Kafka jars (Maven Central) in $kafka_dir/target/dependency"
+    rm -rf "$kafka_dir/target/dependency"
+    (cd "$kafka_dir" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime)
+    echo "$kwant" >"$kstamp"
+fi
+
 # --- check -------------------------------------------------------------------
 kcat -V 2>&1 | grep -o 'Version [^ ]* .*librdkafka [0-9.]*' || kcat -V
 "$venv/bin/python" -c 'import confluent_kafka, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.json_schema, confluent_kafka.schema_registry.protobuf, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0]); print("kafka-python", kafka.__version__); print("pytest", pytest.__version__)'
 (cd "$node_dir" && node -e "console.log('kafkajs', require('kafkajs/package.json').version)")
 "$quix_venv/bin/python" -c 'import importlib.metadata as m; print("quixstreams", m.version("quixstreams"))'
+ls "$kafka_dir/target/dependency" | grep -o '^kafka_2.13-[0-9.]*' | sed 's/^/apache kafka /'

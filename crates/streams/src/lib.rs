@@ -1,0 +1,68 @@
+//! # strom-streams
+//!
+//! Stream processing over any Kafka-protocol cluster (strom or Apache Kafka), in the
+//! style of Kafka Streams: a typed DSL ([`dsl`]), a processor API beneath it
+//! ([`processor`]), state stores with changelogs ([`store`]), a runtime with stream
+//! threads, consumer groups and exactly-once ([`runtime`]), and a deterministic test
+//! driver ([`driver`]).
+//!
+//! ## How state stays exactly-once without wipes
+//!
+//! Writes a task makes to its stores go to an in-memory *overlay*; reads see overlay ∪
+//! store. At commit the overlay (one record per key written) goes to the store's
+//! compacted changelog topic inside the same Kafka transaction as the outputs and the
+//! input offsets. Only after the transaction commits is the overlay applied to the local
+//! store, in one atomic batch with the changelog offsets it corresponds to. The local
+//! store is therefore always a prefix of the committed changelog: a crash never wipes it,
+//! and a restart replays only the changelog's tail.
+//!
+//! ## Example
+//!
+//! ```
+//! use strom_streams::prelude::*;
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("user-events", StringSerde, StringSerde)
+//!     .filter(|_, event: &String| event.contains("PREMIUM"))
+//!     .to("premium-user-events", StringSerde, StringSerde);
+//! let mut driver = TopologyTestDriver::new(&builder.build().unwrap()).unwrap();
+//! let (k, premium, basic) = ("u1".to_string(), "PREMIUM login".to_string(), "BASIC login".to_string());
+//! driver.pipe("user-events", &StringSerde, &StringSerde, &k, &premium, 1).unwrap();
+//! driver.pipe("user-events", &StringSerde, &StringSerde, &k, &basic, 2).unwrap();
+//! let out = driver.read_output("premium-user-events", &StringSerde, &StringSerde).unwrap();
+//! assert_eq!(out.len(), 1);
+//! ```
+
+pub mod driver;
+pub mod dsl;
+pub mod error;
+pub mod processor;
+pub mod record;
+pub mod resilience;
+pub mod runtime;
+pub mod serdes;
+pub mod store;
+mod task;
+mod topology;
+
+pub use task::{ErrorHandler, PunctuationType};
+pub use topology::Topology;
+
+/// Everything an application usually needs.
+pub mod prelude {
+    pub use crate::driver::{CrashPoint, DriverConfig, TopologyTestDriver};
+    pub use crate::dsl::{KGroupedStream, KStream, KTable, StreamsBuilder};
+    pub use crate::error::{ProcessError, SerdeError, StreamsError};
+    pub use crate::processor::{
+        GlobalTable, GlobalView, KvStore, Processor, ProcessorContext, ScheduleId, StoreHandle,
+    };
+    pub use crate::record::{Headers, OutputRecord, Record, TaskId};
+    pub use crate::resilience::{BreakerConfig, BreakerState, CircuitBreaker, RetryPolicy};
+    pub use crate::serdes::{
+        BytesSerde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, StringSerde, U32Serde,
+        U64Serde, UnitSerde,
+    };
+    pub use crate::task::{ErrorHandler, PunctuationType};
+    pub use crate::topology::Topology;
+}

@@ -1,0 +1,299 @@
+//! Instance metrics and their Prometheus text rendering: processing and error counts,
+//! process / commit / punctuate latency histograms, store sizes, restore progress and
+//! consumer lag per input partition (from librdkafka's statistics).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::record::TaskId;
+
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000,
+];
+
+/// A cumulative latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|&b| us <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Mean in microseconds (0 without observations).
+    pub fn mean_us(&self) -> u64 {
+        self.sum_us.load(Ordering::Relaxed) / self.count().max(1)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let le = *b as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            self.count()
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count());
+    }
+}
+
+/// Counters, histograms and gauges of an instance (all threads).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records processed.
+    pub records_processed: AtomicU64,
+    /// Records skipped by an error handler (logged or dead-lettered).
+    pub records_skipped: AtomicU64,
+    /// Successful commits.
+    pub commits: AtomicU64,
+    /// Aborted transactions (or at-least-once rewinds).
+    pub aborts: AtomicU64,
+    /// Changelog records replayed into stores.
+    pub restored_records: AtomicU64,
+    /// Changelog records written by committed transactions (commits).
+    pub changelog_records: AtomicU64,
+    /// Producers recreated after fencing or a fatal error.
+    pub producer_recreations: AtomicU64,
+    /// Rebalance callbacks (assign and revoke).
+    pub rebalances: AtomicU64,
+    /// Records whose processing asked for a retry (their partition was paused).
+    pub retries: AtomicU64,
+    /// Changelog offsets still to replay by restores in progress (restore progress).
+    pub restore_remaining: AtomicU64,
+    /// Time to process one input record (operators and sends).
+    pub process_latency: Histogram,
+    /// Time of a commit (changelog, offsets, transaction, store apply).
+    pub commit_latency: Histogram,
+    /// Time of a wall-clock punctuation round.
+    pub punctuate_latency: Histogram,
+    /// Keys per store and task (approximate for fjall), refreshed at each commit.
+    pub store_keys: Mutex<BTreeMap<(String, TaskId), u64>>,
+    /// Consumer lag per input partition, from librdkafka's statistics.
+    pub lag: Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Metrics {
+    /// The metrics in Prometheus' text format, labelled with the application id.
+    pub fn render(&self, application_id: &str) -> String {
+        let app = format!("application_id=\"{application_id}\"");
+        let mut out = String::new();
+        let counters: [(&str, &str, &AtomicU64); 9] = [
+            (
+                "strom_streams_changelog_records_total",
+                "Changelog records written by successful commits.",
+                &self.changelog_records,
+            ),
+            (
+                "strom_streams_retries_total",
+                "Records that asked to be retried later (their partition was paused).",
+                &self.retries,
+            ),
+            (
+                "strom_streams_records_processed_total",
+                "Input records processed.",
+                &self.records_processed,
+            ),
+            (
+                "strom_streams_records_skipped_total",
+                "Input records skipped by an error handler (logged or dead-lettered).",
+                &self.records_skipped,
+            ),
+            (
+                "strom_streams_commits_total",
+                "Successful commits.",
+                &self.commits,
+            ),
+            (
+                "strom_streams_aborts_total",
+                "Aborted transactions and at-least-once rewinds.",
+                &self.aborts,
+            ),
+            (
+                "strom_streams_restored_records_total",
+                "Changelog records replayed into stores.",
+                &self.restored_records,
+            ),
+            (
+                "strom_streams_producer_recreations_total",
+                "Producers recreated after fencing or a fatal error.",
+                &self.producer_recreations,
+            ),
+            (
+                "strom_streams_rebalances_total",
+                "Rebalance callbacks.",
+                &self.rebalances,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{app}}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        self.process_latency.render(
+            &mut out,
+            "strom_streams_process_latency_seconds",
+            "Time to process one input record.",
+            &app,
+        );
+        self.commit_latency.render(
+            &mut out,
+            "strom_streams_commit_latency_seconds",
+            "Time of one commit.",
+            &app,
+        );
+        self.punctuate_latency.render(
+            &mut out,
+            "strom_streams_punctuate_latency_seconds",
+            "Time of one wall-clock punctuation round.",
+            &app,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strom_streams_restore_remaining_records Changelog offsets still to replay by restores in progress.\n# TYPE strom_streams_restore_remaining_records gauge\nstrom_streams_restore_remaining_records{{{app}}} {}",
+            self.restore_remaining.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strom_streams_store_keys Keys in a state store of a task (approximate for fjall).\n# TYPE strom_streams_store_keys gauge"
+        );
+        for ((store, task), n) in lock(&self.store_keys).iter() {
+            let _ = writeln!(
+                out,
+                "strom_streams_store_keys{{{app},store=\"{store}\",task=\"{task}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP strom_streams_consumer_lag Records between the consumer position and the end of an input partition.\n# TYPE strom_streams_consumer_lag gauge"
+        );
+        for ((topic, partition), n) in lock(&self.lag).iter() {
+            let _ = writeln!(out, "strom_streams_consumer_lag{{{app},topic=\"{topic}\",partition=\"{partition}\"}} {n}");
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` from a background thread until `stop` returns true.
+pub(crate) fn serve(
+    addr: SocketAddr,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    stop: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new().name("strom-streams-metrics".into()).spawn(move || {
+        while !stop() {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                    // Read the whole request head (a client may send it in pieces): closing
+                    // with unread bytes would reset the connection.
+                    let mut buf = Vec::with_capacity(1024);
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let request = String::from_utf8_lossy(&buf);
+                    let (status, body) = if request.starts_with("GET /metrics") {
+                        ("200 OK", render())
+                    } else {
+                        ("404 Not Found", "not found\n".to_string())
+                    };
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    })?;
+    Ok(bound)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_render_as_prometheus() {
+        let m = Metrics::default();
+        m.process_latency.observe(Duration::from_micros(40));
+        m.process_latency.observe(Duration::from_micros(700));
+        m.process_latency.observe(Duration::from_secs(10));
+        m.records_processed.fetch_add(3, Ordering::Relaxed);
+        lock(&m.store_keys).insert(
+            (
+                "counts".into(),
+                TaskId {
+                    subtopology: 0,
+                    partition: 2,
+                },
+            ),
+            7,
+        );
+        let text = m.render("app");
+        assert!(text.contains("strom_streams_records_processed_total{application_id=\"app\"} 3\n"));
+        assert!(text.contains("strom_streams_process_latency_seconds_bucket{application_id=\"app\",le=\"0.00005\"} 1\n"));
+        assert!(text.contains(
+            "strom_streams_process_latency_seconds_bucket{application_id=\"app\",le=\"0.001\"} 2\n"
+        ));
+        assert!(text.contains(
+            "strom_streams_process_latency_seconds_bucket{application_id=\"app\",le=\"5\"} 2\n"
+        ));
+        assert!(text.contains(
+            "strom_streams_process_latency_seconds_bucket{application_id=\"app\",le=\"+Inf\"} 3\n"
+        ));
+        assert!(text
+            .contains("strom_streams_process_latency_seconds_count{application_id=\"app\"} 3\n"));
+        assert!(text.contains(
+            "strom_streams_store_keys{application_id=\"app\",store=\"counts\",task=\"0_2\"} 7\n"
+        ));
+    }
+}

@@ -1,0 +1,554 @@
+//! A task: the nodes of one sub-topology for one partition, its overlay and stores, its
+//! stream time and punctuation schedules. I/O-free: the runtime and the test driver feed
+//! it raw records and time, and take its outputs and changelog records.
+//!
+//! Invariants:
+//! - a record that fails (handler: log-and-continue or dead-letter) leaves no trace in the
+//!   overlay or the outputs: its writes are undone from the overlay's journal;
+//! - stream time never decreases between commits; an abort resets it to the committed one.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::error::{ProcessError, StoreError, StreamsError};
+use crate::record::{OutputRecord, RawRecord, TaskId};
+use crate::store::global::GlobalStores;
+use crate::store::overlay::Overlay;
+use crate::store::{KvPairs, TaskMeta, TaskState};
+use crate::topology::{ErasedRecord, Node, NodeId, Topology};
+
+/// What to do with a record that fails to deserialize or to process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ErrorHandler {
+    /// Stop the application with the error (the default, as in Kafka Streams).
+    #[default]
+    Fail,
+    /// Log the error and skip the record.
+    LogAndContinue,
+    /// Produce the original record to this topic with headers naming the error, the
+    /// original topic, partition, offset and timestamp (in the same transaction under
+    /// exactly-once), and skip it.
+    DeadLetter {
+        /// The dead-letter topic.
+        topic: String,
+    },
+}
+
+/// When a punctuator fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PunctuationType {
+    /// On stream time (the task's max record timestamp): deterministic, replays identically.
+    StreamTime,
+    /// On wall-clock time (the system clock, or the test driver's clock).
+    WallClock,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Schedule {
+    pub node: NodeId,
+    pub kind: PunctuationType,
+    pub interval_ms: i64,
+    /// Next multiple of the interval at which it fires; `None` until time is known.
+    pub next_ms: Option<i64>,
+}
+
+/// The current input record's coordinates.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RecordMeta {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Everything of a task except its nodes (so a node can borrow it while running).
+pub(crate) struct TaskEnv {
+    pub app_id: String,
+    pub task: TaskId,
+    pub state: Box<dyn TaskState>,
+    pub overlay: Overlay,
+    pub stores: Vec<String>,
+    pub outputs: Vec<OutputRecord>,
+    pub current: RecordMeta,
+    pub stream_time_ms: i64,
+    pub committed_stream_time_ms: i64,
+    pub wall_clock_ms: i64,
+    pub schedules: Vec<Schedule>,
+    pub globals: GlobalStores,
+}
+
+impl TaskEnv {
+    pub fn check_store(&self, store: &str) -> Result<(), ProcessError> {
+        if self.stores.iter().any(|s| s == store) {
+            Ok(())
+        } else {
+            Err(ProcessError::user(format!(
+                "store {store} is not connected to this processor's sub-topology"
+            )))
+        }
+    }
+    pub fn store_get(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ProcessError> {
+        self.check_store(store)?;
+        Ok(self.overlay.get(self.state.as_ref(), store, key)?)
+    }
+    pub fn store_range(
+        &self,
+        store: &str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KvPairs, ProcessError> {
+        self.check_store(store)?;
+        Ok(self.overlay.range(self.state.as_ref(), store, from, to)?)
+    }
+    pub fn store_write(
+        &mut self,
+        store: &str,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), ProcessError> {
+        self.check_store(store)?;
+        self.overlay.write(store, key, value);
+        Ok(())
+    }
+}
+
+/// The view of a task a node gets while it runs.
+pub(crate) struct NodeContext<'a> {
+    pub env: &'a mut TaskEnv,
+    pub node: NodeId,
+    /// (child index or all children, record).
+    pub forwards: Vec<(Option<usize>, ErasedRecord)>,
+}
+
+/// Outcome of one input record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Processed {
+    Ok,
+    /// Skipped by the handler (logged or dead-lettered).
+    Skipped,
+    /// Not processed: try again after this many wall-clock milliseconds.
+    Retry(i64),
+}
+
+pub(crate) struct Task {
+    pub id: TaskId,
+    topology: Topology,
+    nodes: Vec<Option<Box<dyn Node>>>,
+    pub env: TaskEnv,
+    deser_handler: ErrorHandler,
+    process_handler: ErrorHandler,
+    sources: std::collections::HashMap<String, (u32, usize)>,
+}
+
+impl Task {
+    /// Instantiates the sub-topology's nodes and runs their `init`.
+    pub fn new(
+        topology: &Topology,
+        app_id: &str,
+        id: TaskId,
+        state: Box<dyn TaskState>,
+        deser_handler: ErrorHandler,
+        process_handler: ErrorHandler,
+        globals: GlobalStores,
+    ) -> Result<Self, StreamsError> {
+        let inner = &topology.inner;
+        let sub = inner
+            .subtopologies
+            .get(id.subtopology as usize)
+            .ok_or_else(|| StreamsError::Topology(format!("no sub-topology {}", id.subtopology)))?;
+        let meta = state.meta()?;
+        let mut nodes: Vec<Option<Box<dyn Node>>> = (0..inner.nodes.len()).map(|_| None).collect();
+        for &n in &sub.nodes {
+            nodes[n] = Some((inner.nodes[n].factory)(app_id));
+        }
+        let mut task = Task {
+            id,
+            topology: topology.clone(),
+            nodes,
+            env: TaskEnv {
+                app_id: app_id.to_string(),
+                task: id,
+                state,
+                overlay: Overlay::default(),
+                stores: sub.stores.clone(),
+                outputs: Vec::new(),
+                current: RecordMeta::default(),
+                stream_time_ms: meta.stream_time_ms,
+                committed_stream_time_ms: meta.stream_time_ms,
+                wall_clock_ms: 0,
+                schedules: Vec::new(),
+                globals,
+            },
+            deser_handler,
+            process_handler,
+            sources: topology.source_index(app_id),
+        };
+        for n in sub.nodes.clone() {
+            task.run(n, |node, ctx| node.init(ctx))
+                .map_err(|e| StreamsError::Processing {
+                    topic: String::new(),
+                    partition: id.partition,
+                    offset: -1,
+                    source: e,
+                })?;
+        }
+        Ok(task)
+    }
+
+    /// Runs `f` on one node, then every record it forwarded, depth first (as Kafka
+    /// Streams does: a record reaches the end of its branch before the next one starts).
+    fn run(
+        &mut self,
+        start: NodeId,
+        f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>) -> Result<(), ProcessError>,
+    ) -> Result<(), ProcessError> {
+        let topology = self.topology.inner.clone();
+        let mut stack: Vec<(NodeId, ErasedRecord)> = Vec::new();
+        let Some(node) = self.nodes[start].as_mut() else {
+            return Err(ProcessError::user(format!(
+                "internal: node {} is not part of task {}",
+                topology.nodes[start].name, self.id
+            )));
+        };
+        let mut ctx = NodeContext {
+            env: &mut self.env,
+            node: start,
+            forwards: Vec::new(),
+        };
+        f(node.as_mut(), &mut ctx)?;
+        let forwards = ctx.forwards;
+        push_forwards(&topology.nodes[start].children, forwards, &mut stack);
+        while let Some((node_id, rec)) = stack.pop() {
+            let Some(node) = self.nodes[node_id].as_mut() else {
+                return Err(ProcessError::user(format!(
+                    "internal: node {} is not part of task {}",
+                    topology.nodes[node_id].name, self.id
+                )));
+            };
+            let mut ctx = NodeContext {
+                env: &mut self.env,
+                node: node_id,
+                forwards: Vec::new(),
+            };
+            node.process(&mut ctx, rec)?;
+            let forwards = ctx.forwards;
+            push_forwards(&topology.nodes[node_id].children, forwards, &mut stack);
+        }
+        Ok(())
+    }
+
+    /// Processes one input record; errors go to the handlers.
+    pub fn process(&mut self, raw: &RawRecord) -> Result<Processed, StreamsError> {
+        let Some(&(_, source)) = self.sources.get(&raw.topic) else {
+            return Err(StreamsError::Topology(format!(
+                "no source reads {}",
+                raw.topic
+            )));
+        };
+        let topology = self.topology.inner.clone();
+        let src = &topology.sources[source];
+        self.env.current = RecordMeta {
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+        };
+        let record = match (src.decode)(raw) {
+            Ok(r) => r,
+            Err(e) => {
+                let handler = self.deser_handler.clone();
+                return match handler {
+                    ErrorHandler::Fail => Err(StreamsError::Deserialization {
+                        topic: raw.topic.clone(),
+                        partition: raw.partition,
+                        offset: raw.offset,
+                        source: e,
+                    }),
+                    other => {
+                        self.dead_letter(&other, raw, "deserialization", &e.to_string());
+                        Ok(Processed::Skipped)
+                    }
+                };
+            }
+        };
+        let stream_time_before = self.env.stream_time_ms;
+        self.env.stream_time_ms = self.env.stream_time_ms.max(raw.timestamp_ms);
+        let outputs_before = self.env.outputs.len();
+        self.env.overlay.begin_record();
+        let result = self.run(src.node, |_, ctx| {
+            ctx.forwards.push((None, record));
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                self.env.overlay.end_record();
+            }
+            Err(e) => {
+                // Undo the failed record's effects so that it leaves no trace.
+                self.env.overlay.undo_record();
+                self.env.outputs.truncate(outputs_before);
+                if let ProcessError::Retry { after_ms, .. } = e {
+                    self.env.stream_time_ms = stream_time_before;
+                    return Ok(Processed::Retry(after_ms.max(1)));
+                }
+                let handler = match e {
+                    // A store failure is not the record's fault: never skip it.
+                    ProcessError::Store(_) => ErrorHandler::Fail,
+                    _ => self.process_handler.clone(),
+                };
+                match handler {
+                    ErrorHandler::Fail => {
+                        return Err(StreamsError::Processing {
+                            topic: raw.topic.clone(),
+                            partition: raw.partition,
+                            offset: raw.offset,
+                            source: e,
+                        })
+                    }
+                    other => {
+                        self.dead_letter(&other, raw, "processing", &e.to_string());
+                        return Ok(Processed::Skipped);
+                    }
+                }
+            }
+        }
+        self.punctuate(PunctuationType::StreamTime, self.env.stream_time_ms)
+            .map_err(|e| StreamsError::Processing {
+                topic: raw.topic.clone(),
+                partition: raw.partition,
+                offset: raw.offset,
+                source: e,
+            })?;
+        Ok(Processed::Ok)
+    }
+
+    fn dead_letter(&mut self, handler: &ErrorHandler, raw: &RawRecord, kind: &str, error: &str) {
+        match handler {
+            ErrorHandler::Fail => {}
+            ErrorHandler::LogAndContinue => {
+                tracing::warn!(task = %self.id, topic = %raw.topic, partition = raw.partition,
+                    offset = raw.offset, kind, error, "skipping record");
+            }
+            ErrorHandler::DeadLetter { topic } => {
+                tracing::warn!(task = %self.id, topic = %raw.topic, partition = raw.partition,
+                    offset = raw.offset, kind, error, dlq = %topic, "record to dead-letter topic");
+                let mut headers = raw.headers.clone();
+                let mut h =
+                    |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
+                h("strom.error.kind", kind.to_string());
+                h("strom.error", error.to_string());
+                h("strom.original.topic", raw.topic.clone());
+                h("strom.original.partition", raw.partition.to_string());
+                h("strom.original.offset", raw.offset.to_string());
+                h("strom.original.timestamp", raw.timestamp_ms.to_string());
+                self.env.outputs.push(OutputRecord {
+                    topic: topic.clone(),
+                    partition: None,
+                    key: raw.key.clone(),
+                    value: raw.value.clone(),
+                    timestamp_ms: raw.timestamp_ms,
+                    headers,
+                });
+            }
+        }
+    }
+
+    /// Fires due punctuators of one kind at `now_ms`.
+    pub fn punctuate(&mut self, kind: PunctuationType, now_ms: i64) -> Result<(), ProcessError> {
+        if now_ms < 0 {
+            return Ok(());
+        }
+        for i in 0..self.env.schedules.len() {
+            let s = self.env.schedules[i].clone();
+            if s.kind != kind || s.interval_ms <= 0 {
+                continue;
+            }
+            let aligned_next = (now_ms / s.interval_ms + 1) * s.interval_ms;
+            let Some(next) = s.next_ms else {
+                // First time seen: fire at the next multiple of the interval.
+                self.env.schedules[i].next_ms = Some(aligned_next);
+                continue;
+            };
+            if now_ms >= next {
+                self.env.schedules[i].next_ms = Some(aligned_next);
+                self.env.current = RecordMeta {
+                    topic: String::new(),
+                    partition: self.id.partition,
+                    offset: -1,
+                };
+                self.run(s.node, |node, ctx| node.punctuate(ctx, i, now_ms))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the wall clock processors see, without firing punctuators.
+    pub fn set_wall_clock(&mut self, now_ms: i64) {
+        self.env.wall_clock_ms = now_ms;
+    }
+
+    /// Advances the wall clock and fires wall-clock punctuators.
+    pub fn advance_wall_clock(&mut self, now_ms: i64) -> Result<(), ProcessError> {
+        self.env.wall_clock_ms = now_ms;
+        self.punctuate(PunctuationType::WallClock, now_ms)
+    }
+
+    /// Takes the records produced since the last call.
+    pub fn take_outputs(&mut self) -> Vec<OutputRecord> {
+        std::mem::take(&mut self.env.outputs)
+    }
+
+    /// The changelog records of the overlay (one per written key), for every store.
+    pub fn changelog_records(&self) -> Vec<(String, OutputRecord)> {
+        let mut out = Vec::new();
+        let ts = self.env.stream_time_ms.max(0);
+        for (store, writes) in self.env.overlay.writes() {
+            let topic = Topology::changelog_topic(&self.env.app_id, store);
+            for (k, v) in writes {
+                out.push((
+                    store.clone(),
+                    OutputRecord {
+                        topic: topic.clone(),
+                        partition: Some(self.id.partition),
+                        key: Some(k.clone()),
+                        value: v.clone(),
+                        timestamp_ms: ts,
+                        headers: Vec::new(),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// After a successful commit: applies the overlay and the meta atomically.
+    /// `changelog_next` holds, per store written, the offset after its last changelog record.
+    pub fn apply(&mut self, changelog_next: &BTreeMap<String, i64>) -> Result<(), StoreError> {
+        let mut meta = self.env.state.meta()?;
+        for (s, o) in changelog_next {
+            let e = meta.changelog_next.entry(s.clone()).or_insert(*o);
+            *e = (*e).max(*o);
+        }
+        meta.stream_time_ms = self.env.stream_time_ms;
+        self.env.state.apply(self.env.overlay.writes(), &meta)?;
+        self.env.overlay.clear();
+        self.env.committed_stream_time_ms = self.env.stream_time_ms;
+        Ok(())
+    }
+
+    /// After an abort: drops the overlay and outputs, resets stream time.
+    pub fn abort(&mut self, committed_stream_time_ms: Option<i64>) {
+        self.env.overlay.clear();
+        self.env.outputs.clear();
+        if let Some(t) = committed_stream_time_ms {
+            self.env.committed_stream_time_ms = t;
+        }
+        self.env.stream_time_ms = self.env.committed_stream_time_ms;
+    }
+
+    /// Sets the stream time the runtime read from the committed offsets' metadata.
+    pub fn set_committed_stream_time(&mut self, t: i64) {
+        self.env.committed_stream_time_ms = t;
+        self.env.stream_time_ms = t;
+    }
+
+    /// The meta of the base.
+    pub fn meta(&self) -> Result<TaskMeta, StoreError> {
+        self.env.state.meta()
+    }
+
+    /// Restore: applies changelog records of one store directly to the base, advancing
+    /// its `changelog_next` to `next_offset` in the same atomic batch.
+    pub fn restore_batch(
+        &mut self,
+        store: &str,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        next_offset: i64,
+    ) -> Result<(), StoreError> {
+        let mut meta = self.env.state.meta()?;
+        meta.changelog_next.insert(store.to_string(), next_offset);
+        let mut writes = BTreeMap::new();
+        writes.insert(store.to_string(), records.into_iter().collect());
+        self.env.state.apply(&writes, &meta)
+    }
+
+    /// Wipes the base (changelog truncated past what we applied, or a format change).
+    pub fn wipe(&mut self) -> Result<(), StoreError> {
+        self.env.state.wipe()
+    }
+
+    /// The overlay's size in bytes (a commit trigger).
+    pub fn overlay_bytes(&self) -> usize {
+        self.env.overlay.bytes()
+    }
+
+    /// Reads a store through the overlay (the test driver's view).
+    pub fn store_range(&self, store: &str) -> Result<KvPairs, ProcessError> {
+        self.env
+            .store_range(store, Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Reads one key through the overlay.
+    pub fn store_get(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ProcessError> {
+        self.env.store_get(store, key)
+    }
+
+    /// True when a processor scheduled a wall-clock punctuator.
+    pub fn has_wall_clock_schedules(&self) -> bool {
+        self.env
+            .schedules
+            .iter()
+            .any(|s| s.kind == PunctuationType::WallClock)
+    }
+
+    /// The task's stream time.
+    pub fn stream_time_ms(&self) -> i64 {
+        self.env.stream_time_ms
+    }
+
+    /// The stores of this task.
+    pub fn stores(&self) -> &[String] {
+        &self.env.stores
+    }
+
+    /// Approximate keys in a store's base.
+    pub fn store_len(&self, store: &str) -> u64 {
+        self.env.state.approximate_len(store)
+    }
+}
+
+/// Shared reference to the topology's store list, for the runtime.
+pub(crate) fn subtopology_stores(topology: &Topology, sub: u32) -> Vec<String> {
+    topology
+        .inner
+        .subtopologies
+        .get(sub as usize)
+        .map(|s| s.stores.clone())
+        .unwrap_or_default()
+}
+
+/// Pushes forwarded records on the stack so that the first one forwarded runs first.
+fn push_forwards(
+    children: &[NodeId],
+    forwards: Vec<(Option<usize>, ErasedRecord)>,
+    stack: &mut Vec<(NodeId, ErasedRecord)>,
+) {
+    let mut batch: Vec<(NodeId, ErasedRecord)> = Vec::new();
+    for (target, rec) in forwards {
+        match target {
+            Some(i) => {
+                if let Some(&c) = children.get(i) {
+                    batch.push((c, rec));
+                }
+            }
+            None => {
+                // Clone for all children but the last, which takes the record itself.
+                if let Some((&last, rest)) = children.split_last() {
+                    for &c in rest {
+                        batch.push((c, rec.clone()));
+                    }
+                    batch.push((last, rec));
+                }
+            }
+        }
+    }
+    stack.extend(batch.into_iter().rev());
+}
