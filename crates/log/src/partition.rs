@@ -964,6 +964,16 @@ impl PartitionLog {
             removed_abort_markers: cleaned.removed_abort_markers,
             completed: false,
         };
+        // Recovery must know, before any rewritten segment is in place, that gaps
+        // are legitimate below this offset.
+        let rewritten_end = cleaned.new_segments.last().map_or(0, |&(_, next)| next);
+        {
+            let mut cleaner = self.lock_cleaner();
+            if rewritten_end > cleaner.cleaned_end_offset {
+                cleaner.cleaned_end_offset = rewritten_end;
+                cleaner.save(&self.dir)?;
+            }
+        }
         if !swap::commit(&self.dir, &cleaned.swap, options.stop_at)? {
             return Ok(Some(outcome));
         }

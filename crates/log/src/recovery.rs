@@ -12,8 +12,10 @@
 //! Restart time therefore depends on the data written since the last checkpoint,
 //! not on the size of the log.
 //!
-//! Sealed segments may have been compacted, so their batches need only increasing
-//! offsets; the last (active) segment is never compacted and must be contiguous.
+//! Segments below the cleaner's cleaned end may have been compacted, so their batches
+//! need only increasing offsets; every other segment (the active one included) was
+//! written by appends and must be contiguous, which is how a damaged (CRC-less) base
+//! offset is caught.
 //! A log cleaner swap interrupted by a crash is finished or discarded before the
 //! segments are listed (`cleaner::swap::recover`).
 
@@ -33,6 +35,7 @@ pub(crate) fn recover(
     crate::cleaner::swap::recover(dir)?;
     let bases = list_segments(dir)?;
     let checkpoint = Checkpoint::read(dir);
+    let cleaned_end = crate::cleaner::state::CleanerState::load(dir).cleaned_end_offset;
     let Some(&last_base) = bases.last() else {
         let start = checkpoint.map_or(0, |c| c.log_start_offset);
         let segment = Segment::create(dir, start)?;
@@ -81,7 +84,7 @@ pub(crate) fn recover(
                 start.next_offset,
                 (start.max_timestamp, start.offset_of_max_timestamp),
                 interval,
-                !is_last,
+                base < cleaned_end,
             )?
         } else if base < expected_start {
             // Overlaps the previous segment: the previous one was cut short or this
@@ -90,7 +93,7 @@ pub(crate) fn recover(
             delete_from(dir, &bases[i + 1..])?;
             break;
         } else {
-            segment.recover_from(0, base, (-1, base), interval, !is_last)?
+            segment.recover_from(0, base, (-1, base), interval, base < cleaned_end)?
         };
         if cut > 0 && !is_last {
             // Everything after a torn batch is unreachable: drop later segments. This

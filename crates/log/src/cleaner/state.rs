@@ -1,9 +1,11 @@
 //! A compacted log's cleaner state: what survives a restart in `cleaner-checkpoint`
-//! (`v1 <first dirty offset> <next delete horizon ms or -1> <crc32c>`, replaced
-//! atomically after each cleaning) and what is only in memory.
+//! (`v1 <first dirty offset> <next delete horizon ms or -1> <cleaned end> <crc32c>`,
+//! replaced atomically) and what is only in memory.
 //!
-//! The file only ever lags the log: a crash after a swap and before the file is
-//! written makes the next cleaning redo work, never skip any.
+//! The first dirty offset only ever lags the log: a crash after a swap and before it
+//! is written makes the next cleaning redo work, never skip any. The cleaned end —
+//! below it segments may have been rewritten, so recovery accepts gaps there — is
+//! written *before* a swap commits, so it never lags what is on disk.
 
 use std::path::Path;
 
@@ -20,6 +22,9 @@ pub(crate) struct CleanerState {
     /// The earliest delete horizon of a tombstone or marker still in the log: a
     /// cleaning after it removes something even without new dirty data.
     pub next_delete_horizon_ms: Option<i64>,
+    /// Segments below this offset may have been rewritten by the cleaner (their
+    /// offsets may have gaps); segments above it were written by appends only.
+    pub cleaned_end_offset: u64,
     /// Wall-clock time of the last completed cleaning (this process only).
     pub last_cleaned_ms: Option<i64>,
     /// Why cleaning this log stopped, after a failure.
@@ -40,9 +45,10 @@ impl CleanerState {
 
     fn body(&self) -> String {
         format!(
-            "v1 {} {}",
+            "v1 {} {} {}",
             self.first_dirty_offset,
-            self.next_delete_horizon_ms.unwrap_or(-1)
+            self.next_delete_horizon_ms.unwrap_or(-1),
+            self.cleaned_end_offset
         )
     }
 
@@ -54,14 +60,16 @@ impl CleanerState {
         let mut fields = body.strip_prefix("v1 ")?.split(' ');
         let first_dirty_offset = fields.next()?.parse().ok()?;
         let horizon: i64 = fields.next()?.parse().ok()?;
+        let cleaned_end_offset = fields.next()?.parse().ok()?;
         Some(CleanerState {
             first_dirty_offset,
             next_delete_horizon_ms: (horizon >= 0).then_some(horizon),
+            cleaned_end_offset,
             ..CleanerState::default()
         })
     }
 
-    /// Persists the first dirty offset and the next horizon in `dir`.
+    /// Persists the first dirty offset, the next horizon and the cleaned end in `dir`.
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
         let body = self.body();
         let line = format!("{body} {}\n", crc32c::crc32c(body.as_bytes()));
@@ -101,11 +109,12 @@ mod tests {
         let state = CleanerState {
             first_dirty_offset: 1234,
             next_delete_horizon_ms: Some(99),
+            cleaned_end_offset: 2000,
             ..CleanerState::default()
         };
         state.save(dir.path()).expect("save");
         assert_eq!(CleanerState::load(dir.path()), state);
-        std::fs::write(dir.path().join(STATE_FILE), "v1 1235 99 1\n").expect("write");
+        std::fs::write(dir.path().join(STATE_FILE), "v1 1235 99 2000 1\n").expect("write");
         assert_eq!(CleanerState::load(dir.path()), CleanerState::default());
     }
 }
