@@ -68,6 +68,9 @@ pub fn spawn_broker(dir: &Path) -> Broker {
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
+            // Tests run in parallel: no registry on its fixed default port.
+            "--schema-registry-enabled",
+            "false",
             "--data-dir",
         ])
         .arg(dir)
