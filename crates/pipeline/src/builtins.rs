@@ -1,0 +1,893 @@
+//! Built-in record operations that run (feature `runtime`), by name: each turns its
+//! parameters into a function from a record to the record to pass on (or none), or an
+//! error that sends the record to the dead-letter topic with the reason.
+//!
+//! | operation | parameters (defaults) | does |
+//! | --- | --- | --- |
+//! | `validate_coordinates` | `lat: latitude`, `lon: longitude` | a record whose coordinates are missing or out of range goes to the dead-letter topic |
+//! | `filter_invalid_locations` | the same | such records are dropped silently |
+//! | `calculate_geohash` | `precision: 6`, `lat`, `lon`, `field: geohash` | adds the coordinates' geohash |
+//! | `group_by_region` | `precision: 4`, `lat`, `lon`, `field: region` | adds the region (a shorter geohash) and keys the record by it |
+//! | `validate_sender_permissions` | `sender: sender_id`, `blocked: []`, `allowed` (any) | a record without a sender, from a blocked one, or from one not allowed goes to the dead-letter topic |
+//! | `check_spam_filters` | `text: content`, `blocked_words: []`, `max_links: 5`, `max_repeated: 20` | a message with a blocked word, too many links or a character repeated too often goes to the dead-letter topic with the reason |
+//! | `encrypt_content` | `field: content`, `keyring_file` or `keyring_env: STROM_PIPELINE_KEYS` | seals the field with AES-256-GCM (base64 of nonce ‖ ciphertext ‖ tag) and adds `encryption_key_id`; keyrings as strom-registry's envelope reads them (`id=base64(32 bytes)`, the first seals) |
+//! | `determine_recipient_servers` | `recipient: recipient_id`, `servers: 16` | adds `recipient_server` (`server-N`, a stable hash of the recipient) |
+//! | `route_to_appropriate_delivery_pipeline` | `online: online`, `failed: delivery_failed` | routes to `delivery_failures` when `failed` is true, else `online_users` or `offline_users` by `online` |
+//! | `manage_retry_logic` | `max_attempts: 3`, `failed: delivery_failed`, `online: online` | a failed delivery counts an `attempt`; below the limit it is routed again by `online` (with `retry: true`), at the limit to `delivery_failures` |
+//! | `check_recipient_online_status` | `recipient: recipient_id`, `presence_topic: user-presence` | adds `online` from a global table of the presence topic (value `true`/`false` or `{"online": …}`; absent: offline) |
+//! | `enrich_with_user_profile` | `user: user_id`, `profiles_topic: user-profiles` | adds `profile`: the user's row of a global table of the profiles topic (`null` when unknown) |
+//! | `calculate_affinity_scores` | `user: user_id`, `category: genre` | per user (records are repartitioned by it), counts views per category in a store and adds `affinity_scores`: each category's share of the user's views |
+//! | `generate_recommendations` | `top: 3` | adds `recommendations`: the categories of highest `affinity_scores`, best first |
+//! | `track_delivery_status` | `id: message_id` | per message (repartitioned by it), records `status` (the record's, else `sent`) and the time in a store, and adds `status` |
+//! | `handle_delivery_confirmations` | `id: message_id`, `type_field: type`, `confirmation: delivery_confirmation` | a confirmation marks its message `delivered` in the same store and is not passed on |
+//! | `update_driver_availability` | `id: driver_id`, `available: available` | per record key (a region), keeps each driver's availability (the record's `available`, default true) in a store and adds `available_drivers` (how many the region holds) |
+//! | `calculate_eta_to_requests` | `requests_topic: ride-requests`, `speed_kmh: 30`, `top: 3`, `lat`, `lon` | adds `etas`: the nearest open ride requests (a global table of the requests topic: `{"latitude", "longitude"}` per request id) within the driver's geohash region (`precision: 4`), each `{request_id, distance_km, eta_s}` at the given speed |
+//! | `trigger_matching_algorithm` | `id: driver_id`, `route: matches` | an available driver with `etas` is matched to the nearest request not yet matched in the region (a store): adds `match` and routes the record to outputs whose `for` is `route` |
+//! | `update_spatial_index` | `id: driver_id`, `ttl: 5 minutes`, `lat`, `lon` | keeps, per record key (a region after `group_by_region`), the latest position of each id seen in the last `ttl` of event time, and adds `nearby` (how many ids the region holds) |
+//! | `detect_anomalies` | `max_speed_kmh: 250`, `lat`, `lon` | per record key (a driver), compares each position with the previous one (event time): an implied speed above the limit, or time going backwards, marks the record `anomaly: true` with `anomaly_reason` (the record is kept) |
+
+use serde_json::Value as Json;
+
+use crate::compile::field;
+use crate::spec::Operation;
+
+/// A record operation: the record to pass on, none, or why it fails.
+pub type RecordFn =
+    Box<dyn Fn(String, Json) -> Result<Option<(String, Json)>, String> + Send + Sync>;
+
+/// The operations this module runs.
+pub const NAMES: &[&str] = &[
+    "validate_coordinates",
+    "filter_invalid_locations",
+    "calculate_geohash",
+    "group_by_region",
+    "detect_anomalies",
+    "update_spatial_index",
+    "validate_sender_permissions",
+    "check_spam_filters",
+    "encrypt_content",
+    "determine_recipient_servers",
+    "route_to_appropriate_delivery_pipeline",
+    "manage_retry_logic",
+    "check_recipient_online_status",
+    "enrich_with_user_profile",
+    "calculate_affinity_scores",
+    "generate_recommendations",
+    "track_delivery_status",
+    "handle_delivery_confirmations",
+    "update_driver_availability",
+    "calculate_eta_to_requests",
+    "trigger_matching_algorithm",
+];
+
+/// `update_driver_availability`: per region, each driver's availability.
+#[derive(Clone)]
+pub struct DriverAvailability {
+    /// `region → {driver: available}`.
+    pub store: strom_streams::prelude::StoreHandle<String, Json>,
+    /// Fields.
+    pub id: String,
+    /// Fields.
+    pub available: String,
+}
+
+impl strom_streams::prelude::Processor<String, Json, String, Json> for DriverAvailability {
+    fn process(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+        mut r: strom_streams::prelude::Record<String, Json>,
+    ) -> Result<(), strom_streams::prelude::ProcessError> {
+        let id = text_of(&r.value, &self.id).ok_or_else(|| {
+            strom_streams::prelude::ProcessError::user(format!("no {} field", self.id))
+        })?;
+        let available = field(&r.value, &self.available)
+            .and_then(Json::as_bool)
+            .unwrap_or(true);
+        let mut drivers = ctx
+            .store(&self.store)?
+            .get(&r.key)?
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(d) = drivers.as_object_mut() {
+            d.insert(id, Json::Bool(available));
+            let count = d.values().filter(|v| v.as_bool() == Some(true)).count();
+            if let Some(obj) = r.value.as_object_mut() {
+                obj.insert("available".into(), Json::Bool(available));
+                obj.insert("available_drivers".into(), Json::from(count));
+            }
+        }
+        ctx.store(&self.store)?.put(&r.key, &drivers)?;
+        ctx.forward(r);
+        Ok(())
+    }
+}
+
+/// `calculate_eta_to_requests`: the nearest open requests of the driver's region.
+#[derive(Clone)]
+pub struct RequestEtas {
+    /// Open requests: request id → `{"latitude", "longitude"}`.
+    pub requests: strom_streams::prelude::GlobalTable<String, Json>,
+    /// Speed used for the ETA.
+    pub speed_kmh: f64,
+    /// How many requests to list.
+    pub top: usize,
+    /// Geohash precision of a region.
+    pub precision: usize,
+    /// Fields.
+    pub lat: String,
+    /// Fields.
+    pub lon: String,
+}
+
+impl RequestEtas {
+    /// The operator for `op` with the global table `requests`.
+    pub fn new(
+        op: &Operation,
+        requests: strom_streams::prelude::GlobalTable<String, Json>,
+    ) -> Result<Self, String> {
+        let speed_kmh = match param(op, "speed_kmh") {
+            None => 30.0,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0)
+                .ok_or_else(|| format!("speed_kmh {v:?}: a positive number"))?,
+        };
+        Ok(RequestEtas {
+            requests,
+            speed_kmh,
+            top: number_param(op, "top", 3)? as usize,
+            precision: precision(op, 4)?,
+            lat: text_param(op, "lat", "latitude"),
+            lon: text_param(op, "lon", "longitude"),
+        })
+    }
+}
+
+impl strom_streams::prelude::Processor<String, Json, String, Json> for RequestEtas {
+    fn process(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+        mut r: strom_streams::prelude::Record<String, Json>,
+    ) -> Result<(), strom_streams::prelude::ProcessError> {
+        let here = coordinates(&r.value, &self.lat, &self.lon)
+            .map_err(strom_streams::prelude::ProcessError::user)?;
+        let region = geohash(here.0, here.1, self.precision);
+        let mut near: Vec<(String, f64)> = Vec::new();
+        for (id, req) in ctx.global(&self.requests)?.all()? {
+            let Ok(at) = coordinates(&req, "latitude", "longitude") else {
+                continue;
+            };
+            if geohash(at.0, at.1, self.precision) == region {
+                near.push((id, haversine_km(here, at)));
+            }
+        }
+        near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let etas: Vec<Json> = near
+            .into_iter()
+            .take(self.top)
+            .map(|(id, km)| serde_json::json!({"request_id": id, "distance_km": km, "eta_s": (km / self.speed_kmh * 3600.0).round()}))
+            .collect();
+        if let Some(obj) = r.value.as_object_mut() {
+            obj.insert("etas".into(), Json::Array(etas));
+        }
+        ctx.forward(r);
+        Ok(())
+    }
+}
+
+/// `trigger_matching_algorithm`: nearest unmatched request per available driver.
+#[derive(Clone)]
+pub struct Matching {
+    /// `region → {request_id: driver}` of matches made.
+    pub store: strom_streams::prelude::StoreHandle<String, Json>,
+    /// Fields.
+    pub id: String,
+    /// The route of matched records.
+    pub route: String,
+}
+
+impl strom_streams::prelude::Processor<String, Json, String, Json> for Matching {
+    fn process(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+        mut r: strom_streams::prelude::Record<String, Json>,
+    ) -> Result<(), strom_streams::prelude::ProcessError> {
+        let available = field(&r.value, "available")
+            .and_then(Json::as_bool)
+            .unwrap_or(true);
+        let driver = text_of(&r.value, &self.id);
+        let etas = field(&r.value, "etas")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let (true, Some(driver)) = (available, driver) {
+            let mut matched = ctx
+                .store(&self.store)?
+                .get(&r.key)?
+                .unwrap_or_else(|| serde_json::json!({}));
+            let pick = etas.iter().find(|e| {
+                e["request_id"]
+                    .as_str()
+                    .is_some_and(|id| matched.get(id).is_none())
+            });
+            if let (Some(pick), Some(m)) = (pick.cloned(), matched.as_object_mut()) {
+                if let Some(id) = pick["request_id"].as_str() {
+                    m.insert(id.to_string(), Json::String(driver));
+                }
+                ctx.store(&self.store)?.put(&r.key, &matched)?;
+                if let Some(obj) = r.value.as_object_mut() {
+                    obj.insert("match".into(), pick);
+                    obj.insert(
+                        crate::compile::ROUTE_FIELD.into(),
+                        Json::String(self.route.clone()),
+                    );
+                }
+            }
+        }
+        ctx.forward(r);
+        Ok(())
+    }
+}
+
+/// A lookup in a global table: (topic, the record field holding the table key).
+pub fn lookup(op: &Operation) -> Option<(String, String)> {
+    match op.name.as_str() {
+        "check_recipient_online_status" => Some((presence_topic(op), recipient_field(op))),
+        "enrich_with_user_profile" => Some((
+            text_param(op, "profiles_topic", "user-profiles"),
+            text_param(op, "user", "user_id"),
+        )),
+        _ => None,
+    }
+}
+
+/// What a lookup adds to the record, from the table's row.
+pub fn apply_lookup(op_name: &str, v: &mut Json, row: Option<&Json>) {
+    let Some(obj) = v.as_object_mut() else {
+        return;
+    };
+    if op_name == "check_recipient_online_status" {
+        let online = match row {
+            Some(Json::Bool(b)) => *b,
+            Some(r) => r.get("online").and_then(Json::as_bool).unwrap_or(false),
+            None => false,
+        };
+        obj.insert("online".into(), Json::Bool(online));
+    } else {
+        obj.insert("profile".into(), row.cloned().unwrap_or(Json::Null));
+    }
+}
+
+/// The field a stateful operation partitions by (records are repartitioned by it).
+pub fn partition_field(op: &Operation) -> Option<String> {
+    match op.name.as_str() {
+        "calculate_affinity_scores" => Some(text_param(op, "user", "user_id")),
+        "track_delivery_status" | "handle_delivery_confirmations" => {
+            Some(text_param(op, "id", "message_id"))
+        }
+        _ => None,
+    }
+}
+
+/// `calculate_affinity_scores`: per user, views per category.
+#[derive(Clone)]
+pub struct AffinityScores {
+    /// `user → {category: views}`.
+    pub store: strom_streams::prelude::StoreHandle<String, Json>,
+    /// The category field.
+    pub category: String,
+}
+
+impl strom_streams::prelude::Processor<String, Json, String, Json> for AffinityScores {
+    fn process(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+        mut r: strom_streams::prelude::Record<String, Json>,
+    ) -> Result<(), strom_streams::prelude::ProcessError> {
+        let Some(category) = text_of(&r.value, &self.category) else {
+            ctx.forward(r);
+            return Ok(());
+        };
+        let mut counts = ctx
+            .store(&self.store)?
+            .get(&r.key)?
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(c) = counts.as_object_mut() {
+            let n = c.get(&category).and_then(Json::as_u64).unwrap_or(0) + 1;
+            c.insert(category, Json::from(n));
+            let total: u64 = c.values().filter_map(Json::as_u64).sum();
+            let scores: serde_json::Map<String, Json> = c
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Json::from(v.as_u64().unwrap_or(0) as f64 / total.max(1) as f64),
+                    )
+                })
+                .collect();
+            if let Some(obj) = r.value.as_object_mut() {
+                obj.insert("affinity_scores".into(), Json::Object(scores));
+            }
+        }
+        ctx.store(&self.store)?.put(&r.key, &counts)?;
+        ctx.forward(r);
+        Ok(())
+    }
+}
+
+/// `track_delivery_status` and `handle_delivery_confirmations`, sharing one store.
+#[derive(Clone)]
+pub struct DeliveryStatus {
+    /// `message id → {"status", "t"}`.
+    pub store: strom_streams::prelude::StoreHandle<String, Json>,
+    /// True for `handle_delivery_confirmations`.
+    pub confirmations: bool,
+    /// The field naming a record's kind, and the kind of confirmations.
+    pub type_field: String,
+    /// See `type_field`.
+    pub confirmation: String,
+}
+
+impl DeliveryStatus {
+    /// The operator for `op` with the shared store `store`.
+    pub fn new(op: &Operation, store: &str) -> Self {
+        DeliveryStatus {
+            store: strom_streams::prelude::StoreHandle::new(
+                store,
+                strom_streams::prelude::StringSerde,
+                strom_streams::prelude::JsonSerde::new(),
+            ),
+            confirmations: op.name == "handle_delivery_confirmations",
+            type_field: text_param(op, "type_field", "type"),
+            confirmation: text_param(op, "confirmation", "delivery_confirmation"),
+        }
+    }
+}
+
+impl strom_streams::prelude::Processor<String, Json, String, Json> for DeliveryStatus {
+    fn process(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+        mut r: strom_streams::prelude::Record<String, Json>,
+    ) -> Result<(), strom_streams::prelude::ProcessError> {
+        let is_confirmation =
+            text_of(&r.value, &self.type_field).as_deref() == Some(self.confirmation.as_str());
+        if self.confirmations {
+            if is_confirmation {
+                let entry = serde_json::json!({"status": "delivered", "t": r.timestamp_ms});
+                ctx.store(&self.store)?.put(&r.key, &entry)?;
+                return Ok(()); // consumed
+            }
+        } else if !is_confirmation {
+            let status = text_of(&r.value, "status").unwrap_or_else(|| "sent".into());
+            let entry = serde_json::json!({"status": status, "t": r.timestamp_ms});
+            ctx.store(&self.store)?.put(&r.key, &entry)?;
+            if let Some(obj) = r.value.as_object_mut() {
+                obj.insert("status".into(), Json::String(status));
+            }
+        }
+        ctx.forward(r);
+        Ok(())
+    }
+}
+
+/// The topic `check_recipient_online_status` reads (created by `run` when missing).
+pub fn presence_topic(op: &Operation) -> String {
+    text_param(op, "presence_topic", "user-presence")
+}
+
+/// The field `check_recipient_online_status` looks up.
+pub fn recipient_field(op: &Operation) -> String {
+    text_param(op, "recipient", "recipient_id")
+}
+
+fn list_param(op: &Operation, name: &str) -> Option<Vec<String>> {
+    op.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| match v {
+            crate::Value::List(items) => items
+                .iter()
+                .filter_map(|i| i.as_text().map(str::to_string))
+                .collect(),
+            crate::Value::Text(t) => vec![t.clone()],
+            crate::Value::Map(_) => Vec::new(),
+        })
+}
+
+fn number_param(op: &Operation, name: &str, default: u64) -> Result<u64, String> {
+    match param(op, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("{name} {v:?}: a whole number")),
+    }
+}
+
+fn text_of(v: &Json, name: &str) -> Option<String> {
+    field(v, name).map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_string))
+}
+
+/// Why a message looks like spam, if it does.
+fn spam_reason(
+    text: &str,
+    blocked: &[String],
+    max_links: usize,
+    max_repeated: usize,
+) -> Option<String> {
+    let lower = text.to_lowercase();
+    if let Some(w) = blocked.iter().find(|w| lower.contains(&w.to_lowercase())) {
+        return Some(format!("blocked word {w:?}"));
+    }
+    let links = lower.matches("http://").count() + lower.matches("https://").count();
+    if links > max_links {
+        return Some(format!("{links} links (at most {max_links})"));
+    }
+    let mut run = 0;
+    let mut last = None;
+    for c in text.chars() {
+        run = if Some(c) == last { run + 1 } else { 1 };
+        last = Some(c);
+        if run > max_repeated {
+            return Some(format!("{c:?} repeated more than {max_repeated} times"));
+        }
+    }
+    None
+}
+
+fn encrypt_content(op: &Operation) -> Result<RecordFn, String> {
+    use base64::Engine as _;
+    use strom_registry::client::encryption::{Envelope, Keyring};
+    let keyring = match param(op, "keyring_file") {
+        Some(path) => Keyring::from_file(std::path::Path::new(path)),
+        None => Keyring::from_env(&text_param(op, "keyring_env", "STROM_PIPELINE_KEYS")),
+    }
+    .map_err(|e| format!("no encryption keys: {e}"))?;
+    let envelope = Envelope::new(keyring);
+    let name = text_param(op, "field", "content");
+    Ok(Box::new(move |k, mut v| {
+        let Some(plain) = field(&v, &name).cloned() else {
+            return Err(format!("no {name} field to encrypt"));
+        };
+        let bytes = match &plain {
+            Json::String(s) => s.as_bytes().to_vec(),
+            other => other.to_string().into_bytes(),
+        };
+        let (key_id, sealed) = envelope.seal(&bytes).map_err(|e| e.to_string())?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                name.clone(),
+                Json::String(base64::engine::general_purpose::STANDARD.encode(sealed)),
+            );
+            obj.insert("encryption_key_id".into(), Json::String(key_id));
+        }
+        Ok(Some((k, v)))
+    }))
+}
+
+fn param<'o>(op: &'o Operation, name: &str) -> Option<&'o str> {
+    op.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.as_text())
+}
+
+fn text_param(op: &Operation, name: &str, default: &str) -> String {
+    param(op, name).unwrap_or(default).to_string()
+}
+
+fn precision(op: &Operation, default: usize) -> Result<usize, String> {
+    match param(op, "precision") {
+        None => Ok(default),
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if (1..=12).contains(&n) => Ok(n),
+            _ => Err(format!("precision {p:?}: a whole number from 1 to 12")),
+        },
+    }
+}
+
+/// The coordinates of a record, or why they are unusable.
+fn coordinates(v: &Json, lat: &str, lon: &str) -> Result<(f64, f64), String> {
+    let get = |name: &str| field(v, name).and_then(Json::as_f64);
+    match (get(lat), get(lon)) {
+        (Some(a), Some(o)) if (-90.0..=90.0).contains(&a) && (-180.0..=180.0).contains(&o) => {
+            Ok((a, o))
+        }
+        (Some(a), Some(o)) => Err(format!("coordinates out of range: {lat}={a}, {lon}={o}")),
+        _ => Err(format!("missing or non-numeric coordinates {lat}/{lon}")),
+    }
+}
+
+/// The geohash of a point (the standard base-32 interleaving of longitude and latitude).
+pub fn geohash(lat: f64, lon: f64, precision: usize) -> String {
+    const BASE32: &[u8; 32] = b"0123456789bcdefghjkmnpqrstuvwxyz";
+    let (mut lat_range, mut lon_range) = ((-90.0, 90.0), (-180.0, 180.0));
+    let mut out = String::with_capacity(precision);
+    let (mut bits, mut value, mut even) = (0, 0usize, true);
+    while out.len() < precision {
+        let (range, x): (&mut (f64, f64), f64) = if even {
+            (&mut lon_range, lon)
+        } else {
+            (&mut lat_range, lat)
+        };
+        let mid = (range.0 + range.1) / 2.0;
+        value <<= 1;
+        if x >= mid {
+            value |= 1;
+            range.0 = mid;
+        } else {
+            range.1 = mid;
+        }
+        even = !even;
+        bits += 1;
+        if bits == 5 {
+            out.push(BASE32[value] as char);
+            bits = 0;
+            value = 0;
+        }
+    }
+    out
+}
+
+/// The operation `op` as a record function, `None` when it is not one of [`NAMES`], or
+/// an error in its parameters.
+pub fn build(op: &Operation) -> Option<Result<RecordFn, String>> {
+    let (lat, lon) = (
+        text_param(op, "lat", "latitude"),
+        text_param(op, "lon", "longitude"),
+    );
+    let f: Result<RecordFn, String> = match op.name.as_str() {
+        "validate_coordinates" => Ok(Box::new(move |k, v| {
+            coordinates(&v, &lat, &lon)?;
+            Ok(Some((k, v)))
+        })),
+        "filter_invalid_locations" => Ok(Box::new(move |k, v| {
+            Ok(coordinates(&v, &lat, &lon).is_ok().then_some((k, v)))
+        })),
+        "calculate_geohash" | "group_by_region" => {
+            let region = op.name == "group_by_region";
+            let default_field = if region { "region" } else { "geohash" };
+            let out_field = text_param(op, "field", default_field);
+            precision(op, if region { 4 } else { 6 }).map(|p| -> RecordFn {
+                Box::new(move |k, mut v| {
+                    let (a, o) = coordinates(&v, &lat, &lon)?;
+                    let hash = geohash(a, o, p);
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.insert(out_field.clone(), Json::String(hash.clone()));
+                    }
+                    Ok(Some((if region { hash } else { k }, v)))
+                })
+            })
+        }
+        "validate_sender_permissions" => {
+            let sender = text_param(op, "sender", "sender_id");
+            let blocked = list_param(op, "blocked").unwrap_or_default();
+            let allowed = list_param(op, "allowed");
+            Ok(Box::new(move |k, v| {
+                let Some(who) = text_of(&v, &sender) else {
+                    return Err(format!("no {sender}: the sender is unknown"));
+                };
+                if blocked.contains(&who) {
+                    return Err(format!("sender {who} is blocked"));
+                }
+                if allowed.as_ref().is_some_and(|a| !a.contains(&who)) {
+                    return Err(format!("sender {who} is not allowed"));
+                }
+                Ok(Some((k, v)))
+            }))
+        }
+        "check_spam_filters" => {
+            let text = text_param(op, "text", "content");
+            let blocked = list_param(op, "blocked_words").unwrap_or_default();
+            match (
+                number_param(op, "max_links", 5),
+                number_param(op, "max_repeated", 20),
+            ) {
+                (Ok(links), Ok(repeated)) => Ok(Box::new(move |k, v| {
+                    let body = text_of(&v, &text).unwrap_or_default();
+                    match spam_reason(&body, &blocked, links as usize, repeated as usize) {
+                        Some(why) => Err(format!("spam: {why}")),
+                        None => Ok(Some((k, v))),
+                    }
+                }) as RecordFn),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        }
+        "encrypt_content" => encrypt_content(op),
+        "determine_recipient_servers" => {
+            let recipient = text_param(op, "recipient", "recipient_id");
+            number_param(op, "servers", 16).and_then(|n| {
+                if n == 0 {
+                    return Err("servers must be at least 1".into());
+                }
+                Ok(Box::new(move |k, mut v| {
+                    let Some(who) = text_of(&v, &recipient) else {
+                        return Err(format!("no {recipient} to deliver to"));
+                    };
+                    // FNV-1a: stable across runs and machines.
+                    let h = who.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    });
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.insert(
+                            "recipient_server".into(),
+                            Json::String(format!("server-{}", h % n)),
+                        );
+                    }
+                    Ok(Some((k, v)))
+                }) as RecordFn)
+            })
+        }
+        "generate_recommendations" => number_param(op, "top", 3).map(|top| -> RecordFn {
+            Box::new(move |k, mut v| {
+                let mut scores: Vec<(String, f64)> = field(&v, "affinity_scores")
+                    .and_then(Json::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(c, s)| (c.clone(), s.as_f64().unwrap_or(0.0)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                // Highest score first; ties by name so the order is stable.
+                scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let picks: Vec<Json> = scores
+                    .into_iter()
+                    .take(top as usize)
+                    .map(|(c, _)| Json::String(c))
+                    .collect();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("recommendations".into(), Json::Array(picks));
+                }
+                Ok(Some((k, v)))
+            })
+        }),
+        "manage_retry_logic" => {
+            let failed = text_param(op, "failed", "delivery_failed");
+            let online = text_param(op, "online", "online");
+            number_param(op, "max_attempts", 3).map(|max| -> RecordFn {
+                Box::new(move |k, mut v| {
+                    if !field(&v, &failed).and_then(Json::as_bool).unwrap_or(false) {
+                        return Ok(Some((k, v)));
+                    }
+                    let attempt = field(&v, "attempt").and_then(Json::as_u64).unwrap_or(0) + 1;
+                    let is_online = field(&v, &online).and_then(Json::as_bool).unwrap_or(false);
+                    let route = if attempt >= max {
+                        "delivery_failures"
+                    } else if is_online {
+                        "online_users"
+                    } else {
+                        "offline_users"
+                    };
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.insert("attempt".into(), Json::from(attempt));
+                        obj.insert("retry".into(), Json::Bool(attempt < max));
+                        obj.insert(
+                            crate::compile::ROUTE_FIELD.into(),
+                            Json::String(route.into()),
+                        );
+                    }
+                    Ok(Some((k, v)))
+                })
+            })
+        }
+        "route_to_appropriate_delivery_pipeline" => {
+            let online = text_param(op, "online", "online");
+            let failed = text_param(op, "failed", "delivery_failed");
+            Ok(Box::new(move |k, mut v| {
+                let is = |f: &str| field(&v, f).and_then(Json::as_bool).unwrap_or(false);
+                let route = if is(&failed) {
+                    "delivery_failures"
+                } else if is(&online) {
+                    "online_users"
+                } else {
+                    "offline_users"
+                };
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert(
+                        crate::compile::ROUTE_FIELD.into(),
+                        Json::String(route.into()),
+                    );
+                }
+                Ok(Some((k, v)))
+            }))
+        }
+        _ => return None,
+    };
+    Some(f)
+}
+
+/// Great-circle distance in kilometres.
+pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1, la2, lo2) = (
+        a.0.to_radians(),
+        a.1.to_radians(),
+        b.0.to_radians(),
+        b.1.to_radians(),
+    );
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * 6_371.0 * h.sqrt().asin()
+}
+
+/// `detect_anomalies`: the last position per key in a store.
+pub struct DetectAnomalies {
+    /// `key → {"lat", "lon", "t"}` of the last position.
+    pub store: strom_streams::prelude::StoreHandle<String, Json>,
+    /// The speed limit.
+    pub max_speed_kmh: f64,
+    /// Field names.
+    pub lat: String,
+    /// Field names.
+    pub lon: String,
+}
+
+impl DetectAnomalies {
+    /// The operator for `op`, keeping its state in the store `store`.
+    pub fn new(op: &Operation, store: &str) -> Result<Self, String> {
+        let max_speed_kmh = match param(op, "max_speed_kmh") {
+            None => 250.0,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| format!("max_speed_kmh {v:?}: a positive number"))?,
+        };
+        Ok(DetectAnomalies {
+            store: strom_streams::prelude::StoreHandle::new(
+                store,
+                strom_streams::prelude::StringSerde,
+                strom_streams::prelude::JsonSerde::new(),
+            ),
+            max_speed_kmh,
+            lat: text_param(op, "lat", "latitude"),
+            lon: text_param(op, "lon", "longitude"),
+        })
+    }
+
+    fn verdict(&self, previous: Option<&Json>, now: (f64, f64), t: i64) -> Option<String> {
+        let p = previous?;
+        let (pa, po, pt) = (p["lat"].as_f64()?, p["lon"].as_f64()?, p["t"].as_i64()?);
+        if t < pt {
+            return Some(format!(
+                "position at {t} is older than the previous one at {pt}"
+            ));
+        }
+        let km = haversine_km((pa, po), now);
+        let hours = (t - pt) as f64 / 3_600_000.0;
+        let speed = if hours > 0.0 {
+            km / hours
+        } else if km > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        (speed > self.max_speed_kmh).then(|| {
+            format!(
+                "implied speed {speed:.0} km/h above {:.0} km/h",
+                self.max_speed_kmh
+            )
+        })
+    }
+}
+
+impl Clone for DetectAnomalies {
+    fn clone(&self) -> Self {
+        DetectAnomalies {
+            store: self.store.clone(),
+            max_speed_kmh: self.max_speed_kmh,
+            lat: self.lat.clone(),
+            lon: self.lon.clone(),
+        }
+    }
+}
+
+impl strom_streams::prelude::Processor<String, Json, String, Json> for DetectAnomalies {
+    fn process(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+        mut r: strom_streams::prelude::Record<String, Json>,
+    ) -> Result<(), strom_streams::prelude::ProcessError> {
+        let now = coordinates(&r.value, &self.lat, &self.lon)
+            .map_err(strom_streams::prelude::ProcessError::user)?;
+        let previous = ctx.store(&self.store)?.get(&r.key)?;
+        if let Some(reason) = self.verdict(previous.as_ref(), now, r.timestamp_ms) {
+            if let Some(obj) = r.value.as_object_mut() {
+                obj.insert("anomaly".into(), Json::Bool(true));
+                obj.insert("anomaly_reason".into(), Json::String(reason));
+            }
+        } else {
+            let last = serde_json::json!({"lat": now.0, "lon": now.1, "t": r.timestamp_ms});
+            ctx.store(&self.store)?.put(&r.key, &last)?;
+        }
+        ctx.forward(r);
+        Ok(())
+    }
+}
+
+/// `update_spatial_index`: per key (a region), the latest position of each id.
+#[derive(Clone)]
+pub struct SpatialIndex {
+    /// `key → {id: {"lat", "lon", "t"}}`.
+    pub store: strom_streams::prelude::StoreHandle<String, Json>,
+    /// The field naming an entity (a driver).
+    pub id: String,
+    /// How long a position stays in the index (event time).
+    pub ttl_ms: i64,
+    /// Field names.
+    pub lat: String,
+    /// Field names.
+    pub lon: String,
+}
+
+impl SpatialIndex {
+    /// The operator for `op`, keeping its index in the store `store`.
+    pub fn new(op: &Operation, store: &str) -> Result<Self, String> {
+        let ttl_ms = match param(op, "ttl") {
+            None => 300_000,
+            Some(t) => crate::duration::parse_ms(t)?,
+        };
+        Ok(SpatialIndex {
+            store: strom_streams::prelude::StoreHandle::new(
+                store,
+                strom_streams::prelude::StringSerde,
+                strom_streams::prelude::JsonSerde::new(),
+            ),
+            id: text_param(op, "id", "driver_id"),
+            ttl_ms,
+            lat: text_param(op, "lat", "latitude"),
+            lon: text_param(op, "lon", "longitude"),
+        })
+    }
+}
+
+impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIndex {
+    fn process(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+        mut r: strom_streams::prelude::Record<String, Json>,
+    ) -> Result<(), strom_streams::prelude::ProcessError> {
+        use strom_streams::prelude::ProcessError;
+        let (lat, lon) = coordinates(&r.value, &self.lat, &self.lon).map_err(ProcessError::user)?;
+        let id = field(&r.value, &self.id)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .ok_or_else(|| ProcessError::user(format!("no {} field to index", self.id)))?;
+        let t = r.timestamp_ms;
+        let mut index = ctx
+            .store(&self.store)?
+            .get(&r.key)?
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(entries) = index.as_object_mut() {
+            entries.retain(|_, e| e["t"].as_i64().is_some_and(|et| et + self.ttl_ms > t));
+            entries.insert(id, serde_json::json!({"lat": lat, "lon": lon, "t": t}));
+            let nearby = entries.len();
+            if let Some(obj) = r.value.as_object_mut() {
+                obj.insert("nearby".into(), Json::from(nearby));
+            }
+        }
+        ctx.store(&self.store)?.put(&r.key, &index)?;
+        ctx.forward(r);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_distances() {
+        // Paris to London, about 344 km.
+        let d = haversine_km((48.8566, 2.3522), (51.5074, -0.1278));
+        assert!((d - 343.5).abs() < 2.0, "{d}");
+        assert_eq!(haversine_km((1.0, 1.0), (1.0, 1.0)), 0.0);
+    }
+
+    #[test]
+    fn geohashes_match_the_reference_values() {
+        // Wikipedia's example and well-known cells.
+        assert_eq!(geohash(42.605, -5.603, 5), "ezs42");
+        assert_eq!(geohash(57.64911, 10.40744, 11), "u4pruydqqvj");
+        assert_eq!(geohash(37.7749, -122.4194, 6), "9q8yyk");
+    }
+}

@@ -1,0 +1,48 @@
+//! # strom-pipeline
+//!
+//! Declarative pipelines: the YAML the seeds write (`stream_pipeline`,
+//! `location_pipeline`, `message_pipeline`, or any `<name>_pipeline` / `pipeline`), read
+//! as written. This crate parses a file into a [`Pipeline`], reports **every** mistake with
+//! its file, line and column ([`Diagnostic`]), and describes the topology as text and as a
+//! Mermaid graph. Running a pipeline (compiling it to a strom-streams topology with its
+//! sinks) builds on this model.
+//!
+//! ```
+//! let yaml = r#"
+//! pipeline:
+//!   name: views
+//!   input_topics: ["user-views"]
+//!   processors:
+//!     - name: per-content
+//!       type: tumbling-window
+//!       window_size: "5 minutes"
+//!       operations: [count_by_content_id, sum_watch_duration]
+//!   output_sinks:
+//!     - type: kafka
+//!       topic: view-counts
+//! "#;
+//! let pipeline = strom_pipeline::parse("views.yaml", yaml, &|_| None).unwrap();
+//! assert_eq!(pipeline.steps[0].window.unwrap().size_ms, 300_000);
+//! assert!(strom_pipeline::describe::mermaid(&pipeline).contains("view-counts"));
+//! ```
+
+#[cfg(feature = "runtime")]
+pub mod builtins;
+#[cfg(feature = "runtime")]
+pub mod compile;
+pub mod describe;
+mod diagnostic;
+pub mod duration;
+pub mod expr;
+pub mod operations;
+mod parse;
+#[cfg(feature = "runtime")]
+pub mod run;
+pub mod sinks;
+mod spec;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use parse::parse;
+pub use spec::{
+    Emit, Guarantee, Input, Location, Operation, Pipeline, Sink, Step, StepKind, Value, WindowSpec,
+};
