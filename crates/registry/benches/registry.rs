@@ -5,7 +5,6 @@
 //!
 //! `cargo bench -p strom-registry --bench registry`
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use apache_avro::types::Value as Avro;
@@ -17,8 +16,6 @@ use strom_registry::client::serde::{
     AvroDeserializer, AvroSerializer, ProtobufDeserializer, ProtobufSerializer, SerdeConfig,
 };
 use strom_registry::client::{ClientConfig, Method, RegistryClient};
-use strom_registry::store::MemoryStore;
-use strom_registry::Registry;
 
 const RIDE: &str = r#"{"type":"record","name":"Ride","namespace":"acme","fields":[
   {"name":"id","type":"string"},{"name":"driver","type":"string"},{"name":"km","type":"double"},
@@ -43,25 +40,14 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let client = runtime.block_on(async {
-        let registry = Registry::open(Arc::new(MemoryStore::new()))
-            .await
-            .expect("registry");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(strom_registry::api::serve(
-            listener,
-            registry,
-            std::future::pending(),
-        ));
-        RegistryClient::new(&ClientConfig {
-            url: format!("http://{addr}"),
-            ..ClientConfig::default()
-        })
-        .expect("client")
-    });
+    let addr = runtime
+        .block_on(strom_registry::api::serve_in_memory(std::future::pending()))
+        .expect("registry");
+    let client = RegistryClient::new(&ClientConfig {
+        url: format!("http://{addr}"),
+        ..ClientConfig::default()
+    })
+    .expect("client");
     let body = json!({ "schema": RIDE });
     runtime
         .block_on(client.request(Method::POST, "/subjects/rides-value/versions", Some(&body)))

@@ -152,6 +152,21 @@ pub async fn serve(
     serve_with(listener, router(registry), None, shutdown).await
 }
 
+/// Starts a registry over an in-memory store on a free loopback port, served by a task
+/// of the current tokio runtime until `shutdown` resolves; returns its address. For
+/// tests, benchmarks and examples of registry clients.
+pub async fn serve_in_memory(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<std::net::SocketAddr> {
+    let registry = Registry::open(Arc::new(crate::store::MemoryStore::new()))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(serve(listener, registry, shutdown));
+    Ok(addr)
+}
+
 /// Serves `router` on `listener`, over TLS if `tls` is given, until `shutdown`
 /// resolves.
 pub async fn serve_with(

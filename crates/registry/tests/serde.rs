@@ -2,8 +2,6 @@
 //! evolution), JSON Schema (validation), Protobuf (nested types, imports registered as
 //! references, well-known imports).
 
-use std::sync::Arc;
-
 use apache_avro::types::Value as Avro;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value as Proto};
 use serde_json::json;
@@ -12,8 +10,6 @@ use strom_registry::client::serde::{
     JsonSerializer, ProtobufDeserializer, ProtobufSerializer, SerdeConfig, SerdeError,
 };
 use strom_registry::client::{ClientConfig, ClientError, RegistryClient};
-use strom_registry::store::MemoryStore;
-use strom_registry::Registry;
 
 struct Server {
     client: RegistryClient,
@@ -29,17 +25,12 @@ impl Drop for Server {
 }
 
 async fn server() -> Server {
-    let registry = Registry::open(Arc::new(MemoryStore::new()))
-        .await
-        .expect("registry");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(strom_registry::api::serve(listener, registry, async {
+    let addr = strom_registry::api::serve_in_memory(async {
         let _ = stopped.await;
-    }));
+    })
+    .await
+    .expect("registry");
     let client = RegistryClient::new(&ClientConfig {
         url: format!("http://{addr}"),
         ..ClientConfig::default()

@@ -10,6 +10,9 @@
 //! from the first processed record (group join excluded) to the last. Experiments:
 //! `BENCH_COMMIT_MS` (commit interval) and `BENCH_CLIENT="k=v,…"` (librdkafka settings).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -125,21 +128,7 @@ fn run_app(
     config.num_stream_threads = 1;
     config.state_backend = StateBackendKind::Fjall;
     config.state_dir = std::env::temp_dir().join("strom-streams-bench").join(app);
-    let streams = KafkaStreams::start(topology, config).expect("start");
-    let mut start = None;
-    loop {
-        let m = streams.metrics();
-        if m.records_processed > 0 {
-            start.get_or_insert_with(Instant::now);
-        }
-        if m.records_processed >= n {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let rate = n as f64 / start.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64());
-    streams.close().expect("close");
-    rate
+    common::processing_rate(topology, config, n)
 }
 
 /// Restore speed: a store with one key per input record is built, the state directory

@@ -37,6 +37,9 @@ pub struct DriverConfig {
     pub processing_errors: ErrorHandler,
     /// Initial wall-clock time in ms.
     pub wall_clock_start_ms: i64,
+    /// Opt-in: each wall-clock advance also moves every task's stream time up to
+    /// `wall clock - lag`, so windows of quiet partitions close. Default `None`.
+    pub stream_time_wall_clock_lag_ms: Option<i64>,
 }
 
 impl Default for DriverConfig {
@@ -47,6 +50,7 @@ impl Default for DriverConfig {
             deserialization_errors: ErrorHandler::Fail,
             processing_errors: ErrorHandler::Fail,
             wall_clock_start_ms: 0,
+            stream_time_wall_clock_lag_ms: None,
         }
     }
 }
@@ -182,8 +186,11 @@ impl TopologyTestDriver {
                 .copied()
                 .unwrap_or(task.meta()?.stream_time_ms);
             task.set_committed_stream_time(t);
-            task.advance_wall_clock(self.wall_clock_ms)
-                .map_err(|e| wall_clock_error(id, e))?;
+            task.advance_wall_clock(
+                self.wall_clock_ms,
+                self.config.stream_time_wall_clock_lag_ms,
+            )
+            .map_err(|e| wall_clock_error(id, e))?;
             self.tasks.insert(id, task);
         }
         Ok(report)
@@ -199,13 +206,14 @@ impl TopologyTestDriver {
         value: &V,
         timestamp_ms: i64,
     ) -> Result<(), StreamsError> {
+        let mut headers = Headers::new();
         let key = key_serde
-            .serialize_nullable(key)
+            .serialize_with_headers(key, &mut headers)
             .map_err(|e| StreamsError::Config(e.to_string()))?;
         let value = value_serde
-            .serialize_nullable(value)
+            .serialize_with_headers(value, &mut headers)
             .map_err(|e| StreamsError::Config(e.to_string()))?;
-        self.pipe_raw(topic, key, value, timestamp_ms, Vec::new())
+        self.pipe_raw(topic, key, value, timestamp_ms, headers)
     }
 
     /// Pipes a serialized record (null key/value allowed) into `topic`.
@@ -322,8 +330,11 @@ impl TopologyTestDriver {
         self.wall_clock_ms += ms;
         self.resume_paused()?;
         for (id, task) in self.tasks.iter_mut() {
-            task.advance_wall_clock(self.wall_clock_ms)
-                .map_err(|e| wall_clock_error(*id, e))?;
+            task.advance_wall_clock(
+                self.wall_clock_ms,
+                self.config.stream_time_wall_clock_lag_ms,
+            )
+            .map_err(|e| wall_clock_error(*id, e))?;
             self.pending.extend(task.take_outputs());
         }
         if self.config.auto_commit {
@@ -459,8 +470,8 @@ impl TopologyTestDriver {
             .into_iter()
             .map(|r| {
                 Ok(Record {
-                    key: key_serde.deserialize_nullable(r.key.as_deref())?,
-                    value: value_serde.deserialize_nullable(r.value.as_deref())?,
+                    key: key_serde.deserialize_with_headers(r.key.as_deref(), &r.headers)?,
+                    value: value_serde.deserialize_with_headers(r.value.as_deref(), &r.headers)?,
                     timestamp_ms: r.timestamp_ms,
                     headers: r.headers,
                 })

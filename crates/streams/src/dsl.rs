@@ -36,24 +36,26 @@ use crate::topology::{
 };
 
 #[derive(Default)]
-struct BuilderState {
+pub(crate) struct BuilderState {
     nodes: Vec<NodeDef>,
     sources: Vec<SourceDef>,
     stores: Vec<StoreDef>,
     counter: usize,
-    repartition_topics: Vec<TopicName>,
-    repartition_sinks: BTreeMap<NodeId, TopicName>,
+    pub(crate) repartition_topics: Vec<TopicName>,
+    pub(crate) repartition_sinks: BTreeMap<NodeId, TopicName>,
     globals: Vec<(String, String)>,
+    /// Mistakes found while building (reported by `build`).
+    errors: Vec<String>,
 }
 
 impl BuilderState {
-    fn name(&mut self, kind: &str) -> String {
+    pub(crate) fn name(&mut self, kind: &str) -> String {
         let n = self.counter;
         self.counter += 1;
         format!("KSTREAM-{kind}-{n:010}")
     }
 
-    fn add_node(
+    pub(crate) fn add_node(
         &mut self,
         name: String,
         factory: NodeFactory,
@@ -74,7 +76,7 @@ impl BuilderState {
         id
     }
 
-    fn add_store(&mut self, name: &str) {
+    pub(crate) fn add_store(&mut self, name: &str) {
         if !self.stores.iter().any(|s| s.name == name) {
             self.stores.push(StoreDef {
                 name: name.to_string(),
@@ -82,7 +84,16 @@ impl BuilderState {
         }
     }
 
-    fn add_source(&mut self, topic: TopicName, decode: Decoder) -> NodeId {
+    pub(crate) fn add_source(&mut self, topic: TopicName, decode: Decoder) -> NodeId {
+        self.add_timed_source(topic, decode, false)
+    }
+
+    fn add_timed_source(
+        &mut self,
+        topic: TopicName,
+        decode: Decoder,
+        processing_time: bool,
+    ) -> NodeId {
         let name = self.name("SOURCE");
         let id = self.add_node(
             name,
@@ -94,6 +105,7 @@ impl BuilderState {
             topic,
             node: id,
             decode,
+            processing_time,
         });
         id
     }
@@ -105,7 +117,7 @@ pub type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 /// Builds a topology with the typed DSL.
 #[derive(Clone, Default)]
 pub struct StreamsBuilder {
-    state: Rc<RefCell<BuilderState>>,
+    pub(crate) state: Rc<RefCell<BuilderState>>,
 }
 
 impl StreamsBuilder {
@@ -128,6 +140,54 @@ impl StreamsBuilder {
         KStream::at(self, node, false)
     }
 
+    /// A stream whose event time is `extract(key, value, record timestamp)`: a field of
+    /// the value, say. `None` (no usable time) sends the record to the deserialization
+    /// handler with `strom.error.kind: timestamp`.
+    pub fn stream_with_timestamps<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        extract: impl Fn(&K, &V, i64) -> Option<i64> + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let (ks, vs) = (key_serde, value_serde);
+        let decode: Decoder = Arc::new(move |raw: &RawRecord| {
+            let key = ks.deserialize_with_headers(raw.key.as_deref(), &raw.headers)?;
+            let value = vs.deserialize_with_headers(raw.value.as_deref(), &raw.headers)?;
+            let timestamp_ms = extract(&key, &value, raw.timestamp_ms).ok_or_else(|| {
+                crate::error::SerdeError::Timestamp("the timestamp extractor found none".into())
+            })?;
+            Ok(ErasedRecord {
+                key: Box::new(key),
+                value: Box::new(value),
+                timestamp_ms,
+                headers: raw.headers.clone(),
+            })
+        });
+        let node = self
+            .state
+            .borrow_mut()
+            .add_source(TopicName::External(topic.to_string()), decode);
+        KStream::at(self, node, false)
+    }
+
+    /// A stream in processing time: each record's timestamp is the wall clock when it is
+    /// processed (windows then follow arrival, not event time; outputs depend on timing
+    /// and are outside the replay guarantee).
+    pub fn stream_processing_time<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> KStream<K, V> {
+        let node = self.state.borrow_mut().add_timed_source(
+            TopicName::External(topic.to_string()),
+            stream_decoder(key_serde, value_serde),
+            true,
+        );
+        KStream::at(self, node, false)
+    }
+
     /// A table materialised from `topic` (a null value deletes the key), in a store named
     /// `<topic>-table`.
     pub fn table<K: Data, V: Data>(
@@ -140,10 +200,10 @@ impl StreamsBuilder {
         let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
         let (ks, vs) = (key_serde.clone(), value_serde.clone());
         let decode: Decoder = Arc::new(move |raw: &RawRecord| {
-            let key = ks.deserialize_nullable(raw.key.as_deref())?;
+            let key = ks.deserialize_with_headers(raw.key.as_deref(), &raw.headers)?;
             let value: Option<V> = match raw.value.as_deref() {
                 None => None,
-                Some(b) => Some(vs.deserialize(b)?),
+                Some(b) => Some(vs.deserialize_with_headers(Some(b), &raw.headers)?),
             };
             Ok(ErasedRecord {
                 key: Box::new(key),
@@ -160,13 +220,17 @@ impl StreamsBuilder {
         };
         let handle = StoreHandle::from_arcs(&store_name, key_serde, value_serde);
         let stream: KStream<K, Option<V>> = KStream::at(self, source, false);
+        let getter = Getter::of_store(&handle);
         let changes = stream.process(
             move || Materialize {
                 store: handle.clone(),
             },
             &[store_name.as_str()],
         );
-        KTable { changes }
+        KTable {
+            changes,
+            getter: Some(getter),
+        }
     }
 
     /// A global table: every partition of `topic` on every instance, kept up to date by
@@ -194,9 +258,17 @@ impl StreamsBuilder {
         self.state.borrow_mut().add_store(handle.name());
     }
 
+    /// Records a mistake in the topology; `build` reports it.
+    pub(crate) fn error(&self, message: &str) {
+        self.state.borrow_mut().errors.push(message.to_string());
+    }
+
     /// Checks and freezes the topology.
     pub fn build(&self) -> Result<Topology, StreamsError> {
         let state = std::mem::take(&mut *self.state.borrow_mut());
+        if !state.errors.is_empty() {
+            return Err(StreamsError::Topology(state.errors.join("; ")));
+        }
         Topology::new(
             state.nodes,
             state.sources,
@@ -214,8 +286,10 @@ fn stream_decoder<K: Data, V: Data>(
 ) -> Decoder {
     Arc::new(move |raw: &RawRecord| {
         Ok(ErasedRecord {
-            key: Box::new(key_serde.deserialize_nullable(raw.key.as_deref())?),
-            value: Box::new(value_serde.deserialize_nullable(raw.value.as_deref())?),
+            key: Box::new(key_serde.deserialize_with_headers(raw.key.as_deref(), &raw.headers)?),
+            value: Box::new(
+                value_serde.deserialize_with_headers(raw.value.as_deref(), &raw.headers)?,
+            ),
             timestamp_ms: raw.timestamp_ms,
             headers: raw.headers.clone(),
         })
@@ -247,11 +321,11 @@ where
 
 /// A stream of records.
 pub struct KStream<K, V> {
-    builder: StreamsBuilder,
-    node: NodeId,
+    pub(crate) builder: StreamsBuilder,
+    pub(crate) node: NodeId,
     /// True when an operator may have changed the key since the last partitioning
     /// (grouping then goes through a repartition topic, as in Kafka Streams).
-    key_changed: bool,
+    pub(crate) key_changed: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -267,7 +341,7 @@ impl<K, V> Clone for KStream<K, V> {
 }
 
 impl<K: Data, V: Data> KStream<K, V> {
-    fn at(builder: &StreamsBuilder, node: NodeId, key_changed: bool) -> Self {
+    pub(crate) fn at(builder: &StreamsBuilder, node: NodeId, key_changed: bool) -> Self {
         KStream {
             builder: builder.clone(),
             node,
@@ -276,7 +350,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         }
     }
 
-    fn add<KO: Data, VO: Data>(
+    pub(crate) fn add<KO: Data, VO: Data>(
         &self,
         kind: &str,
         factory: NodeFactory,
@@ -303,11 +377,43 @@ impl<K: Data, V: Data> KStream<K, V> {
             + Sync
             + 'static,
     {
+        self.closure_node(kind, Vec::new(), key_changed, f)
+    }
+
+    /// A closure operator that reads the named stores (table lookups); the key stays.
+    pub(crate) fn stateless_with_stores<VO: Data, F>(
+        &self,
+        kind: &str,
+        stores: Vec<String>,
+        f: F,
+    ) -> KStream<K, VO>
+    where
+        F: Fn(&mut ProcessorContext<'_, '_, K, VO>, Record<K, V>) -> Result<(), ProcessError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.closure_node(kind, stores, false, f)
+    }
+
+    fn closure_node<KO: Data, VO: Data, F>(
+        &self,
+        kind: &str,
+        stores: Vec<String>,
+        key_changed: bool,
+        f: F,
+    ) -> KStream<KO, VO>
+    where
+        F: Fn(&mut ProcessorContext<'_, '_, KO, VO>, Record<K, V>) -> Result<(), ProcessError>
+            + Send
+            + Sync
+            + 'static,
+    {
         let f = Arc::new(f);
         let factory: NodeFactory = Arc::new(move |_: &str| {
             Box::new(TypedNode::<_, K, V, KO, VO>::new(FnProcessor(f.clone()))) as _
         });
-        self.add(kind, factory, Vec::new(), self.key_changed || key_changed)
+        self.add(kind, factory, stores, self.key_changed || key_changed)
     }
 
     /// Keeps records for which `predicate` is true.
@@ -568,13 +674,14 @@ impl<K: Data, V: Data> KStream<K, V> {
             );
             Box::new(TypedNode::<_, K, V, K, V>::new(FnProcessor(Arc::new(
                 move |ctx: &mut ProcessorContext<'_, '_, K, V>, r: Record<K, V>| {
+                    let mut headers = r.headers;
                     let out = OutputRecord {
                         topic: topic(&r.key, &r.value).resolve(&app),
                         partition: None,
-                        key: ks.serialize_nullable(&r.key)?,
-                        value: vs.serialize_nullable(&r.value)?,
+                        key: ks.serialize_with_headers(&r.key, &mut headers)?,
+                        value: vs.serialize_with_headers(&r.value, &mut headers)?,
                         timestamp_ms: r.timestamp_ms,
-                        headers: r.headers,
+                        headers,
                     };
                     ctx.send(out);
                     Ok(())
@@ -690,9 +797,9 @@ impl<K: Data, V: Data> Processor<K, Option<V>, K, Option<V>> for Materialize<K, 
 
 /// A stream grouped by key, ready to aggregate.
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) key_serde: Arc<dyn Serde<K>>,
+    pub(crate) value_serde: Arc<dyn Serde<V>>,
 }
 
 /// Folds each record into the key's aggregate in a store and emits the new aggregate.
@@ -750,6 +857,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             Arc::new(aggregate_serde),
         );
         let (init, fold) = (Arc::new(init), Arc::new(fold));
+        let getter = Getter::of_store(&store);
         let changes = self.stream.process(
             move || Aggregate {
                 store: store.clone(),
@@ -761,6 +869,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         );
         KTable {
             changes: changes.keep_partitioning(),
+            getter: Some(getter),
         }
     }
 
@@ -793,7 +902,13 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 }
 
 /// A serde behind an `Arc`, usable where `impl Serde` is expected.
-struct ArcSerde<T>(Arc<dyn Serde<T>>);
+pub(crate) struct ArcSerde<T>(pub(crate) Arc<dyn Serde<T>>);
+
+impl<T> Clone for ArcSerde<T> {
+    fn clone(&self) -> Self {
+        ArcSerde(self.0.clone())
+    }
+}
 
 impl<T: 'static> Serde<T> for ArcSerde<T> {
     fn serialize(&self, value: &T) -> Result<Vec<u8>, crate::error::SerdeError> {
@@ -808,10 +923,24 @@ impl<T: 'static> Serde<T> for ArcSerde<T> {
     fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<T, crate::error::SerdeError> {
         self.0.deserialize_nullable(bytes)
     }
+    fn serialize_with_headers(
+        &self,
+        value: &T,
+        headers: &mut crate::record::Headers,
+    ) -> Result<Option<Vec<u8>>, crate::error::SerdeError> {
+        self.0.serialize_with_headers(value, headers)
+    }
+    fn deserialize_with_headers(
+        &self,
+        bytes: Option<&[u8]>,
+        headers: &crate::record::Headers,
+    ) -> Result<T, crate::error::SerdeError> {
+        self.0.deserialize_with_headers(bytes, headers)
+    }
 }
 
 impl<K: Data, V: Data> KStream<K, V> {
-    fn keep_partitioning(mut self) -> Self {
+    pub(crate) fn keep_partitioning(mut self) -> Self {
         self.key_changed = false;
         self
     }
@@ -819,7 +948,58 @@ impl<K: Data, V: Data> KStream<K, V> {
 
 /// A table: the latest value per key, as a stream of changes (`None` deletes a key).
 pub struct KTable<K, V> {
-    changes: KStream<K, Option<V>>,
+    pub(crate) changes: KStream<K, Option<V>>,
+    /// Reads the table's current value of a key (for joins); `None` for tables that are
+    /// not materialised (windowed results).
+    pub(crate) getter: Option<Getter<K, V>>,
+}
+
+type GetFn<K, V> =
+    dyn Fn(&crate::task::TaskEnv, &K) -> Result<Option<V>, ProcessError> + Send + Sync;
+
+/// Reads a table's value for a key from inside a task: a store lookup, possibly through
+/// the table's filters and mappings (computed on read, as Kafka Streams' value getters).
+pub(crate) struct Getter<K, V> {
+    /// The stores the lookup reads (a reading node must be connected to them).
+    pub stores: Vec<String>,
+    pub get: Arc<GetFn<K, V>>,
+}
+
+impl<K, V> Clone for Getter<K, V> {
+    fn clone(&self) -> Self {
+        Getter {
+            stores: self.stores.clone(),
+            get: self.get.clone(),
+        }
+    }
+}
+
+impl<K: Data, V: Data> Getter<K, V> {
+    fn of_store(handle: &StoreHandle<K, V>) -> Self {
+        let handle = handle.clone();
+        Getter {
+            stores: vec![handle.name().to_string()],
+            get: Arc::new(move |env, key| {
+                let k = handle.key_bytes(key)?;
+                match env.store_get(handle.name(), &k)? {
+                    Some(v) => Ok(Some(handle.decode_value(&v)?)),
+                    None => Ok(None),
+                }
+            }),
+        }
+    }
+
+    /// This getter with `f` applied to what it finds.
+    pub fn map<VO: Data>(
+        &self,
+        f: impl Fn(&K, V) -> Option<VO> + Send + Sync + 'static,
+    ) -> Getter<K, VO> {
+        let get = self.get.clone();
+        Getter {
+            stores: self.stores.clone(),
+            get: Arc::new(move |env, key| Ok(get(env, key)?.and_then(|v| f(key, v)))),
+        }
+    }
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -828,6 +1008,12 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KTable<K, V> {
+        let predicate = Arc::new(predicate);
+        let p = predicate.clone();
+        let getter = self
+            .getter
+            .as_ref()
+            .map(|g| g.map(move |k, v| p(k, &v).then_some(v)));
         let changes = self.changes.stateless(
             "KTABLE-FILTER",
             false,
@@ -842,7 +1028,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                 Ok(())
             },
         );
-        KTable { changes }
+        KTable { changes, getter }
     }
 
     /// Drops rows for which `predicate` holds (emitted as deletes).
@@ -858,20 +1044,29 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         f: impl Fn(&V) -> VO + Send + Sync + 'static,
     ) -> KTable<K, VO> {
+        let f = Arc::new(f);
+        let g = f.clone();
+        let getter = self
+            .getter
+            .as_ref()
+            .map(|get| get.map(move |_, v| Some(g(&v))));
         let changes = self
             .changes
-            .map_values(move |v: &Option<V>| v.as_ref().map(&f));
-        KTable { changes }
+            .map_values(move |v: &Option<V>| v.as_ref().map(|v| f(v)));
+        KTable { changes, getter }
     }
 
     fn map_values_opt<VO: Data>(
         &self,
         f: impl Fn(&V) -> Option<VO> + Send + Sync + 'static,
     ) -> KTable<K, VO> {
+        let f = Arc::new(f);
+        let g = f.clone();
+        let getter = self.getter.as_ref().map(|get| get.map(move |_, v| g(&v)));
         let changes = self
             .changes
-            .map_values(move |v: &Option<V>| v.as_ref().and_then(&f));
-        KTable { changes }
+            .map_values(move |v: &Option<V>| v.as_ref().and_then(|v| f(v)));
+        KTable { changes, getter }
     }
 
     /// The stream of changes: `Some(value)` for an update, `None` for a delete.

@@ -20,6 +20,20 @@ pub enum SerdeError {
     /// The payload could not be decoded.
     #[error("invalid payload: {0}")]
     Invalid(String),
+    /// The record has no usable event time (a negative timestamp, or the timestamp
+    /// extractor found none).
+    #[error("no usable timestamp: {0}")]
+    Timestamp(String),
+    /// A service the serde needs (the schema registry) cannot be reached: not the
+    /// record's fault. The record's partition is paused and the record tried again
+    /// after `after_ms`, as for [`ProcessError::Retry`]; no error handler sees it.
+    #[error("unavailable, retry in {after_ms} ms: {reason}")]
+    Unavailable {
+        /// Wall-clock milliseconds to wait.
+        after_ms: i64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A state store backend failed.
@@ -46,7 +60,7 @@ pub enum StoreError {
 pub enum ProcessError {
     /// A serde failed inside the topology (store values, sinks).
     #[error("serde: {0}")]
-    Serde(#[from] SerdeError),
+    Serde(SerdeError),
     /// A state store failed; never sent to a dead-letter topic (it is not the record's fault).
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -63,6 +77,18 @@ pub enum ProcessError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<SerdeError> for ProcessError {
+    /// An unavailable service is a retry; every other serde error is the record's.
+    fn from(e: SerdeError) -> Self {
+        match e {
+            SerdeError::Unavailable { after_ms, reason } => {
+                ProcessError::Retry { after_ms, reason }
+            }
+            other => ProcessError::Serde(other),
+        }
+    }
 }
 
 impl ProcessError {

@@ -34,17 +34,22 @@
 //! assert_eq!(out.len(), 1);
 //! ```
 
+pub mod dedup;
 pub mod driver;
 pub mod dsl;
 pub mod error;
+pub mod join;
 pub mod processor;
 pub mod record;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod resilience;
 pub mod runtime;
 pub mod serdes;
 pub mod store;
 mod task;
 mod topology;
+pub mod window;
 
 pub use task::{ErrorHandler, PunctuationType};
 pub use topology::Topology;
@@ -54,6 +59,7 @@ pub mod prelude {
     pub use crate::driver::{CrashPoint, DriverConfig, TopologyTestDriver};
     pub use crate::dsl::{KGroupedStream, KStream, KTable, StreamsBuilder};
     pub use crate::error::{ProcessError, SerdeError, StreamsError};
+    pub use crate::join::{FkJoined, JoinWindows, StreamJoined};
     pub use crate::processor::{
         GlobalTable, GlobalView, KvStore, Processor, ProcessorContext, ScheduleId, StoreHandle,
     };
@@ -65,4 +71,9 @@ pub mod prelude {
     };
     pub use crate::task::{ErrorHandler, PunctuationType};
     pub use crate::topology::Topology;
+    pub use crate::window::aggregations::{Aggregation, F64Serde};
+    pub use crate::window::{
+        Emit, SessionWindowedKStream, SessionWindows, SlidingWindows, TimeWindowedKStream,
+        TimeWindows, Window, Windowed, WindowedSerde,
+    };
 }

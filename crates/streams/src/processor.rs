@@ -91,6 +91,12 @@ impl<'c, 'e, K: Data, V: Data> ProcessorContext<'c, 'e, K, V> {
         }
     }
 
+    /// The task's environment, for the crate's stateful operators (raw store access,
+    /// the dead-letter topic).
+    pub(crate) fn env(&mut self) -> &mut crate::task::TaskEnv {
+        self.inner.env
+    }
+
     /// Sends a record to every child.
     pub fn forward(&mut self, record: Record<K, V>) {
         self.inner.forwards.push((None, erase(record)));
@@ -316,7 +322,8 @@ impl<K: 'static, V: 'static> KvStore<'_, K, V> {
     }
 }
 
-fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+/// Borrows an owned bound.
+pub(crate) fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match b {
         Bound::Included(v) => Bound::Included(v.as_slice()),
         Bound::Excluded(v) => Bound::Excluded(v.as_slice()),

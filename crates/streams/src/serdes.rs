@@ -5,12 +5,17 @@
 use std::marker::PhantomData;
 
 use crate::error::SerdeError;
+use crate::record::Headers;
 
 /// Turns values of `T` into bytes and back. Implement it for your own formats.
 ///
 /// A Kafka key or value may be null (absent). By default a null payload is a
 /// [`SerdeError::Null`] and every value serializes to a non-null payload; [`Nullable`]
 /// maps null to `None` and `None` to null.
+///
+/// Sources and sinks call the `_with_headers` methods, so a serde may read and write
+/// record headers (the encryption envelope names its key in one); by default they
+/// ignore the headers.
 pub trait Serde<T>: Send + Sync + 'static {
     /// Encodes a value.
     fn serialize(&self, value: &T) -> Result<Vec<u8>, SerdeError>;
@@ -26,6 +31,25 @@ pub trait Serde<T>: Send + Sync + 'static {
             Some(bytes) => self.deserialize(bytes),
             None => Err(SerdeError::Null),
         }
+    }
+    /// Encodes a value as a possibly-null payload of a record with `headers`, which the
+    /// serde may extend.
+    fn serialize_with_headers(
+        &self,
+        value: &T,
+        headers: &mut Headers,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        let _ = headers;
+        self.serialize_nullable(value)
+    }
+    /// Decodes a possibly-null payload of a record with `headers`.
+    fn deserialize_with_headers(
+        &self,
+        bytes: Option<&[u8]>,
+        headers: &Headers,
+    ) -> Result<T, SerdeError> {
+        let _ = headers;
+        self.deserialize_nullable(bytes)
     }
 }
 
@@ -140,6 +164,29 @@ impl<T, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
     fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<Option<T>, SerdeError> {
         match bytes {
             Some(bytes) => self.0.deserialize(bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn serialize_with_headers(
+        &self,
+        value: &Option<T>,
+        headers: &mut Headers,
+    ) -> Result<Option<Vec<u8>>, SerdeError> {
+        match value {
+            Some(v) => self.0.serialize_with_headers(v, headers),
+            None => Ok(None),
+        }
+    }
+    fn deserialize_with_headers(
+        &self,
+        bytes: Option<&[u8]>,
+        headers: &Headers,
+    ) -> Result<Option<T>, SerdeError> {
+        match bytes {
+            Some(bytes) => self
+                .0
+                .deserialize_with_headers(Some(bytes), headers)
+                .map(Some),
             None => Ok(None),
         }
     }

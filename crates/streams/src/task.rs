@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::error::{ProcessError, StoreError, StreamsError};
+use crate::error::{ProcessError, SerdeError, StoreError, StreamsError};
 use crate::record::{OutputRecord, RawRecord, TaskId};
 use crate::store::global::GlobalStores;
 use crate::store::overlay::Overlay;
@@ -74,9 +74,71 @@ pub(crate) struct TaskEnv {
     pub wall_clock_ms: i64,
     pub schedules: Vec<Schedule>,
     pub globals: GlobalStores,
+    /// Where records that cannot be processed go (the handlers' dead-letter topic).
+    pub dead_letter_topic: Option<String>,
+    /// Records too late for every window they belong to, since the task started.
+    pub late_records: u64,
+}
+
+/// A record for the dead-letter topic, with why it is there.
+pub(crate) struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp_ms: i64,
+    /// The record's own headers (the error headers are appended).
+    pub headers: crate::record::Headers,
+    /// `deserialization`, `processing`, `timestamp`, `late`, …
+    pub kind: &'static str,
+    pub error: String,
+    /// Further `strom.*` headers (window, stream time, lateness).
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl TaskEnv {
+    /// Produces `letter` to the application's dead-letter topic with headers naming the
+    /// error and the input record it came from (in the task's transaction). Returns
+    /// false, after a log line, when the application has no dead-letter topic.
+    pub fn dead_letter(&mut self, letter: DeadLetter) -> bool {
+        let topic = self.dead_letter_topic.clone();
+        self.dead_letter_to(topic, letter)
+    }
+
+    /// As [`TaskEnv::dead_letter`] to `topic` (`None`: log and skip).
+    fn dead_letter_to(&mut self, topic: Option<String>, letter: DeadLetter) -> bool {
+        let Some(topic) = topic else {
+            tracing::warn!(task = %self.task, topic = %self.current.topic,
+                partition = self.current.partition, offset = self.current.offset,
+                kind = letter.kind, error = %letter.error, "skipping record");
+            return false;
+        };
+        tracing::warn!(task = %self.task, topic = %self.current.topic,
+            partition = self.current.partition, offset = self.current.offset,
+            kind = letter.kind, error = %letter.error, dlq = %topic, "record to dead-letter topic");
+        let mut headers = letter.headers;
+        let mut h = |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
+        h("strom.error.kind", letter.kind.to_string());
+        h("strom.error", letter.error);
+        h("strom.original.topic", self.current.topic.clone());
+        h(
+            "strom.original.partition",
+            self.current.partition.to_string(),
+        );
+        h("strom.original.offset", self.current.offset.to_string());
+        h("strom.original.timestamp", letter.timestamp_ms.to_string());
+        for (k, v) in letter.extra {
+            h(k, v);
+        }
+        self.outputs.push(OutputRecord {
+            topic,
+            partition: None,
+            key: letter.key,
+            value: letter.value,
+            timestamp_ms: letter.timestamp_ms,
+            headers,
+        });
+        true
+    }
+
     pub fn check_store(&self, store: &str) -> Result<(), ProcessError> {
         if self.stores.iter().any(|s| s == store) {
             Ok(())
@@ -156,6 +218,13 @@ impl Task {
             .get(id.subtopology as usize)
             .ok_or_else(|| StreamsError::Topology(format!("no sub-topology {}", id.subtopology)))?;
         let meta = state.meta()?;
+        let dead_letter_topic =
+            [&process_handler, &deser_handler]
+                .into_iter()
+                .find_map(|h| match h {
+                    ErrorHandler::DeadLetter { topic } => Some(topic.clone()),
+                    _ => None,
+                });
         let mut nodes: Vec<Option<Box<dyn Node>>> = (0..inner.nodes.len()).map(|_| None).collect();
         for &n in &sub.nodes {
             nodes[n] = Some((inner.nodes[n].factory)(app_id));
@@ -177,6 +246,8 @@ impl Task {
                 wall_clock_ms: 0,
                 schedules: Vec::new(),
                 globals,
+                dead_letter_topic,
+                late_records: 0,
             },
             deser_handler,
             process_handler,
@@ -191,6 +262,7 @@ impl Task {
                     source: e,
                 })?;
         }
+        task.rearm_stream_time_schedules();
         Ok(task)
     }
 
@@ -251,9 +323,31 @@ impl Task {
             partition: raw.partition,
             offset: raw.offset,
         };
-        let record = match (src.decode)(raw) {
+        let processing_time = src.processing_time.then_some(self.env.wall_clock_ms);
+        let decoded = (src.decode)(raw).and_then(|mut r| {
+            if let Some(now) = processing_time {
+                r.timestamp_ms = now;
+            }
+            if r.timestamp_ms < 0 {
+                Err(SerdeError::Timestamp(format!(
+                    "record timestamp {} is negative",
+                    r.timestamp_ms
+                )))
+            } else {
+                Ok(r)
+            }
+        });
+        let record = match decoded {
             Ok(r) => r,
+            Err(SerdeError::Unavailable { after_ms, reason }) => {
+                tracing::warn!(task = %self.id, topic = %raw.topic, offset = raw.offset, reason, "deserializer unavailable: retrying");
+                return Ok(Processed::Retry(after_ms.max(1)));
+            }
             Err(e) => {
+                let kind = match e {
+                    SerdeError::Timestamp(_) => "timestamp",
+                    _ => "deserialization",
+                };
                 let handler = self.deser_handler.clone();
                 return match handler {
                     ErrorHandler::Fail => Err(StreamsError::Deserialization {
@@ -263,14 +357,14 @@ impl Task {
                         source: e,
                     }),
                     other => {
-                        self.dead_letter(&other, raw, "deserialization", &e.to_string());
+                        self.dead_letter(&other, raw, kind, &e.to_string());
                         Ok(Processed::Skipped)
                     }
                 };
             }
         };
         let stream_time_before = self.env.stream_time_ms;
-        self.env.stream_time_ms = self.env.stream_time_ms.max(raw.timestamp_ms);
+        self.env.stream_time_ms = self.env.stream_time_ms.max(record.timestamp_ms);
         let outputs_before = self.env.outputs.len();
         self.env.overlay.begin_record();
         let result = self.run(src.node, |_, ctx| {
@@ -320,35 +414,28 @@ impl Task {
         Ok(Processed::Ok)
     }
 
-    fn dead_letter(&mut self, handler: &ErrorHandler, raw: &RawRecord, kind: &str, error: &str) {
-        match handler {
-            ErrorHandler::Fail => {}
-            ErrorHandler::LogAndContinue => {
-                tracing::warn!(task = %self.id, topic = %raw.topic, partition = raw.partition,
-                    offset = raw.offset, kind, error, "skipping record");
-            }
-            ErrorHandler::DeadLetter { topic } => {
-                tracing::warn!(task = %self.id, topic = %raw.topic, partition = raw.partition,
-                    offset = raw.offset, kind, error, dlq = %topic, "record to dead-letter topic");
-                let mut headers = raw.headers.clone();
-                let mut h =
-                    |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
-                h("strom.error.kind", kind.to_string());
-                h("strom.error", error.to_string());
-                h("strom.original.topic", raw.topic.clone());
-                h("strom.original.partition", raw.partition.to_string());
-                h("strom.original.offset", raw.offset.to_string());
-                h("strom.original.timestamp", raw.timestamp_ms.to_string());
-                self.env.outputs.push(OutputRecord {
-                    topic: topic.clone(),
-                    partition: None,
-                    key: raw.key.clone(),
-                    value: raw.value.clone(),
-                    timestamp_ms: raw.timestamp_ms,
-                    headers,
-                });
-            }
-        }
+    fn dead_letter(
+        &mut self,
+        handler: &ErrorHandler,
+        raw: &RawRecord,
+        kind: &'static str,
+        error: &str,
+    ) {
+        let letter = DeadLetter {
+            key: raw.key.clone(),
+            value: raw.value.clone(),
+            timestamp_ms: raw.timestamp_ms,
+            headers: raw.headers.clone(),
+            kind,
+            error: error.to_string(),
+            extra: Vec::new(),
+        };
+        let topic = match handler {
+            ErrorHandler::Fail => return,
+            ErrorHandler::LogAndContinue => None,
+            ErrorHandler::DeadLetter { topic } => Some(topic.clone()),
+        };
+        self.env.dead_letter_to(topic, letter);
     }
 
     /// Fires due punctuators of one kind at `now_ms`.
@@ -361,7 +448,7 @@ impl Task {
             if s.kind != kind || s.interval_ms <= 0 {
                 continue;
             }
-            let aligned_next = (now_ms / s.interval_ms + 1) * s.interval_ms;
+            let aligned_next = next_multiple(now_ms, s.interval_ms);
             let Some(next) = s.next_ms else {
                 // First time seen: fire at the next multiple of the interval.
                 self.env.schedules[i].next_ms = Some(aligned_next);
@@ -385,10 +472,26 @@ impl Task {
         self.env.wall_clock_ms = now_ms;
     }
 
-    /// Advances the wall clock and fires wall-clock punctuators.
-    pub fn advance_wall_clock(&mut self, now_ms: i64) -> Result<(), ProcessError> {
+    /// Advances the wall clock and fires wall-clock punctuators. With
+    /// `stream_time_lag_ms`, stream time also moves up to `now - lag` (the opt-in advance
+    /// for quiet partitions: windows close without new records, at the cost of
+    /// determinism).
+    pub fn advance_wall_clock(
+        &mut self,
+        now_ms: i64,
+        stream_time_lag_ms: Option<i64>,
+    ) -> Result<(), ProcessError> {
         self.env.wall_clock_ms = now_ms;
-        self.punctuate(PunctuationType::WallClock, now_ms)
+        self.punctuate(PunctuationType::WallClock, now_ms)?;
+        match stream_time_lag_ms {
+            Some(lag) => self.advance_stream_time(now_ms.saturating_sub(lag)),
+            None => Ok(()),
+        }
+    }
+
+    /// Late records counted since the last call.
+    pub fn take_late_records(&mut self) -> u64 {
+        std::mem::take(&mut self.env.late_records)
     }
 
     /// Takes the records produced since the last call.
@@ -442,12 +545,34 @@ impl Task {
             self.env.committed_stream_time_ms = t;
         }
         self.env.stream_time_ms = self.env.committed_stream_time_ms;
+        self.rearm_stream_time_schedules();
     }
 
     /// Sets the stream time the runtime read from the committed offsets' metadata.
     pub fn set_committed_stream_time(&mut self, t: i64) {
         self.env.committed_stream_time_ms = t;
         self.env.stream_time_ms = t;
+        self.rearm_stream_time_schedules();
+    }
+
+    /// Points stream-time punctuators at the first interval after the current stream
+    /// time, so a restarted or aborted task fires them exactly where the original run did.
+    fn rearm_stream_time_schedules(&mut self) {
+        let now = self.env.stream_time_ms;
+        for s in &mut self.env.schedules {
+            if s.kind == PunctuationType::StreamTime {
+                s.next_ms = (now >= 0).then(|| next_multiple(now, s.interval_ms));
+            }
+        }
+    }
+
+    /// Moves stream time forward to `t` (never back) and fires stream-time punctuators.
+    fn advance_stream_time(&mut self, t: i64) -> Result<(), ProcessError> {
+        if t <= self.env.stream_time_ms {
+            return Ok(());
+        }
+        self.env.stream_time_ms = t;
+        self.punctuate(PunctuationType::StreamTime, t)
     }
 
     /// The meta of the base.
@@ -484,6 +609,18 @@ impl Task {
     pub fn store_range(&self, store: &str) -> Result<KvPairs, ProcessError> {
         self.env
             .store_range(store, Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Reads a key range of a store's committed state (interactive queries: never the
+    /// overlay's uncommitted writes).
+    pub fn committed_range(
+        &self,
+        store: &str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KvPairs, ProcessError> {
+        self.env.check_store(store)?;
+        Ok(self.env.state.range(store, from, to)?)
     }
 
     /// Reads one key through the overlay.
@@ -523,6 +660,11 @@ pub(crate) fn subtopology_stores(topology: &Topology, sub: u32) -> Vec<String> {
         .get(sub as usize)
         .map(|s| s.stores.clone())
         .unwrap_or_default()
+}
+
+/// The first multiple of `interval` after `now` (saturating at the end of time).
+fn next_multiple(now: i64, interval: i64) -> i64 {
+    (now / interval).saturating_add(1).saturating_mul(interval)
 }
 
 /// Pushes forwarded records on the stack so that the first one forwarded runs first.

@@ -113,6 +113,8 @@ pub(crate) struct SourceDef {
     pub topic: TopicName,
     pub node: NodeId,
     pub decode: Decoder,
+    /// Records take the wall-clock time of their processing as timestamp.
+    pub processing_time: bool,
 }
 
 #[derive(Debug, Clone)]

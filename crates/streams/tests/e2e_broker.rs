@@ -75,16 +75,6 @@ fn config(
     c
 }
 
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).unwrap();
-    out
-}
-
 fn total(counts: &BTreeMap<String, (i64, i64)>) -> i64 {
     counts.values().map(|v| v.0).sum()
 }

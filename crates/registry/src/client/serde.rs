@@ -261,13 +261,15 @@ impl AvroSerializer {
     }
 }
 
+/// Resolves `value` against `schema` first (numeric promotions, plain values in
+/// unions, as `apache_avro::to_value` builds them), then encodes it.
 fn encode_avro(
     schema: &apache_avro::Schema,
     value: apache_avro::types::Value,
 ) -> Result<Vec<u8>, apache_avro::Error> {
     apache_avro::writer::datum::GenericDatumWriter::builder(schema)
         .build()?
-        .write_value_to_vec(value)
+        .write_value_to_vec(value.resolve(schema)?)
 }
 
 /// Deserializes Avro payloads with their writer schema, optionally evolving them to a
@@ -386,6 +388,13 @@ pub fn message_indexes(message: &MessageDescriptor) -> Vec<i32> {
     // The descriptor's source path alternates field numbers and indexes:
     // [4, top, 3, nested, 3, nested, ...].
     message.path().iter().skip(1).step_by(2).copied().collect()
+}
+
+/// Compiles the text of one `.proto` file, named `name` (the name its descriptor is
+/// registered with), into the descriptor a [`ProtobufSerializer`] takes. Its imports
+/// may only be Google's well-known types.
+pub fn compile_proto(name: &str, text: &str) -> Result<prost_reflect::FileDescriptor, SerdeError> {
+    crate::format::protobuf::compile_file(name, text).map_err(SerdeError::Schema)
 }
 
 fn is_well_known(file: &str) -> bool {
@@ -514,16 +523,28 @@ fn base64_descriptor(file: &prost_reflect::FileDescriptor) -> String {
     base64::engine::general_purpose::STANDARD.encode(file.file_descriptor_proto().encode_to_vec())
 }
 
-/// Deserializes Protobuf payloads into dynamic messages of their writer's type.
+/// Deserializes Protobuf payloads into dynamic messages of their writer's type, or of
+/// a reader's type (evolution: the payload is read with the reader's descriptor).
 pub struct ProtobufDeserializer {
     writers: SchemaCache<ProtoSchema>,
+    reader: Option<MessageDescriptor>,
 }
 
 impl ProtobufDeserializer {
-    /// A deserializer.
+    /// A deserializer into the writer's message types.
     pub fn new(client: RegistryClient) -> Self {
         ProtobufDeserializer {
             writers: SchemaCache::new(client),
+            reader: None,
+        }
+    }
+
+    /// A deserializer into messages of `reader`: fields the writer lacks take their
+    /// defaults, fields the reader lacks are kept as unknown fields.
+    pub fn with_reader(client: RegistryClient, reader: MessageDescriptor) -> Self {
+        ProtobufDeserializer {
+            writers: SchemaCache::new(client),
+            reader: Some(reader),
         }
     }
 
@@ -538,6 +559,7 @@ impl ProtobufDeserializer {
         let descriptor = writer.message_at(&indexes).ok_or_else(|| {
             SerdeError::Decode(format!("schema {id} has no message at indexes {indexes:?}"))
         })?;
+        let descriptor = self.reader.clone().unwrap_or(descriptor);
         DynamicMessage::decode(descriptor, payload).map_err(|e| SerdeError::Decode(e.to_string()))
     }
 }

@@ -25,7 +25,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use base64::Engine;
 use prost_reflect::prost::Message;
 use prost_reflect::prost_types::FileDescriptorProto;
-use prost_reflect::{Cardinality, DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{
+    Cardinality, DescriptorPool, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor,
+};
 use protox::file::{File, FileResolver, GoogleFileResolver};
 
 use super::ResolvedReference;
@@ -95,6 +97,27 @@ fn normalize(mut file: FileDescriptorProto) -> FileDescriptorProto {
     file
 }
 
+/// Compiles `root` among `files` (Google's well-known imports resolved too).
+fn compile(files: HashMap<String, File>, root: &str) -> Result<DescriptorPool, String> {
+    let resolver = Resolver {
+        files,
+        google: GoogleFileResolver::new(),
+    };
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_source_info(false);
+    compiler.open_file(root).map_err(|e| e.to_string())?;
+    Ok(compiler.descriptor_pool())
+}
+
+/// Compiles one `.proto` file's text under the file name `name`; it may import only
+/// Google's well-known types.
+pub(crate) fn compile_file(name: &str, text: &str) -> Result<FileDescriptor, String> {
+    let file = File::from_source(name, text).map_err(|e| e.to_string())?;
+    compile(HashMap::from([(name.to_owned(), file)]), name)?
+        .get_file_by_name(name)
+        .ok_or_else(|| format!("the compiled schema has no file {name}"))
+}
+
 impl ProtoSchema {
     /// Compiles the schema with its references.
     pub fn parse(text: &str, references: &[ResolvedReference]) -> Result<Self, String> {
@@ -113,14 +136,7 @@ impl ProtoSchema {
             None => ROOT_FILE.to_owned(),
         };
         files.insert(file_name.clone(), to_file(&file_name, text)?);
-        let resolver = Resolver {
-            files,
-            google: GoogleFileResolver::new(),
-        };
-        let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler.include_source_info(false);
-        compiler.open_file(&file_name).map_err(|e| e.to_string())?;
-        let pool = compiler.descriptor_pool();
+        let pool = compile(files, &file_name)?;
         let file = pool
             .get_file_by_name(&file_name)
             .ok_or_else(|| "the compiled schema has no file".to_owned())?;

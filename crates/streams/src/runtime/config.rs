@@ -61,6 +61,15 @@ pub struct StreamsConfig {
     pub request_timeout: Duration,
     /// Extra librdkafka settings for every client (e.g. `session.timeout.ms`).
     pub client_config: BTreeMap<String, String>,
+    /// Opt-in: move each task's stream time up to `now - lag` on the wall clock, so the
+    /// windows of partitions that went quiet still close (outputs then depend on timing,
+    /// outside the determinism guarantee). Default `None`.
+    pub stream_time_wall_clock_lag: Option<Duration>,
+    /// `HOST:PORT` where this instance serves interactive queries
+    /// ([`super::KafkaStreams::serve_http`]); other instances learn it through the
+    /// consumer group and redirect queries for keys this instance holds here
+    /// (Kafka Streams' `application.server`). Default `None`.
+    pub application_server: Option<String>,
 }
 
 impl StreamsConfig {
@@ -85,6 +94,8 @@ impl StreamsConfig {
             transaction_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             client_config: BTreeMap::new(),
+            stream_time_wall_clock_lag: None,
+            application_server: None,
         }
     }
 

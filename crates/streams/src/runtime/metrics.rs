@@ -4,10 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::record::TaskId;
@@ -76,6 +74,9 @@ pub struct Metrics {
     pub records_processed: AtomicU64,
     /// Records skipped by an error handler (logged or dead-lettered).
     pub records_skipped: AtomicU64,
+    /// Records too late for every window they belong to (sent to the dead-letter topic,
+    /// or dropped without one).
+    pub late_records: AtomicU64,
     /// Successful commits.
     pub commits: AtomicU64,
     /// Aborted transactions (or at-least-once rewinds).
@@ -113,7 +114,7 @@ impl Metrics {
     pub fn render(&self, application_id: &str) -> String {
         let app = format!("application_id=\"{application_id}\"");
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             (
                 "strom_streams_changelog_records_total",
                 "Changelog records written by successful commits.",
@@ -133,6 +134,11 @@ impl Metrics {
                 "strom_streams_records_skipped_total",
                 "Input records skipped by an error handler (logged or dead-lettered).",
                 &self.records_skipped,
+            ),
+            (
+                "strom_streams_late_records_total",
+                "Records too late for every window they belong to (dead-lettered or dropped).",
+                &self.late_records,
             ),
             (
                 "strom_streams_commits_total",
@@ -209,51 +215,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Serves `GET /metrics` on `addr` from a background thread until `stop` returns true.
-pub(crate) fn serve(
-    addr: SocketAddr,
-    render: Arc<dyn Fn() -> String + Send + Sync>,
-    stop: Arc<dyn Fn() -> bool + Send + Sync>,
-) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    let bound = listener.local_addr()?;
-    std::thread::Builder::new().name("strom-streams-metrics".into()).spawn(move || {
-        while !stop() {
-            match listener.accept() {
-                Ok((mut conn, _)) => {
-                    let _ = conn.set_nonblocking(false);
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                    // Read the whole request head (a client may send it in pieces): closing
-                    // with unread bytes would reset the connection.
-                    let mut buf = Vec::with_capacity(1024);
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-                        match conn.read(&mut chunk) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let request = String::from_utf8_lossy(&buf);
-                    let (status, body) = if request.starts_with("GET /metrics") {
-                        ("200 OK", render())
-                    } else {
-                        ("404 Not Found", "not found\n".to_string())
-                    };
-                    let _ = write!(
-                        conn,
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(50)),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    })?;
-    Ok(bound)
 }
 
 #[cfg(test)]

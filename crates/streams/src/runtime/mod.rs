@@ -23,7 +23,9 @@
 mod admin;
 pub mod config;
 mod global;
+mod http;
 pub mod metrics;
+pub mod query;
 pub mod thread;
 
 use std::path::Path;
@@ -47,6 +49,8 @@ pub struct MetricsSnapshot {
     pub records_processed: u64,
     /// Records skipped by an error handler.
     pub records_skipped: u64,
+    /// Records too late for every window they belong to.
+    pub late_records: u64,
     /// Successful commits.
     pub commits: u64,
     /// Mean commit latency in microseconds.
@@ -80,6 +84,15 @@ pub(crate) struct Shared {
     pub instance_id: String,
     pub shutdown: AtomicBool,
     pub metrics: Metrics,
+    /// Partition count of each sub-topology (its tasks).
+    pub partitions: std::collections::BTreeMap<u32, i32>,
+    /// Interactive-query requests, one channel per stream thread.
+    pub query_tx: Vec<std::sync::Mutex<std::sync::mpsc::Sender<query::QueryRequest>>>,
+    /// The client interactive queries use to read the group's members (created on the
+    /// first lookup).
+    pub group_client: std::sync::Mutex<Option<rdkafka::consumer::BaseConsumer>>,
+    /// The receiving ends, taken by each thread when it starts.
+    pub query_rx: Vec<std::sync::Mutex<Option<std::sync::mpsc::Receiver<query::QueryRequest>>>>,
 }
 
 /// A running instance of a streams application.
@@ -113,7 +126,13 @@ impl KafkaStreams {
         config.validate()?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| StreamsError::Store(e.into()))?;
         let instance_id = instance_id(&config.state_dir)?;
-        admin::prepare(topology, &config)?;
+        let partitions = admin::prepare(topology, &config)?;
+        let (query_tx, query_rx) = (0..config.num_stream_threads)
+            .map(|_| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                (std::sync::Mutex::new(tx), std::sync::Mutex::new(Some(rx)))
+            })
+            .unzip();
         let backend: Arc<dyn StateBackend> = match config.state_backend {
             StateBackendKind::Fjall => {
                 Arc::new(FjallBackend::open(&config.state_dir.join("fjall"))?)
@@ -131,6 +150,10 @@ impl KafkaStreams {
             instance_id,
             shutdown: AtomicBool::new(false),
             metrics: Metrics::default(),
+            partitions,
+            query_tx,
+            query_rx,
+            group_client: std::sync::Mutex::new(None),
         });
         let global = global::start(&shared)?;
         let mut threads = Vec::new();
@@ -162,6 +185,7 @@ impl KafkaStreams {
         MetricsSnapshot {
             records_processed: m.records_processed.load(Ordering::Relaxed),
             records_skipped: m.records_skipped.load(Ordering::Relaxed),
+            late_records: m.late_records.load(Ordering::Relaxed),
             commits,
             commit_latency_us_mean: m.commit_latency.mean_us(),
             aborts: m.aborts.load(Ordering::Relaxed),
@@ -187,11 +211,23 @@ impl KafkaStreams {
         &self,
         addr: std::net::SocketAddr,
     ) -> Result<std::net::SocketAddr, StreamsError> {
-        let (a, b) = (self.shared.clone(), self.shared.clone());
-        metrics::serve(
+        self.serve_http(addr, Vec::new())
+    }
+
+    /// Serves `GET /metrics` and interactive queries of `stores` on `addr` (see
+    /// [`query`] for the routes); returns the bound address. Set
+    /// `StreamsConfig::application_server` to this address so other instances can
+    /// redirect queries here.
+    pub fn serve_http(
+        &self,
+        addr: std::net::SocketAddr,
+        stores: Vec<query::Queryable>,
+    ) -> Result<std::net::SocketAddr, StreamsError> {
+        let stop = self.shared.clone();
+        http::serve(
             addr,
-            Arc::new(move || a.metrics.render(&a.config.application_id)),
-            Arc::new(move || b.shutdown.load(Ordering::Relaxed)),
+            query::route(self.shared.clone(), stores),
+            Arc::new(move || stop.shutdown.load(Ordering::Relaxed)),
         )
         .map_err(|e| StreamsError::Store(e.into()))
     }

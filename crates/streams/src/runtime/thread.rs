@@ -163,6 +163,8 @@ struct ThreadState {
     since_commit: usize,
     last_commit: Instant,
     fatal: Option<StreamsError>,
+    /// Interactive-query requests for this thread's tasks.
+    queries: Option<std::sync::mpsc::Receiver<super::query::QueryRequest>>,
 }
 
 impl ThreadState {
@@ -189,9 +191,35 @@ impl ThreadState {
             since_commit: 0,
             last_commit: Instant::now(),
             fatal: None,
+            queries: None,
         };
         st.producer = Some(st.new_producer()?);
         Ok(st)
+    }
+
+    /// Answers interactive queries from the committed state of the tasks this thread
+    /// holds (never from uncommitted overlays; restoring tasks do not answer).
+    fn answer_queries(&mut self) {
+        use super::query::QueryReply;
+        let Some(rx) = &self.queries else {
+            return;
+        };
+        while let Ok(q) = rx.try_recv() {
+            let reply = match self.tasks.get(&q.task) {
+                Some(task) if !self.pending_restore.contains(&q.task) => {
+                    match task.committed_range(
+                        &q.store,
+                        crate::processor::as_ref(&q.from),
+                        crate::processor::as_ref(&q.to),
+                    ) {
+                        Ok(rows) => QueryReply::Rows(rows),
+                        Err(e) => QueryReply::Failed(e.to_string()),
+                    }
+                }
+                _ => QueryReply::NotHere,
+            };
+            let _ = q.reply.send(reply);
+        }
     }
 
     fn app(&self) -> &str {
@@ -343,6 +371,8 @@ impl ThreadState {
         let outcome = task.process(&raw)?;
         let outputs = task.take_outputs();
         let m = &self.shared.metrics;
+        m.late_records
+            .fetch_add(task.take_late_records(), Ordering::Relaxed);
         match outcome {
             Processed::Ok => m.records_processed.fetch_add(1, Ordering::Relaxed),
             Processed::Skipped => m.records_skipped.fetch_add(1, Ordering::Relaxed),
@@ -413,14 +443,20 @@ impl ThreadState {
     }
 
     fn punctuate_wall_clock(&mut self) -> Result<(), StreamsError> {
-        if !self.tasks.values().any(Task::has_wall_clock_schedules) {
+        let lag_ms = self
+            .shared
+            .config
+            .stream_time_wall_clock_lag
+            .map(|d| d.as_millis().min(i64::MAX as u128) as i64);
+        let wanted = |t: &Task| lag_ms.is_some() || t.has_wall_clock_schedules();
+        if !self.tasks.values().any(wanted) {
             return Ok(());
         }
         let now_ms = wall_clock_ms();
         let ids: Vec<TaskId> = self
             .tasks
             .iter()
-            .filter(|(id, t)| t.has_wall_clock_schedules() && !self.pending_restore.contains(id))
+            .filter(|(id, t)| wanted(t) && !self.pending_restore.contains(id))
             .map(|(id, _)| *id)
             .collect();
         let started = Instant::now();
@@ -430,7 +466,7 @@ impl ThreadState {
             let Some(task) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            task.advance_wall_clock(now_ms)
+            task.advance_wall_clock(now_ms, lag_ms)
                 .map_err(|e| StreamsError::Processing {
                     topic: String::new(),
                     partition: id.partition,
@@ -1176,8 +1212,19 @@ pub(crate) fn assignment_strategy(topology: &Topology) -> &'static str {
 /// Runs one stream thread until shutdown or an unrecoverable error.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError> {
     let cfg = shared.config.clone();
-    let state = ThreadState::new(shared.clone(), index)?;
+    let mut state = ThreadState::new(shared.clone(), index)?;
+    state.queries = shared
+        .query_rx
+        .get(index)
+        .and_then(|rx| rx.lock().ok().and_then(|mut r| r.take()));
     let mut c = client_config(&cfg);
+    if let Some(server) = &cfg.application_server {
+        // Other instances find this one's query address through the group.
+        c.set(
+            "client.id",
+            format!("{}{server}", super::query::CLIENT_ID_PREFIX),
+        );
+    }
     c.set("group.id", &cfg.application_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -1244,6 +1291,7 @@ fn run_loop(shared: &Shared, consumer: &Consumer_) -> Result<(), StreamsError> {
         }
         st.resume_due(consumer)?;
         st.punctuate_wall_clock()?;
+        st.answer_queries();
         if st.commit_due() {
             st.commit(consumer);
         }

@@ -243,7 +243,8 @@ impl Drop for Kafka {
     }
 }
 
-fn free_port() -> u16 {
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -333,4 +334,15 @@ pub fn spawn_kafka(dir: &Path) -> Kafka {
         std::thread::sleep(Duration::from_millis(300));
     }
     kafka
+}
+
+/// A plain HTTP GET; returns the whole response (status line, headers, body).
+pub fn http_get(addr: impl std::net::ToSocketAddrs, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    out
 }
