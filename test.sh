@@ -35,6 +35,9 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== strom-streams with its schema-registry serdes (feature registry, off by default)"
+cargo clippy -p strom-streams --features registry --all-targets --locked -- -D warnings
+cargo test -p strom-streams --features registry --locked --test registry_serdes
 echo "== real clients against strom serve (tests/compat)"
 # The strom binary cargo test just built; no second build.
 STROM_COMPAT_SKIP_INSTALL=1 STROM_BIN="$PWD/target/debug/strom" tests/compat/run.sh

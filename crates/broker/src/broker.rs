@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::cluster::{Cluster, OFFSETS_TOPIC, TRANSACTIONS_TOPIC};
@@ -23,7 +23,9 @@ use crate::coord::GroupCoordinator;
 use crate::error::StartError;
 use crate::metrics::Metrics;
 use crate::net::connection;
+use crate::net::connection_limits::ConnectionLimits;
 use crate::net::listener::{self, Listener};
+use crate::net::log_limiter::{connection_line, LogLimiter};
 use crate::security::{tls, Security};
 
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
@@ -39,6 +41,11 @@ pub struct BrokerStats {
     /// Connections closed because a frame was malformed, too large, or named an API
     /// or version strom does not serve.
     pub malformed_frames: AtomicU64,
+    /// Connections closed at once because `max.connections` or
+    /// `max.connections.per.ip` was reached.
+    pub connections_refused: AtomicU64,
+    /// Requests that waited for room in `queued.max.request.bytes` before being read.
+    pub requests_waited_for_budget: AtomicU64,
 }
 
 /// What every connection shares.
@@ -51,6 +58,14 @@ pub(crate) struct Shared {
     pub stats: Arc<BrokerStats>,
     /// Credentials, ACLs and SASL settings.
     pub security: Arc<Security>,
+    /// Every bound listener, in configuration order.
+    pub listeners: Vec<Arc<Listener>>,
+    /// `max.connections` and `max.connections.per.ip`, with what is open.
+    pub connections: Arc<ConnectionLimits>,
+    /// Bytes of requests read and not yet answered (`queued.max.request.bytes`).
+    pub request_budget: Arc<Semaphore>,
+    /// Rate limit of connection log lines.
+    pub connection_log: LogLimiter,
     /// Turns true when the broker shuts down; waiting requests answer at once.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -62,6 +77,19 @@ impl Broker {
     /// Recovers the data directory, binds the listeners and starts serving. Returns
     /// once clients can connect.
     pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
+        if config.queued_request_bytes_max < config.request_bytes_max {
+            return Err(StartError::Config(format!(
+                "queued.max.request.bytes ({}) must be at least socket.request.max.bytes ({}): the largest request could never be read",
+                config.queued_request_bytes_max, config.request_bytes_max
+            )));
+        }
+        if config.request_bytes_max > i32::MAX as usize {
+            return Err(StartError::Config(format!(
+                "socket.request.max.bytes ({}) must fit a Kafka frame size ({})",
+                config.request_bytes_max,
+                i32::MAX
+            )));
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ready: Arc<OnceLock<Arc<Shared>>> = Arc::new(OnceLock::new());
         let (http_addr, http_task) = match config.http_addr {
@@ -103,7 +131,9 @@ impl Broker {
         let limits = GroupLimits {
             initial_rebalance_delay: cluster.config.group_initial_rebalance_delay,
             offsets_retention: cluster.config.offsets_retention,
-            ..GroupLimits::default()
+            min_session_timeout: cluster.config.group_min_session_timeout,
+            max_session_timeout: cluster.config.group_max_session_timeout,
+            size_max: cluster.config.group_size_max,
         };
         let coordinator = GroupCoordinator::open(offsets_log, limits)?;
         let ticker = coordinator.spawn_ticker();
@@ -127,6 +157,16 @@ impl Broker {
                 .await
                 .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??
         };
+        let connections = ConnectionLimits::new(
+            cluster.config.connections_max,
+            cluster.config.connections_per_ip_max,
+        );
+        let request_budget = Arc::new(Semaphore::new(
+            cluster
+                .config
+                .queued_request_bytes_max
+                .min(Semaphore::MAX_PERMITS),
+        ));
         let shared = Arc::new(Shared {
             cluster,
             coordinator,
@@ -135,6 +175,10 @@ impl Broker {
             metrics,
             stats: Arc::new(BrokerStats::default()),
             security: Arc::new(security),
+            listeners: listeners.iter().map(|(_, l)| Arc::clone(l)).collect(),
+            connections,
+            request_budget,
+            connection_log: LogLimiter::new(),
             shutdown: shutdown_rx.clone(),
         });
         shared.metrics.observe_flushes();
@@ -219,6 +263,13 @@ impl BrokerHandle {
         if let Some(http) = self.http_task {
             let _ = http.await;
         }
+        let suppressed = self.shared.connection_log.take_suppressed();
+        if suppressed > 0 {
+            tracing::warn!(
+                suppressed,
+                "connection log lines suppressed since the last one written"
+            );
+        }
         let cluster = Arc::clone(&self.shared.cluster);
         let tickers = self.tickers;
         let closed = tokio::task::spawn_blocking(move || {
@@ -252,6 +303,18 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let permit = match shared.connections.admit(peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(refusal) => {
+                        shared
+                            .stats
+                            .connections_refused
+                            .fetch_add(1, Ordering::Relaxed);
+                        connection_line!(shared.connection_log, warn, %peer, listener = %listener.name, reason = %refusal, "connection refused and closed");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 tracing::debug!(%peer, "connection accepted");
                 let stats = Arc::clone(&shared.stats);
                 stats.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -267,6 +330,7 @@ async fn accept_loop(
                 connections.spawn(async move {
                     serve.await;
                     stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
                 });
             }
             Err(error) => {

@@ -44,6 +44,34 @@ pub struct BrokerConfig {
     /// How long an empty group's committed offsets are kept after their last commit
     /// (Kafka's `offsets.retention.minutes`).
     pub offsets_retention: Duration,
+    /// Shortest session a group member may ask for (Kafka's `group.min.session.timeout.ms`).
+    pub group_min_session_timeout: Duration,
+    /// Longest session a group member may ask for (Kafka's `group.max.session.timeout.ms`).
+    pub group_max_session_timeout: Duration,
+    /// Members one classic group may have; more get GROUP_MAX_SIZE_REACHED (Kafka's
+    /// `group.max.size`).
+    pub group_size_max: usize,
+    /// Open client connections, all listeners together; more are closed at once with
+    /// a log line (Kafka's `max.connections`).
+    pub connections_max: usize,
+    /// Open client connections from one IP address (Kafka's `max.connections.per.ip`).
+    pub connections_per_ip_max: usize,
+    /// Bytes of requests read but not yet answered, all connections together; a
+    /// connection whose next request does not fit waits (Kafka's
+    /// `queued.max.request.bytes`).
+    pub queued_request_bytes_max: usize,
+    /// How long a transactional id with no transaction is remembered (Kafka's
+    /// `transactional.id.expiration.ms`).
+    pub transactional_id_expiration: Duration,
+    /// How long a partition remembers an idempotent producer after its last write
+    /// (Kafka's `producer.id.expiration.ms`).
+    pub producer_id_expiration: Duration,
+    /// Producers one partition remembers; a new one makes it forget the one heard of
+    /// least recently that has no open transaction (strom's own bound).
+    pub producer_ids_per_partition_max: usize,
+    /// Transactional ids the coordinator remembers; a new one makes it forget the
+    /// idle one used least recently (strom's own bound).
+    pub transactional_ids_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -63,6 +91,16 @@ impl Default for BrokerConfig {
             cleaner: CleanerConfig::default(),
             group_initial_rebalance_delay: Duration::from_millis(3_000),
             offsets_retention: Duration::from_secs(7 * 24 * 60 * 60),
+            group_min_session_timeout: Duration::from_millis(6_000),
+            group_max_session_timeout: Duration::from_millis(1_800_000),
+            group_size_max: 1_000,
+            connections_max: 10_000,
+            connections_per_ip_max: 10_000,
+            queued_request_bytes_max: 512 * 1024 * 1024,
+            transactional_id_expiration: Duration::from_millis(604_800_000),
+            producer_id_expiration: Duration::from_millis(86_400_000),
+            producer_ids_per_partition_max: 10_000,
+            transactional_ids_max: 100_000,
         }
     }
 }

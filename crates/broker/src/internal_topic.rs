@@ -182,15 +182,25 @@ impl InternalTopic {
             builder.push(key.as_deref(), value.as_deref(), now);
         }
         let mut batch = builder.finish();
+        // The topic's compression.type applies to the owner's writes too.
+        if let Some(converted) = partition
+            .log
+            .conform_compression(&batch)
+            .map_err(|e| self.error(e.to_string()))?
+        {
+            batch = converted;
+        }
         let info = partition
             .log
             .append(&mut batch)
             .map_err(|e| self.error(e.to_string()))?;
-        partition.appended.notify_waiters();
         partition
             .log
             .flush()
             .map_err(|e| self.error(e.to_string()))?;
+        // Only now is the batch below the high watermark (under `flush.messages=1`),
+        // so only now can a long-polling fetch see it.
+        partition.appended.notify_waiters();
         Ok(info.base_offset)
     }
 

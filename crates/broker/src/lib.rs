@@ -32,7 +32,7 @@ pub use security::config::{
     AuthorizerConfig, ClientAuth, ListenerConfig, SaslConfig, SecurityConfig, SecurityProtocol,
     TlsConfig, UserConfig,
 };
-pub use strom_log::{CleanerConfig, CleanupPolicy, FlushPolicy, LogConfig};
+pub use strom_log::{CleanerConfig, CleanupPolicy, CompressionType, FlushPolicy, LogConfig};
 
 /// Helpers for tests that log in over the wire; not part of the supported API.
 #[doc(hidden)]

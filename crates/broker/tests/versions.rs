@@ -15,6 +15,7 @@
 
 #![allow(missing_docs)]
 
+mod single_node;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -359,6 +360,25 @@ async fn check(ctx: Arc<Ctx>, api: ApiKey, version: i16) {
             describe_user_scram_credentials(client, version).await
         }
         ApiKey::AlterUserScramCredentials => alter_user_scram_credentials(client, version).await,
+        ApiKey::DescribeTopicPartitions => {
+            single_node::describe_topic_partitions(client, TOPIC, ctx.node_id).await
+        }
+        ApiKey::ElectLeaders => single_node::elect_leaders(client, version, TOPIC).await,
+        ApiKey::AlterReplicaLogDirs => {
+            single_node::alter_replica_log_dirs(client, version, TOPIC).await
+        }
+        ApiKey::AlterPartitionReassignments => {
+            single_node::alter_partition_reassignments(client, version, TOPIC, ctx.node_id).await
+        }
+        ApiKey::ListPartitionReassignments => {
+            single_node::list_partition_reassignments(client, version).await
+        }
+        ApiKey::DescribeQuorum => {
+            single_node::describe_quorum(client, version, ctx.node_id, ctx.addr.port()).await
+        }
+        ApiKey::ListConfigResources => {
+            single_node::list_config_resources(client, version, TOPIC, ctx.node_id).await
+        }
         other => panic!("{other:?} is advertised but this test has no request for it; add one"),
     }
 }

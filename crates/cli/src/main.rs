@@ -15,10 +15,12 @@ mod bench;
 mod client;
 #[cfg(feature = "tools")]
 mod consume;
+mod fd_limit;
 #[cfg(feature = "tools")]
 mod group;
 #[cfg(feature = "tools")]
 mod log_dirs;
+mod pipeline;
 #[cfg(feature = "tools")]
 mod produce;
 #[cfg(feature = "tools")]
@@ -68,7 +70,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the broker on a local data directory.
-    Serve(serve::ServeArgs),
+    // Boxed: its many flags make it far larger than the other commands.
+    Serve(Box<serve::ServeArgs>),
     /// Create, list, describe, alter and delete topics.
     #[cfg(feature = "tools")]
     Topic(topic::TopicArgs),
@@ -83,6 +86,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Register, get, list, delete and check schemas in a schema registry.
     Schema(schema::SchemaArgs),
+    /// Validate and describe declarative pipeline files.
+    Pipeline(pipeline::PipelineArgs),
     /// Create, list and delete SCRAM users.
     #[cfg(feature = "tools")]
     User(user::UserArgs),
@@ -97,8 +102,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Schema(args) => schema::run(args),
+        Command::Pipeline(args) => pipeline::run(args),
         #[cfg(feature = "tools")]
         Command::Topic(args) => topic::run(args),
         #[cfg(feature = "tools")]

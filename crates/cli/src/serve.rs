@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use strom_broker::{
-    AuthorizerConfig, Broker, BrokerConfig, CleanerConfig, CleanupPolicy, FlushPolicy,
-    ListenerConfig, SaslConfig, TlsConfig, UserConfig,
+    AuthorizerConfig, Broker, BrokerConfig, CleanerConfig, CleanupPolicy, CompressionType,
+    FlushPolicy, ListenerConfig, SaslConfig, TlsConfig, UserConfig,
 };
 
 /// Flags of `strom serve`. Each is also a key of the `--config` file, spelled with
@@ -73,6 +73,51 @@ pub struct ServeArgs {
     /// log.cleaner.backoff.ms) [default: 15000].
     #[arg(long, value_name = "MS")]
     log_cleaner_backoff_ms: Option<u64>,
+    /// Shortest session timeout a group member may ask for, in ms (Kafka's
+    /// group.min.session.timeout.ms) [default: 6000].
+    #[arg(long, value_name = "MS")]
+    group_min_session_timeout_ms: Option<u64>,
+    /// Longest session timeout a group member may ask for, in ms (Kafka's
+    /// group.max.session.timeout.ms) [default: 1800000].
+    #[arg(long, value_name = "MS")]
+    group_max_session_timeout_ms: Option<u64>,
+    /// Members one consumer group may have; more get GROUP_MAX_SIZE_REACHED
+    /// (Kafka's group.max.size) [default: 1000].
+    #[arg(long, value_name = "N")]
+    group_max_size: Option<usize>,
+    /// Open client connections, all listeners together; more are closed at once
+    /// with a log line (Kafka's max.connections) [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Open client connections from one IP address; more are closed at once
+    /// (Kafka's max.connections.per.ip) [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
+    /// Bytes of requests read but not yet answered, all connections together;
+    /// a connection whose next request does not fit waits (Kafka's
+    /// queued.max.request.bytes) [default: 536870912].
+    #[arg(long, value_name = "BYTES")]
+    queued_max_request_bytes: Option<usize>,
+    /// How long a transactional id without a transaction is remembered, in ms
+    /// (Kafka's transactional.id.expiration.ms) [default: 604800000].
+    #[arg(long, value_name = "MS")]
+    transactional_id_expiration_ms: Option<u64>,
+    /// How long a partition remembers an idempotent producer after its last
+    /// write, in ms (Kafka's producer.id.expiration.ms) [default: 86400000].
+    #[arg(long, value_name = "MS")]
+    producer_id_expiration_ms: Option<u64>,
+    /// Producer ids one partition remembers; a new one makes it forget the idle one
+    /// heard of least recently [default: 10000].
+    #[arg(long, value_name = "N")]
+    producer_ids_per_partition_max: Option<usize>,
+    /// Transactional ids the coordinator remembers; a new one makes it forget the
+    /// idle one used least recently [default: 100000].
+    #[arg(long, value_name = "N")]
+    transactional_ids_max: Option<usize>,
+    /// Default compression.type of topics: producer, uncompressed, gzip, snappy,
+    /// lz4 or zstd (Kafka's compression.type) [default: producer].
+    #[arg(long, value_name = "TYPE")]
+    compression_type: Option<String>,
     /// Schema registry listener (Confluent's REST API); port 0 picks a free one
     /// [default: 127.0.0.1:8081].
     #[arg(long, value_name = "HOST:PORT")]
@@ -117,6 +162,17 @@ struct FileConfig {
     log_cleaner_dedupe_buffer_size: Option<usize>,
     log_cleaner_io_max_bytes_per_second: Option<u64>,
     log_cleaner_backoff_ms: Option<u64>,
+    group_min_session_timeout_ms: Option<u64>,
+    group_max_session_timeout_ms: Option<u64>,
+    group_max_size: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    queued_max_request_bytes: Option<usize>,
+    transactional_id_expiration_ms: Option<u64>,
+    producer_id_expiration_ms: Option<u64>,
+    producer_ids_per_partition_max: Option<usize>,
+    transactional_ids_max: Option<usize>,
+    compression_type: Option<String>,
     schema_registry_addr: Option<SocketAddr>,
     schema_registry_enabled: Option<bool>,
     schema_registry_tls: Option<bool>,
@@ -180,6 +236,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         bail!("schema_registry_tls needs a [tls] section in the config file");
     }
     let mut config = BrokerConfig::default();
+    apply_limits(&mut config, &args, &file)?;
     if let Some(dir) = args.data_dir.or(file.data_dir) {
         config.data_dir = dir;
     }
@@ -268,12 +325,114 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         }
         config.cleaner.backoff = Duration::from_millis(ms);
     }
+    if config.queued_request_bytes_max < config.request_bytes_max {
+        bail!(
+            "queued_max_request_bytes ({}) must be at least request_bytes_max ({}), or the largest request could never be read",
+            config.queued_request_bytes_max,
+            config.request_bytes_max
+        );
+    }
     Ok(ServeConfig {
         broker: config,
         schema_registry_addr: registry_on.then_some(schema_registry_addr),
         schema_registry_tls,
         schema_registry_basic_auth,
     })
+}
+
+/// The group, connection, request and producer limits and the default
+/// `compression.type`, flags over file.
+fn apply_limits(
+    config: &mut BrokerConfig,
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<()> {
+    for (flag, key, setting) in [
+        (
+            args.group_min_session_timeout_ms,
+            file.group_min_session_timeout_ms,
+            &mut config.group_min_session_timeout,
+        ),
+        (
+            args.group_max_session_timeout_ms,
+            file.group_max_session_timeout_ms,
+            &mut config.group_max_session_timeout,
+        ),
+        (
+            args.transactional_id_expiration_ms,
+            file.transactional_id_expiration_ms,
+            &mut config.transactional_id_expiration,
+        ),
+        (
+            args.producer_id_expiration_ms,
+            file.producer_id_expiration_ms,
+            &mut config.producer_id_expiration,
+        ),
+    ] {
+        if let Some(ms) = flag.or(key) {
+            *setting = Duration::from_millis(ms);
+        }
+    }
+    if config.group_min_session_timeout > config.group_max_session_timeout {
+        bail!(
+            "group_min_session_timeout_ms ({}) must not exceed group_max_session_timeout_ms ({})",
+            config.group_min_session_timeout.as_millis(),
+            config.group_max_session_timeout.as_millis()
+        );
+    }
+    for (name, flag, key, setting) in [
+        (
+            "group_max_size",
+            args.group_max_size,
+            file.group_max_size,
+            &mut config.group_size_max,
+        ),
+        (
+            "max_connections",
+            args.max_connections,
+            file.max_connections,
+            &mut config.connections_max,
+        ),
+        (
+            "max_connections_per_ip",
+            args.max_connections_per_ip,
+            file.max_connections_per_ip,
+            &mut config.connections_per_ip_max,
+        ),
+        (
+            "producer_ids_per_partition_max",
+            args.producer_ids_per_partition_max,
+            file.producer_ids_per_partition_max,
+            &mut config.producer_ids_per_partition_max,
+        ),
+        (
+            "transactional_ids_max",
+            args.transactional_ids_max,
+            file.transactional_ids_max,
+            &mut config.transactional_ids_max,
+        ),
+    ] {
+        match flag.or(key) {
+            Some(0) => bail!("{name} must be at least 1"),
+            Some(n) => *setting = n,
+            None => {}
+        }
+    }
+    if let Some(bytes) = args
+        .queued_max_request_bytes
+        .or(file.queued_max_request_bytes)
+    {
+        config.queued_request_bytes_max = bytes;
+    }
+    if let Some(text) = args
+        .compression_type
+        .clone()
+        .or(file.compression_type.clone())
+    {
+        config.topic_defaults.compression_type =
+            CompressionType::parse(&text).context("invalid compression_type")?;
+    }
+    Ok(())
 }
 
 /// Runs the broker until a signal asks it to stop.
@@ -285,6 +444,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         schema_registry_tls,
         schema_registry_basic_auth,
     } = serve_config(args)?;
+    match crate::fd_limit::raise_to_hard_limit() {
+        Ok((before, now, hard)) => tracing::info!(
+            soft_before = before,
+            soft = now,
+            hard,
+            "open-file limit (partitions and connections each hold descriptors)"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
     let registry_tls = match (&config.security.tls, schema_registry_tls) {
         (Some(tls), true) => Some(tls.clone()),
         _ => None,
@@ -446,6 +614,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_compression_type_apply_under_kafkas_names() {
+        let (_file, mut args) = args_with_file(
+            "group_min_session_timeout_ms = 1000\ngroup_max_size = 5\nmax_connections = 50\nmax_connections_per_ip = 7\ntransactional_ids_max = 9\nqueued_max_request_bytes = 209715200\ntransactional_id_expiration_ms = 60000\nproducer_id_expiration_ms = 30000\ncompression_type = \"zstd\"\n",
+        );
+        args.max_connections = Some(60);
+        let config = broker_config(args).expect("valid");
+        assert_eq!(
+            config.group_min_session_timeout,
+            Duration::from_millis(1000)
+        );
+        assert_eq!(config.group_size_max, 5);
+        assert_eq!(config.connections_max, 60, "the flag wins");
+        assert_eq!(config.connections_per_ip_max, 7);
+        assert_eq!(config.transactional_ids_max, 9);
+        assert_eq!(config.queued_request_bytes_max, 209_715_200);
+        assert_eq!(config.transactional_id_expiration, Duration::from_secs(60));
+        assert_eq!(config.producer_id_expiration, Duration::from_secs(30));
+        assert_eq!(config.topic_defaults.compression_type.to_string(), "zstd");
+    }
+
+    #[test]
     fn security_tables_apply() {
         let (_file, mut args) = args_with_file(
             r#"
@@ -534,6 +723,14 @@ super_users = ["User:admin"]
             ("log_cleanup_policy = \"shred\"", "log_cleanup_policy"),
             ("log_cleaner_dedupe_buffer_size = 10", "log_cleaner_dedupe_buffer_size"),
             ("log_cleaner_backoff_ms = 0", "log_cleaner_backoff_ms"),
+            ("compression_type = \"brotli\"", "compression_type"),
+            ("max_connections = 0", "max_connections"),
+            ("group_max_size = 0", "group_max_size"),
+            ("queued_max_request_bytes = 1024", "queued_max_request_bytes"),
+            (
+                "group_min_session_timeout_ms = 10\ngroup_max_session_timeout_ms = 5",
+                "group_min_session_timeout_ms",
+            ),
             (
                 "[[listeners]]\nname = \"x\"\naddress = \"127.0.0.1:1\"\nsecurity_protocol = \"TLS\"",
                 "unknown variant",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::batch::TimestampType;
+use crate::batch::{Compression, TimestampType};
 use crate::error::{LogError, Result};
 
 /// When appended data is made durable with `fdatasync`.
@@ -100,6 +100,84 @@ impl std::fmt::Display for CleanupPolicy {
     }
 }
 
+/// A topic's `compression.type`: keep each batch in the producer's codec, or store
+/// every batch in one codec (recompressing those that differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Store batches as the producer compressed them (Kafka's default, `producer`).
+    Producer,
+    /// Store every batch in this codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`).
+    Codec(Compression),
+}
+
+impl CompressionType {
+    /// Kafka's names: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`.
+    pub const NAMES: [&'static str; 6] =
+        ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+
+    /// Parses one of [`Self::NAMES`].
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text.trim() {
+            "producer" => CompressionType::Producer,
+            "uncompressed" => CompressionType::Codec(Compression::None),
+            "gzip" => CompressionType::Codec(Compression::Gzip),
+            "snappy" => CompressionType::Codec(Compression::Snappy),
+            "lz4" => CompressionType::Codec(Compression::Lz4),
+            "zstd" => CompressionType::Codec(Compression::Zstd),
+            other => {
+                return Err(LogError::Config(format!(
+                    "compression.type must be one of {}, not `{other}`",
+                    Self::NAMES.join(", ")
+                )))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for CompressionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Codec(Compression::None) => "uncompressed",
+            CompressionType::Codec(codec) => codec.name(),
+        })
+    }
+}
+
+/// Compression levels of the codecs that have them (Kafka's `compression.*.level`,
+/// KIP-390). lz4 is accepted for compatibility; its encoder here has one level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    /// `compression.gzip.level`: 1 to 9, or -1 for gzip's default (6).
+    pub gzip: i32,
+    /// `compression.lz4.level`: 1 to 17.
+    pub lz4: i32,
+    /// `compression.zstd.level`: -131072 to 22.
+    pub zstd: i32,
+}
+
+impl Default for CompressionLevels {
+    fn default() -> Self {
+        CompressionLevels {
+            gzip: crate::batch::default_level(Compression::Gzip),
+            lz4: crate::batch::default_level(Compression::Lz4),
+            zstd: crate::batch::default_level(Compression::Zstd),
+        }
+    }
+}
+
+impl CompressionLevels {
+    /// The level batches recompressed with `codec` use.
+    pub fn of(&self, codec: Compression) -> i32 {
+        match codec {
+            Compression::Gzip => self.gzip,
+            Compression::Lz4 => self.lz4,
+            Compression::Zstd => self.zstd,
+            Compression::None | Compression::Snappy => -1,
+        }
+    }
+}
+
 /// Configuration of one partition log. Defaults follow Kafka's topic defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
@@ -121,6 +199,12 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// Whether the log stamps batches with its own clock (`message.timestamp.type`).
     pub timestamp_type: TimestampType,
+    /// How far before the broker's clock a CreateTime record's timestamp may be
+    /// (`message.timestamp.before.max.ms`); `None`: any.
+    pub timestamp_before_max_ms: Option<u64>,
+    /// How far after the broker's clock a CreateTime record's timestamp may be
+    /// (`message.timestamp.after.max.ms`); `None`: any.
+    pub timestamp_after_max_ms: Option<u64>,
     /// Bound on decompressed batch size when records are iterated.
     pub decompressed_bytes_max: usize,
     /// Retention, compaction or both (`cleanup.policy`).
@@ -139,6 +223,10 @@ pub struct LogConfig {
     /// the cleaning that first found them removable (`delete.retention.ms`), so that
     /// consumers reading from the start see the deletes.
     pub delete_retention_ms: u64,
+    /// The codec batches are stored in (`compression.type`).
+    pub compression_type: CompressionType,
+    /// Levels of recompressed batches (`compression.{gzip,lz4,zstd}.level`).
+    pub compression_levels: CompressionLevels,
 }
 
 /// Largest allowed segment: positions in the index are 32-bit, and Kafka's limit is
@@ -157,12 +245,16 @@ impl Default for LogConfig {
             flush_policy: FlushPolicy::Always,
             max_message_bytes: 1024 * 1024 + 12,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: None,
+            timestamp_after_max_ms: None,
             decompressed_bytes_max: 64 * 1024 * 1024,
             cleanup_policy: CleanupPolicy::DELETE,
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX as u64,
             delete_retention_ms: 24 * 60 * 60 * 1000,
+            compression_type: CompressionType::Producer,
+            compression_levels: CompressionLevels::default(),
         }
     }
 }
@@ -206,6 +298,25 @@ impl LogConfig {
             return fail(format!(
                 "min_compaction_lag_ms ({}) must not exceed max_compaction_lag_ms ({})",
                 self.min_compaction_lag_ms, self.max_compaction_lag_ms
+            ));
+        }
+        let levels = self.compression_levels;
+        if levels.gzip != -1 && !(1..=9).contains(&levels.gzip) {
+            return fail(format!(
+                "compression.gzip.level must be -1 or in [1, 9], not {}",
+                levels.gzip
+            ));
+        }
+        if !(1..=17).contains(&levels.lz4) {
+            return fail(format!(
+                "compression.lz4.level must be in [1, 17], not {}",
+                levels.lz4
+            ));
+        }
+        if !(-131_072..=22).contains(&levels.zstd) {
+            return fail(format!(
+                "compression.zstd.level must be in [-131072, 22], not {}",
+                levels.zstd
             ));
         }
         Ok(())
@@ -260,6 +371,40 @@ mod tests {
             ..LogConfig::default()
         };
         assert!(lags_crossed.validate().is_err());
+    }
+
+    #[test]
+    fn compression_types_parse_and_print_under_kafkas_names() {
+        for name in CompressionType::NAMES {
+            let parsed = CompressionType::parse(name).expect(name);
+            assert_eq!(parsed.to_string(), name);
+        }
+        assert_eq!(
+            CompressionType::parse("uncompressed").ok(),
+            Some(CompressionType::Codec(Compression::None))
+        );
+        assert!(CompressionType::parse("none").is_err());
+        assert!(CompressionType::parse("brotli").is_err());
+        for levels in [
+            CompressionLevels {
+                gzip: 0,
+                ..CompressionLevels::default()
+            },
+            CompressionLevels {
+                lz4: 18,
+                ..CompressionLevels::default()
+            },
+            CompressionLevels {
+                zstd: 23,
+                ..CompressionLevels::default()
+            },
+        ] {
+            let config = LogConfig {
+                compression_levels: levels,
+                ..LogConfig::default()
+            };
+            assert!(config.validate().is_err(), "{levels:?}");
+        }
     }
 
     #[test]

@@ -85,6 +85,17 @@ pub enum LogError {
         /// Byte position of the batch within the appended buffer.
         position: usize,
     },
+    /// A CreateTime record's timestamp is further from the broker's clock than the
+    /// log accepts (`message.timestamp.before.max.ms` / `after.max.ms`).
+    #[error("record timestamp {timestamp_ms} (batch at byte {position}) is more than the topic allows before or after the broker's clock {now_ms} (message.timestamp.before.max.ms / message.timestamp.after.max.ms)")]
+    TimestampOutOfRange {
+        /// Byte position of the batch within the appended buffer.
+        position: usize,
+        /// The refused timestamp.
+        timestamp_ms: i64,
+        /// The broker's clock.
+        now_ms: i64,
+    },
     /// The batch (or record set) is larger than the log accepts.
     #[error("record set of {size} bytes exceeds the limit of {limit} bytes")]
     RecordSetTooLarge {

@@ -62,11 +62,13 @@ mod sync_observer;
 
 pub use batch::{BatchHeader, Compression, TimestampType};
 pub use cleaner::{CleanerConfig, CleanerStats, CleanerStatus, CleaningStats, SwapStep};
-pub use config::{CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_LIMIT};
+pub use config::{
+    CleanupPolicy, CompressionLevels, CompressionType, FlushPolicy, LogConfig, SEGMENT_BYTES_LIMIT,
+};
 pub use error::{BatchError, LogError, Result};
 pub use manager::{
     is_valid_topic_name, CleanedCallback, LogManager, Maintenance, MaintenanceConfig,
-    TopicPartition, TOPIC_NAME_BYTES_MAX,
+    TopicPartition, ORPHANED_DIR, TOPIC_NAME_BYTES_MAX,
 };
 pub use partition::{
     now_ms, AppendInfo, CleanOptions, CleaningOutcome, PartitionLog, ReadResult, RetentionOutcome,

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ pub type CleanedCallback = Box<dyn Fn(&TopicPartition, &CleaningOutcome) + Send 
 
 const LOCK_FILE: &str = ".lock";
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+/// Directory (inside the data directory) where logs nothing refers to are set aside.
+pub const ORPHANED_DIR: &str = "orphaned";
 /// Longest topic name Kafka allows.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
@@ -113,6 +115,8 @@ pub struct LogManager {
     logs: RwLock<HashMap<TopicPartition, Arc<PartitionLog>>>,
     /// True when the previous process shut down cleanly.
     recovered_clean: bool,
+    /// Listed by `open_first` and not opened yet.
+    unopened: Mutex<Vec<TopicPartition>>,
 }
 
 impl LogManager {
@@ -120,6 +124,19 @@ impl LogManager {
     /// in parallel, with the config `config_for` returns for each.
     pub fn open(
         data_dir: &Path,
+        config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
+    ) -> Result<Self> {
+        let manager = Self::open_first(data_dir, |_| true, &config_for)?;
+        manager.open_rest(|_| true, &config_for)?;
+        Ok(manager)
+    }
+
+    /// Locks `data_dir` (creating it if needed), lists its partition logs and opens,
+    /// in parallel, those `first` selects (e.g. the metadata log that says which of the
+    /// others to open); [`open_rest`](Self::open_rest) deals with the rest.
+    pub fn open_first(
+        data_dir: &Path,
+        first: impl Fn(&TopicPartition) -> bool,
         config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
     ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
@@ -144,9 +161,12 @@ impl LogManager {
         }
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
-        let partitions = list_partitions(data_dir)?;
+        let (partitions, rest): (Vec<_>, Vec<_>) = list_partitions(data_dir)?
+            .into_iter()
+            .partition(|tp| first(tp));
         let started = Instant::now();
         let opened = open_parallel(data_dir, &partitions, clean, &config_for)?;
+        // Removed before any log is written: a crash from here on recovers everything.
         if clean {
             std::fs::remove_file(&marker)
                 .map_err(LogError::io("remove clean-shutdown marker", &marker))?;
@@ -157,14 +177,39 @@ impl LogManager {
             partitions = opened.len(),
             clean,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "opened logs"
+            "opened the first logs"
         );
         Ok(LogManager {
             data_dir: data_dir.to_path_buf(),
             _lock: lock,
             logs: RwLock::new(opened.into_iter().collect()),
             recovered_clean: clean,
+            unopened: Mutex::new(rest),
         })
+    }
+
+    /// Opens, in parallel, the listed logs [`open_first`](Self::open_first) left that
+    /// `keep` accepts, and returns the others, unopened (no descriptor is spent on
+    /// them): the caller [sets them aside](Self::set_aside_unopened) or
+    /// [removes](Self::remove_unopened) them.
+    pub fn open_rest(
+        &self,
+        keep: impl Fn(&TopicPartition) -> bool,
+        config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
+    ) -> Result<Vec<TopicPartition>> {
+        let rest = std::mem::take(&mut *self.unopened.lock().unwrap_or_else(|e| e.into_inner()));
+        let (kept, others): (Vec<_>, Vec<_>) = rest.into_iter().partition(|tp| keep(tp));
+        let started = Instant::now();
+        let opened = open_parallel(&self.data_dir, &kept, self.recovered_clean, &config_for)?;
+        self.write_logs().extend(opened);
+        tracing::info!(
+            dir = %self.data_dir.display(),
+            partitions = kept.len(),
+            left_unopened = others.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "opened logs"
+        );
+        Ok(others)
     }
 
     /// The data directory.
@@ -193,7 +238,7 @@ impl LogManager {
         all
     }
 
-    /// Creates an empty log for `tp`.
+    /// Creates an empty log for `tp`. On failure, a directory it created is removed.
     pub fn create(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<PartitionLog>> {
         if !is_valid_topic_name(&tp.topic) || tp.partition < 0 {
             return Err(LogError::Config(format!("invalid topic partition {tp}")));
@@ -205,27 +250,60 @@ impl LogManager {
                 what: "already exists",
             });
         }
-        let log = Arc::new(PartitionLog::open(
-            &self.data_dir.join(tp.dir_name()),
-            config,
-        )?);
+        let dir = self.data_dir.join(tp.dir_name());
+        let existed = dir.exists();
+        let log = match PartitionLog::open(&dir, config) {
+            Ok(log) => Arc::new(log),
+            Err(error) => {
+                // Leave nothing behind but what was there: a failed create is undone.
+                if !existed && dir.is_dir() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                return Err(error);
+            }
+        };
         crate::checkpoint::sync_dir(&self.data_dir)?;
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
     }
 
+    /// Removes the directory of `tp`, a log [`open_rest`](Self::open_rest) left
+    /// unopened (e.g. of a topic whose deletion was interrupted).
+    pub fn remove_unopened(&self, tp: &TopicPartition) -> Result<()> {
+        let dir = self.data_dir.join(tp.dir_name());
+        std::fs::remove_dir_all(&dir).map_err(LogError::io("remove partition directory", &dir))?;
+        crate::checkpoint::sync_dir(&self.data_dir)
+    }
+
+    /// Moves the directory of `tp`, a log [`open_rest`](Self::open_rest) left
+    /// unopened, intact, under [`ORPHANED_DIR`] as `<topic>-<partition>.<unix ms>`,
+    /// for an operator to look at. Returns where it went.
+    pub fn set_aside_unopened(&self, tp: &TopicPartition) -> Result<PathBuf> {
+        let aside = self.data_dir.join(ORPHANED_DIR);
+        std::fs::create_dir_all(&aside).map_err(LogError::io("create directory", &aside))?;
+        let from = self.data_dir.join(tp.dir_name());
+        let to = aside.join(format!("{}.{}", tp.dir_name(), crate::now_ms()));
+        std::fs::rename(&from, &to).map_err(LogError::io("move partition directory", &from))?;
+        crate::checkpoint::sync_dir(&aside)?;
+        crate::checkpoint::sync_dir(&self.data_dir)?;
+        Ok(to)
+    }
+
     /// Removes the log of `tp` and its files. Readers still holding it keep working on
     /// the unlinked files until they drop it.
     pub fn delete(&self, tp: &TopicPartition) -> Result<()> {
-        let log = self
-            .write_logs()
+        self.take(tp)?.delete()?;
+        crate::checkpoint::sync_dir(&self.data_dir)
+    }
+
+    /// Takes the log of `tp` out of the manager.
+    fn take(&self, tp: &TopicPartition) -> Result<Arc<PartitionLog>> {
+        self.write_logs()
             .remove(tp)
             .ok_or_else(|| LogError::Partition {
                 name: tp.to_string(),
                 what: "does not exist",
-            })?;
-        log.delete()?;
-        crate::checkpoint::sync_dir(&self.data_dir)
+            })
     }
 
     /// One round of maintenance at `now`: interval flushes always; checkpoints and
@@ -434,7 +512,7 @@ fn list_partitions(data_dir: &Path) -> Result<Vec<TopicPartition>> {
         std::fs::read_dir(data_dir).map_err(LogError::io("list data directory", data_dir))?;
     for entry in entries {
         let entry = entry.map_err(LogError::io("list data directory", data_dir))?;
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || entry.file_name() == ORPHANED_DIR {
             continue;
         }
         match entry

@@ -29,7 +29,7 @@ use crate::checkpoint::Checkpoint;
 use crate::cleaner::clean::{self, CleanPlan};
 use crate::cleaner::state::CleanerState;
 use crate::cleaner::{swap, CleanerStatus, CleaningStats, SwapStep, Throttle};
-use crate::config::{FlushPolicy, LogConfig};
+use crate::config::{CompressionType, FlushPolicy, LogConfig};
 use crate::error::{BatchError, LogError, Result};
 use crate::segment::{self, BatchPlacement, Segment, SegmentView};
 
@@ -351,16 +351,72 @@ impl PartitionLog {
         self.append_at(records, now_ms())
     }
 
+    /// The record set re-encoded in the log's `compression.type`, or `None` when it
+    /// may be appended as it is (the type is `producer`, or every batch already uses
+    /// the codec). Batches in another codec are recompressed with offsets, timestamps,
+    /// headers and producer fields kept; the others are copied untouched. Runs without
+    /// the log's lock: call it before [`append`](Self::append).
+    pub fn conform_compression(&self, records: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (compression_type, levels, decompressed_bytes_max) = {
+            let state = self.lock();
+            (
+                state.config.compression_type,
+                state.config.compression_levels,
+                state.config.decompressed_bytes_max,
+            )
+        };
+        let CompressionType::Codec(codec) = compression_type else {
+            return Ok(None);
+        };
+        let corrupt = |position, reason| LogError::CorruptBatch { position, reason };
+        let mut batches = Vec::with_capacity(1);
+        for item in batch::validate_all(records) {
+            batches.push(item.map_err(|(position, reason)| corrupt(position, reason))?);
+        }
+        if batches
+            .iter()
+            .all(|(_, header)| header.compression() == codec || header.is_control())
+        {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for (position, header) in batches {
+            let bytes = &records[position..position + header.size_bytes()];
+            if header.compression() == codec || header.is_control() {
+                out.extend_from_slice(bytes);
+            } else {
+                let rebuilt =
+                    batch::recompress(bytes, codec, levels.of(codec), decompressed_bytes_max)
+                        .map_err(|reason| corrupt(position, reason))?;
+                out.extend_from_slice(&rebuilt);
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// [`append`](Self::append) with an explicit clock reading, for tests and callers
     /// that already have one.
     pub fn append_at(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
         self.check_not_failed()?;
-        let (max_message_bytes, compacted, decompressed_bytes_max) = {
+        let (max_message_bytes, compacted, decompressed_bytes_max, timestamp_bounds) = {
             let state = self.lock();
+            let config = &state.config;
+            let bounded = config.timestamp_type == TimestampType::CreateTime
+                && (config.timestamp_before_max_ms.is_some()
+                    || config.timestamp_after_max_ms.is_some());
             (
-                state.config.max_message_bytes,
-                state.config.cleanup_policy.compact,
-                state.config.decompressed_bytes_max,
+                config.max_message_bytes,
+                config.cleanup_policy.compact,
+                config.decompressed_bytes_max,
+                bounded.then(|| {
+                    let ms = |bound: Option<u64>| {
+                        bound.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64)
+                    };
+                    (
+                        now_ms.saturating_sub(ms(config.timestamp_before_max_ms)),
+                        now_ms.saturating_add(ms(config.timestamp_after_max_ms)),
+                    )
+                }),
             )
         };
         // Validate outside the lock: CRCs are the expensive part.
@@ -382,6 +438,15 @@ impl PartitionLog {
                     size: header.size_bytes(),
                     limit: max_message_bytes,
                 });
+            }
+            if let (Some(bounds), false) = (timestamp_bounds, header.is_control()) {
+                check_timestamps(
+                    &records[position..position + header.size_bytes()],
+                    position,
+                    bounds,
+                    now_ms,
+                    decompressed_bytes_max,
+                )?;
             }
             if compacted && !header.is_control() {
                 check_keys(
@@ -1037,6 +1102,30 @@ impl PartitionLog {
         std::fs::remove_dir_all(&self.dir)
             .map_err(LogError::io("remove partition directory", &self.dir))
     }
+}
+
+/// Refuses a batch with a record whose timestamp is outside `[earliest, latest]`
+/// (`message.timestamp.before.max.ms` / `after.max.ms` around `now_ms`).
+fn check_timestamps(
+    batch: &[u8],
+    position: usize,
+    (earliest, latest): (i64, i64),
+    now_ms: i64,
+    decompressed_bytes_max: usize,
+) -> Result<()> {
+    let corrupt = |reason| LogError::CorruptBatch { position, reason };
+    let records = batch::records::Records::new(batch, decompressed_bytes_max).map_err(corrupt)?;
+    for record in records.iter() {
+        let timestamp_ms = record.map_err(corrupt)?.timestamp;
+        if timestamp_ms < earliest || timestamp_ms > latest {
+            return Err(LogError::TimestampOutOfRange {
+                position,
+                timestamp_ms,
+                now_ms,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a batch with a key-less record: a compacted log keeps the latest record

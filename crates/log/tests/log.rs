@@ -596,3 +596,129 @@ fn the_high_watermark_is_the_flushed_offset_under_always_and_the_log_end_otherwi
     os.append(&mut single(b"page cache", 0)).expect("append");
     assert_eq!(os.high_watermark(), 1, "as in Kafka: the log end");
 }
+
+/// Every record of a record set as kafka-protocol's decoder (not ours) reads it.
+fn decoded_by_kafka_protocol(bytes: &[u8]) -> Vec<kafka_protocol::records::Record> {
+    let mut buf = bytes::Bytes::copy_from_slice(bytes);
+    let mut records = Vec::new();
+    while !buf.is_empty() {
+        let set = kafka_protocol::records::RecordBatchDecoder::decode_with_custom_compression(
+            &mut buf,
+            Some(|payload: &mut bytes::Bytes, codec| {
+                Ok(bytes::Bytes::from(support::decompress(codec, payload)))
+            }),
+        )
+        .expect("kafka-protocol decodes the stored batch");
+        records.extend(set.records);
+    }
+    records
+}
+
+#[test]
+fn a_compression_type_topic_stores_every_batch_in_its_codec_and_keeps_the_records() {
+    use strom_log::{Compression, CompressionType};
+    let records: Vec<TestRecord> = (0..20)
+        .map(|i| TestRecord {
+            key: (i % 3 != 0).then(|| format!("key-{i}").into_bytes()),
+            value: (i % 7 != 0).then(|| format!("value {i} value {i} value {i}").into_bytes()),
+            timestamp: 1_700_000_000_000 + i * 10 - (i % 4) * 25,
+            headers: vec![(format!("h{i}"), (i % 2 == 0).then(|| vec![i as u8]))],
+        })
+        .collect();
+    let topic_types = [
+        CompressionType::Producer,
+        CompressionType::Codec(Compression::None),
+        CompressionType::Codec(Compression::Gzip),
+        CompressionType::Codec(Compression::Snappy),
+        CompressionType::Codec(Compression::Lz4),
+        CompressionType::Codec(Compression::Zstd),
+    ];
+    for topic_type in topic_types {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(
+            dir.path(),
+            LogConfig {
+                compression_type: topic_type,
+                ..LogConfig::default()
+            },
+        );
+        for producer_codec in support::CODECS {
+            // Two batches in one record set: the log must convert each one.
+            let mut sent = encode(&records[..8], producer_codec);
+            sent.extend(encode(&records[8..], producer_codec));
+            let expected = decoded_by_kafka_protocol(&sent);
+            let converted = log.conform_compression(&sent).expect("conform");
+            let sent_codec = BatchHeader::parse(&sent).expect("valid").compression();
+            let stored_codec = match topic_type {
+                CompressionType::Producer => sent_codec,
+                CompressionType::Codec(codec) => codec,
+            };
+            assert_eq!(
+                converted.is_none(),
+                stored_codec == sent_codec,
+                "{topic_type}: a matching batch is stored untouched, others converted"
+            );
+            let mut to_append = converted.unwrap_or_else(|| sent.clone());
+            let info = log.append(&mut to_append).expect("append");
+            let read = log
+                .read(info.base_offset, 1 << 20, None)
+                .expect("read back");
+            let stored = &read.records[..];
+            for batch in support::split_batches(stored) {
+                let header = BatchHeader::parse(batch).expect("stored batch has a valid CRC");
+                assert_eq!(header.compression(), stored_codec, "{topic_type}");
+            }
+            let got = decoded_by_kafka_protocol(stored);
+            assert_eq!(got.len(), expected.len());
+            for (i, (got, want)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(got.offset, info.base_offset as i64 + i as i64);
+                assert_eq!(
+                    (&got.key, &got.value, &got.headers, got.timestamp),
+                    (&want.key, &want.value, &want.headers, want.timestamp),
+                    "{topic_type} from {producer_codec:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn create_time_records_outside_the_timestamp_bounds_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = 1_700_000_000_000;
+    let log = open(
+        dir.path(),
+        LogConfig {
+            timestamp_before_max_ms: Some(60_000),
+            timestamp_after_max_ms: Some(1_000),
+            ..LogConfig::default()
+        },
+    );
+    let at = |timestamps: &[i64]| {
+        let records: Vec<TestRecord> = timestamps
+            .iter()
+            .map(|t| TestRecord::value(b"v", *t))
+            .collect();
+        encode(&records, kafka_protocol::records::Compression::Lz4)
+    };
+    assert!(log
+        .append_at(&mut at(&[now - 60_000, now + 1_000]), now)
+        .is_ok());
+    for bad in [[now, now + 1_001], [now - 60_001, now]] {
+        let refused = log.append_at(&mut at(&bad), now);
+        assert!(
+            matches!(refused, Err(LogError::TimestampOutOfRange { timestamp_ms, .. }) if bad.contains(&timestamp_ms) && timestamp_ms != now),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(log.log_end_offset(), 2, "only the first batch was written");
+    // LogAppendTime topics stamp their own clock: producers' timestamps do not matter.
+    log.set_config(LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        timestamp_before_max_ms: Some(60_000),
+        timestamp_after_max_ms: Some(1_000),
+        ..LogConfig::default()
+    })
+    .expect("config");
+    assert!(log.append_at(&mut at(&[0]), now).is_ok());
+}

@@ -3,7 +3,7 @@
 //! takes effect and replayed at start. The same storage engine and crash recovery
 //! that protect data protect metadata.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use strom_log::{PartitionLog, TopicPartition};
@@ -108,10 +108,30 @@ pub(crate) fn apply(topics: &mut BTreeMap<String, TopicRecord>, event: &Metadata
 }
 
 /// Reads the whole metadata log and returns the topic table it describes.
-pub(crate) fn replay(log: &PartitionLog) -> Result<BTreeMap<String, TopicRecord>, StartError> {
-    let mut topics = BTreeMap::new();
-    event_log::replay(log, |event: MetadataEvent| apply(&mut topics, &event))?;
-    Ok(topics)
+pub(crate) fn replay(log: &PartitionLog) -> Result<Replayed, StartError> {
+    let mut replayed = Replayed::default();
+    event_log::replay(log, |event: MetadataEvent| {
+        match &event {
+            MetadataEvent::TopicDeleted { name } => {
+                replayed.deleted.insert(name.clone());
+            }
+            MetadataEvent::TopicCreated { name, .. } => {
+                replayed.deleted.remove(name);
+            }
+            _ => {}
+        }
+        apply(&mut replayed.topics, &event)
+    })?;
+    Ok(replayed)
+}
+
+/// What the metadata log says at start.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    /// The topics, by name.
+    pub topics: BTreeMap<String, TopicRecord>,
+    /// Topics deleted (and not created again) in the part of the log still kept.
+    pub deleted: BTreeSet<String>,
 }
 
 #[cfg(test)]
@@ -154,7 +174,9 @@ mod tests {
         }
         log.close().expect("close");
         let log = PartitionLog::open(&dir.path().join("m-0"), event_log_config()).expect("reopen");
-        let topics = replay(&log).expect("replay");
+        let replayed = replay(&log).expect("replay");
+        assert_eq!(replayed.deleted, ["b".to_string()].into());
+        let topics = replayed.topics;
         assert_eq!(topics, expected);
         assert_eq!(topics.len(), 1);
         assert_eq!(topics["a"].partitions, 5);

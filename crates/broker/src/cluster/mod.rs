@@ -117,42 +117,64 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     /// Opens the data directory: locks it, recovers every log, replays the metadata
-    /// log, creates logs the metadata names but the disk lacks (a crash between the two
-    /// writes) and removes logs of topics the metadata no longer has.
+    /// log, creates logs the metadata names but the disk lacks, removes the logs of
+    /// deleted topics and sets aside (under `orphaned/`) other logs the metadata does
+    /// not know, without opening either.
     pub fn open(config: BrokerConfig) -> Result<Self, StartError> {
         let defaults = config.topic_defaults.clone();
         defaults
             .validate()
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let logs = Arc::new(LogManager::open(&config.data_dir, |tp| {
-            if INTERNAL_TOPICS.contains(&tp.topic.as_str()) {
+        let internal = |tp: &TopicPartition| INTERNAL_TOPICS.contains(&tp.topic.as_str());
+        let config_for = |tp: &TopicPartition| {
+            if internal(tp) {
                 event_log::event_log_config()
             } else {
                 defaults.clone()
             }
-        })?);
+        };
+        // The internal logs first: the metadata log says which of the others exist.
+        let logs = Arc::new(LogManager::open_first(
+            &config.data_dir,
+            internal,
+            config_for,
+        )?);
         let identity = Identity::load_or_create(&config.data_dir)?;
         let metadata_tp = metadata_log::metadata_partition();
         let metadata_log = match logs.get(&metadata_tp) {
             Some(log) => log,
             None => logs.create(&metadata_tp, event_log::event_log_config())?,
         };
-        let records = metadata_log::replay(&metadata_log)?;
+        let metadata_log::Replayed {
+            topics: records,
+            deleted,
+        } = metadata_log::replay(&metadata_log)?;
+        let unknown = logs.open_rest(
+            |tp| {
+                records
+                    .get(&tp.topic)
+                    .is_some_and(|t| tp.partition < t.partitions)
+            },
+            config_for,
+        )?;
+        // Directories the metadata does not name, never opened: those of a deleted
+        // topic (a crash between a delete's two steps) are removed; the others (a
+        // crash between a create's two steps, or anything unexplained) are kept, out
+        // of the way.
+        for partition in unknown {
+            if deleted.contains(&partition.topic) {
+                logs.remove_unopened(&partition)?;
+                tracing::info!(%partition, "removed a partition directory of a deleted topic");
+            } else {
+                let moved_to = logs.set_aside_unopened(&partition)?;
+                tracing::warn!(%partition, moved_to = %moved_to.display(), "a partition directory the metadata does not know was set aside");
+            }
+        }
         let mut topics = Topics::default();
         for (name, record) in &records {
             let topic = open_topic(&logs, &defaults, name, record)?;
             topics.by_id.insert(topic.id, Arc::clone(&topic));
             topics.by_name.insert(name.clone(), topic);
-        }
-        for (tp, _) in logs.logs() {
-            let known = INTERNAL_TOPICS.contains(&tp.topic.as_str())
-                || records
-                    .get(&tp.topic)
-                    .is_some_and(|t| tp.partition < t.partitions);
-            if !known {
-                tracing::warn!(partition = %tp, "removing a log the metadata does not know (left by an interrupted delete)");
-                logs.delete(&tp)?;
-            }
         }
         let maintenance = logs.spawn_maintenance(MaintenanceConfig::default());
         tracing::info!(
@@ -226,10 +248,22 @@ impl Cluster {
         *self.snapshots.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop, thread));
     }
 
-    /// Snapshots every partition's producers where due (all that changed, with `force`).
+    /// Snapshots every partition's producers where due (all that changed, with
+    /// `force`), after forgetting producers idle longer than `producer.id.expiration.ms`.
     fn snapshot_producers(&self, force: bool) {
+        let cutoff_ms = strom_log::now_ms()
+            .saturating_sub(self.config.producer_id_expiration.as_millis() as i64);
         for topic in self.topics() {
             for partition in &topic.partitions {
+                let expired = partition.producers().expire(cutoff_ms);
+                if expired > 0 {
+                    tracing::debug!(
+                        topic = topic.name,
+                        partition = partition.index,
+                        expired,
+                        "idle producer ids expired"
+                    );
+                }
                 if let Err(error) = partition.snapshot_producers(force) {
                     tracing::warn!(%error, topic = topic.name, partition = partition.index, "producer snapshot failed");
                 }
@@ -297,6 +331,12 @@ impl Cluster {
         }
     }
 
+    /// The log end offset of the metadata log (the quorum's high watermark: a single
+    /// node's writes are committed once written).
+    pub fn metadata_end_offset(&self) -> u64 {
+        self.metadata_log.log_end_offset()
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.logs.data_dir()
@@ -329,6 +369,7 @@ impl Cluster {
             }
         }
         check_partition_count(partitions)?;
+        let overrides = topic_config::without_removed(name, overrides);
         let log_config = self.log_config(&overrides)?;
         let record = TopicRecord {
             id: Uuid::new_v4(),
@@ -344,14 +385,26 @@ impl Cluster {
                 partitions: Vec::new(),
             }));
         }
-        self.record(&MetadataEvent::TopicCreated {
+        // Logs first, then the metadata record that makes the topic exist: a failure
+        // at either step leaves neither (an interrupted create leaves directories the
+        // metadata does not know, which the next start sets aside).
+        let created = self.create_partitions_logs(name, 0..partitions, &log_config)?;
+        if let Err(e) = self.record(&MetadataEvent::TopicCreated {
             name: name.to_string(),
             id: record.id,
             partitions,
             configs: record.configs.clone(),
-        })?;
-        let topic = open_topic(&self.logs, &self.config.topic_defaults, name, &record)
-            .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        }) {
+            self.delete_logs(name, 0..partitions);
+            return Err(e);
+        }
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id: record.id,
+            overrides: record.configs,
+            log_config,
+            partitions: created,
+        });
         self.publish(Arc::clone(&topic));
         tracing::info!(topic = name, partitions, "topic created");
         Ok(topic)
@@ -398,17 +451,16 @@ impl Cluster {
         if validate_only {
             return Ok(());
         }
-        self.record(&MetadataEvent::PartitionsCreated {
+        let created = self.create_partitions_logs(name, current..count, &topic.log_config)?;
+        if let Err(e) = self.record(&MetadataEvent::PartitionsCreated {
             name: name.to_string(),
             partitions: count,
-        })?;
-        let mut partitions = topic.partitions.clone();
-        for index in current..count {
-            let log = self
-                .logs
-                .create(&TopicPartition::new(name, index), topic.log_config.clone())?;
-            partitions.push(Arc::new(Partition::open(index, log)?));
+        }) {
+            self.delete_logs(name, current..count);
+            return Err(e);
         }
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(created);
         self.publish(Arc::new(Topic {
             name: topic.name.clone(),
             id: topic.id,
@@ -430,7 +482,7 @@ impl Cluster {
     ) -> Result<(), AdminError> {
         let _admin = self.lock_admin();
         let topic = self.topic(name).ok_or_else(|| unknown_topic(name))?;
-        let overrides = change(&topic.overrides)?;
+        let overrides = topic_config::without_removed(name, change(&topic.overrides)?);
         let log_config = self.log_config(&overrides)?;
         if validate_only {
             return Ok(());
@@ -451,6 +503,49 @@ impl Cluster {
         }));
         tracing::info!(topic = name, "topic configs altered");
         Ok(())
+    }
+
+    /// Creates the logs of partitions `indexes` of `name`; if one fails, deletes those
+    /// created before it (directories and descriptors) and reports the failure.
+    fn create_partitions_logs(
+        &self,
+        name: &str,
+        indexes: std::ops::Range<i32>,
+        config: &LogConfig,
+    ) -> Result<Vec<Arc<Partition>>, AdminError> {
+        let mut created = Vec::with_capacity(indexes.len());
+        for index in indexes.clone() {
+            let opened = self
+                .logs
+                .create(&TopicPartition::new(name, index), config.clone())
+                .and_then(|log| Partition::open(index, log));
+            match opened {
+                Ok(partition) => created.push(Arc::new(partition)),
+                Err(error) => {
+                    drop(created);
+                    self.delete_logs(name, indexes.start..index + 1);
+                    tracing::warn!(topic = name, partition = index, %error, "partition creation failed; the partitions created before it are removed");
+                    return Err(AdminError::new(
+                        ResponseError::KafkaStorageError,
+                        format!("cannot create partition {index} of {name}: {error}"),
+                    ));
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// Deletes whichever logs of partitions `indexes` of `name` exist (rollback of a
+    /// failed creation).
+    fn delete_logs(&self, name: &str, indexes: std::ops::Range<i32>) {
+        for index in indexes {
+            let tp = TopicPartition::new(name, index);
+            if self.logs.get(&tp).is_some() {
+                if let Err(error) = self.logs.delete(&tp) {
+                    tracing::warn!(partition = %tp, %error, "cannot remove a partition of a failed creation");
+                }
+            }
+        }
     }
 
     /// The log config for a topic with these overrides, or INVALID_CONFIG.

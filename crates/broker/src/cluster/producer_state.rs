@@ -54,7 +54,7 @@ pub(crate) enum Check {
 type BatchEntry = (i32, i32, u64, u64);
 
 /// One producer's state in a partition.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Producer {
     pub epoch: i16,
     /// Last batches, oldest first.
@@ -63,7 +63,33 @@ pub(crate) struct Producer {
     pub txn_first_offset: Option<u64>,
     /// Epoch of the coordinator that wrote its last marker (-1: none).
     pub coordinator_epoch: i32,
+    /// The broker's clock when its last batch was recorded, for
+    /// `producer.id.expiration.ms` (the broker's clock, not the producer's
+    /// timestamps, so that producers writing old timestamps do not expire at once).
+    /// Restored producers count from the restart (snapshots before this field too).
+    #[serde(default = "strom_log::now_ms")]
+    pub last_timestamp_ms: i64,
 }
+
+/// Equal when the sequence and transaction state are; when the producer was last
+/// heard of is bookkeeping for expiry (a replay and a snapshot read it differently).
+impl PartialEq for Producer {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.epoch,
+            &self.batches,
+            self.txn_first_offset,
+            self.coordinator_epoch,
+        ) == (
+            other.epoch,
+            &other.batches,
+            other.txn_first_offset,
+            other.coordinator_epoch,
+        )
+    }
+}
+
+impl Eq for Producer {}
 
 /// A transaction that was aborted: read_committed consumers skip its producer's
 /// records from `first_offset` up to the abort marker at `last_offset`.
@@ -176,11 +202,23 @@ impl ProducerStates {
 
     /// Records an appended batch.
     pub fn record(&mut self, batch: &BatchSequence, base_offset: u64, last_offset: u64) {
+        self.record_at(batch, base_offset, last_offset, strom_log::now_ms());
+    }
+
+    /// [`record`](Self::record) with the broker's clock reading `now_ms`.
+    pub fn record_at(
+        &mut self,
+        batch: &BatchSequence,
+        base_offset: u64,
+        last_offset: u64,
+        now_ms: i64,
+    ) {
         let producer = self.producers.entry(batch.producer_id).or_default();
         if batch.epoch != producer.epoch {
             producer.epoch = batch.epoch;
             producer.batches.clear();
         }
+        producer.last_timestamp_ms = producer.last_timestamp_ms.max(now_ms);
         producer.batches.push_back((
             batch.first_sequence,
             batch.last_sequence,
@@ -257,6 +295,38 @@ impl ProducerStates {
     }
 }
 
+impl ProducerStates {
+    /// Makes room for `producer_id` within `max` producers: nothing to do for a known
+    /// producer or below the bound; otherwise the producer heard of least recently
+    /// that has no open transaction here is forgotten (its next batch must start a new
+    /// sequence) and its id returned. `Err(())` when every producer is in an open
+    /// transaction, which their transaction timeouts bound.
+    pub fn make_room(&mut self, producer_id: i64, max: usize) -> Result<Option<i64>, ()> {
+        if self.producers.len() < max || self.producers.contains_key(&producer_id) {
+            return Ok(None);
+        }
+        let evicted = self
+            .producers
+            .iter()
+            .filter(|(_, p)| p.txn_first_offset.is_none())
+            .min_by_key(|(id, p)| (p.last_timestamp_ms, **id))
+            .map(|(id, _)| *id)
+            .ok_or(())?;
+        self.producers.remove(&evicted);
+        Ok(Some(evicted))
+    }
+
+    /// Forgets producers last heard of before `cutoff_ms` that have no open
+    /// transaction here (Kafka's `producer.id.expiration.ms`); returns how many. A
+    /// forgotten producer's next batch must start a new sequence.
+    pub fn expire(&mut self, cutoff_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, p| p.txn_first_offset.is_some() || p.last_timestamp_ms >= cutoff_ms);
+        before - self.producers.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +356,43 @@ mod tests {
         commit: false,
         coordinator_epoch: 0,
     };
+
+    #[test]
+    fn idle_producers_expire_but_not_while_their_transaction_is_open() {
+        let mut states = ProducerStates::default();
+        states.record_at(&batch(1, 0, 0, 1), 0, 0, 1_000);
+        states.record_at(&txn_batch(2, 0, 0, 1), 1, 1, 1_000);
+        states.record_at(&batch(3, 0, 0, 1), 2, 2, 5_000);
+        assert_eq!(states.expire(2_000), 1, "only the idle plain producer");
+        assert_eq!(
+            states.check(&batch(1, 0, 1, 1)),
+            Err(ResponseError::OutOfOrderSequenceNumber),
+            "a forgotten producer starts again at sequence 0"
+        );
+        assert_eq!(states.check(&batch(3, 0, 1, 1)), Ok(Check::Append));
+        states.record_marker(2, 0, COMMIT, 3);
+        assert_eq!(states.expire(2_000), 1, "its transaction ended");
+    }
+
+    #[test]
+    fn a_full_partition_forgets_its_least_recent_idle_producer_for_a_new_one() {
+        let mut states = ProducerStates::default();
+        states.record_at(&batch(1, 0, 0, 1), 0, 0, 1_000);
+        states.record_at(&txn_batch(2, 0, 0, 1), 1, 1, 500);
+        states.record_at(&batch(3, 0, 0, 1), 2, 2, 2_000);
+        assert_eq!(states.make_room(3, 3), Ok(None), "a known producer");
+        assert_eq!(states.make_room(4, 4), Ok(None), "below the bound");
+        assert_eq!(
+            states.make_room(4, 3),
+            Ok(Some(1)),
+            "not 2: its transaction is open"
+        );
+        states.record_at(&batch(4, 0, 0, 1), 3, 3, 3_000);
+        assert_eq!(states.make_room(5, 3), Ok(Some(3)));
+        let mut all_open = ProducerStates::default();
+        all_open.record_at(&txn_batch(2, 0, 0, 1), 1, 1, 500);
+        assert_eq!(all_open.make_room(9, 1), Err(()));
+    }
 
     #[test]
     fn retries_are_duplicates_and_gaps_are_refused() {

@@ -90,6 +90,20 @@ impl ConsumerGroup {
         }
     }
 
+    /// Whether `heartbeat` may join under `size_max` members (`group.max.size`): a
+    /// member already in the group, or a static member replacing its previous
+    /// incarnation, always may; a new one only below the bound.
+    pub fn admits(&self, heartbeat: &Heartbeat, size_max: usize) -> bool {
+        heartbeat.member_epoch != 0
+            || self.members.len() < size_max
+            || self.members.contains_key(&heartbeat.member_id)
+            || heartbeat.instance_id.as_ref().is_some_and(|instance| {
+                self.members
+                    .values()
+                    .any(|m| m.instance_id.as_ref() == Some(instance))
+            })
+    }
+
     /// Kafka's state name.
     pub fn state(&self) -> &'static str {
         if self.members.is_empty() {
@@ -422,6 +436,35 @@ mod tests {
 
     fn count(p: &Partitions) -> usize {
         p.values().map(BTreeSet::len).sum()
+    }
+
+    #[test]
+    fn a_full_group_admits_its_members_and_static_replacements_but_no_newcomer() {
+        let (_, topics) = topics();
+        let t0 = Instant::now();
+        let mut group = ConsumerGroup::new("g");
+        let a = group
+            .heartbeat(
+                Heartbeat {
+                    instance_id: Some("i-a".into()),
+                    ..join("a")
+                },
+                &topics,
+                t0,
+            )
+            .expect("a joins");
+        assert!(!group.admits(&join("b"), 1), "a newcomer beyond the bound");
+        assert!(group.admits(&join("b"), 2), "below the bound");
+        assert!(group.admits(&join("a"), 1), "a member rejoining");
+        assert!(group.admits(&beat("a", a.member_epoch, &Partitions::new()), 1));
+        let replacement = Heartbeat {
+            instance_id: Some("i-a".into()),
+            ..join("a2")
+        };
+        assert!(
+            group.admits(&replacement, 1),
+            "a static member's new incarnation"
+        );
     }
 
     #[test]

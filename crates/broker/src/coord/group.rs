@@ -50,6 +50,8 @@ pub(crate) struct GroupLimits {
     /// `offsets.retention.minutes`: how long an empty group's offsets are kept after
     /// their last commit.
     pub offsets_retention: Duration,
+    /// `group.max.size`: members (joined or pending) one group may have.
+    pub size_max: usize,
 }
 
 impl Default for GroupLimits {
@@ -59,6 +61,7 @@ impl Default for GroupLimits {
             max_session_timeout: Duration::from_millis(1_800_000),
             initial_rebalance_delay: Duration::from_millis(3_000),
             offsets_retention: Duration::from_secs(7 * 24 * 60 * 60),
+            size_max: 1_000,
         }
     }
 }
@@ -303,6 +306,16 @@ impl Group {
                 return self
                     .replace_static_member(&old_id, member_id, request, waiter, limits, now);
             }
+        }
+        // A new member may not take the group past `group.max.size`.
+        if self.members.len() + self.pending_members.len() >= limits.size_max {
+            let _ = waiter.send(JoinOutcome::error(
+                ResponseError::GroupMaxSizeReached,
+                &request.member_id,
+            ));
+            return;
+        }
+        if let Some(instance) = request.instance_id.clone() {
             self.static_members.insert(instance, member_id.clone());
         } else if request.require_known_member_id {
             // KIP-394: the client must come back with this id, so a member whose first
@@ -1058,6 +1071,30 @@ mod tests {
         assert_eq!(snapshot.generation, 1);
         assert_eq!(snapshot.leader.as_deref(), Some(leader.as_str()));
         assert_eq!(snapshot.members.len(), 2);
+    }
+
+    #[test]
+    fn a_group_at_its_max_size_refuses_new_members_but_not_known_ones() {
+        let t0 = Instant::now();
+        let mut group = Group::new("g");
+        let (leader, _) = stable_pair(&mut group, t0);
+        let small = GroupLimits {
+            size_max: 2,
+            ..limits()
+        };
+        let (tx, mut third) = oneshot::channel();
+        group.join(request("", None, &["range"]), tx, &small, t0);
+        let refused = third.try_recv().expect("answered at once");
+        assert_eq!(refused.error, Some(ResponseError::GroupMaxSizeReached));
+        assert_eq!(group.members.len(), 2);
+        // A member already in the group rejoins (a rebalance), full or not.
+        let (tx, mut again) = oneshot::channel();
+        group.join(request(&leader, None, &["range"]), tx, &small, t0);
+        assert!(
+            again.try_recv().map_or(true, |o| o.error.is_none()),
+            "a known member is not refused"
+        );
+        assert_eq!(group.state, GroupState::PreparingRebalance);
     }
 
     #[test]

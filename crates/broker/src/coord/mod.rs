@@ -878,6 +878,9 @@ impl GroupCoordinator {
             .consumer_groups
             .entry(group_id.to_string())
             .or_insert_with(|| ConsumerGroup::new(group_id));
+        if !group.admits(&heartbeat, self.limits.size_max) {
+            return Err(ResponseError::GroupMaxSizeReached);
+        }
         group.heartbeat(heartbeat, topics, Instant::now())
     }
 

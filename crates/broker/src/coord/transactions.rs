@@ -25,10 +25,6 @@ use super::GroupCoordinator;
 use crate::cluster::{event_log, Cluster};
 use crate::error::StartError;
 
-/// How long an idle transactional id is kept (Kafka's
-/// `transactional.id.expiration.ms` default: 7 days).
-const ID_EXPIRATION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
-
 /// The log is compacted once it holds this many records and twice the live state.
 const COMPACT_MIN_RECORDS: u64 = 10_000;
 
@@ -68,6 +64,14 @@ pub(crate) struct TransactionCoordinator {
     compaction: RwLock<()>,
     /// Dropping it stops the ticker thread.
     stop: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+/// Whether an id in `state` has no transaction going on (it may be forgotten).
+fn is_idle(state: TxnState) -> bool {
+    matches!(
+        state,
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+    )
 }
 
 fn lock(entry: &EntryRef) -> MutexGuard<'_, Entry> {
@@ -205,6 +209,7 @@ impl TransactionCoordinator {
         timeout_ms: i64,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), ResponseError> {
+        self.make_room_for(id)?;
         // Twice at most: once to abort an open transaction, once to bump.
         for _ in 0..3 {
             let entry = Arc::clone(
@@ -251,6 +256,59 @@ impl TransactionCoordinator {
             }
         }
         Err(ResponseError::ConcurrentTransactions)
+    }
+
+    /// Keeps the number of transactional ids within `transactional_ids_max`: a new id
+    /// at the bound makes the coordinator forget (durably) the id updated least
+    /// recently that has no transaction going on. When every id has one, the new id
+    /// gets CONCURRENT_TRANSACTIONS, which clients retry. (The bound is checked before
+    /// the new id is added, so concurrent first InitProducerIds may pass it by their
+    /// number.)
+    fn make_room_for(&self, id: &str) -> Result<(), ResponseError> {
+        let max = self.cluster.config.transactional_ids_max;
+        {
+            let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+            if ids.len() < max || ids.contains_key(id) {
+                return Ok(());
+            }
+        }
+        let mut oldest: Option<(i64, String, EntryRef)> = None;
+        for (other, entry) in self.entries() {
+            let guard = lock(&entry);
+            if let Some(metadata) = guard.metadata.as_ref().filter(|_| !guard.finishing) {
+                if is_idle(metadata.state)
+                    && oldest
+                        .as_ref()
+                        .is_none_or(|(updated_ms, ..)| metadata.updated_ms < *updated_ms)
+                {
+                    oldest = Some((metadata.updated_ms, other, Arc::clone(&entry)));
+                }
+            }
+        }
+        let Some((_, other, entry)) = oldest else {
+            tracing::warn!(
+                id,
+                max,
+                "transactional.ids bound reached and every id has a transaction going on"
+            );
+            return Err(ResponseError::ConcurrentTransactions);
+        };
+        let mut guard = lock(&entry);
+        // It may have started a transaction since it was chosen.
+        if guard.finishing || !guard.metadata.as_ref().is_some_and(|m| is_idle(m.state)) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        self.append(&TxnEvent::TxnDelete { id: other.clone() })?;
+        guard.metadata = None;
+        drop(guard);
+        self.forget_if_unused(&other, &entry);
+        tracing::info!(
+            forgotten = other,
+            id,
+            max,
+            "transactional id bound reached: forgot the least recently used idle id"
+        );
+        Ok(())
     }
 
     /// Drops a map entry that never got a state.
@@ -485,10 +543,9 @@ impl TransactionCoordinator {
                 let _ = self.finish_if_preparing(&id);
                 continue;
             }
-            let idle = matches!(
-                current.state,
-                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
-            ) && now_ms - current.updated_ms > ID_EXPIRATION_MS;
+            let idle = is_idle(current.state)
+                && now_ms - current.updated_ms
+                    > self.cluster.config.transactional_id_expiration.as_millis() as i64;
             if idle && self.append(&TxnEvent::TxnDelete { id: id.clone() }).is_ok() {
                 guard.metadata = None;
                 drop(guard);
@@ -559,13 +616,18 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path) -> Node {
-        let cluster = Arc::new(Cluster::open(BrokerConfig::ephemeral(dir)).expect("cluster"));
+        open_with(BrokerConfig::ephemeral(dir))
+    }
+
+    fn open_with(config: BrokerConfig) -> Node {
+        let dir = config.data_dir.clone();
+        let cluster = Arc::new(Cluster::open(config).expect("cluster"));
         let groups = GroupCoordinator::open(
             cluster.internal_log(OFFSETS_TOPIC).expect("offsets log"),
             GroupLimits::default(),
         )
         .expect("groups");
-        let ids = Arc::new(ProducerIdAllocator::open(dir).expect("ids"));
+        let ids = Arc::new(ProducerIdAllocator::open(&dir).expect("ids"));
         let transactions = TransactionCoordinator::open(
             cluster.internal_log(TRANSACTIONS_TOPIC).expect("txn log"),
             Arc::clone(&cluster),
@@ -658,6 +720,45 @@ mod tests {
             "the transaction's offsets took effect"
         );
         assert!(!node.groups.has_pending("g", "t", 0));
+        node.cluster.close().expect("close");
+    }
+
+    #[test]
+    fn at_the_transactional_id_bound_the_least_recent_idle_id_is_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = open_with(BrokerConfig {
+            transactional_ids_max: 2,
+            ..BrokerConfig::ephemeral(dir.path())
+        });
+        node.cluster
+            .create_topic("t", 1, Default::default(), false)
+            .expect("topic");
+        let txn = &node.transactions;
+        let (a, a_epoch) = txn.init_producer_id("a", 60_000, None).expect("a");
+        txn.init_producer_id("b", 60_000, None).expect("b");
+        // "a" has a transaction going on: "b" is the one to go.
+        txn.add("a", a, a_epoch, &[("t".to_string(), 0)], &[])
+            .expect("add");
+        txn.init_producer_id("c", 60_000, None).expect("c");
+        assert!(txn.describe("b").is_none(), "b forgotten");
+        assert!(txn.describe("a").is_some() && txn.describe("c").is_some());
+        // Now "c" is idle and "a" busy: "d" takes "c"'s place; with both busy, "e" waits.
+        txn.init_producer_id("d", 60_000, None).expect("d");
+        assert!(txn.describe("c").is_none());
+        let (d, d_epoch) = txn.init_producer_id("d", 60_000, None).expect("d again");
+        txn.add("d", d, d_epoch, &[("t".to_string(), 0)], &[])
+            .expect("add");
+        assert_eq!(
+            txn.init_producer_id("e", 60_000, None),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        assert!(txn.describe("e").is_none(), "not added");
+        node.cluster.close().expect("close");
+        // The forgetting is durable.
+        drop(node);
+        let node = open(dir.path());
+        assert!(node.transactions.describe("b").is_none());
+        assert!(node.transactions.describe("a").is_some());
         node.cluster.close().expect("close");
     }
 }

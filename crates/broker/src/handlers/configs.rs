@@ -11,15 +11,19 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    incremental_alter_configs_response, list_config_resources_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{blocking, str_bytes};
-use crate::cluster::topic_config::{topic_config, ConfigType, Overrides, TOPIC_CONFIGS};
+use super::{blocking, broker_configs, str_bytes};
+use crate::broker::Shared;
+use crate::cluster::topic_config::{
+    topic_config, ConfigType, Overrides, REMOVED_TOPIC_CONFIGS, TOPIC_CONFIGS,
+};
 use crate::cluster::{check_new_topic_name, AdminError, Cluster};
 use crate::security::acl::{Operation, Resource};
 use crate::security::{denied_error, Session};
@@ -27,6 +31,9 @@ use crate::security::{denied_error, Session};
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_CLIENT_METRICS: i8 = 16;
+const RESOURCE_GROUP: i8 = 32;
 
 /// Kafka's config sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +72,7 @@ pub(super) fn topic_entries(cluster: &Cluster, overrides: &Overrides) -> Vec<Con
                 ));
             }
             synonyms.push((
-                def.broker_name.to_string(),
+                def.broker_name.unwrap_or(def.name).to_string(),
                 default.clone(),
                 ConfigSource::Default,
             ));
@@ -84,90 +91,6 @@ pub(super) fn topic_entries(cluster: &Cluster, overrides: &Overrides) -> Vec<Con
             }
         })
         .collect()
-}
-
-/// The broker's configs: identity, listener limits, and the defaults topics inherit.
-fn broker_entries(cluster: &Cluster) -> Vec<ConfigEntry> {
-    let config = &cluster.config;
-    let entry = |name: &str, value: String, config_type, doc, source| ConfigEntry {
-        name: name.to_string(),
-        synonyms: vec![(name.to_string(), value.clone(), source)],
-        value,
-        source,
-        read_only: true,
-        config_type,
-        doc,
-    };
-    let mut entries = vec![
-        entry(
-            "auto.create.topics.enable",
-            config.auto_create_topics.to_string(),
-            ConfigType::Boolean,
-            "Create a topic when a client asks for metadata of one that does not exist.",
-            ConfigSource::StaticBroker,
-        ),
-        entry(
-            "broker.id",
-            cluster.identity.node_id.to_string(),
-            ConfigType::Int,
-            "This node's id (kept in meta.properties).",
-            ConfigSource::StaticBroker,
-        ),
-        entry(
-            "default.replication.factor",
-            "1".into(),
-            ConfigType::Int,
-            "strom runs a single node: every partition has one replica.",
-            ConfigSource::Default,
-        ),
-        entry(
-            "log.dirs",
-            cluster.data_dir().display().to_string(),
-            ConfigType::String,
-            "The data directory.",
-            ConfigSource::StaticBroker,
-        ),
-        entry(
-            "min.insync.replicas",
-            "1".into(),
-            ConfigType::Int,
-            "strom runs a single node: acks=all means written and synced on this node.",
-            ConfigSource::Default,
-        ),
-        entry(
-            "node.id",
-            cluster.identity.node_id.to_string(),
-            ConfigType::Int,
-            "This node's id (kept in meta.properties).",
-            ConfigSource::StaticBroker,
-        ),
-        entry(
-            "num.partitions",
-            config.num_partitions.to_string(),
-            ConfigType::Int,
-            "Partitions of an automatically created topic.",
-            ConfigSource::StaticBroker,
-        ),
-        entry(
-            "socket.request.max.bytes",
-            config.request_bytes_max.to_string(),
-            ConfigType::Int,
-            "Largest request accepted on a connection.",
-            ConfigSource::StaticBroker,
-        ),
-    ];
-    entries.extend(TOPIC_CONFIGS.iter().map(|def| {
-        entry(
-            def.broker_name,
-            def.default_value(&config.topic_defaults),
-            def.config_type,
-            def.doc,
-            ConfigSource::Default,
-        )
-    }));
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    entries.dedup_by(|a, b| a.name == b.name);
-    entries
 }
 
 /// Whether `session` may do `operation` to the configs of a resource: topics are
@@ -204,11 +127,12 @@ fn alter_access<'a>(
 }
 
 pub(super) fn describe(
-    cluster: &Arc<Cluster>,
+    shared: &Shared,
     session: &Session,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
+    let cluster = &shared.cluster;
     let results = request
         .resources
         .into_iter()
@@ -236,9 +160,8 @@ pub(super) fn describe(
                         }),
                     }
                 }
-                RESOURCE_BROKER => {
-                    check_broker(cluster, &resource.resource_name).map(|()| broker_entries(cluster))
-                }
+                RESOURCE_BROKER => check_broker(cluster, &resource.resource_name)
+                    .map(|()| broker_configs::entries(shared)),
                 other => Err(unsupported_resource(other)),
             });
             match entries {
@@ -270,6 +193,67 @@ pub(super) fn describe(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// ListConfigResources (KIP-1142; v0 was ListClientMetricsResources): the resources
+/// that have configs. Topics and this broker do; strom has no client-metrics
+/// subscriptions, broker loggers or group configs, so those types list nothing. An
+/// empty list of types asks for all; v0 asks for client metrics only.
+pub(super) fn list_resources(
+    cluster: &Cluster,
+    session: &Session,
+    request: ListConfigResourcesRequest,
+    version: i16,
+) -> ListConfigResourcesResponse {
+    let failed =
+        |code: ResponseError| ListConfigResourcesResponse::default().with_error_code(code.code());
+    if config_access(session, Operation::DescribeConfigs, RESOURCE_BROKER, "").is_err() {
+        return failed(ResponseError::ClusterAuthorizationFailed);
+    }
+    const KNOWN: [i8; 5] = [
+        RESOURCE_TOPIC,
+        RESOURCE_BROKER,
+        RESOURCE_BROKER_LOGGER,
+        RESOURCE_CLIENT_METRICS,
+        RESOURCE_GROUP,
+    ];
+    let types: Vec<i8> = match (version, request.resource_types.is_empty()) {
+        (0, _) => vec![RESOURCE_CLIENT_METRICS],
+        (_, true) => KNOWN.to_vec(),
+        (_, false) => request.resource_types,
+    };
+    if types.iter().any(|t| !KNOWN.contains(t)) {
+        return failed(ResponseError::UnsupportedVersion);
+    }
+    let mut resources = Vec::new();
+    if types.contains(&RESOURCE_TOPIC) {
+        resources.extend(
+            cluster
+                .topics()
+                .iter()
+                .filter(|t| session.permits(Operation::DescribeConfigs, &Resource::topic(&t.name)))
+                .map(|t| (t.name.clone(), RESOURCE_TOPIC)),
+        );
+    }
+    if types.contains(&RESOURCE_BROKER) {
+        resources.push((cluster.identity.node_id.to_string(), RESOURCE_BROKER));
+    }
+    resources.sort();
+    ListConfigResourcesResponse::default().with_config_resources(
+        resources
+            .into_iter()
+            .map(|(name, resource_type)| {
+                list_config_resources_response::ConfigResource::default()
+                    .with_resource_name(str_bytes(name))
+                    // v0 has no type field (every resource is client metrics).
+                    .with_resource_type(if version >= 1 {
+                        resource_type
+                    } else {
+                        RESOURCE_CLIENT_METRICS
+                    })
+            })
+            .collect(),
+    )
 }
 
 fn describe_entry(
@@ -427,6 +411,11 @@ fn apply_incremental(
                 ResponseError::InvalidRequest,
                 format!("Config {name} appears more than once."),
             ));
+        }
+        if REMOVED_TOPIC_CONFIGS.contains(&name.as_str()) {
+            // Kept so that the cluster drops it with a warning, as in CreateTopics.
+            overrides.insert(name.clone(), value.clone().unwrap_or_default());
+            continue;
         }
         let def =
             topic_config(name).ok_or_else(|| invalid(format!("Unknown topic config {name}.")))?;

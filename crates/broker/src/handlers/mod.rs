@@ -5,9 +5,11 @@
 
 mod acls;
 mod api_versions;
+mod broker_configs;
 mod cluster_info;
 mod configs;
 mod consumer_groups;
+mod describe_topic_partitions;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -16,6 +18,7 @@ mod offsets;
 mod produce;
 mod producers;
 mod records;
+mod replicas;
 mod scram_credentials;
 mod topics;
 mod transactions;
@@ -94,7 +97,7 @@ pub(crate) async fn dispatch(
         ),
         Request::DescribeConfigs(r) => ready(
             ApiKey::DescribeConfigs,
-            &configs::describe(cluster, session, r, version),
+            &configs::describe(shared, session, r, version),
         ),
         Request::AlterConfigs(r) => ready(
             ApiKey::AlterConfigs,
@@ -206,6 +209,34 @@ pub(crate) async fn dispatch(
         Request::AlterUserScramCredentials(r) => ready(
             ApiKey::AlterUserScramCredentials,
             &scram_credentials::alter(shared, session, r).await,
+        ),
+        Request::AlterReplicaLogDirs(r) => ready(
+            ApiKey::AlterReplicaLogDirs,
+            &replicas::alter_replica_log_dirs(cluster, session, r),
+        ),
+        Request::ElectLeaders(r) => ready(
+            ApiKey::ElectLeaders,
+            &replicas::elect_leaders(cluster, session, r, version),
+        ),
+        Request::AlterPartitionReassignments(r) => ready(
+            ApiKey::AlterPartitionReassignments,
+            &replicas::alter_partition_reassignments(cluster, session, r),
+        ),
+        Request::ListPartitionReassignments(r) => ready(
+            ApiKey::ListPartitionReassignments,
+            &replicas::list_partition_reassignments(session, r),
+        ),
+        Request::DescribeQuorum(r) => ready(
+            ApiKey::DescribeQuorum,
+            &replicas::describe_quorum(shared, session, r, version),
+        ),
+        Request::DescribeTopicPartitions(r) => ready(
+            ApiKey::DescribeTopicPartitions,
+            &describe_topic_partitions::handle(cluster, session, r),
+        ),
+        Request::ListConfigResources(r) => ready(
+            ApiKey::ListConfigResources,
+            &configs::list_resources(cluster, session, r, version),
         ),
         // The session answers these itself (`Session::admit`); they never get here.
         Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => Err(FrameError::Malformed {

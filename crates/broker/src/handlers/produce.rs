@@ -1,5 +1,6 @@
 //! Produce: append each partition's record batches to its log, as sent (validated, base
-//! offset patched in place, no re-encoding). acks=0 gets no response, acks=1 is
+//! offset patched in place, no re-encoding unless the topic's `compression.type` names
+//! another codec than the batch's). acks=0 gets no response, acks=1 is
 //! answered once written, acks=all once the topic's flush policy is met (for `always`,
 //! after an fdatasync shared with concurrent producers).
 //!
@@ -90,6 +91,7 @@ pub(super) async fn handle(
                     records,
                     missing,
                     transaction.as_ref(),
+                    cluster.config.producer_ids_per_partition_max,
                 )
             };
             let response = PartitionProduceResponse::default().with_index(index);
@@ -179,6 +181,7 @@ fn append(
     records: Option<Bytes>,
     missing: ResponseError,
     transaction: Option<&Transaction<'_>>,
+    producer_ids_max: usize,
 ) -> AppendOutcome {
     let partition = topic
         .and_then(|t| t.partition(index))
@@ -192,6 +195,14 @@ fn append(
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     let sequences = batch_sequences(&buf)
         .map_err(|why| (ResponseError::InvalidRecord, Some(why.to_string())))?;
+    // A topic with its own compression.type stores batches in that codec.
+    if let Some(converted) = partition
+        .log
+        .conform_compression(&buf)
+        .map_err(|e| (log_error_code(&e), Some(e.to_string())))?
+    {
+        buf = BytesMut::from(&converted[..]);
+    }
     if sequences.is_empty() {
         return match partition.log.append(&mut buf) {
             Ok(info) => {
@@ -207,12 +218,14 @@ fn append(
         &mut buf,
         &sequences,
         topic_partition.zip(transaction),
+        producer_ids_max,
     )
 }
 
 /// Appends the batches of an idempotent producer: a retry of a batch already in the
 /// log is acknowledged with its original offsets and not written again; a gap in
-/// the sequence or a fenced epoch is refused and nothing is written. Transactional
+/// the sequence or a fenced epoch is refused and nothing is written. A partition
+/// remembers at most `producer_ids_max` producers. Transactional
 /// batches must belong to the request's transaction (`transaction`: the partition
 /// and the transactional id).
 fn append_idempotent(
@@ -220,6 +233,7 @@ fn append_idempotent(
     buf: &mut BytesMut,
     sequences: &[Option<BatchSequence>],
     transaction: Option<((String, i32), &Transaction<'_>)>,
+    producer_ids_max: usize,
 ) -> AppendOutcome {
     let refuse = |code: ResponseError, why: &str| Err((code, Some(why.to_string())));
     let Some(Some(first)) = sequences.first().copied() else {
@@ -314,6 +328,23 @@ fn append_idempotent(
         .any(|w| matches!(w, [Some(a), Some(b)] if b.first_sequence != a.last_sequence.wrapping_add(1) && b.first_sequence != 0))
     {
         return refuse(ResponseError::OutOfOrderSequenceNumber, "the record set's batches are not consecutive");
+    }
+    // Every check passed: the batch will be appended, so a new producer may take the
+    // place of an idle one.
+    match producers.make_room(first.producer_id, producer_ids_max) {
+        Ok(None) => {}
+        Ok(Some(evicted)) => {
+            tracing::debug!(
+                evicted,
+                "a partition at its producer id bound forgot its least recent idle producer"
+            );
+        }
+        Err(()) => {
+            return refuse(
+                ResponseError::ThrottlingQuotaExceeded,
+                "every producer id this partition may hold has an open transaction",
+            )
+        }
     }
     let info = partition
         .log

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use super::frame::{read_frame, ReadFrameError};
+use super::frame::{read_body, read_size, ReadFrameError};
 use super::listener::Listener;
+use super::log_limiter::connection_line;
 use crate::broker::Shared;
 use crate::handlers::{self, Reply};
 use crate::protocol::{self, FrameError, ResponseFrame};
@@ -39,6 +40,39 @@ struct Pending {
     api: String,
     version: i16,
     received: Instant,
+    /// The request's bytes in the broker-wide budget, freed once answered.
+    _budget: OwnedSemaphorePermit,
+}
+
+/// Reads one frame within `frame_max` bytes, after taking its size from the
+/// broker-wide budget of queued request bytes (`queued.max.request.bytes`): when the
+/// budget is spent, the connection waits for other requests to be answered.
+async fn read_budgeted<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frame_max: usize,
+    shared: &Shared,
+) -> Result<Option<(bytes::Bytes, OwnedSemaphorePermit)>, ReadFrameError> {
+    let Some(size) = read_size(reader, frame_max).await? else {
+        return Ok(None);
+    };
+    // A frame size fits in an i32, and the budget is at least `request_bytes_max`
+    // (checked at start), so every frame fits in it once the others are answered.
+    let budget = &shared.request_budget;
+    let permit = match Arc::clone(budget).try_acquire_many_owned(size as u32) {
+        Ok(permit) => permit,
+        Err(_) => {
+            shared
+                .stats
+                .requests_waited_for_budget
+                .fetch_add(1, Ordering::Relaxed);
+            Arc::clone(budget)
+                .acquire_many_owned(size as u32)
+                .await
+                .map_err(|_| ReadFrameError::Io(std::io::Error::other("request budget closed")))?
+        }
+    };
+    let body = read_body(reader, size).await?;
+    Ok(Some((body, permit)))
 }
 
 /// Why a connection ended.
@@ -133,11 +167,11 @@ async fn serve<S>(
             max.min(UNAUTHENTICATED_FRAME_BYTES_MAX)
         };
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, frame_max) => frame,
+            frame = read_budgeted(&mut reader, frame_max, &shared) => frame,
             _ = shutdown.changed() => break Close::Normal,
         };
         let received = Instant::now();
-        let mut frame = match frame {
+        let (mut frame, budget) = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break Close::Normal,
             Err(ReadFrameError::Io(e)) => break Close::Io(e.to_string()),
@@ -151,6 +185,7 @@ async fn serve<S>(
                         api: "SaslToken".into(),
                         version: 0,
                         received,
+                        _budget: budget,
                     };
                     if tx.send(pending).await.is_err() {
                         break Close::Io("response writer stopped".into());
@@ -170,7 +205,7 @@ async fn serve<S>(
         if requests == 0 {
             client_id.clone_from(&header.client_id);
             let client = client_id.as_deref().unwrap_or("-");
-            tracing::info!(%peer, client_id = client, "connection opened");
+            connection_line!(shared.connection_log, info, %peer, client_id = client, "connection opened");
         }
         requests += 1;
         let api = header
@@ -197,6 +232,7 @@ async fn serve<S>(
                         api,
                         version: header.api_version,
                         received,
+                        _budget: budget,
                     };
                     let _ = tx.send(pending).await;
                 }
@@ -219,6 +255,7 @@ async fn serve<S>(
             api,
             version: header.api_version,
             received,
+            _budget: budget,
         };
         if tx.send(pending).await.is_err() {
             break Close::Io("response writer stopped".into());
@@ -234,16 +271,16 @@ async fn serve<S>(
                 .malformed_frames
                 .fetch_add(1, Ordering::Relaxed);
             shared.metrics.malformed();
-            tracing::warn!(%peer, client_id = client, requests, reason = %reason, "connection closed: malformed request");
+            connection_line!(shared.connection_log, warn, %peer, client_id = client, requests, reason = %reason, "connection closed: malformed request");
         }
         (Close::Unauthenticated(reason), _) => {
-            tracing::warn!(%peer, client_id = client, listener = %session.listener.name, principal = %session.principal, reason = %reason, "connection closed: authentication");
+            connection_line!(shared.connection_log, warn, %peer, client_id = client, listener = %session.listener.name, principal = %session.principal, reason = %reason, "connection closed: authentication");
         }
         (Close::Io(reason), _) | (Close::Normal, Err(reason)) => {
-            tracing::info!(%peer, client_id = client, requests, reason = %reason, "connection closed: socket error");
+            connection_line!(shared.connection_log, info, %peer, client_id = client, requests, reason = %reason, "connection closed: socket error");
         }
         (Close::Normal, Ok(())) => {
-            tracing::info!(%peer, client_id = client, requests, "connection closed");
+            connection_line!(shared.connection_log, info, %peer, client_id = client, requests, "connection closed");
         }
     }
 }

@@ -32,10 +32,23 @@ pub(crate) enum ReadFrameError {
 const INITIAL_BUFFER: usize = 64 * 1024;
 
 /// Reads one frame's body. `Ok(None)` when the peer closed cleanly between frames.
+#[cfg(test)]
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> Result<Option<Bytes>, ReadFrameError> {
+    match read_size(reader, max).await? {
+        Some(size) => read_body(reader, size).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads a frame's size prefix and checks it against `max`. `Ok(None)` when the peer
+/// closed cleanly between frames.
+pub(crate) async fn read_size<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Option<usize>, ReadFrameError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -56,7 +69,14 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             max,
         });
     }
-    let size = size as usize;
+    Ok(Some(size as usize))
+}
+
+/// Reads a frame body of `size` bytes (its prefix already read).
+pub(crate) async fn read_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+) -> Result<Bytes, ReadFrameError> {
     let mut body = BytesMut::with_capacity(size.min(INITIAL_BUFFER));
     while body.len() < size {
         if body.len() == body.capacity() {
@@ -71,7 +91,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             });
         }
     }
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }
 
 #[cfg(test)]

@@ -61,6 +61,13 @@ pub(crate) const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::ListConfigResources, 0, 1),
 ];
 
 /// The versions of `api` strom serves, if it serves it at all.
@@ -203,6 +210,7 @@ pub(crate) fn log_error_code(error: &LogError) -> ResponseError {
     match error {
         LogError::CorruptBatch { .. } => ResponseError::CorruptMessage,
         LogError::MissingKey { .. } => ResponseError::InvalidRecord,
+        LogError::TimestampOutOfRange { .. } => ResponseError::InvalidTimestamp,
         LogError::RecordSetTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Partition { .. } => ResponseError::UnknownTopicOrPartition,

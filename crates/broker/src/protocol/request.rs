@@ -14,6 +14,11 @@ use kafka_protocol::messages::{
     TxnOffsetCommitRequest,
 };
 use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest, DescribeQuorumRequest,
+    DescribeTopicPartitionsRequest, ElectLeadersRequest, ListConfigResourcesRequest,
+    ListPartitionReassignmentsRequest,
+};
+use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
     DescribeUserScramCredentialsRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
@@ -67,6 +72,13 @@ pub(crate) enum Request {
     DeleteAcls(DeleteAclsRequest),
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    AlterReplicaLogDirs(AlterReplicaLogDirsRequest),
+    ElectLeaders(ElectLeadersRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
+    DescribeQuorum(DescribeQuorumRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    ListConfigResources(ListConfigResourcesRequest),
 }
 
 /// Decodes the body of the request `header` describes. Unknown APIs, versions outside
@@ -136,6 +148,23 @@ pub(crate) fn decode_request(header: &Header, body: Bytes) -> Result<Request, Fr
         }
         ApiKey::AlterUserScramCredentials => {
             Request::AlterUserScramCredentials(decode_body(api, body, version)?)
+        }
+        ApiKey::AlterReplicaLogDirs => {
+            Request::AlterReplicaLogDirs(decode_body(api, body, version)?)
+        }
+        ApiKey::ElectLeaders => Request::ElectLeaders(decode_body(api, body, version)?),
+        ApiKey::AlterPartitionReassignments => {
+            Request::AlterPartitionReassignments(decode_body(api, body, version)?)
+        }
+        ApiKey::ListPartitionReassignments => {
+            Request::ListPartitionReassignments(decode_body(api, body, version)?)
+        }
+        ApiKey::DescribeQuorum => Request::DescribeQuorum(decode_body(api, body, version)?),
+        ApiKey::DescribeTopicPartitions => {
+            Request::DescribeTopicPartitions(decode_body(api, body, version)?)
+        }
+        ApiKey::ListConfigResources => {
+            Request::ListConfigResources(decode_body(api, body, version)?)
         }
         _ => return Err(FrameError::UnsupportedApi(api as i16)),
     })

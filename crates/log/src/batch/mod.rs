@@ -32,6 +32,8 @@ pub mod control;
 pub(crate) mod rebuild;
 pub mod records;
 
+pub use rebuild::{default_level, recompress};
+
 use crate::error::BatchError;
 
 /// Size of the fixed v2 batch header.
@@ -92,6 +94,17 @@ impl Compression {
             3 => Ok(Compression::Lz4),
             4 => Ok(Compression::Zstd),
             codec => Err(BatchError::UnknownCompression { codec }),
+        }
+    }
+
+    /// The codec's id in a batch's attributes.
+    pub(crate) fn id(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Rewrites a batch with fewer records, for the log cleaner.
+//! Rewrites a batch: with fewer records, for the log cleaner, or in another codec,
+//! for a topic whose `compression.type` differs from the producer's codec.
 //!
 //! Kafka's rules for a cleaned v2 batch: it keeps its base offset, its last offset
 //! (so the offsets of the records it lost become gaps, never reused), its producer
@@ -10,10 +11,10 @@
 use std::io::Write;
 
 use super::builder::{put_bytes, put_varlong};
-use super::records::Record;
+use super::records::{Record, Records};
 use super::{
-    BatchHeader, Compression, TimestampType, ATTR_DELETE_HORIZON, HEADER_BYTES, MAGIC_V2,
-    OFFSET_ATTRIBUTES, OFFSET_CRC, OFFSET_RECORD_COUNT,
+    BatchHeader, Compression, TimestampType, ATTR_COMPRESSION_MASK, ATTR_DELETE_HORIZON,
+    HEADER_BYTES, MAGIC_V2, OFFSET_ATTRIBUTES, OFFSET_CRC, OFFSET_RECORD_COUNT,
 };
 use crate::error::BatchError;
 
@@ -29,6 +30,55 @@ pub(crate) fn rebuild(
     original: &BatchHeader,
     records: &[Record<'_>],
     delete_horizon_ms: Option<i64>,
+) -> Result<Vec<u8>, BatchError> {
+    let codec = original.compression();
+    encode(
+        original,
+        records,
+        delete_horizon_ms,
+        codec,
+        default_level(codec),
+    )
+}
+
+/// The whole batch at the start of `batch` (validated) re-encoded with `codec` at
+/// `level`: the same base and last offset, timestamps, headers, producer id, epoch,
+/// base sequence and transactional flag, with a new CRC. Decompression is bounded by
+/// `decompressed_bytes_max`.
+pub fn recompress(
+    batch: &[u8],
+    codec: Compression,
+    level: i32,
+    decompressed_bytes_max: usize,
+) -> Result<Vec<u8>, BatchError> {
+    let records = Records::new(batch, decompressed_bytes_max)?;
+    let all = records.iter().collect::<Result<Vec<_>, _>>()?;
+    // `iter` yields exactly `record_count` records or an error.
+    let header = records.header();
+    let header = BatchHeader {
+        attributes: (header.attributes & !ATTR_COMPRESSION_MASK) | codec.id(),
+        ..*header
+    };
+    encode(&header, &all, None, codec, level)
+}
+
+/// The level a codec compresses at when none is configured (Kafka's defaults:
+/// gzip's own default, zstd 3; lz4 has one level here).
+pub fn default_level(codec: Compression) -> i32 {
+    match codec {
+        Compression::Zstd => 3,
+        Compression::Lz4 => 9,
+        _ => -1,
+    }
+}
+
+/// Encodes `records` under `original`'s header fields (its codec bits must name `codec`).
+fn encode(
+    original: &BatchHeader,
+    records: &[Record<'_>],
+    delete_horizon_ms: Option<i64>,
+    codec: Compression,
+    level: i32,
 ) -> Result<Vec<u8>, BatchError> {
     let log_append_time = original.timestamp_type() == TimestampType::LogAppendTime;
     let base_timestamp = delete_horizon_ms.unwrap_or(original.base_timestamp);
@@ -59,7 +109,7 @@ pub(crate) fn rebuild(
         put_varlong(&mut body, record.len() as i64);
         body.extend_from_slice(&record);
     }
-    let payload = compress(original.compression(), &body)?;
+    let payload = compress(codec, level, &body)?;
     let mut attributes = original.attributes;
     if delete_horizon_ms.is_some() {
         attributes |= ATTR_DELETE_HORIZON;
@@ -86,8 +136,9 @@ pub(crate) fn rebuild(
     Ok(out)
 }
 
-/// Compresses a batch body with `codec`, in the framing clients expect.
-fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
+/// Compresses a batch body with `codec` at `level` (negative: the codec's default;
+/// lz4_flex has a single level), in the framing clients expect.
+fn compress(codec: Compression, level: i32, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
     let fail = |reason: String| BatchError::Decompression {
         codec: codec.name(),
         reason: format!("recompressing: {reason}"),
@@ -95,8 +146,9 @@ fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
     match codec {
         Compression::None => Ok(raw.to_vec()),
         Compression::Gzip => {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = u32::try_from(level)
+                .map_or_else(|_| flate2::Compression::default(), flate2::Compression::new);
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
             encoder.write_all(raw).map_err(|e| fail(e.to_string()))?;
             encoder.finish().map_err(|e| fail(e.to_string()))
         }
@@ -105,7 +157,7 @@ fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
             encoder.write_all(raw).map_err(|e| fail(e.to_string()))?;
             encoder.finish().map_err(|e| fail(e.to_string()))
         }
-        Compression::Zstd => zstd::stream::encode_all(raw, 3).map_err(|e| fail(e.to_string())),
+        Compression::Zstd => zstd::stream::encode_all(raw, level).map_err(|e| fail(e.to_string())),
         Compression::Snappy => {
             let mut out = XERIAL_HEADER.to_vec();
             let mut encoder = snap::raw::Encoder::new();
@@ -125,26 +177,9 @@ fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
 mod tests {
     use super::*;
     use crate::batch::builder::BatchBuilder;
-    use crate::batch::records::Records;
 
     fn with_codec(batch: &mut [u8], codec: Compression) -> Vec<u8> {
-        // Recompress a built (uncompressed) batch's records with `codec`.
-        let header = BatchHeader::parse(batch).expect("valid");
-        let mut attributes = header.attributes & !0x07;
-        attributes |= match codec {
-            Compression::None => 0,
-            Compression::Gzip => 1,
-            Compression::Snappy => 2,
-            Compression::Lz4 => 3,
-            Compression::Zstd => 4,
-        };
-        let header = BatchHeader {
-            attributes,
-            ..header
-        };
-        let records = Records::new(batch, 1 << 20).expect("records");
-        let all: Vec<_> = records.iter().collect::<Result<_, _>>().expect("decode");
-        rebuild(&header, &all, None).expect("rebuild")
+        recompress(batch, codec, default_level(codec), 1 << 20).expect("recompress")
     }
 
     #[test]
@@ -203,5 +238,89 @@ mod tests {
         assert_eq!(parsed.base_sequence, 5);
         assert_eq!(parsed.max_timestamp, 1_001);
         assert_eq!(empty.len(), HEADER_BYTES);
+    }
+}
+
+#[cfg(test)]
+mod recompress_tests {
+    use super::*;
+    use crate::batch::builder::BatchBuilder;
+
+    const CODECS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// Offset, timestamp, key and value of a record.
+    type Plain = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    fn records_of(batch: &[u8]) -> Vec<Plain> {
+        let records = Records::new(batch, 1 << 20).expect("records");
+        records
+            .iter()
+            .map(|r| {
+                let r = r.expect("record");
+                (
+                    r.offset,
+                    r.timestamp,
+                    r.key.map(<[u8]>::to_vec),
+                    r.value.map(<[u8]>::to_vec),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recompressing_between_any_two_codecs_keeps_every_field_but_the_codec_and_crc() {
+        let mut builder = BatchBuilder::producer(5_000, 42, 3, 17, true);
+        builder.push(
+            Some(b"k1"),
+            Some(b"a value that compresses a value that compresses"),
+            5_000,
+        );
+        builder.push(None, Some(b"v2"), 5_003);
+        builder.push(Some(b"k3"), None, 4_990);
+        let mut original = builder.finish();
+        original[..8].copy_from_slice(&700i64.to_be_bytes());
+        for from in CODECS {
+            let source =
+                recompress(&original, from, default_level(from), 1 << 20).expect("to source");
+            let source_header = BatchHeader::parse(&source).expect("valid");
+            for to in CODECS {
+                for level in [default_level(to), 1] {
+                    let target = recompress(&source, to, level, 1 << 20).expect("to target");
+                    let header = BatchHeader::parse(&target).expect("valid CRC");
+                    assert_eq!(header.compression(), to);
+                    let normalised = BatchHeader {
+                        attributes: source_header.attributes,
+                        batch_length: source_header.batch_length,
+                        ..header
+                    };
+                    assert_eq!(normalised, source_header, "{from:?} -> {to:?}");
+                    assert_eq!(
+                        records_of(&target),
+                        records_of(&original),
+                        "{from:?} -> {to:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_records_do_not_decode_is_refused() {
+        let mut builder = BatchBuilder::producer(5_000, -1, -1, -1, false);
+        builder.push(Some(b"k"), Some(b"v"), 5_000);
+        let mut batch = builder.finish();
+        // Claim two records where there is one; fix the CRC so only the count is wrong.
+        batch[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&2i32.to_be_bytes());
+        batch[23..27].copy_from_slice(&1i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+        batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(BatchHeader::parse(&batch).is_ok());
+        assert!(recompress(&batch, Compression::Gzip, -1, 1 << 20).is_err());
     }
 }

@@ -153,3 +153,39 @@ pub fn values(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
     }
     out
 }
+
+/// Decompresses a batch payload (snappy raw or in xerial framing), for decoders that
+/// take a decompression function.
+pub fn decompress(codec: Compression, input: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match codec {
+        Compression::None => out.extend_from_slice(input),
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(input)
+                .read_to_end(&mut out)
+                .expect("gzip");
+        }
+        Compression::Snappy => {
+            let mut decoder = snap::raw::Decoder::new();
+            match input.strip_prefix(b"\x82SNAPPY\x00") {
+                Some(framed) => {
+                    let mut blocks = &framed[8..];
+                    while let [a, b, c, d, rest @ ..] = blocks {
+                        let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+                        out.extend(decoder.decompress_vec(&rest[..len]).expect("snappy"));
+                        blocks = &rest[len..];
+                    }
+                }
+                None => out = decoder.decompress_vec(input).expect("snappy"),
+            }
+        }
+        Compression::Lz4 => {
+            lz4_flex::frame::FrameDecoder::new(input)
+                .read_to_end(&mut out)
+                .expect("lz4");
+        }
+        Compression::Zstd => out = zstd::decode_all(input).expect("zstd"),
+    }
+    out
+}
