@@ -32,6 +32,8 @@ mod schema;
 mod schema_store;
 mod serve;
 #[cfg(feature = "tools")]
+mod serve_pipelines;
+#[cfg(feature = "tools")]
 mod table;
 #[cfg(feature = "tools")]
 mod topic;

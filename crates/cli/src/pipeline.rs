@@ -1,4 +1,5 @@
-//! `strom pipeline validate|describe FILE`: check a pipeline file and show its topology.
+//! `strom pipeline validate|describe|run FILE`: check a pipeline file, show its topology,
+//! run it.
 
 use std::path::PathBuf;
 
@@ -59,18 +60,19 @@ fn run_pipeline(args: RunArgs) -> anyhow::Result<()> {
         bootstrap_servers: args.bootstrap_servers,
         state_dir: args.state_dir,
         threads: args.threads,
+        http_addr: args.http_addr,
+        plugins: Default::default(),
     };
     let name = args.file.display().to_string();
-    let app = match strom_pipeline::run::start(&name, &p, &options) {
+    let app = match strom_pipeline::run::start(&name, &p, &options, &|k| std::env::var(k).ok()) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("{e}");
             bail!("{name}: cannot run pipeline {}", p.name);
         }
     };
-    if let Some(addr) = args.http_addr {
-        let bound = app.serve_metrics(addr)?;
-        eprintln!("metrics on http://{bound}/metrics");
+    if let Some(bound) = app.http_addr() {
+        eprintln!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     }
     eprintln!("running pipeline {} (Ctrl-C stops it)", p.name);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -86,18 +88,21 @@ fn run_pipeline(args: RunArgs) -> anyhow::Result<()> {
                 _ = term.recv() => return anyhow::Ok("SIGTERM"),
                 _ = tick.tick() => {
                     if !app.is_running() {
-                        return anyhow::Ok("a stream thread stopped");
+                        return anyhow::Ok("a stream thread or sink stopped");
                     }
-                    let m = app.metrics();
+                    let m = app.streams().metrics();
                     eprintln!("{} records ({}/s), {} skipped to the dead-letter topic, {} late",
                         m.records_processed, (m.records_processed - last) / 5, m.records_skipped, m.late_records);
                     last = m.records_processed;
+                    for s in app.sinks() {
+                        eprintln!("  sink {}: {}", s.name, strom_pipeline::connectors::metrics::summary(s));
+                    }
                 }
             }
         }
     })?;
     eprintln!("stopping ({stopped_by}): committing and leaving the group");
-    app.close()?;
+    app.close().map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

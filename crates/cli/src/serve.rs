@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// TOML file with any of the keys below; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Run every pipeline file (`*.yaml`, `*.yml`) of this directory inside the broker
+    /// process, against its first listener; state under `<data-dir>/pipelines`.
+    #[cfg(feature = "tools")]
+    #[arg(long, value_name = "DIR")]
+    pipelines: Option<PathBuf>,
     /// Directory for logs and metadata [default: ./data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -438,6 +443,8 @@ fn apply_limits(
 /// Runs the broker until a signal asks it to stop.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    #[cfg(feature = "tools")]
+    let pipelines_dir = args.pipelines.clone();
     let ServeConfig {
         broker: config,
         schema_registry_addr,
@@ -482,11 +489,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        #[cfg(feature = "tools")]
+        let pipelines = match &pipelines_dir {
+            Some(dir) => {
+                let bootstrap = broker.kafka_addr().to_string();
+                let state = data_dir.join("pipelines");
+                match tokio::task::block_in_place(|| {
+                    crate::serve_pipelines::start_all(dir, &bootstrap, &state)
+                }) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        let _ = broker.shutdown().await;
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         let signal = wait_for_signal().await?;
         tracing::info!(
             signal,
             "shutting down: finishing in-flight requests and closing logs"
         );
+        #[cfg(feature = "tools")]
+        if let Some(p) = pipelines {
+            tokio::task::block_in_place(|| p.close());
+        }
         if let Some((stop, task)) = registry {
             let _ = stop.send(());
             let _ = task.await;

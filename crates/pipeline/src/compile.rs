@@ -17,6 +17,7 @@ use strom_streams::window::aggregations::Aggregation;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::expr::Expr;
 use crate::operations;
+use crate::plugin::Plugins;
 use crate::spec::{Emit as StepEmit, Operation, Pipeline, Step, StepKind};
 
 /// The field `route` writes and outputs read (removed before a record is written).
@@ -304,6 +305,7 @@ fn aggregation(ops: Vec<(String, Agg)>, group: Vec<String>) -> Aggregation<Json,
 struct Compiler<'a> {
     file: &'a str,
     pipeline: &'a Pipeline,
+    plugins: &'a Plugins,
     builder: StreamsBuilder,
     errors: Vec<Diagnostic>,
 }
@@ -506,6 +508,13 @@ impl Compiler<'_> {
                         Err(e) => self.not_runnable(op, &e),
                     }
                 }
+                _ if self.plugins.get(name).is_some() => {
+                    match self.plugins.get(name).map(|p| p.build(&op.params)) {
+                        Some(Ok(f)) => stream = try_map(&stream, f),
+                        Some(Err(e)) => self.not_runnable(op, &e),
+                        None => {}
+                    }
+                }
                 _ => match crate::builtins::build(op) {
                     Some(Ok(f)) => stream = try_map(&stream, f),
                     Some(Err(e)) => self.not_runnable(op, &e),
@@ -594,7 +603,8 @@ impl Compiler<'_> {
     }
 
     fn sinks(&mut self, s: &Stream) {
-        for sink in &self.pipeline.sinks {
+        let p = self.pipeline;
+        for (i, sink) in p.sinks.iter().enumerate() {
             let route = sink.route.clone();
             let routed = s.filter(move |_, v: &Json| match &route {
                 None => true,
@@ -607,15 +617,12 @@ impl Compiler<'_> {
                 }
                 v
             });
-            match (sink.kind.as_str(), sink.setting("topic")) {
-                ("kafka", Some(topic)) => clean.to(topic, StringSerde, values()),
-                _ => self.errors.push(Diagnostic {
-                    file: self.file.to_string(),
-                    line: sink.at.line,
-                    column: sink.at.column,
-                    message: format!("{} outputs cannot run yet (kafka outputs run)", sink.kind),
-                }),
-            }
+            // External sinks read an internal topic (see `connectors`).
+            let topic = match sink.setting("topic") {
+                Some(t) if sink.kind == "kafka" => t.to_string(),
+                _ => crate::connectors::topic(p, i),
+            };
+            clean.to(&topic, StringSerde, values());
         }
     }
 }
@@ -640,9 +647,15 @@ fn aggregating(step: &Step) -> bool {
 
 /// Builds the topology of a parsed pipeline, or says which parts cannot run yet.
 pub fn compile(file: &str, pipeline: &Pipeline) -> Result<Topology, Diagnostics> {
+    compile_with(file, pipeline, &Plugins::new())
+}
+
+/// [`compile`] with operations registered by Rust code.
+pub fn compile_with(file: &str, pipeline: &Pipeline, plugins: &Plugins) -> Result<Topology, Diagnostics> {
     let mut c = Compiler {
         file,
         pipeline,
+        plugins,
         builder: StreamsBuilder::new(),
         errors: Vec::new(),
     };

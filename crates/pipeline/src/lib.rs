@@ -30,6 +30,8 @@
 pub mod builtins;
 #[cfg(feature = "runtime")]
 pub mod compile;
+#[cfg(feature = "runtime")]
+pub mod connectors;
 pub mod describe;
 mod diagnostic;
 pub mod duration;
@@ -37,12 +39,14 @@ pub mod expr;
 pub mod operations;
 mod parse;
 #[cfg(feature = "runtime")]
+pub mod plugin;
+#[cfg(feature = "runtime")]
 pub mod run;
 pub mod sinks;
 mod spec;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use parse::parse;
+pub use parse::{parse, parse_with};
 pub use spec::{
     Emit, Guarantee, Input, Location, Operation, Pipeline, Sink, Step, StepKind, Value, WindowSpec,
 };

@@ -54,9 +54,21 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline, Diagnostics> {
+    parse_with(file, text, env, &[])
+}
+
+/// [`parse`], accepting also the operations named in `extra_operations` (the names of
+/// operations registered by Rust code: `run::RunOptions::plugins`).
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    extra_operations: &[String],
+) -> Result<Pipeline, Diagnostics> {
     let mut p = Parser {
         file,
         env,
+        extra_operations,
         errors: Vec::new(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
@@ -125,6 +137,7 @@ fn load_error_message(e: &LoadError) -> String {
 struct Parser<'a> {
     file: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
+    extra_operations: &'a [String],
     errors: Vec<Diagnostic>,
 }
 
@@ -617,13 +630,15 @@ impl Parser<'_> {
                 ),
             }
         }
-        if !operations::is_known(&name) {
+        if !operations::is_known(&name) && !self.extra_operations.contains(&name) {
+            let mut known = operations::known_list();
+            for extra in self.extra_operations {
+                known.push_str(", ");
+                known.push_str(extra);
+            }
             self.error(
                 at(name_node.span()),
-                format!(
-                    "unknown operation {name:?}; known: {}",
-                    operations::known_list()
-                ),
+                format!("unknown operation {name:?}; known: {known}"),
             );
         }
         Some(Operation {

@@ -3,8 +3,16 @@
 //! `application_id` (and consumer group) is the pipeline's name — so starting the same
 //! file on more machines scales it out.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -13,10 +21,15 @@ use rdkafka::types::RDKafkaErrorCode;
 use strom_streams::prelude::ErrorHandler;
 use strom_streams::runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig};
 
+use crate::connectors::metrics::SinkMetrics;
+use crate::connectors::websocket::{self, Hub};
+use crate::connectors::worker::{self, WorkerConfig};
+use crate::connectors::{self, Target};
+use crate::plugin::Plugins;
 use crate::spec::{Guarantee, Pipeline};
 
 /// Where and how to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Used when the file has no `bootstrap_servers`.
     pub bootstrap_servers: String,
@@ -24,6 +37,11 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Stream threads.
     pub threads: usize,
+    /// Serve `/metrics`, `/healthz` and the WebSocket endpoints here (a pipeline with a
+    /// `websocket` output without one binds `127.0.0.1:0`).
+    pub http_addr: Option<SocketAddr>,
+    /// Operations registered by Rust code.
+    pub plugins: Plugins,
 }
 
 fn kafka(e: impl std::fmt::Display) -> String {
@@ -57,6 +75,9 @@ pub fn create_topics(p: &Pipeline, bootstrap: &str) -> Result<Vec<String>, Strin
         if let Some(t) = s.setting("topic") {
             wanted.push((t.to_string(), first_partitions, 1));
         }
+    }
+    for i in (0..p.sinks.len()).filter(|&i| connectors::is_external(&p.sinks[i])) {
+        wanted.push((connectors::topic(p, i), first_partitions, 1));
     }
     wanted.push((dead_letter_topic(p), first_partitions, 1));
     // Topics read as global tables (presence, profiles).
@@ -109,18 +130,193 @@ pub fn dead_letter_topic(p: &Pipeline) -> String {
         .unwrap_or_else(|| format!("{}-dlq", p.name))
 }
 
-/// Starts a compiled pipeline as a strom-streams application.
-pub fn start(file: &str, p: &Pipeline, options: &RunOptions) -> Result<KafkaStreams, String> {
-    let topology = crate::compile::compile(file, p).map_err(|d| d.to_string())?;
+/// A running pipeline: its strom-streams application, its sink workers and its HTTP
+/// server.
+pub struct RunningPipeline {
+    name: String,
+    streams: Arc<KafkaStreams>,
+    runtime: tokio::runtime::Runtime,
+    stop: watch::Sender<bool>,
+    workers: Vec<(String, JoinHandle<Result<(), String>>)>,
+    sinks: Vec<Arc<SinkMetrics>>,
+    http_addr: Option<SocketAddr>,
+}
+
+impl RunningPipeline {
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The strom-streams application (metrics, state).
+    pub fn streams(&self) -> &KafkaStreams {
+        &self.streams
+    }
+
+    /// Each external sink's metrics.
+    pub fn sinks(&self) -> &[Arc<SinkMetrics>] {
+        &self.sinks
+    }
+
+    /// Where `/metrics`, `/healthz` and the WebSocket endpoints are served.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// True while every stream thread and sink worker runs.
+    pub fn is_running(&self) -> bool {
+        self.streams.is_running() && self.workers.iter().all(|(_, w)| !w.is_finished())
+    }
+
+    /// Stops the sink workers (their last batch written, or replayed on the next start),
+    /// the HTTP server, then the application (commit, leave the group).
+    pub fn close(self) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        for (sink, w) in self.workers {
+            match self.runtime.block_on(w) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(sink, error = %e, "sink stopped with an error"),
+                Err(e) => tracing::warn!(sink, error = %e, "sink worker panicked"),
+            }
+        }
+        // Dropping the runtime's tasks releases the HTTP server's handle on the app.
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+        match Arc::try_unwrap(self.streams) {
+            Ok(streams) => streams.close().map_err(|e| e.to_string()),
+            Err(_) => Err("the application is still in use; it stops with the process".into()),
+        }
+    }
+}
+
+/// What the HTTP handlers read.
+#[derive(Clone)]
+struct HttpState {
+    pipeline: String,
+    streams: Arc<KafkaStreams>,
+    sinks: Vec<Arc<SinkMetrics>>,
+    hub: Arc<Hub>,
+}
+
+async fn metrics(State(s): State<HttpState>) -> String {
+    let mut out = s.streams.render_prometheus();
+    connectors::metrics::render(&mut out, &s.pipeline, &s.sinks);
+    let (clients, dropped) = (s.hub.clients(), s.hub.dropped());
+    let p = &s.pipeline;
+    out.push_str(&format!(
+        "# HELP strom_pipeline_websocket_clients WebSocket clients connected.\n\
+         # TYPE strom_pipeline_websocket_clients gauge\n\
+         strom_pipeline_websocket_clients{{pipeline=\"{p}\"}} {clients}\n\
+         # HELP strom_pipeline_websocket_dropped_total Messages slow WebSocket clients lost.\n\
+         # TYPE strom_pipeline_websocket_dropped_total counter\n\
+         strom_pipeline_websocket_dropped_total{{pipeline=\"{p}\"}} {dropped}\n"
+    ));
+    out
+}
+
+async fn health(State(s): State<HttpState>) -> (StatusCode, &'static str) {
+    if s.streams.is_running() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "a stream thread stopped\n")
+    }
+}
+
+/// Starts a compiled pipeline: its topics, its strom-streams application, a worker per
+/// external sink and the HTTP server. `env` reads environment variables (sink URLs).
+pub fn start(
+    file: &str,
+    p: &Pipeline,
+    options: &RunOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunningPipeline, String> {
     let bootstrap = p
         .bootstrap_servers
         .clone()
         .unwrap_or_else(|| options.bootstrap_servers.clone());
-    let created = create_topics(p, &bootstrap)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(format!("pipeline-{}", p.name))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Connect the sinks first: a bad setting fails the start before anything runs.
+    let mut hub = Hub::default();
+    let mut targets = Vec::new();
+    for (i, sink) in p.sinks.iter().enumerate() {
+        if !connectors::is_external(sink) {
+            continue;
+        }
+        let name = connectors::name(p, i);
+        let target = if sink.kind == "websocket" {
+            Target::WebSocket(hub.sink(&websocket::endpoint(sink)))
+        } else {
+            runtime
+                .block_on(Target::connect(&format!("{}-sink-{name}", p.name), sink, env))
+                .map_err(|e| format!("{file}:{}:{}: output {name}: {e}", sink.at.line, sink.at.column))?
+        };
+        let cfg = WorkerConfig::new(&bootstrap, &p.name, &name, &connectors::topic(p, i), &dead_letter_topic(p), sink)
+            .map_err(|e| format!("{file}:{}:{}: output {name}: {e}", sink.at.line, sink.at.column))?;
+        targets.push((target, cfg, Arc::new(SinkMetrics::new(&name, &sink.kind))));
+    }
+    let streams = Arc::new(start_streams(file, p, &bootstrap, options)?);
+    let (stop, stopped) = watch::channel(false);
+    let mut workers = Vec::new();
+    let mut sinks = Vec::new();
+    for (target, cfg, m) in targets {
+        sinks.push(m.clone());
+        let sink = cfg.sink.clone();
+        workers.push((sink, runtime.spawn(worker::run(target, cfg, m, stopped.clone()))));
+    }
+    let has_websocket = p.sinks.iter().any(|s| s.kind == "websocket");
+    let http_addr = match options
+        .http_addr
+        .or_else(|| has_websocket.then(|| SocketAddr::from(([127, 0, 0, 1], 0))))
+    {
+        None => None,
+        Some(addr) => {
+            let routes = hub.router();
+            let state = HttpState {
+                pipeline: p.name.clone(),
+                streams: streams.clone(),
+                sinks: sinks.clone(),
+                hub: Arc::new(hub),
+            };
+            let router = routes
+                .route("/metrics", get(metrics))
+                .route("/healthz", get(health))
+                .route("/readyz", get(health))
+                .with_state(state);
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|e| format!("http {addr}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            runtime.spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::warn!(error = %e, "pipeline http server stopped");
+                }
+            });
+            Some(bound)
+        }
+    };
+    Ok(RunningPipeline {
+        name: p.name.clone(),
+        streams,
+        runtime,
+        stop,
+        workers,
+        sinks,
+        http_addr,
+    })
+}
+
+/// Compiles the pipeline and starts it as a strom-streams application.
+fn start_streams(file: &str, p: &Pipeline, bootstrap: &str, options: &RunOptions) -> Result<KafkaStreams, String> {
+    let topology = crate::compile::compile_with(file, p, &options.plugins).map_err(|d| d.to_string())?;
+    let created = create_topics(p, bootstrap)?;
     if !created.is_empty() {
         tracing::info!(topics = ?created, "created topics");
     }
-    let mut config = StreamsConfig::new(&p.name, &bootstrap);
+    let mut config = StreamsConfig::new(&p.name, bootstrap);
     config.processing_guarantee = match p.guarantee {
         Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
         Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,

@@ -47,6 +47,12 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_samples(out, name, labels);
+    }
+
+    /// Appends this histogram's samples (`_bucket`, `_sum`, `_count`) with `labels` to a
+    /// family whose `# HELP`/`# TYPE` lines the caller wrote.
+    pub fn render_samples(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (i, b) in BUCKETS_US.iter().enumerate() {
             cumulative += self.counts[i].load(Ordering::Relaxed);
