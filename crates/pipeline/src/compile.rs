@@ -8,6 +8,7 @@
 //! named as the operation. `route` tags records for the outputs whose `for` names the
 //! route; outputs without `for` get every record.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
@@ -16,6 +17,7 @@ use strom_streams::window::aggregations::Aggregation;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::expr::Expr;
+use crate::op_metrics::OpMetrics;
 use crate::operations;
 use crate::plugin::Plugins;
 use crate::spec::{Emit as StepEmit, Operation, Pipeline, Step, StepKind};
@@ -120,8 +122,9 @@ fn rfc3339_ms(s: &str) -> Option<i64> {
 }
 
 /// A fallible record operator: `f` returns the record to pass on, none, or an error (the
-/// record then goes to the dead-letter topic).
-struct TryMap<F>(Arc<F>);
+/// record then goes to the dead-letter topic); its time and errors count toward the
+/// operation's metrics.
+struct TryMap<F>(Arc<F>, Arc<OpMetrics>);
 
 impl<F> Processor<String, Json, String, Json> for TryMap<F>
 where
@@ -132,7 +135,14 @@ where
         ctx: &mut ProcessorContext<'_, '_, String, Json>,
         r: Record<String, Json>,
     ) -> Result<(), ProcessError> {
-        if let Some((key, value)) = (self.0)(r.key, r.value).map_err(ProcessError::user)? {
+        let started = std::time::Instant::now();
+        let result = (self.0)(r.key, r.value);
+        self.1.latency.observe(started.elapsed());
+        let out = result.map_err(|e| {
+            self.1.errors.fetch_add(1, Ordering::Relaxed);
+            ProcessError::user(e)
+        })?;
+        if let Some((key, value)) = out {
             ctx.forward(Record {
                 key,
                 value,
@@ -146,10 +156,27 @@ where
 
 fn try_map(
     s: &Stream,
+    m: &Arc<OpMetrics>,
     f: impl Fn(String, Json) -> Result<Option<(String, Json)>, String> + Send + Sync + 'static,
 ) -> Stream {
-    let f = Arc::new(f);
-    s.process(move || TryMap(f.clone()), &[])
+    let (f, m) = (Arc::new(f), m.clone());
+    s.process(move || TryMap(f.clone(), m.clone()), &[])
+}
+
+/// Counts the records an operation passes on.
+#[derive(Clone)]
+struct CountOut(Arc<OpMetrics>);
+
+impl Processor<String, Json, String, Json> for CountOut {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, String, Json>,
+        r: Record<String, Json>,
+    ) -> Result<(), ProcessError> {
+        self.0.records_out.fetch_add(1, Ordering::Relaxed);
+        ctx.forward(r);
+        Ok(())
+    }
 }
 
 /// What an aggregate measures in each record.
@@ -306,6 +333,7 @@ struct Compiler<'a> {
     file: &'a str,
     pipeline: &'a Pipeline,
     plugins: &'a Plugins,
+    ops: Vec<Arc<OpMetrics>>,
     builder: StreamsBuilder,
     errors: Vec<Diagnostic>,
 }
@@ -322,6 +350,17 @@ impl Compiler<'_> {
 
     fn sources(&mut self) -> Option<Stream> {
         let p = self.pipeline;
+        if p.format != "json" {
+            self.errors.push(Diagnostic {
+                file: self.file.to_string(),
+                line: p.inputs.first().map_or(0, |i| i.at.line),
+                column: p.inputs.first().map_or(0, |i| i.at.column),
+                message: format!(
+                    "format {:?} cannot run yet: pipelines read JSON values (avro and protobuf validate only)",
+                    p.format
+                ),
+            });
+        }
         let configured = p.event_time.clone();
         let mut merged: Option<Stream> = None;
         for input in &p.inputs {
@@ -352,6 +391,8 @@ impl Compiler<'_> {
         let mut group: Vec<String> = Vec::new();
         for op in &step.operations {
             let name = op.name.as_str();
+            let m = OpMetrics::new(&step.name, &op.name);
+            self.ops.push(m.clone());
             // `group_by_region` is a built-in (a region computed from coordinates).
             let generic_group = !crate::builtins::NAMES.contains(&name);
             if let Some(f) = name
@@ -361,7 +402,7 @@ impl Compiler<'_> {
                 group.push(f.to_string());
                 if !aggregating(step) {
                     let f = f.to_string();
-                    stream = try_map(&stream, move |k, v| {
+                    stream = try_map(&stream, &m, move |k, v| {
                         let key = field(&v, &f).map(key_text).unwrap_or(k);
                         Ok(Some((key, v)))
                     });
@@ -382,9 +423,9 @@ impl Compiler<'_> {
                     };
                     let expr = Arc::new(expr);
                     stream = if name == "filter" {
-                        try_map(&stream, move |k, v| Ok(expr.test(&k, &v)?.then_some((k, v))))
+                        try_map(&stream, &m, move |k, v| Ok(expr.test(&k, &v)?.then_some((k, v))))
                     } else {
-                        try_map(&stream, move |k, mut v| {
+                        try_map(&stream, &m, move |k, mut v| {
                             let route = expr.name(&k, &v)?;
                             if let Some(obj) = v.as_object_mut() {
                                 obj.insert(ROUTE_FIELD.into(), Json::String(route));
@@ -410,7 +451,7 @@ impl Compiler<'_> {
                         }
                     };
                     let g = f.clone();
-                    let keyed = try_map(&stream, move |k, v| {
+                    let keyed = try_map(&stream, &m, move |k, v| {
                         let id = field(&v, &g).map(key_text).unwrap_or(k);
                         Ok(Some((id, v)))
                     });
@@ -438,7 +479,7 @@ impl Compiler<'_> {
                 "calculate_affinity_scores" | "track_delivery_status" | "handle_delivery_confirmations" => {
                     let by = crate::builtins::partition_field(op).unwrap_or_default();
                     let g = by.clone();
-                    let keyed = try_map(&stream, move |k, v| {
+                    let keyed = try_map(&stream, &m, move |k, v| {
                         let key = field(&v, &g).map(key_text).unwrap_or(k);
                         Ok(Some((key, v)))
                     });
@@ -510,17 +551,19 @@ impl Compiler<'_> {
                 }
                 _ if self.plugins.get(name).is_some() => {
                     match self.plugins.get(name).map(|p| p.build(&op.params)) {
-                        Some(Ok(f)) => stream = try_map(&stream, f),
+                        Some(Ok(f)) => stream = try_map(&stream, &m, f),
                         Some(Err(e)) => self.not_runnable(op, &e),
                         None => {}
                     }
                 }
                 _ => match crate::builtins::build(op) {
-                    Some(Ok(f)) => stream = try_map(&stream, f),
+                    Some(Ok(f)) => stream = try_map(&stream, &m, f),
                     Some(Err(e)) => self.not_runnable(op, &e),
                     None => self.not_runnable(op, "its built-in semantics are not implemented yet (the generic families, filter, route, group_by_, dedupe_by_ and the operations in `builtins` run)"),
                 },
             }
+            let count = CountOut(m);
+            stream = stream.process(move || count.clone(), &[]);
         }
         if aggs.is_empty() {
             if step.window.is_some() {
@@ -651,11 +694,25 @@ pub fn compile(file: &str, pipeline: &Pipeline) -> Result<Topology, Diagnostics>
 }
 
 /// [`compile`] with operations registered by Rust code.
-pub fn compile_with(file: &str, pipeline: &Pipeline, plugins: &Plugins) -> Result<Topology, Diagnostics> {
+pub fn compile_with(
+    file: &str,
+    pipeline: &Pipeline,
+    plugins: &Plugins,
+) -> Result<Topology, Diagnostics> {
+    compile_observed(file, pipeline, plugins).map(|(t, _)| t)
+}
+
+/// [`compile_with`], returning also the metrics of each operation.
+pub fn compile_observed(
+    file: &str,
+    pipeline: &Pipeline,
+    plugins: &Plugins,
+) -> Result<(Topology, Vec<Arc<OpMetrics>>), Diagnostics> {
     let mut c = Compiler {
         file,
         pipeline,
         plugins,
+        ops: Vec::new(),
         builder: StreamsBuilder::new(),
         errors: Vec::new(),
     };
@@ -674,12 +731,14 @@ pub fn compile_with(file: &str, pipeline: &Pipeline, plugins: &Plugins) -> Resul
     if !c.errors.is_empty() {
         return Err(Diagnostics(c.errors));
     }
-    c.builder.build().map_err(|e| {
+    let ops = c.ops;
+    let topology = c.builder.build().map_err(|e| {
         Diagnostics(vec![Diagnostic {
             file: file.to_string(),
             line: 0,
             column: 0,
             message: e.to_string(),
         }])
-    })
+    })?;
+    Ok((topology, ops))
 }

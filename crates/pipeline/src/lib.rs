@@ -36,6 +36,8 @@ pub mod describe;
 mod diagnostic;
 pub mod duration;
 pub mod expr;
+#[cfg(feature = "runtime")]
+pub mod op_metrics;
 pub mod operations;
 mod parse;
 #[cfg(feature = "runtime")]

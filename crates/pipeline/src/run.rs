@@ -25,6 +25,7 @@ use crate::connectors::metrics::SinkMetrics;
 use crate::connectors::websocket::{self, Hub};
 use crate::connectors::worker::{self, WorkerConfig};
 use crate::connectors::{self, Target};
+use crate::op_metrics::OpMetrics;
 use crate::plugin::Plugins;
 use crate::spec::{Guarantee, Pipeline};
 
@@ -139,6 +140,7 @@ pub struct RunningPipeline {
     stop: watch::Sender<bool>,
     workers: Vec<(String, JoinHandle<Result<(), String>>)>,
     sinks: Vec<Arc<SinkMetrics>>,
+    ops: Arc<Vec<Arc<OpMetrics>>>,
     http_addr: Option<SocketAddr>,
 }
 
@@ -156,6 +158,11 @@ impl RunningPipeline {
     /// Each external sink's metrics.
     pub fn sinks(&self) -> &[Arc<SinkMetrics>] {
         &self.sinks
+    }
+
+    /// Each operation's metrics.
+    pub fn operations(&self) -> &[Arc<OpMetrics>] {
+        &self.ops
     }
 
     /// Where `/metrics`, `/healthz` and the WebSocket endpoints are served.
@@ -194,11 +201,13 @@ struct HttpState {
     pipeline: String,
     streams: Arc<KafkaStreams>,
     sinks: Vec<Arc<SinkMetrics>>,
+    ops: Arc<Vec<Arc<OpMetrics>>>,
     hub: Arc<Hub>,
 }
 
 async fn metrics(State(s): State<HttpState>) -> String {
     let mut out = s.streams.render_prometheus();
+    crate::op_metrics::render(&mut out, &s.pipeline, &s.ops);
     connectors::metrics::render(&mut out, &s.pipeline, &s.sinks);
     let (clients, dropped) = (s.hub.clients(), s.hub.dropped());
     let p = &s.pipeline;
@@ -251,21 +260,46 @@ pub fn start(
             Target::WebSocket(hub.sink(&websocket::endpoint(sink)))
         } else {
             runtime
-                .block_on(Target::connect(&format!("{}-sink-{name}", p.name), sink, env))
-                .map_err(|e| format!("{file}:{}:{}: output {name}: {e}", sink.at.line, sink.at.column))?
+                .block_on(Target::connect(
+                    &format!("{}-sink-{name}", p.name),
+                    sink,
+                    env,
+                ))
+                .map_err(|e| {
+                    format!(
+                        "{file}:{}:{}: output {name}: {e}",
+                        sink.at.line, sink.at.column
+                    )
+                })?
         };
-        let cfg = WorkerConfig::new(&bootstrap, &p.name, &name, &connectors::topic(p, i), &dead_letter_topic(p), sink)
-            .map_err(|e| format!("{file}:{}:{}: output {name}: {e}", sink.at.line, sink.at.column))?;
+        let cfg = WorkerConfig::new(
+            &bootstrap,
+            &p.name,
+            &name,
+            &connectors::topic(p, i),
+            &dead_letter_topic(p),
+            sink,
+        )
+        .map_err(|e| {
+            format!(
+                "{file}:{}:{}: output {name}: {e}",
+                sink.at.line, sink.at.column
+            )
+        })?;
         targets.push((target, cfg, Arc::new(SinkMetrics::new(&name, &sink.kind))));
     }
-    let streams = Arc::new(start_streams(file, p, &bootstrap, options)?);
+    let (streams, ops) = start_streams(file, p, &bootstrap, options)?;
+    let (streams, ops) = (Arc::new(streams), Arc::new(ops));
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
     let mut sinks = Vec::new();
     for (target, cfg, m) in targets {
         sinks.push(m.clone());
         let sink = cfg.sink.clone();
-        workers.push((sink, runtime.spawn(worker::run(target, cfg, m, stopped.clone()))));
+        workers.push((
+            sink,
+            runtime.spawn(worker::run(target, cfg, m, stopped.clone())),
+        ));
     }
     let has_websocket = p.sinks.iter().any(|s| s.kind == "websocket");
     let http_addr = match options
@@ -279,6 +313,7 @@ pub fn start(
                 pipeline: p.name.clone(),
                 streams: streams.clone(),
                 sinks: sinks.clone(),
+                ops: ops.clone(),
                 hub: Arc::new(hub),
             };
             let router = routes
@@ -305,13 +340,20 @@ pub fn start(
         stop,
         workers,
         sinks,
+        ops,
         http_addr,
     })
 }
 
 /// Compiles the pipeline and starts it as a strom-streams application.
-fn start_streams(file: &str, p: &Pipeline, bootstrap: &str, options: &RunOptions) -> Result<KafkaStreams, String> {
-    let topology = crate::compile::compile_with(file, p, &options.plugins).map_err(|d| d.to_string())?;
+fn start_streams(
+    file: &str,
+    p: &Pipeline,
+    bootstrap: &str,
+    options: &RunOptions,
+) -> Result<(KafkaStreams, Vec<Arc<OpMetrics>>), String> {
+    let (topology, ops) =
+        crate::compile::compile_observed(file, p, &options.plugins).map_err(|d| d.to_string())?;
     let created = create_topics(p, bootstrap)?;
     if !created.is_empty() {
         tracing::info!(topics = ?created, "created topics");
@@ -328,5 +370,6 @@ fn start_streams(file: &str, p: &Pipeline, bootstrap: &str, options: &RunOptions
     };
     config.deserialization_errors = dlq.clone();
     config.processing_errors = dlq;
-    KafkaStreams::start(&topology, config).map_err(|e| e.to_string())
+    let streams = KafkaStreams::start(&topology, config).map_err(|e| e.to_string())?;
+    Ok((streams, ops))
 }

@@ -229,6 +229,11 @@ fn dedupe_by_a_field_within_its_horizon() {
 
 #[test]
 fn the_seeds_compile_with_every_operation_and_output() {
+    // `encrypt_content` (the message seed) seals with a keyring from the environment.
+    std::env::set_var(
+        "STROM_PIPELINE_KEYS",
+        "k1=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    );
     for seed in [
         "driver-location-tracking",
         "user-engagement-analytics",
@@ -728,4 +733,87 @@ location_pipeline:
     assert_eq!(updates[2].1["available_drivers"], json!(2));
     let matches = out(&mut d, "matches");
     assert_eq!(matches.len(), 2);
+}
+
+#[test]
+fn avro_and_protobuf_inputs_are_refused_until_they_run() {
+    let p = parse(
+        "p.yaml",
+        "pipeline:\n  name: p\n  format: avro\n  input_topics: [a]\n  output_sinks:\n    - type: kafka\n      topic: b\n",
+        &|_| None,
+    )
+    .unwrap();
+    let e = compile("p.yaml", &p).unwrap_err().to_string();
+    assert!(e.contains("format \"avro\" cannot run yet"), "{e}");
+}
+
+/// Masks the local part of an e-mail address: a plugin operation.
+struct MaskEmail;
+
+impl strom_pipeline::plugin::OperationPlugin for MaskEmail {
+    fn name(&self) -> &str {
+        "mask_email"
+    }
+
+    fn build(
+        &self,
+        params: &[(String, strom_pipeline::Value)],
+    ) -> Result<strom_pipeline::builtins::RecordFn, String> {
+        let field = params
+            .iter()
+            .find(|(k, _)| k == "field")
+            .and_then(|(_, v)| v.as_text())
+            .unwrap_or("email")
+            .to_string();
+        Ok(Box::new(move |k, mut v: Value| {
+            let Some(email) = v.get(&field).and_then(Value::as_str) else {
+                return Err(format!("no {field}"));
+            };
+            let masked = match email.split_once('@') {
+                Some((_, domain)) => format!("***@{domain}"),
+                None => return Err(format!("{email:?} is not an e-mail address")),
+            };
+            v[field.as_str()] = json!(masked);
+            Ok(Some((k, v)))
+        }))
+    }
+}
+
+#[test]
+fn plugin_operations_run_by_name_and_count_in_operation_metrics() {
+    use strom_pipeline::plugin::Plugins;
+    let yaml = "pipeline:\n  name: p\n  input_topics: [users]\n  processors:\n    - name: privacy\n      operations:\n        - mask_email: {field: mail}\n  output_sinks:\n    - type: kafka\n      topic: masked\n";
+    // Unknown without the plugin, with the list of known operations.
+    let e = parse("p.yaml", yaml, &|_| None).unwrap_err().to_string();
+    assert!(e.contains("unknown operation \"mask_email\""), "{e}");
+    let plugins = Plugins::new().register(MaskEmail);
+    let p = strom_pipeline::parse_with("p.yaml", yaml, &|_| None, &plugins.names()).unwrap();
+    let (topology, ops) =
+        strom_pipeline::compile::compile_observed("p.yaml", &p, &plugins).unwrap();
+    let config = DriverConfig {
+        processing_errors: ErrorHandler::DeadLetter {
+            topic: "dlq".into(),
+        },
+        ..DriverConfig::default()
+    };
+    let mut d = TopologyTestDriver::with_config(&topology, config).unwrap();
+    send(&mut d, "users", "u1", json!({"mail": "ada@example.com"}), 1);
+    send(&mut d, "users", "u2", json!({"mail": "nobody"}), 2);
+    assert_eq!(
+        out(&mut d, "masked"),
+        vec![("u1".to_string(), json!({"mail": "***@example.com"}))]
+    );
+    assert_eq!(
+        dlq_reasons(&mut d),
+        vec!["\"nobody\" is not an e-mail address".to_string()]
+    );
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].operation, "mask_email");
+    assert_eq!(
+        ops[0]
+            .records_out
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(ops[0].errors.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
