@@ -40,7 +40,9 @@ pub fn start_all(dir: &Path, bootstrap: &str, state_dir: &Path) -> anyhow::Resul
         match strom_pipeline::run::start(&name, &pipeline, &options, &|k| std::env::var(k).ok()) {
             Ok(p) => {
                 match p.http_addr() {
-                    Some(addr) => tracing::info!(pipeline = p.name(), file = name, %addr, "pipeline running (HTTP: /metrics, /healthz, WebSocket endpoints)"),
+                    Some(addr) => {
+                        tracing::info!(pipeline = p.name(), file = name, %addr, "pipeline running (HTTP: /metrics, /healthz, WebSocket endpoints)")
+                    }
                     None => tracing::info!(pipeline = p.name(), file = name, "pipeline running"),
                 }
                 running.0.push(p);

@@ -71,7 +71,9 @@ fn main() -> Result<(), String> {
         http_addr: None,
         plugins,
     };
-    let running = start("inline.yaml", &pipeline, &options, &|k| std::env::var(k).ok())?;
+    let running = start("inline.yaml", &pipeline, &options, &|k| {
+        std::env::var(k).ok()
+    })?;
     println!("masking signups → signups-masked; Enter stops");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -41,7 +41,10 @@ impl Plugins {
 
     /// The registered names (for [`crate::parse_with`]).
     pub fn names(&self) -> Vec<String> {
-        self.operations.iter().map(|o| o.name().to_string()).collect()
+        self.operations
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect()
     }
 
     /// The operation named `name`.
