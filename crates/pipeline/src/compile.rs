@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 use strom_streams::prelude::*;
+use strom_streams::registry::{RegistryFormat, RegistryJsonSerde, SchemaRegistry};
 use strom_streams::window::aggregations::Aggregation;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -350,33 +351,67 @@ impl Compiler<'_> {
 
     fn sources(&mut self) -> Option<Stream> {
         let p = self.pipeline;
-        if p.format != "json" {
-            self.errors.push(Diagnostic {
-                file: self.file.to_string(),
-                line: p.inputs.first().map_or(0, |i| i.at.line),
-                column: p.inputs.first().map_or(0, |i| i.at.column),
-                message: format!(
-                    "format {:?} cannot run yet: pipelines read JSON values (avro and protobuf validate only)",
-                    p.format
-                ),
-            });
-        }
+        let registry = match p.format.as_str() {
+            "avro" | "protobuf" => {
+                let url = p
+                    .schema_registry
+                    .as_deref()
+                    .unwrap_or("http://127.0.0.1:8081");
+                match SchemaRegistry::connect_url(url) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.errors.push(Diagnostic {
+                            file: self.file.to_string(),
+                            line: 0,
+                            column: 0,
+                            message: format!("schema registry {url}: {e}"),
+                        });
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let configured = p.event_time.clone();
         let mut merged: Option<Stream> = None;
         for input in &p.inputs {
             let configured = configured.clone();
-            let s = self.builder.stream_with_timestamps(
-                &input.topic,
-                TextKey,
-                values(),
-                move |_, v: &Json, ts| match &configured {
-                    Some(f) => field(v, f).and_then(event_time),
-                    None => match field(v, "timestamp") {
-                        Some(t) => event_time(t),
-                        None => Some(ts),
-                    },
+            let extract = move |_: &String, v: &Json, ts| match &configured {
+                Some(f) => field(v, f).and_then(event_time),
+                None => match field(v, "timestamp") {
+                    Some(t) => event_time(t),
+                    None => Some(ts),
                 },
-            );
+            };
+            let s = match (&registry, p.format.as_str()) {
+                (Some(r), format) => {
+                    let format = if format == "avro" {
+                        RegistryFormat::Avro
+                    } else {
+                        RegistryFormat::Protobuf
+                    };
+                    match RegistryJsonSerde::new(r, format) {
+                        Ok(serde) => self.builder.stream_with_timestamps(
+                            &input.topic,
+                            TextKey,
+                            serde,
+                            extract,
+                        ),
+                        Err(e) => {
+                            self.errors.push(Diagnostic {
+                                file: self.file.to_string(),
+                                line: input.at.line,
+                                column: input.at.column,
+                                message: e.to_string(),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                _ => self
+                    .builder
+                    .stream_with_timestamps(&input.topic, TextKey, values(), extract),
+            };
             merged = Some(match merged {
                 None => s,
                 Some(m) => m.merge(&s),

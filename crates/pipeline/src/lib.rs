@@ -43,6 +43,8 @@ mod parse;
 #[cfg(feature = "runtime")]
 pub mod plugin;
 #[cfg(feature = "runtime")]
+mod prometheus;
+#[cfg(feature = "runtime")]
 pub mod run;
 pub mod sinks;
 mod spec;

@@ -3,7 +3,7 @@
 //! transform one record at a time: the built-ins, `filter`, `route`, plugins).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use strom_streams::runtime::metrics::Histogram;
@@ -45,29 +45,23 @@ pub fn render(out: &mut String, pipeline: &str, ops: &[Arc<OpMetrics>]) {
             m.step, m.operation
         )
     };
-    let counters: [(&str, &str, fn(&OpMetrics) -> &AtomicU64); 2] = [
-        (
-            "strom_pipeline_operation_records_total",
-            "Records an operation passed on.",
-            |m| &m.records_out,
-        ),
-        (
-            "strom_pipeline_operation_errors_total",
-            "Records an operation failed (sent to the dead-letter topic).",
-            |m| &m.errors,
-        ),
-    ];
-    for (name, help, get) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for m in ops {
-            let _ = writeln!(
-                out,
-                "{name}{{{}}} {}",
-                labels(m),
-                get(m).load(Ordering::Relaxed)
-            );
-        }
-    }
+    crate::prometheus::counters(
+        out,
+        &[
+            (
+                "strom_pipeline_operation_records_total",
+                "Records an operation passed on.",
+                |m: &OpMetrics| &m.records_out,
+            ),
+            (
+                "strom_pipeline_operation_errors_total",
+                "Records an operation failed (sent to the dead-letter topic).",
+                |m: &OpMetrics| &m.errors,
+            ),
+        ],
+        ops,
+        labels,
+    );
     let name = "strom_pipeline_operation_seconds";
     let _ = writeln!(
         out,

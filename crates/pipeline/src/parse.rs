@@ -26,6 +26,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "bootstrap_servers",
     "event_time",
     "format",
+    "schema_registry",
     "dead_letter_topic",
 ];
 const INPUT_KEYS: &[&str] = &[
@@ -379,6 +380,7 @@ impl Parser<'_> {
         let bootstrap_servers = opt("bootstrap_servers");
         let event_time = opt("event_time");
         let dead_letter_topic = opt("dead_letter_topic");
+        let schema_registry = opt("schema_registry");
         let format = opt("format").unwrap_or_else(|| "json".into());
         if !["json", "avro", "protobuf"].contains(&format.as_str()) {
             let n = m
@@ -397,6 +399,7 @@ impl Parser<'_> {
             bootstrap_servers,
             event_time,
             format,
+            schema_registry,
             dead_letter_topic,
         })
     }

@@ -62,6 +62,9 @@ pub struct Pipeline {
     pub event_time: Option<String>,
     /// `format` of values: `json` (default), `avro` or `protobuf` (with the registry).
     pub format: String,
+    /// `schema_registry`: the registry's URL for `avro`/`protobuf` values (default
+    /// `http://127.0.0.1:8081`, strom serve's).
+    pub schema_registry: Option<String>,
     /// `dead_letter_topic` (default `<name>-dlq`).
     pub dead_letter_topic: Option<String>,
 }

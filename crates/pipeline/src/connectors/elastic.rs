@@ -25,7 +25,8 @@ pub struct ElasticSink {
 impl ElasticSink {
     /// Reads the settings.
     pub fn new(sink: &Sink, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let url = setting_or_env(sink, "url", env, Some("http://127.0.0.1:9200")).unwrap_or_default();
+        let url =
+            setting_or_env(sink, "url", env, Some("http://127.0.0.1:9200")).unwrap_or_default();
         Ok(ElasticSink {
             client: super::webhook::http_client()?,
             bulk_url: format!("{}/_bulk", url.trim_end_matches('/')),
@@ -72,18 +73,32 @@ impl ElasticSink {
         if let Some(tp) = batch.iter().find_map(|r| r.traceparent.as_deref()) {
             request = request.header("traceparent", tp);
         }
-        let response = request.send().await.map_err(|e| format!("elasticsearch: {e}"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("elasticsearch: {e}"))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| format!("elasticsearch: {e}"))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("elasticsearch: {e}"))?;
         if !status.is_success() {
             return Err(format!("elasticsearch: HTTP {status}: {}", clip(&text)));
         }
-        let answer: Json = serde_json::from_str(&text)
-            .map_err(|e| format!("elasticsearch: unreadable _bulk answer ({e}): {}", clip(&text)))?;
+        let answer: Json = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "elasticsearch: unreadable _bulk answer ({e}): {}",
+                clip(&text)
+            )
+        })?;
         if answer.get("errors").and_then(Json::as_bool) != Some(true) {
             return Ok(rejected);
         }
-        let items = answer.get("items").and_then(Json::as_array).cloned().unwrap_or_default();
+        let items = answer
+            .get("items")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
         for (item, &index) in items.iter().zip(&sent) {
             let result = item.get("index").unwrap_or(item);
             let code = result.get("status").and_then(Json::as_u64).unwrap_or(0);
@@ -91,7 +106,9 @@ impl ElasticSink {
                 continue;
             }
             if code == 429 || code >= 500 {
-                return Err(format!("elasticsearch: item status {code}, the batch goes again"));
+                return Err(format!(
+                    "elasticsearch: item status {code}, the batch goes again"
+                ));
             }
             let reason = result
                 .get("error")

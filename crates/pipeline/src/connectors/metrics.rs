@@ -66,9 +66,18 @@ pub fn render(out: &mut String, pipeline: &str, sinks: &[std::sync::Arc<SinkMetr
     if sinks.is_empty() {
         return;
     }
-    let labels = |s: &SinkMetrics| format!("pipeline=\"{pipeline}\",sink=\"{}\",type=\"{}\"", s.name, s.kind);
-    let counters: [(&str, &str, fn(&SinkMetrics) -> &AtomicU64); 5] = [
-        ("strom_pipeline_sink_records_written_total", "Records the sink's target has.", |s| &s.written),
+    let labels = |s: &SinkMetrics| {
+        format!(
+            "pipeline=\"{pipeline}\",sink=\"{}\",type=\"{}\"",
+            s.name, s.kind
+        )
+    };
+    let counters: [crate::prometheus::CounterFamily<SinkMetrics>; 5] = [
+        (
+            "strom_pipeline_sink_records_written_total",
+            "Records the sink's target has.",
+            |s| &s.written,
+        ),
         (
             "strom_pipeline_sink_records_dead_lettered_total",
             "Records the target refused for good, sent to the dead-letter topic.",
@@ -79,24 +88,36 @@ pub fn render(out: &mut String, pipeline: &str, sinks: &[std::sync::Arc<SinkMetr
             "Batch writes that failed with a transient error (retried).",
             |s| &s.failed_writes,
         ),
-        ("strom_pipeline_sink_retries_total", "Batch writes retried.", |s| &s.retries),
-        ("strom_pipeline_sink_circuit_opened_total", "Times the sink's circuit breaker opened.", |s| {
-            &s.circuit_opened
-        }),
+        (
+            "strom_pipeline_sink_retries_total",
+            "Batch writes retried.",
+            |s| &s.retries,
+        ),
+        (
+            "strom_pipeline_sink_circuit_opened_total",
+            "Times the sink's circuit breaker opened.",
+            |s| &s.circuit_opened,
+        ),
     ];
-    for (name, help, get) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for s in sinks {
-            let _ = writeln!(out, "{name}{{{}}} {}", labels(s), get(s).load(Ordering::Relaxed));
-        }
-    }
+    crate::prometheus::counters(out, &counters, sinks, labels);
     let name = "strom_pipeline_sink_circuit_state";
-    let _ = writeln!(out, "# HELP {name} 0 closed, 1 open (input paused), 2 half-open.\n# TYPE {name} gauge");
+    let _ = writeln!(
+        out,
+        "# HELP {name} 0 closed, 1 open (input paused), 2 half-open.\n# TYPE {name} gauge"
+    );
     for s in sinks {
-        let _ = writeln!(out, "{name}{{{}}} {}", labels(s), s.circuit_state.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "{name}{{{}}} {}",
+            labels(s),
+            s.circuit_state.load(Ordering::Relaxed)
+        );
     }
     let name = "strom_pipeline_sink_write_seconds";
-    let _ = writeln!(out, "# HELP {name} Batch write latency.\n# TYPE {name} histogram");
+    let _ = writeln!(
+        out,
+        "# HELP {name} Batch write latency.\n# TYPE {name} histogram"
+    );
     for s in sinks {
         s.write_latency.render_samples(out, name, &labels(s));
     }

@@ -85,7 +85,11 @@ pub enum Target {
 impl Target {
     /// Connects the sink of `sink.kind`; `name` (`<pipeline>-sink-<name>`, unique per
     /// pipeline and sink) keys its PostgreSQL offsets.
-    pub async fn connect(name: &str, sink: &Sink, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, String> {
+    pub async fn connect(
+        name: &str,
+        sink: &Sink,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Target, String> {
         Ok(match sink.kind.as_str() {
             "redis" | "redis-geo" => Target::Redis(redis::RedisSink::connect(sink, env).await?),
             "elasticsearch" => Target::Elastic(elastic::ElasticSink::new(sink, env)?),
@@ -210,6 +214,7 @@ pub fn fill(pattern: &str, key: &str, value: &Json) -> Result<String, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -218,7 +223,10 @@ mod tests {
     fn placeholders_fill_from_fields_and_key() {
         let v = json!({"user_id": "u1", "geo": {"region": "9q8"}, "n": 7});
         assert_eq!(fill("rec:{user_id}", "k", &v).unwrap(), "rec:u1");
-        assert_eq!(fill("d:{geo.region}:{n}:{key}", "k", &v).unwrap(), "d:9q8:7:k");
+        assert_eq!(
+            fill("d:{geo.region}:{n}:{key}", "k", &v).unwrap(),
+            "d:9q8:7:k"
+        );
         assert_eq!(fill("plain", "k", &v).unwrap(), "plain");
         let err = fill("rec:{missing}", "k", &v).unwrap_err();
         assert!(err.contains("\"missing\""), "{err}");
@@ -234,7 +242,10 @@ mod tests {
             offset: 0,
             traceparent: None,
         };
-        assert_eq!(r(json!({"window_start": 300000})).document_id(), "c7@300000");
+        assert_eq!(
+            r(json!({"window_start": 300000})).document_id(),
+            "c7@300000"
+        );
         assert_eq!(r(json!({"n": 1})).document_id(), "c7");
     }
 }

@@ -62,9 +62,18 @@ fn qualified(name: &str) -> String {
 impl PostgresSink {
     /// Reads the settings and connects (a database that is down is retried like any
     /// outage).
-    pub async fn connect(name: &str, sink: &Sink, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let url = setting_or_env(sink, "url", env, Some("postgresql://postgres@127.0.0.1:5432/postgres"))
-            .unwrap_or_default();
+    pub async fn connect(
+        name: &str,
+        sink: &Sink,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let url = setting_or_env(
+            sink,
+            "url",
+            env,
+            Some("postgresql://postgres@127.0.0.1:5432/postgres"),
+        )
+        .unwrap_or_default();
         url.parse::<tokio_postgres::Config>()
             .map_err(|e| format!("postgres url: {e}"))?;
         let mut s = PostgresSink {
@@ -194,7 +203,10 @@ impl PostgresSink {
         match shape {
             Shape::KeyValue => {
                 let id = r.document_id();
-                (serde_json::json!({"id": id, "key": r.key, "value": r.value}), id)
+                (
+                    serde_json::json!({"id": id, "key": r.key, "value": r.value}),
+                    id,
+                )
             }
             Shape::Columns { conflict, .. } => {
                 let key: Vec<String> = conflict
@@ -226,7 +238,7 @@ impl PostgresSink {
         for r in batch {
             last.insert(r.partition, r.offset);
         }
-        for (&partition, _) in &last {
+        for &partition in last.keys() {
             tx.execute(
                 "INSERT INTO strom_sink_offsets VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
                 &[&self.name, &topic, &partition],
@@ -259,22 +271,35 @@ impl PostgresSink {
                 }
             }
         }
-        let rows: Vec<Json> = latest.iter().map(|(_, i)| Self::row(&shape, &batch[*i]).0).collect();
+        let rows: Vec<Json> = latest
+            .iter()
+            .map(|(_, i)| Self::row(&shape, &batch[*i]).0)
+            .collect();
         let mut rejected = Vec::new();
         if !rows.is_empty() {
             tx.execute("SAVEPOINT batch", &[]).await.map_err(pg)?;
-            if let Err(e) = tx.execute(statement.as_str(), &[&Json::Array(rows.clone())]).await {
+            if let Err(e) = tx
+                .execute(statement.as_str(), &[&Json::Array(rows.clone())])
+                .await
+            {
                 if !is_refusal(&e) {
                     return Err(pg(e));
                 }
                 // Find the refused rows one by one.
-                tx.execute("ROLLBACK TO SAVEPOINT batch", &[]).await.map_err(pg)?;
+                tx.execute("ROLLBACK TO SAVEPOINT batch", &[])
+                    .await
+                    .map_err(pg)?;
                 for ((_, i), row) in latest.iter().zip(rows) {
                     tx.execute("SAVEPOINT one", &[]).await.map_err(pg)?;
-                    match tx.execute(statement.as_str(), &[&Json::Array(vec![row])]).await {
+                    match tx
+                        .execute(statement.as_str(), &[&Json::Array(vec![row])])
+                        .await
+                    {
                         Ok(_) => tx.execute("RELEASE SAVEPOINT one", &[]).await.map_err(pg)?,
                         Err(e) if is_refusal(&e) => {
-                            tx.execute("ROLLBACK TO SAVEPOINT one", &[]).await.map_err(pg)?;
+                            tx.execute("ROLLBACK TO SAVEPOINT one", &[])
+                                .await
+                                .map_err(pg)?;
                             rejected.push(Rejected {
                                 index: *i,
                                 reason: format!("postgres refused: {}", describe(&e)),

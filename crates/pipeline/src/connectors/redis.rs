@@ -46,17 +46,28 @@ pub struct RedisSink {
 
 impl RedisSink {
     /// Reads the settings and connects.
-    pub async fn connect(sink: &Sink, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let url = setting_or_env(sink, "url", env, Some("redis://127.0.0.1:6379")).unwrap_or_default();
-        let client = redis::Client::open(url.as_str()).map_err(|e| format!("redis url {url:?}: {e}"))?;
+    pub async fn connect(
+        sink: &Sink,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let url =
+            setting_or_env(sink, "url", env, Some("redis://127.0.0.1:6379")).unwrap_or_default();
+        let client =
+            redis::Client::open(url.as_str()).map_err(|e| format!("redis url {url:?}: {e}"))?;
         let geo = sink.kind == "redis-geo";
         let default_ttl = if geo { 300_000 } else { 0 };
         let ttl_ms = super::duration_ms(sink, "ttl", default_ttl)?;
         let mode = if geo {
             Mode::Geo {
                 member: sink.setting("member").map(str::to_string),
-                lon: sink.setting("longitude_field").unwrap_or("longitude").to_string(),
-                lat: sink.setting("latitude_field").unwrap_or("latitude").to_string(),
+                lon: sink
+                    .setting("longitude_field")
+                    .unwrap_or("longitude")
+                    .to_string(),
+                lat: sink
+                    .setting("latitude_field")
+                    .unwrap_or("latitude")
+                    .to_string(),
             }
         } else {
             match sink.setting("mode").unwrap_or("string") {
@@ -121,7 +132,8 @@ impl RedisSink {
                 let (Some(x), Some(y)) = (coordinate(lon), coordinate(lat)) else {
                     return Err(format!("the record has no numeric {lon:?} and {lat:?}"));
                 };
-                if !(-180.0..=180.0).contains(&x) || !(-85.051_128_78..=85.051_128_78).contains(&y) {
+                if !(-180.0..=180.0).contains(&x) || !(-85.051_128_78..=85.051_128_78).contains(&y)
+                {
                     return Err(format!("({x}, {y}) is outside Redis' GEO range"));
                 }
                 let member = match member {
@@ -132,7 +144,12 @@ impl RedisSink {
                         None => r.key.clone(),
                     },
                 };
-                pipe.cmd("GEOADD").arg(&key).arg(x).arg(y).arg(member).ignore();
+                pipe.cmd("GEOADD")
+                    .arg(&key)
+                    .arg(x)
+                    .arg(y)
+                    .arg(member)
+                    .ignore();
             }
         }
         if let Some(ttl) = self.ttl_s {
@@ -197,5 +214,8 @@ impl RedisSink {
 /// reach it.
 fn is_refusal(e: &redis::RedisError) -> bool {
     !(e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout())
-        && matches!(e.kind(), redis::ErrorKind::Server(_) | redis::ErrorKind::Extension)
+        && matches!(
+            e.kind(),
+            redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+        )
 }

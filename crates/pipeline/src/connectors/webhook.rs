@@ -68,7 +68,8 @@ impl WebhookSink {
             let body = if self.batch_size == 1 {
                 first.value.to_string()
             } else {
-                serde_json::Value::Array(chunk.iter().map(|r| r.value.clone()).collect()).to_string()
+                serde_json::Value::Array(chunk.iter().map(|r| r.value.clone()).collect())
+                    .to_string()
             };
             let mut request = self
                 .client
@@ -85,7 +86,10 @@ impl WebhookSink {
             if let Some(tp) = &first.traceparent {
                 request = request.header("traceparent", tp);
             }
-            let response = request.send().await.map_err(|e| format!("{}: {e}", self.url))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| format!("{}: {e}", self.url))?;
             let status = response.status();
             if status.is_success() {
                 continue;
@@ -93,9 +97,17 @@ impl WebhookSink {
             let code = status.as_u16();
             let text = response.text().await.unwrap_or_default();
             if code == 408 || code == 429 || status.is_server_error() {
-                return Err(format!("{}: HTTP {status}: {}", self.url, super::elastic::clip(&text)));
+                return Err(format!(
+                    "{}: HTTP {status}: {}",
+                    self.url,
+                    super::elastic::clip(&text)
+                ));
             }
-            let reason = format!("{} answered HTTP {status}: {}", self.url, super::elastic::clip(&text));
+            let reason = format!(
+                "{} answered HTTP {status}: {}",
+                self.url,
+                super::elastic::clip(&text)
+            );
             let base = chunk_no * self.batch_size;
             rejected.extend((0..chunk.len()).map(|i| Rejected {
                 index: base + i,

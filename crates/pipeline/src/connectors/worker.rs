@@ -186,7 +186,9 @@ pub async fn run(
                 _ => break,
             }
         }
-        let Some(rejected) = deliver(&mut target, &batch, &cfg, &metrics, &mut breaker, &mut stop).await else {
+        let Some(rejected) =
+            deliver(&mut target, &batch, &cfg, &metrics, &mut breaker, &mut stop).await
+        else {
             return Ok(());
         };
         metrics
@@ -331,11 +333,26 @@ async fn dead_letter(
             let partition = d.partition.to_string();
             let offset = d.offset.to_string();
             let headers = OwnedHeaders::new_with_capacity(5)
-                .insert(Header { key: "strom.error", value: Some(d.reason.as_str()) })
-                .insert(Header { key: "strom.sink", value: Some(cfg.sink.as_str()) })
-                .insert(Header { key: "strom.original.topic", value: Some(cfg.topic.as_str()) })
-                .insert(Header { key: "strom.original.partition", value: Some(partition.as_str()) })
-                .insert(Header { key: "strom.original.offset", value: Some(offset.as_str()) });
+                .insert(Header {
+                    key: "strom.error",
+                    value: Some(d.reason.as_str()),
+                })
+                .insert(Header {
+                    key: "strom.sink",
+                    value: Some(cfg.sink.as_str()),
+                })
+                .insert(Header {
+                    key: "strom.original.topic",
+                    value: Some(cfg.topic.as_str()),
+                })
+                .insert(Header {
+                    key: "strom.original.partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "strom.original.offset",
+                    value: Some(offset.as_str()),
+                });
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&cfg.dead_letter_topic)
                 .payload(d.payload.as_slice())
                 .headers(headers);

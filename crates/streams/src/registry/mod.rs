@@ -2,7 +2,7 @@
 //! ([`ProtobufSerde`]) and JSON Schema ([`JsonSchemaSerde`]) in Confluent's wire format
 //! (magic byte, 4-byte schema id, Protobuf message indexes), so records interoperate
 //! with Confluent's serializers in any language; and [`EncryptedSerde`], an AES-256-GCM
-//! envelope around any serde.
+//! envelope around any serde; [`RegistryJsonSerde`] reads values of any schema as JSON.
 //!
 //! They are built on `strom_registry::client`: a serializer registers its schema on
 //! first use (or looks it up, or takes the subject's latest version, per
@@ -20,6 +20,7 @@
 //! runtime that [`SchemaRegistry`] owns. Use the serdes from stream threads or other
 //! synchronous code, not from inside an async task.
 
+mod any_json;
 mod avro;
 mod encrypted;
 mod json;
@@ -28,6 +29,7 @@ mod protobuf;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use any_json::{RegistryFormat, RegistryJsonSerde};
 pub use avro::AvroSerde;
 pub use encrypted::EncryptedSerde;
 pub use json::JsonSchemaSerde;
