@@ -12,7 +12,12 @@ Measures, in order:
      topic flush policy `os` and then `always`: its idle RSS; `strom bench produce`
      (1 KiB values, acks=all); `strom bench consume` from the page cache and, after
      dropping the cache, from disk (policy `os` only); `strom bench e2e` at 1,000 and
-     10,000 msg/s (acks=all).
+     10,000 msg/s (acks=all);
+  4. Apache Kafka 4 (single-node KRaft, from the jars tests/compat/install.sh fetches
+     from Maven Central into tests/compat/kafka/target/dependency; Java 17) with the
+     same client and the same runs: with its defaults (page-cache durability, compared
+     with strom's `os`) and with `log.flush.interval.messages=1` (an fsync before each
+     acknowledgement, strom's `always`). `--no-kafka` skips it.
 
 Throughput figures, the machine's and strom's, are the best of --repeat runs (3): on a
 shared machine that is the closest to what the hardware and the software can do. Each
@@ -34,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STROM = ROOT / "target" / "release" / "strom"
+KAFKA_LIBS = ROOT / "tests" / "compat" / "kafka" / "target" / "dependency"
 TMP = ROOT / "target" / "bench-tmp"
 MIB = 1 << 20
 
@@ -150,16 +156,71 @@ class Broker:
         self.dir.cleanup()
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class KafkaBroker(Broker):
+    """Apache Kafka 4 (KRaft, broker and controller in one JVM) on a fresh data
+    directory; `durable` adds `log.flush.interval.messages=1`."""
+
+    def __init__(self, durable):
+        TMP.mkdir(parents=True, exist_ok=True)
+        self.dir = tempfile.TemporaryDirectory(dir=TMP, prefix="kafka-")
+        port, controller = free_port(), free_port()
+        props = Path(self.dir.name) / "server.properties"
+        props.write_text(
+            "process.roles=broker,controller\nnode.id=1\n"
+            f"controller.quorum.voters=1@127.0.0.1:{controller}\n"
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n"
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n"
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+            f"log.dirs={self.dir.name}/data\noffsets.topic.replication.factor=1\n"
+            "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
+            "group.initial.rebalance.delay.ms=0\n"
+            + ("log.flush.interval.messages=1\n" if durable else "")
+        )
+        classpath = f"{KAFKA_LIBS}/*"
+        subprocess.run(
+            ["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", "c3Ryb20tYmVuY2gtaGFybmVz",
+             "-c", str(props)],
+            check=True, capture_output=True,
+        )
+        # Kafka's own start script's heap (1 GiB) and G1 settings.
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "-XX:InitiatingHeapOccupancyPercent=35", "-Djava.awt.headless=true", "-cp", classpath,
+             "kafka.Kafka", str(props)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.addr = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            probe = subprocess.run([str(STROM), "topic", "list", "--brokers", self.addr, "--timeout", "2"],
+                                   capture_output=True)
+            if probe.returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                raise SystemExit("Apache Kafka exited before it was serving")
+            time.sleep(0.5)
+        raise SystemExit("Apache Kafka did not start within 120 s")
+
+
 def best(runs, key):
     """The run with the highest `key`: on a shared machine the best of a few runs is
     the closest to what the software itself can do."""
     return max(runs, key=lambda run: run[key])
 
 
-def run_strom(messages, e2e_seconds, repeat, page_cache_droppable):
+def run_broker(start, label, messages, e2e_seconds, repeat, page_cache_droppable):
+    """The throughput, latency and idle-memory runs against each configuration `start`
+    makes (a name → broker factory), keyed `<configuration>/<figure>`."""
     results = {}
-    for policy in ["os", "always"]:
-        broker = Broker(policy)
+    for policy, make in start.items():
+        print(f"== {label} ({policy})", file=sys.stderr)
+        broker = make()
         try:
             time.sleep(1.0)
             results[f"{policy}/idle_rss_mib"] = broker.rss_mib()
@@ -189,7 +250,21 @@ def run_strom(messages, e2e_seconds, repeat, page_cache_droppable):
     return results
 
 
-def table(machine, strom):
+def run_strom(messages, e2e_seconds, repeat, page_cache_droppable):
+    start = {policy: (lambda policy=policy: Broker(policy)) for policy in ["os", "always"]}
+    return run_broker(start, "strom", messages, e2e_seconds, repeat, page_cache_droppable)
+
+
+def run_kafka(messages, e2e_seconds, repeat, page_cache_droppable):
+    """Kafka's defaults as `os`, one fsync per message as `always`: the same keys as
+    strom's, each compared with the strom configuration of equal durability."""
+    start = {"os": lambda: KafkaBroker(durable=False), "always": lambda: KafkaBroker(durable=True)}
+    return run_broker(start, "Apache Kafka", messages, e2e_seconds, repeat, page_cache_droppable)
+
+
+def table(machine, strom, kafka):
+    """One row per figure: strom, the machine limit and the ratio, and Apache Kafka at
+    the same durability with strom's ratio to it (— when Kafka was not measured)."""
     def ratio(a, b):
         return f"{a / b:.2f}×" if a is not None and b else "—"
 
@@ -197,25 +272,32 @@ def table(machine, strom):
 
     def throughput(label, key, limit_label, limit, aim):
         if key not in strom:
-            rows.append((label, "not measured (the page cache cannot be dropped here)", limit_label, "—", aim))
+            rows.append((label, "not measured (the page cache cannot be dropped here)", limit_label, "—", "—", "—", aim))
             return
         r = strom[key]
+        k = kafka.get(key)
         rows.append((label, f"{r['megabytes_per_second']:.0f} MB/s ({r['messages_per_second'] / 1000:.0f}k msg/s)",
                      f"{limit_label}: {limit:.0f} MB/s" if limit else limit_label,
-                     ratio(r["megabytes_per_second"], limit), aim))
+                     ratio(r["megabytes_per_second"], limit),
+                     f"{k['megabytes_per_second']:.0f} MB/s" if k else "—",
+                     ratio(r["megabytes_per_second"], k["megabytes_per_second"]) if k else "—", aim))
 
     def latency(label, key, aim):
-        lat = strom[key]["latency_ms"]
-        rows.append((label, f"p50 {lat['p50']:.2f} / p99 {lat['p99']:.2f} / p99.9 {lat['p999']:.2f} / max {lat['max']:.2f} ms",
-                     "—", "—", aim))
+        def fmt(r):
+            lat = r["latency_ms"]
+            return f"p50 {lat['p50']:.2f} / p99 {lat['p99']:.2f} / p99.9 {lat['p999']:.2f} / max {lat['max']:.2f} ms"
+        k = kafka.get(key)
+        rows.append((label, fmt(strom[key]), "—", "—", fmt(k) if k else "—",
+                     ratio(k["latency_ms"]["p99"], strom[key]["latency_ms"]["p99"]) + " (p99, Kafka/strom)" if k else "—",
+                     aim))
 
     disk = machine["disk_write_mb_s"]
-    throughput("produce 1 KiB, acks=all, flush `always`", "always/produce",
-               "disk, 1 MiB writes + fdatasync at end", disk.get("fdatasync at end"), "≥ 0.5×")
+    throughput("produce 1 KiB, acks=all, flush `always` (Kafka: `log.flush.interval.messages=1`)", "always/produce",
+               "disk, 1 MiB writes + fdatasync at end", disk.get("fdatasync at end"), "≥ 0.8×, ≥ 2× Kafka")
     throughput("produce 1 KiB, acks=all, flush `always`", "always/produce",
                "disk, every 1 MiB write synced (dsync)", disk.get("dsync 1 MiB"), "")
-    throughput("produce 1 KiB, acks=all, flush `os`", "os/produce",
-               "disk, buffered 1 MiB writes", disk.get("buffered"), "")
+    throughput("produce 1 KiB, acks=all, flush `os` (Kafka: defaults)", "os/produce",
+               "disk, buffered 1 MiB writes", disk.get("buffered"), "≥ 1× Kafka")
     throughput("consume from the page cache", "os/consume_cache",
                "loopback TCP", machine["loopback_mb_s"], "≥ 0.5×")
     throughput("consume from disk (page cache dropped)", "os/consume_disk",
@@ -225,12 +307,15 @@ def table(machine, strom):
     for policy, aim in [("os", "p99 ≤ 5 ms"), ("always", "p99 ≤ 20 ms")]:
         for rate in [1000, 10000]:
             latency(f"end-to-end at {rate:,} msg/s, acks=all, flush `{policy}`", f"{policy}/e2e_{rate}",
-                    aim if rate == 1000 else "")
+                    aim if rate == 1000 else "p99 ≤ Kafka's")
     for policy in ["os", "always"]:
         rss = strom[f"{policy}/idle_rss_mib"]
-        rows.append((f"idle broker RSS (flush `{policy}`, just started)", f"{rss:.1f} MiB", "—", "—", "≤ 30 MiB"))
+        k = kafka.get(f"{policy}/idle_rss_mib")
+        rows.append((f"idle broker RSS (flush `{policy}`, just started)", f"{rss:.1f} MiB", "—", "—",
+                     f"{k:.0f} MiB" if k else "—", ratio(rss, k) if k else "—", "≤ 30 MiB"))
 
-    lines = ["| figure | strom | machine limit | ratio | aim |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| figure | strom | machine limit | ratio | Apache Kafka | strom / Kafka | aim |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -242,7 +327,10 @@ def main():
     parser.add_argument("--disk-mib", type=int, default=1024, help="MiB written per disk measurement")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each throughput figure (machine and strom); the best is kept")
+    parser.add_argument("--no-kafka", action="store_true", help="do not measure Apache Kafka side by side")
     args = parser.parse_args()
+    if not args.no_kafka and not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
+        raise SystemExit(f"Apache Kafka jars missing in {KAFKA_LIBS}: run tests/compat/install.sh (or --no-kafka)")
     if not STROM.exists():
         raise SystemExit(f"{STROM} is missing: run cargo build --release -p strom")
 
@@ -255,8 +343,9 @@ def main():
     machine["disk_read_mb_s"] = None if None in reads else max(reads)
     print("== loopback TCP", file=sys.stderr)
     machine["loopback_mb_s"] = max(loopback() for _ in range(args.repeat))
-    print("== strom", file=sys.stderr)
-    strom = run_strom(args.messages, args.e2e_seconds, args.repeat, machine["disk_read_mb_s"] is not None)
+    droppable = machine["disk_read_mb_s"] is not None
+    strom = run_strom(args.messages, args.e2e_seconds, args.repeat, droppable)
+    kafka = {} if args.no_kafka else run_kafka(args.messages, args.e2e_seconds, args.repeat, droppable)
 
     load = os.getloadavg()[0]
     header = (
@@ -273,9 +362,13 @@ def main():
            "; disk read not measured (the page cache cannot be dropped)")
         + f"; loopback TCP {machine['loopback_mb_s']:.0f} MB/s.\n\n"
     )
-    markdown = header + limits + table(machine, strom)
+    peer = "" if args.no_kafka else (
+        "Apache Kafka " + next(KAFKA_LIBS.glob("kafka_2.13-*.jar")).name.removeprefix("kafka_2.13-").removesuffix(".jar")
+        + " ran the same runs with the same client: with its defaults beside strom's `os` rows, with "
+        "`log.flush.interval.messages=1` beside the `always` rows.\n\n")
+    markdown = header + limits + peer + table(machine, strom, kafka)
     (ROOT / "bench" / "results.md").write_text(markdown)
-    (ROOT / "bench" / "results.json").write_text(json.dumps({"machine": machine, "strom": strom}, indent=2) + "\n")
+    (ROOT / "bench" / "results.json").write_text(json.dumps({"machine": machine, "strom": strom, "kafka": kafka}, indent=2) + "\n")
     print(markdown)
 
 
