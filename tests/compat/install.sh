@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the real-client compatibility suite needs: kcat (Debian),
-# a Python venv with confluent-kafka, kafka-python and pytest, and the
-# KafkaJS packages. Idempotent: a re-run only redoes what is missing or stale.
+# Installs what the real-client compatibility suite needs: kcat, redis-server
+# and PostgreSQL (Debian; the pipeline sink tests start their own servers), a
+# Python venv with confluent-kafka, kafka-python, pytest and the sink test
+# clients, and the KafkaJS packages. Idempotent: a re-run only redoes what is missing or stale.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,13 +14,29 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo_cmd=(sudo)
 fi
 
+# apt_install PACKAGE...: installs, refreshing the package lists once if needed.
+apt_install() {
+    if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; then
+        "${sudo_cmd[@]}" apt-get update
+        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+    fi
+}
+
 # --- kcat ------------------------------------------------------------------
 if ! command -v kcat >/dev/null 2>&1; then
     echo "install: kcat"
-    if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y kcat; then
-        "${sudo_cmd[@]}" apt-get update
-        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y kcat
-    fi
+    apt_install kcat
+fi
+
+# --- redis-server and PostgreSQL (test_pipeline_sinks.py starts its own) --------
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "install: redis-server"
+    apt_install redis-server
+fi
+# Any installed major version will do: the tests look in /usr/lib/postgresql/*/bin.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    echo "install: postgresql"
+    apt_install postgresql
 fi
 
 # --- Python venvs -------------------------------------------------------------
@@ -71,4 +88,7 @@ kcat -V 2>&1 | grep -o 'Version [^ ]* .*librdkafka [0-9.]*' || kcat -V
 "$venv/bin/python" -c 'import confluent_kafka, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.json_schema, confluent_kafka.schema_registry.protobuf, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0]); print("kafka-python", kafka.__version__); print("pytest", pytest.__version__)'
 (cd "$node_dir" && node -e "console.log('kafkajs', require('kafkajs/package.json').version)")
 "$quix_venv/bin/python" -c 'import importlib.metadata as m; print("quixstreams", m.version("quixstreams"))'
+redis-server --version
+ls /usr/lib/postgresql/*/bin/initdb
+"$venv/bin/python" -c 'import importlib.metadata as m; print(*(f"{p} {m.version(p)}" for p in ("redis", "websockets", "osmem-server")), sep=chr(10))'
 ls "$kafka_dir/target/dependency" | grep -o '^kafka_2.13-[0-9.]*' | sed 's/^/apache kafka /'

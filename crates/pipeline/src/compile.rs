@@ -437,10 +437,13 @@ impl Compiler<'_> {
                 group.push(f.to_string());
                 if !aggregating(step) {
                     let f = f.to_string();
-                    stream = try_map(&stream, &m, move |k, v| {
+                    let keyed = try_map(&stream, &m, move |k, v| {
                         let key = field(&v, &f).map(key_text).unwrap_or(k);
                         Ok(Some((key, v)))
                     });
+                    // Stateful operations after it see every record of a key.
+                    stream =
+                        keyed.repartition(&format!("{}-{}", step.name, name), TextKey, values());
                 }
                 continue;
             }
@@ -490,7 +493,7 @@ impl Compiler<'_> {
                         let id = field(&v, &g).map(key_text).unwrap_or(k);
                         Ok(Some((id, v)))
                     });
-                    let store = format!("{}-{}-{}", self.pipeline.name, step.name, op.name);
+                    let store = format!("{}-{}", step.name, op.name);
                     stream = keyed
                         .repartition(&store, TextKey, values())
                         .dedupe_by(&store, horizon, |k: &String, _| k.clone(), StringSerde, TextKey, values());
@@ -518,10 +521,10 @@ impl Compiler<'_> {
                         let key = field(&v, &g).map(key_text).unwrap_or(k);
                         Ok(Some((key, v)))
                     });
-                    let part = format!("{}-{}-{}", self.pipeline.name, step.name, op.name);
+                    let part = format!("{}-{}", step.name, op.name);
                     let keyed = keyed.repartition(&part, TextKey, values());
                     if op.name == "calculate_affinity_scores" {
-                        let store = format!("{}-affinity", self.pipeline.name);
+                        let store = "affinity".to_string();
                         let affinity = crate::builtins::AffinityScores {
                             store: StoreHandle::new(&store, StringSerde, values()),
                             category: param_or(op, "category", "genre"),
@@ -530,14 +533,14 @@ impl Compiler<'_> {
                         stream = stateful(&self.builder, &keyed, &handle, affinity);
                     } else {
                         // One status store for tracking and confirmations.
-                        let store = format!("{}-delivery-status", self.pipeline.name);
+                        let store = "delivery-status".to_string();
                         let tracker = crate::builtins::DeliveryStatus::new(op, &store);
                         let handle = tracker.store.clone();
                         stream = stateful(&self.builder, &keyed, &handle, tracker);
                     }
                 }
                 "update_driver_availability" => {
-                    let store = format!("{}-{}-availability", self.pipeline.name, step.name);
+                    let store = format!("{}-availability", step.name);
                     let op_ = crate::builtins::DriverAvailability {
                         store: StoreHandle::new(&store, StringSerde, values()),
                         id: param_or(op, "id", "driver_id"),
@@ -555,7 +558,7 @@ impl Compiler<'_> {
                     }
                 }
                 "trigger_matching_algorithm" => {
-                    let store = format!("{}-{}-matches", self.pipeline.name, step.name);
+                    let store = format!("{}-matches", step.name);
                     let matching = crate::builtins::Matching {
                         store: StoreHandle::new(&store, StringSerde, values()),
                         id: param_or(op, "id", "driver_id"),
@@ -565,7 +568,7 @@ impl Compiler<'_> {
                     stream = stateful(&self.builder, &stream, &handle, matching);
                 }
                 "update_spatial_index" => {
-                    let store = format!("{}-{}-spatial-index", self.pipeline.name, step.name);
+                    let store = format!("{}-spatial-index", step.name);
                     match crate::builtins::SpatialIndex::new(op, &store) {
                         Ok(index) => {
                             let handle = index.store.clone();
@@ -575,7 +578,7 @@ impl Compiler<'_> {
                     }
                 }
                 "detect_anomalies" => {
-                    let store = format!("{}-{}-anomalies", self.pipeline.name, step.name);
+                    let store = format!("{}-anomalies", step.name);
                     match crate::builtins::DetectAnomalies::new(op, &store) {
                         Ok(detector) => {
                             let handle = detector.store.clone();
@@ -596,6 +599,10 @@ impl Compiler<'_> {
                     Some(Err(e)) => self.not_runnable(op, &e),
                     None => self.not_runnable(op, "its built-in semantics are not implemented yet (the generic families, filter, route, group_by_, dedupe_by_ and the operations in `builtins` run)"),
                 },
+            }
+            if name == "group_by_region" && !aggregating(step) {
+                // Keyed by region now: the region's stores see all of its drivers.
+                stream = stream.repartition(&format!("{}-{}", step.name, name), TextKey, values());
             }
             let count = CountOut(m);
             stream = stream.process(move || count.clone(), &[]);
@@ -627,7 +634,7 @@ impl Compiler<'_> {
             StringSerde,
             values(),
         );
-        let store = format!("{}-{}", self.pipeline.name, step.name);
+        let store = step.name.clone();
         let agg = aggregation(aggs, group);
         let Some(w) = step.window else {
             let (init, add, finish) = (agg.clone(), agg.clone(), agg);

@@ -40,7 +40,7 @@ pub const TYPES: &[SinkType] = &[
     SinkType {
         name: "elasticsearch",
         required: &["index"],
-        optional: &["url", "id"],
+        optional: &["url", "id", "headers"],
     },
     SinkType {
         name: "postgres",
@@ -50,7 +50,7 @@ pub const TYPES: &[SinkType] = &[
     SinkType {
         name: "websocket",
         required: &[],
-        optional: &["endpoint", "key"],
+        optional: &["endpoint"],
     },
     SinkType {
         name: "http",

@@ -632,7 +632,7 @@ message_pipeline:
     assert_eq!(o[1].1["status"], json!("queued"));
     let store: Vec<(String, Value)> = d
         .store_all(&StoreHandle::new(
-            "tracking-delivery-status",
+            "delivery-status",
             StringSerde,
             JsonSerde::<Value>::new(),
         ))

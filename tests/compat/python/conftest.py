@@ -52,10 +52,12 @@ def free_port() -> int:
 class Broker:
     """A `strom serve` process with restart/stop control; `config`, if given, is
     the text of a TOML file passed with `--config` (flags still set the data dir,
-    the PLAINTEXT listener on `port` and the HTTP address)."""
+    the PLAINTEXT listener on `port` and the HTTP address); `args` are more flags
+    (`--pipelines DIR`)."""
 
-    def __init__(self, workdir: Path, config: str | None = None):
+    def __init__(self, workdir: Path, config: str | None = None, args=()):
         self.workdir = workdir
+        self.args = list(args)
         self.config_path = None
         if config is not None:
             self.config_path = workdir / "strom.toml"
@@ -104,6 +106,7 @@ class Broker:
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
+        cmd += self.args
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
         self.proc = subprocess.Popen(
@@ -214,12 +217,12 @@ def broker(request):
 
 
 @contextlib.contextmanager
-def running_broker(request, config=None):
+def running_broker(request, config=None, args=None):
     """Runs a `strom serve` for a module-scoped fixture: `config(workdir)` returns
-    the TOML text (or None); the broker log is attached to failing tests, and a
-    graceful stop must exit 0."""
+    the TOML text (or None), `args(workdir)` more flags; the broker log is
+    attached to failing tests, and a graceful stop must exit 0."""
     workdir = Path(tempfile.mkdtemp(prefix="strom-compat-"))
-    b = Broker(workdir, config(workdir) if config else None)
+    b = Broker(workdir, config(workdir) if config else None, args(workdir) if args else ())
     b.start()
     request.node._strom_broker = b
     code = 0

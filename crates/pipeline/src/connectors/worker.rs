@@ -138,6 +138,7 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         // An open circuit stops consumption for as long as the target is down.
         .set("max.poll.interval.ms", "86400000")
+        .set("session.timeout.ms", crate::run::SESSION_TIMEOUT_MS)
         .set("queued.max.messages.kbytes", "16384")
         .create()
         .map_err(kafka)?;

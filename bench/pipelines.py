@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Events/s of the seeds' three pipelines end to end through `strom serve`.
+
+    cargo build --release -p strom
+    tests/compat/install.sh        # confluent-kafka, redis-server, osmem-server, …
+    tests/compat/.venv/bin/python bench/pipelines.py [--events 200000]
+
+For each seed file (crates/pipeline/tests/seeds/, run verbatim): a fresh `strom serve`
+(release, flush policy `always`), the real servers its outputs write to (redis-server;
+osmem-server for Elasticsearch; an HTTP receiver for the webhooks), a seeded generator's
+events produced to its input topics *before* the pipeline starts, then `strom pipeline
+run` (release). The clock runs from the pipeline's start until its consumer group has
+committed every input record and every external output's worker has committed every
+record of its internal topic: events/s is the backlog over that time, so it includes
+the outputs' writes to their servers. Per core: divided by the machine's cores (broker,
+pipeline, servers and generator share them).
+
+Generators (seeded, reproducible; `strom generate` of the reference-systems issue will
+replace them): drivers moving around San Francisco (64 partitions, as the seed creates
+them) with ride requests in a global table; views and interactions of users over titles
+with profiles; chat messages over 128 partitions with presence (three quarters of the
+recipients online).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "compat" / "python"))
+os.environ.setdefault("STROM_BIN", str(ROOT / "target" / "release" / "strom"))
+
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from sink_servers import HttpRecorder, PipelineProcess, RedisServer  # noqa: E402
+
+SEEDS = ROOT / "crates" / "pipeline" / "tests" / "seeds"
+STROM = Path(os.environ["STROM_BIN"])
+T0 = 1_780_000_000_000  # event time of the first generated event (ms)
+
+
+class Broker:
+    """`strom serve` (release) on a fresh data dir, flush policy `always`."""
+
+    def __init__(self, workdir: Path):
+        self.proc = subprocess.Popen(
+            [str(STROM), "serve", "--data-dir", str(workdir / "data"), "--kafka-addr", "127.0.0.1:0",
+             "--http-addr", "127.0.0.1:0", "--schema-registry-enabled", "false"],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"},
+        )
+        for line in self.proc.stderr:
+            if "kafka_addr=" in line:
+                self.bootstrap = line.split("kafka_addr=")[1].split()[0]
+                break
+        else:
+            raise SystemExit("strom serve exited before it was serving")
+        import threading
+
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def produce(bootstrap: str, topic: str, records, partitions: int = 1) -> int:
+    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, partitions, 1)])
+    time.sleep(0.5)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
+                  "compression.type": "lz4", "enable.idempotence": True})
+    n = 0
+    for key, value, ts in records:
+        while True:
+            try:
+                p.produce(topic, key=key.encode(), value=json.dumps(value).encode(), timestamp=ts)
+                break
+            except BufferError:
+                p.poll(0.05)
+        n += 1
+    assert p.flush(120) == 0, f"undelivered records to {topic}"
+    return n
+
+
+def drivers(rng: random.Random, events: int):
+    fleet = [(f"d{i}", 37.70 + rng.random() * 0.12, -122.50 + rng.random() * 0.12) for i in range(2000)]
+    for i in range(events):
+        d, lat, lon = fleet[i % len(fleet)]
+        lat += rng.uniform(-0.0005, 0.0005)
+        lon += rng.uniform(-0.0005, 0.0005)
+        fleet[i % len(fleet)] = (d, lat, lon)
+        ts = T0 + (i // len(fleet)) * 4000 + rng.randrange(1000)
+        yield d, {"driver_id": d, "latitude": lat, "longitude": lon, "available": rng.random() < 0.7,
+                  "timestamp": ts}, ts
+
+
+def views(rng: random.Random, events: int):
+    genres = ["drama", "comedy", "documentary", "action", "kids"]
+    for i in range(events):
+        u, c = f"u{rng.randrange(20000)}", rng.randrange(500)
+        ts = T0 + i * 20
+        yield u, {"user_id": u, "content_id": f"c{c}", "genre": genres[c % len(genres)],
+                  "watch_duration": rng.randrange(60, 3600), "content_duration": 3600, "timestamp": ts}, ts
+
+
+def messages(rng: random.Random, events: int):
+    for i in range(events):
+        chat = f"chat-{rng.randrange(5000)}"
+        ts = T0 + i * 5
+        yield chat, {"message_id": f"m{i}", "chat_id": chat, "sender_id": f"u{rng.randrange(10000)}",
+                     "recipient_id": f"u{rng.randrange(10000)}", "content": "see you at eight",
+                     "timestamp": ts}, ts
+
+
+def committed_everything(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """True when `group` has committed the end offset of every partition of `topics`."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        md = c.list_topics(timeout=10)
+        tps = [TopicPartition(t, p) for t in topics for p in md.topics[t].partitions]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in c.committed(tps, timeout=10)}
+        for tp in tps:
+            _, high = c.get_watermark_offsets(tp, timeout=10)
+            if high > 0 and committed[(tp.topic, tp.partition)] < high:
+                return False
+        return True
+    finally:
+        c.close()
+
+
+def run_seed(seed: str, events: int, workdir: Path) -> dict:
+    rng = random.Random(7)
+    broker = Broker(workdir)
+    servers, env, produced = [], {}, 0
+    try:
+        b = broker.bootstrap
+        if seed == "driver-location-tracking":
+            redis = RedisServer(workdir)
+            redis.start()
+            servers.append(redis)
+            env["STROM_SINK_REDIS_GEO_URL"] = redis.url
+            requests = [(f"r{i}", {"latitude": 37.70 + rng.random() * 0.12, "longitude": -122.50 + rng.random() * 0.12},
+                         T0) for i in range(200)]
+            produce(b, "ride-requests", requests)
+            produced = produce(b, "driver-locations", drivers(rng, events), partitions=64)
+        elif seed == "user-engagement-analytics":
+            from osmem_server import OsmemServer
+
+            redis = RedisServer(workdir)
+            redis.start()
+            search = OsmemServer.start(japanese=False, addr="127.0.0.1:0")
+            servers += [redis, search]
+            env |= {"STROM_SINK_REDIS_URL": redis.url, "STROM_SINK_ELASTICSEARCH_URL": search.url}
+            produce(b, "user-profiles", [(f"u{i}", {"country": "NL", "plan": "premium"}, T0) for i in range(20000)])
+            produce(b, "content-metadata", [(f"c{i}", {"title": f"Title {i}"}, T0) for i in range(500)])
+            produce(b, "user-interactions", [])
+            produced = produce(b, "user-views", views(rng, events))
+        else:
+            hooks = HttpRecorder()
+            servers.append(hooks)
+            env |= {"STROM_SINK_PUSH_NOTIFICATION_URL": hooks.url("/push"),
+                    "STROM_SINK_SMS_FALLBACK_URL": hooks.url("/sms"),
+                    "STROM_PIPELINE_KEYS": "k1=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+            produce(b, "user-presence", [(f"u{i}", {"online": i % 4 != 0}, T0) for i in range(10000)])
+            produced = produce(b, "incoming-messages", messages(rng, events), partitions=128)
+        file = SEEDS / f"{seed}.yaml"
+        pipeline = PipelineProcess(workdir, file, b, env)
+        started = time.monotonic()
+        pipeline.start()
+        inputs = {"driver-location-tracking": ["driver-locations"],
+                  "user-engagement-analytics": ["user-views", "user-interactions", "content-metadata"],
+                  "message-delivery-system": ["incoming-messages"]}[seed]
+        while not committed_everything(b, seed, inputs):
+            pipeline.wait(lambda: True, "the pipeline")
+            time.sleep(0.5)
+        processed = time.monotonic() - started
+        sinks = [line.split('sink="')[1].split('"')[0] for line in pipeline.metrics().splitlines()
+                 if line.startswith("strom_pipeline_sink_records_written_total{")]
+        # WebSocket outputs tail their topic without committing (nothing to wait for).
+        tailing = {line.split('sink="')[1].split('"')[0] for line in pipeline.metrics().splitlines()
+                   if line.startswith("strom_pipeline_sink_records_written_total{") and 'type="websocket"' in line}
+        sink_topics = [f"{seed}-sink-{s}" for s in sinks if s not in tailing]
+        while sink_topics and not all(committed_everything(b, t, [t]) for t in sink_topics):
+            time.sleep(0.5)
+        total = time.monotonic() - started
+        written = {s: pipeline.metric("strom_pipeline_sink_records_written_total", sink=s) for s in sinks}
+        dead = {s: pipeline.metric("strom_pipeline_sink_records_dead_lettered_total", sink=s) for s in sinks}
+        pipeline.stop()
+        return {"seed": seed, "events": produced, "processed_s": processed, "total_s": total,
+                "events_per_s": produced / total, "sinks_written": written, "sinks_dead_lettered": dead}
+    finally:
+        for s in servers:
+            (s.close if hasattr(s, "close") else s.stop)()
+        broker.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="events generated per seed")
+    parser.add_argument("--seed", action="append", help="only these seeds (default: all three)")
+    args = parser.parse_args()
+    if not STROM.exists():
+        raise SystemExit(f"{STROM} is missing: run cargo build --release -p strom")
+    seeds = args.seed or ["user-engagement-analytics", "driver-location-tracking", "message-delivery-system"]
+    cores = os.cpu_count() or 1
+    rows = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix=f"strom-bench-{seed}-") as d:
+            print(f"== {seed}", file=sys.stderr)
+            r = run_seed(seed, args.events, Path(d))
+            print(json.dumps(r), file=sys.stderr)
+            rows.append(r)
+    print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cores} cores "
+          f"(`tests/compat/.venv/bin/python bench/pipelines.py --events {args.events}`):\n")
+    print("| seed pipeline | events | inputs committed | outputs drained | events/s | per core | written by external outputs |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        sinks = ", ".join(f"{s} {int(w or 0):,}" + (f" ({int(r['sinks_dead_lettered'][s]):,} dead-lettered)"
+                                                    if r["sinks_dead_lettered"].get(s) else "")
+                          for s, w in r["sinks_written"].items())
+        print(f"| {r['seed']} | {r['events']:,} | {r['processed_s']:.1f} s | {r['total_s']:.1f} s | "
+              f"{r['events_per_s']:,.0f} | {r['events_per_s'] / cores:,.0f} | {sinks} |")
+
+
+if __name__ == "__main__":
+    main()
