@@ -63,12 +63,19 @@ pub const NAMES: &[&str] = &[
 /// `update_driver_availability`: per region, each driver's availability.
 #[derive(Clone)]
 pub struct DriverAvailability {
-    /// `region → {driver: available}`.
+    /// `region\u{1f}driver → available` and `region → available drivers`: each update
+    /// touches two entries, however many drivers the region holds.
     pub store: strom_streams::prelude::StoreHandle<String, Json>,
     /// Fields.
     pub id: String,
     /// Fields.
     pub available: String,
+}
+
+/// The store key of one member of a group (`region\u{1f}driver`): a group's members
+/// sort together, after the group's own entry.
+fn member_key(group: &str, member: &str) -> String {
+    format!("{group}\u{1f}{member}")
 }
 
 impl strom_streams::prelude::Processor<String, Json, String, Json> for DriverAvailability {
@@ -83,19 +90,17 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for DriverAva
         let available = field(&r.value, &self.available)
             .and_then(Json::as_bool)
             .unwrap_or(true);
-        let mut drivers = ctx
-            .store(&self.store)?
-            .get(&r.key)?
-            .unwrap_or_else(|| serde_json::json!({}));
-        if let Some(d) = drivers.as_object_mut() {
-            d.insert(id, Json::Bool(available));
-            let count = d.values().filter(|v| v.as_bool() == Some(true)).count();
-            if let Some(obj) = r.value.as_object_mut() {
-                obj.insert("available".into(), Json::Bool(available));
-                obj.insert("available_drivers".into(), Json::from(count));
-            }
+        let mut store = ctx.store(&self.store)?;
+        let member = member_key(&r.key, &id);
+        let was = store.get(&member)?.and_then(|v| v.as_bool()) == Some(true);
+        let mut count = store.get(&r.key)?.and_then(|v| v.as_i64()).unwrap_or(0);
+        count += i64::from(available) - i64::from(was);
+        store.put(&member, &Json::Bool(available))?;
+        store.put(&r.key, &Json::from(count))?;
+        if let Some(obj) = r.value.as_object_mut() {
+            obj.insert("available".into(), Json::Bool(available));
+            obj.insert("available_drivers".into(), Json::from(count));
         }
-        ctx.store(&self.store)?.put(&r.key, &drivers)?;
         ctx.forward(r);
         Ok(())
     }
@@ -807,7 +812,10 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for DetectAno
 /// `update_spatial_index`: per key (a region), the latest position of each id.
 #[derive(Clone)]
 pub struct SpatialIndex {
-    /// `key → {id: {"lat", "lon", "t"}}`.
+    /// Per key (a region): `region` → how many ids it holds; `region\u{1f}id` → the id's
+    /// last `{"lat", "lon", "t"}`; `region\u{1e}<t, 20 digits>\u{1f}id` → an expiry entry.
+    /// An update touches a few entries and removes the expired ones (each once), however
+    /// many ids the region holds.
     pub store: strom_streams::prelude::StoreHandle<String, Json>,
     /// The field naming an entity (a driver).
     pub id: String,
@@ -840,6 +848,12 @@ impl SpatialIndex {
     }
 }
 
+/// The expiry entry of `id`'s position at `t` in `region`: expiry entries of a region
+/// sort by time.
+fn expiry_key(region: &str, t: i64, id: &str) -> String {
+    format!("{region}\u{1e}{:020}\u{1f}{id}", t.max(0))
+}
+
 impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIndex {
     fn process(
         &mut self,
@@ -852,19 +866,35 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
             .ok_or_else(|| ProcessError::user(format!("no {} field to index", self.id)))?;
         let t = r.timestamp_ms;
-        let mut index = ctx
-            .store(&self.store)?
-            .get(&r.key)?
-            .unwrap_or_else(|| serde_json::json!({}));
-        if let Some(entries) = index.as_object_mut() {
-            entries.retain(|_, e| e["t"].as_i64().is_some_and(|et| et + self.ttl_ms > t));
-            entries.insert(id, serde_json::json!({"lat": lat, "lon": lon, "t": t}));
-            let nearby = entries.len();
-            if let Some(obj) = r.value.as_object_mut() {
-                obj.insert("nearby".into(), Json::from(nearby));
+        let region = r.key.clone();
+        let mut store = ctx.store(&self.store)?;
+        let mut count = store.get(&region)?.and_then(|v| v.as_i64()).unwrap_or(0);
+        // Positions older than the ttl leave the index: an expiry entry whose id has
+        // not been seen since removes the id.
+        let horizon = expiry_key(&region, t - self.ttl_ms + 1, "");
+        for (key, seen_at) in store.range(expiry_key(&region, 0, "")..horizon)? {
+            store.delete(&key)?;
+            let Some((_, expired_id)) = key.split_once('\u{1f}') else {
+                continue;
+            };
+            let member = member_key(&region, expired_id);
+            let last = store.get(&member)?.and_then(|p| p["t"].as_i64());
+            if last.is_some() && last == seen_at.as_i64() {
+                store.delete(&member)?;
+                count -= 1;
             }
         }
-        ctx.store(&self.store)?.put(&r.key, &index)?;
+        let member = member_key(&region, &id);
+        match store.get(&member)?.and_then(|p| p["t"].as_i64()) {
+            Some(previous) => store.delete(&expiry_key(&region, previous, &id))?,
+            None => count += 1,
+        }
+        store.put(&member, &serde_json::json!({"lat": lat, "lon": lon, "t": t}))?;
+        store.put(&expiry_key(&region, t, &id), &Json::from(t))?;
+        store.put(&region, &Json::from(count))?;
+        if let Some(obj) = r.value.as_object_mut() {
+            obj.insert("nearby".into(), Json::from(count));
+        }
         ctx.forward(r);
         Ok(())
     }

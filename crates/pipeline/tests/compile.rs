@@ -351,11 +351,16 @@ fn the_spatial_index_counts_recent_drivers_per_region() {
     send(&mut d, "in", "", at("b"), 10_000);
     send(&mut d, "in", "", at("a"), 20_000); // a again: still two drivers
     send(&mut d, "in", "", at("c"), 75_000); // b is over a minute old; a (seen at 20 s) is not
+    send(&mut d, "in", "", at("a"), 200_000); // a and c expired; a comes back alone
+    send(&mut d, "in", "", at("b"), 210_000);
     let nearby: Vec<Value> = out(&mut d, "out")
         .into_iter()
         .map(|(_, v)| v["nearby"].clone())
         .collect();
-    assert_eq!(nearby, vec![json!(1), json!(2), json!(2), json!(2)]);
+    assert_eq!(
+        nearby,
+        vec![json!(1), json!(2), json!(2), json!(2), json!(1), json!(2)]
+    );
 }
 
 #[test]

@@ -319,8 +319,8 @@ async fn deliver(
     }
 }
 
-/// Sends the dead letters and waits until Kafka has them all (retrying while it does
-/// not); false when stopped meanwhile.
+/// Sends the dead letters — all at once, then waits for Kafka to have each, sending
+/// again those it refused — and returns false when stopped meanwhile.
 async fn dead_letter(
     producer: &FutureProducer,
     cfg: &WorkerConfig,
@@ -330,51 +330,81 @@ async fn dead_letter(
 ) -> bool {
     for d in dead {
         tracing::warn!(sink = %cfg.sink, reason = %d.reason, offset = d.offset, "record to dead-letter topic");
-        loop {
-            let partition = d.partition.to_string();
-            let offset = d.offset.to_string();
-            let headers = OwnedHeaders::new_with_capacity(5)
-                .insert(Header {
-                    key: "strom.error",
-                    value: Some(d.reason.as_str()),
-                })
-                .insert(Header {
-                    key: "strom.sink",
-                    value: Some(cfg.sink.as_str()),
-                })
-                .insert(Header {
-                    key: "strom.original.topic",
-                    value: Some(cfg.topic.as_str()),
-                })
-                .insert(Header {
-                    key: "strom.original.partition",
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: "strom.original.offset",
-                    value: Some(offset.as_str()),
-                });
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&cfg.dead_letter_topic)
-                .payload(d.payload.as_slice())
-                .headers(headers);
-            if let Some(k) = &d.key {
-                record = record.key(k.as_slice());
-            }
-            let sent = tokio::select! {
-                _ = stop.changed() => return false,
-                r = producer.send(record, Duration::from_secs(30)) => r,
-            };
-            match sent {
-                Ok(_) => {
-                    metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
+    }
+    let mut pending: Vec<&DeadLetter> = dead.iter().collect();
+    loop {
+        let mut sent = Vec::with_capacity(pending.len());
+        let mut failed = Vec::new();
+        for d in pending {
+            match producer.send_result(dead_letter_record(cfg, d)) {
+                Ok(delivery) => sent.push((d, delivery)),
                 Err((e, _)) => {
                     tracing::warn!(sink = %cfg.sink, error = %e, "dead-letter topic; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    failed.push(d);
                 }
             }
         }
+        for (d, delivery) in sent {
+            let outcome = tokio::select! {
+                _ = stop.changed() => return false,
+                r = delivery => r,
+            };
+            match outcome {
+                Ok(Ok(_)) => {
+                    metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err((e, _))) => {
+                    tracing::warn!(sink = %cfg.sink, error = %e, "dead-letter topic; retrying");
+                    failed.push(d);
+                }
+                Err(_) => failed.push(d),
+            }
+        }
+        if failed.is_empty() {
+            return true;
+        }
+        pending = failed;
+        tokio::select! {
+            _ = stop.changed() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+        }
     }
-    true
+}
+
+/// A dead letter as a Kafka record: the original key and payload, the reason and the
+/// original position in headers.
+fn dead_letter_record<'a>(
+    cfg: &'a WorkerConfig,
+    d: &'a DeadLetter,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let partition = d.partition.to_string();
+    let offset = d.offset.to_string();
+    let headers = OwnedHeaders::new_with_capacity(5)
+        .insert(Header {
+            key: "strom.error",
+            value: Some(d.reason.as_str()),
+        })
+        .insert(Header {
+            key: "strom.sink",
+            value: Some(cfg.sink.as_str()),
+        })
+        .insert(Header {
+            key: "strom.original.topic",
+            value: Some(cfg.topic.as_str()),
+        })
+        .insert(Header {
+            key: "strom.original.partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "strom.original.offset",
+            value: Some(offset.as_str()),
+        });
+    let record = FutureRecord::to(&cfg.dead_letter_topic)
+        .payload(d.payload.as_slice())
+        .headers(headers);
+    match &d.key {
+        Some(k) => record.key(k.as_slice()),
+        None => record,
+    }
 }
