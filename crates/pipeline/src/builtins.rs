@@ -121,7 +121,12 @@ pub struct RequestEtas {
     pub lat: String,
     /// Fields.
     pub lon: String,
+    /// The open requests by region, built from the table at `(version, index)`.
+    index: Option<(u64, std::sync::Arc<RequestIndex>)>,
 }
+
+/// Open requests by region: `region → [(request id, (lat, lon))]`.
+type RequestIndex = std::collections::HashMap<String, Vec<(String, (f64, f64))>>;
 
 impl RequestEtas {
     /// The operator for `op` with the global table `requests`.
@@ -144,7 +149,32 @@ impl RequestEtas {
             precision: precision(op, 4)?,
             lat: text_param(op, "lat", "latitude"),
             lon: text_param(op, "lon", "longitude"),
+            index: None,
         })
+    }
+
+    /// The requests by region, rebuilt only when the table changed since the last call.
+    fn index(
+        &mut self,
+        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
+    ) -> Result<std::sync::Arc<RequestIndex>, strom_streams::prelude::ProcessError> {
+        let table = ctx.global(&self.requests)?;
+        let version = table.version();
+        if let Some((v, index)) = &self.index {
+            if *v == version {
+                return Ok(index.clone());
+            }
+        }
+        let mut index = RequestIndex::new();
+        for (id, req) in table.all()? {
+            if let Ok(at) = coordinates(&req, "latitude", "longitude") {
+                let region = geohash(at.0, at.1, self.precision);
+                index.entry(region).or_default().push((id, at));
+            }
+        }
+        let index = std::sync::Arc::new(index);
+        self.index = Some((version, index.clone()));
+        Ok(index)
     }
 }
 
@@ -157,16 +187,17 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for RequestEt
         let here = coordinates(&r.value, &self.lat, &self.lon)
             .map_err(strom_streams::prelude::ProcessError::user)?;
         let region = geohash(here.0, here.1, self.precision);
-        let mut near: Vec<(String, f64)> = Vec::new();
-        for (id, req) in ctx.global(&self.requests)?.all()? {
-            let Ok(at) = coordinates(&req, "latitude", "longitude") else {
-                continue;
-            };
-            if geohash(at.0, at.1, self.precision) == region {
-                near.push((id, haversine_km(here, at)));
-            }
-        }
-        near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let index = self.index(ctx)?;
+        let mut near: Vec<(&str, f64)> = index
+            .get(&region)
+            .map(|requests| {
+                requests
+                    .iter()
+                    .map(|(id, at)| (id.as_str(), haversine_km(here, *at)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
         let etas: Vec<Json> = near
             .into_iter()
             .take(self.top)
@@ -889,7 +920,10 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
             Some(previous) => store.delete(&expiry_key(&region, previous, &id))?,
             None => count += 1,
         }
-        store.put(&member, &serde_json::json!({"lat": lat, "lon": lon, "t": t}))?;
+        store.put(
+            &member,
+            &serde_json::json!({"lat": lat, "lon": lon, "t": t}),
+        )?;
         store.put(&expiry_key(&region, t, &id), &Json::from(t))?;
         store.put(&region, &Json::from(count))?;
         if let Some(obj) = r.value.as_object_mut() {

@@ -368,6 +368,12 @@ impl<K: 'static, V: 'static> GlobalView<'_, K, V> {
         }
     }
 
+    /// A number that changes whenever the table changes: a processor can keep what it
+    /// derives from [`GlobalView::all`] (an index) and rebuild it only when this moves.
+    pub fn version(&self) -> u64 {
+        self.globals.version(self.table.handle.name())
+    }
+
     /// Every entry, in serialized-key order.
     pub fn all(&self) -> Result<Vec<(K, V)>, ProcessError> {
         self.globals
