@@ -214,7 +214,8 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for RequestEt
 /// `trigger_matching_algorithm`: nearest unmatched request per available driver.
 #[derive(Clone)]
 pub struct Matching {
-    /// `region → {request_id: driver}` of matches made.
+    /// `region\u{1f}request_id → driver` of matches made: a match looks up only the
+    /// driver's candidate requests, however many the region has matched.
     pub store: strom_streams::prelude::StoreHandle<String, Json>,
     /// Fields.
     pub id: String,
@@ -232,32 +233,30 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for Matching 
             .and_then(Json::as_bool)
             .unwrap_or(true);
         let driver = text_of(&r.value, &self.id);
-        let etas = field(&r.value, "etas")
-            .and_then(Json::as_array)
-            .cloned()
-            .unwrap_or_default();
         if let (true, Some(driver)) = (available, driver) {
-            let mut matched = ctx
-                .store(&self.store)?
-                .get(&r.key)?
-                .unwrap_or_else(|| serde_json::json!({}));
-            let pick = etas.iter().find(|e| {
-                e["request_id"]
-                    .as_str()
-                    .is_some_and(|id| matched.get(id).is_none())
-            });
-            if let (Some(pick), Some(m)) = (pick.cloned(), matched.as_object_mut()) {
-                if let Some(id) = pick["request_id"].as_str() {
-                    m.insert(id.to_string(), Json::String(driver));
+            let mut store = ctx.store(&self.store)?;
+            let candidates = field(&r.value, "etas")
+                .and_then(Json::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let mut pick = None;
+            for e in candidates {
+                let Some(id) = e["request_id"].as_str() else {
+                    continue;
+                };
+                let key = member_key(&r.key, id);
+                if store.get(&key)?.is_none() {
+                    store.put(&key, &Json::String(driver))?;
+                    pick = Some(e.clone());
+                    break;
                 }
-                ctx.store(&self.store)?.put(&r.key, &matched)?;
-                if let Some(obj) = r.value.as_object_mut() {
-                    obj.insert("match".into(), pick);
-                    obj.insert(
-                        crate::compile::ROUTE_FIELD.into(),
-                        Json::String(self.route.clone()),
-                    );
-                }
+            }
+            if let (Some(pick), Some(obj)) = (pick, r.value.as_object_mut()) {
+                obj.insert("match".into(), pick);
+                obj.insert(
+                    crate::compile::ROUTE_FIELD.into(),
+                    Json::String(self.route.clone()),
+                );
             }
         }
         ctx.forward(r);
