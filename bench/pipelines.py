@@ -36,39 +36,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "compat" / "python"))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("STROM_BIN", str(ROOT / "target" / "release" / "strom"))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+import harness  # noqa: E402  (its Broker: `strom serve` on a fresh data dir)
 from sink_servers import HttpRecorder, PipelineProcess, RedisServer  # noqa: E402
 
 SEEDS = ROOT / "crates" / "pipeline" / "tests" / "seeds"
 STROM = Path(os.environ["STROM_BIN"])
+harness.STROM = STROM
 T0 = 1_780_000_000_000  # event time of the first generated event (ms)
-
-
-class Broker:
-    """`strom serve` (release) on a fresh data dir, flush policy `always`."""
-
-    def __init__(self, workdir: Path):
-        self.proc = subprocess.Popen(
-            [str(STROM), "serve", "--data-dir", str(workdir / "data"), "--kafka-addr", "127.0.0.1:0",
-             "--http-addr", "127.0.0.1:0", "--schema-registry-enabled", "false"],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "info"},
-        )
-        for line in self.proc.stderr:
-            if "kafka_addr=" in line:
-                self.bootstrap = line.split("kafka_addr=")[1].split()[0]
-                break
-        else:
-            raise SystemExit("strom serve exited before it was serving")
-        import threading
-
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
 
 
 def produce(bootstrap: str, topic: str, records, partitions: int = 1) -> int:
@@ -139,10 +118,10 @@ def committed_everything(bootstrap: str, group: str, topics: list[str], transact
 
 def run_seed(seed: str, events: int, workdir: Path) -> dict:
     rng = random.Random(7)
-    broker = Broker(workdir)
+    broker = harness.Broker("always")
     servers, env, produced = [], {}, 0
     try:
-        b = broker.bootstrap
+        b = broker.addr
         if seed == "driver-location-tracking":
             redis = RedisServer(workdir)
             redis.start()

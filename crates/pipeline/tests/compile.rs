@@ -752,34 +752,33 @@ fn avro_and_protobuf_inputs_compile_without_contacting_the_registry() {
     }
 }
 
-/// Masks the local part of an e-mail address: a plugin operation.
-struct MaskEmail;
+/// Tags each record with where it came from (`source: <param>`); a record that is not
+/// an object fails: a plugin operation.
+struct TagSource;
 
-impl strom_pipeline::plugin::OperationPlugin for MaskEmail {
+impl strom_pipeline::plugin::OperationPlugin for TagSource {
     fn name(&self) -> &str {
-        "mask_email"
+        "tag_source"
     }
 
     fn build(
         &self,
         params: &[(String, strom_pipeline::Value)],
     ) -> Result<strom_pipeline::builtins::RecordFn, String> {
-        let field = params
+        let Some(source) = params
             .iter()
-            .find(|(k, _)| k == "field")
+            .find(|(k, _)| k == "source")
             .and_then(|(_, v)| v.as_text())
-            .unwrap_or("email")
-            .to_string();
-        Ok(Box::new(move |k, mut v: Value| {
-            let Some(email) = v.get(&field).and_then(Value::as_str) else {
-                return Err(format!("no {field}"));
-            };
-            let masked = match email.split_once('@') {
-                Some((_, domain)) => format!("***@{domain}"),
-                None => return Err(format!("{email:?} is not an e-mail address")),
-            };
-            v[field.as_str()] = json!(masked);
-            Ok(Some((k, v)))
+            .map(str::to_string)
+        else {
+            return Err("tag_source needs `source`".into());
+        };
+        Ok(Box::new(move |k, mut v: Value| match v.as_object_mut() {
+            Some(o) => {
+                o.insert("source".into(), json!(source));
+                Ok(Some((k, v)))
+            }
+            None => Err(format!("{v} is not an object")),
         }))
     }
 }
@@ -787,11 +786,11 @@ impl strom_pipeline::plugin::OperationPlugin for MaskEmail {
 #[test]
 fn plugin_operations_run_by_name_and_count_in_operation_metrics() {
     use strom_pipeline::plugin::Plugins;
-    let yaml = "pipeline:\n  name: p\n  input_topics: [users]\n  processors:\n    - name: privacy\n      operations:\n        - mask_email: {field: mail}\n  output_sinks:\n    - type: kafka\n      topic: masked\n";
+    let yaml = "pipeline:\n  name: p\n  input_topics: [users]\n  processors:\n    - name: tagging\n      operations:\n        - tag_source: {source: signup-form}\n  output_sinks:\n    - type: kafka\n      topic: tagged\n";
     // Unknown without the plugin, with the list of known operations.
     let e = parse("p.yaml", yaml, &|_| None).unwrap_err().to_string();
-    assert!(e.contains("unknown operation \"mask_email\""), "{e}");
-    let plugins = Plugins::new().register(MaskEmail);
+    assert!(e.contains("unknown operation \"tag_source\""), "{e}");
+    let plugins = Plugins::new().register(TagSource);
     let p = strom_pipeline::parse_with("p.yaml", yaml, &|_| None, &plugins.names()).unwrap();
     let (topology, ops) =
         strom_pipeline::compile::compile_observed("p.yaml", &p, &plugins).unwrap();
@@ -802,18 +801,21 @@ fn plugin_operations_run_by_name_and_count_in_operation_metrics() {
         ..DriverConfig::default()
     };
     let mut d = TopologyTestDriver::with_config(&topology, config).unwrap();
-    send(&mut d, "users", "u1", json!({"mail": "ada@example.com"}), 1);
-    send(&mut d, "users", "u2", json!({"mail": "nobody"}), 2);
+    send(&mut d, "users", "u1", json!({"name": "ada"}), 1);
+    send(&mut d, "users", "u2", json!([1, 2]), 2);
     assert_eq!(
-        out(&mut d, "masked"),
-        vec![("u1".to_string(), json!({"mail": "***@example.com"}))]
+        out(&mut d, "tagged"),
+        vec![(
+            "u1".to_string(),
+            json!({"name": "ada", "source": "signup-form"})
+        )]
     );
     assert_eq!(
         dlq_reasons(&mut d),
-        vec!["\"nobody\" is not an e-mail address".to_string()]
+        vec!["[1,2] is not an object".to_string()]
     );
     assert_eq!(ops.len(), 1);
-    assert_eq!(ops[0].operation, "mask_email");
+    assert_eq!(ops[0].operation, "tag_source");
     assert_eq!(
         ops[0]
             .records_out
@@ -821,4 +823,11 @@ fn plugin_operations_run_by_name_and_count_in_operation_metrics() {
         1
     );
     assert_eq!(ops[0].errors.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // A plugin's own parameter errors are reported at the operation.
+    let bad = yaml.replace("{source: signup-form}", "{}");
+    let p = strom_pipeline::parse_with("p.yaml", &bad, &|_| None, &plugins.names()).unwrap();
+    let e = strom_pipeline::compile::compile_with("p.yaml", &p, &plugins)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tag_source needs `source`"), "{e}");
 }

@@ -172,6 +172,18 @@ pub fn duration_ms(sink: &Sink, setting: &str, default_ms: i64) -> Result<i64, S
     }
 }
 
+/// A whole-number setting above 0, or `default`.
+pub fn count(sink: &Sink, setting: &str, default: usize) -> Result<usize, String> {
+    match sink.setting(setting) {
+        None => Ok(default),
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{setting} {t:?}: a number above 0")),
+    }
+}
+
 /// A map setting (`headers: {X-Api-Key: …}`) as pairs.
 pub fn map_setting(sink: &Sink, setting: &str) -> Vec<(String, String)> {
     match sink.settings.iter().find(|(k, _)| k == setting) {

@@ -43,14 +43,7 @@ impl WebhookSink {
         let method = sink.setting("method").unwrap_or("POST").to_uppercase();
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| format!("method {method:?} is not an HTTP method"))?;
-        let batch_size = match sink.setting("batch_size") {
-            None => 1,
-            Some(t) => t
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("batch_size {t:?}: a number above 0"))?,
-        };
+        let batch_size = super::count(sink, "batch_size", 1)?;
         Ok(WebhookSink {
             client: http_client()?,
             url,

@@ -70,17 +70,7 @@ impl WorkerConfig {
         dead_letter_topic: &str,
         sink: &Sink,
     ) -> Result<Self, String> {
-        let number = |name: &str, default: usize| -> Result<usize, String> {
-            match sink.setting(name) {
-                None => Ok(default),
-                Some(t) => t
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("{name} {t:?}: a number above 0")),
-            }
-        };
-        let retries = number("retries", 5)?;
+        let retries = super::count(sink, "retries", 5)?;
         let backoff = super::duration_ms(sink, "retry_backoff", 100)?.max(1);
         let open_ms = super::duration_ms(sink, "circuit_breaker", 10_000)?.max(1);
         Ok(WorkerConfig {
@@ -90,7 +80,7 @@ impl WorkerConfig {
             group: format!("{pipeline}-sink-{sink_name}"),
             dead_letter_topic: dead_letter_topic.to_string(),
             tail: sink.kind == "websocket",
-            max_batch: number("max_in_flight", 500)?,
+            max_batch: super::count(sink, "max_in_flight", 500)?,
             retry_backoff: Duration::from_millis(backoff as u64),
             breaker: BreakerConfig {
                 failure_rate_threshold: 1.0,
