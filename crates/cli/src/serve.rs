@@ -98,6 +98,12 @@ pub struct ServeArgs {
     /// (Kafka's max.connections.per.ip) [default: 10000].
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<usize>,
+    /// Segment files (of all partitions) open at once; beyond it the least
+    /// recently used is closed and reopened on its next use, so the number of
+    /// partitions is not bounded by the open-file limit [default: half the
+    /// open-file limit, which serve raises to the hard limit].
+    #[arg(long, value_name = "N")]
+    open_files_max: Option<usize>,
     /// Bytes of requests read but not yet answered, all connections together;
     /// a connection whose next request does not fit waits (Kafka's
     /// queued.max.request.bytes) [default: 536870912].
@@ -172,6 +178,7 @@ struct FileConfig {
     group_max_size: Option<usize>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    open_files_max: Option<usize>,
     queued_max_request_bytes: Option<usize>,
     transactional_id_expiration_ms: Option<u64>,
     producer_id_expiration_ms: Option<u64>,
@@ -422,6 +429,15 @@ fn apply_limits(
             Some(n) => *setting = n,
             None => {}
         }
+    }
+    if let Some(files) = args.open_files_max.or(file.open_files_max) {
+        if files < strom_broker::OPEN_FILES_MIN {
+            bail!(
+                "open_files_max must be at least {}",
+                strom_broker::OPEN_FILES_MIN
+            );
+        }
+        config.open_files_max = Some(files);
     }
     if let Some(bytes) = args
         .queued_max_request_bytes

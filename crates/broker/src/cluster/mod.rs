@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use strom_log::{
-    is_valid_topic_name, CleanerStats, CleaningOutcome, LogConfig, LogManager, Maintenance,
+    is_valid_topic_name, CleanerStats, CleaningOutcome, FileBudget, LogConfig, LogManager, Maintenance,
     MaintenanceConfig, PartitionLog, TopicPartition,
 };
 use uuid::Uuid;
@@ -133,9 +133,19 @@ impl Cluster {
                 defaults.clone()
             }
         };
+        let budget = FileBudget::new(
+            config
+                .open_files_max
+                .unwrap_or_else(strom_log::default_open_files_max),
+        );
+        tracing::info!(
+            open_files_max = budget.open_files_max(),
+            "open-file budget of segment files (least recently used closed beyond it)"
+        );
         // The internal logs first: the metadata log says which of the others exist.
         let logs = Arc::new(LogManager::open_first(
             &config.data_dir,
+            &budget,
             internal,
             config_for,
         )?);
