@@ -165,7 +165,10 @@ async fn thousands_of_partitions_beyond_the_open_file_budget_survive_sigkill() {
     produce_everywhere(&mut client, 1, 1).await;
     fetch_everywhere(&mut client, 2).await;
     let fds = open_fds(&child);
-    assert!(fds <= budget + RESERVE, "{fds} descriptors open after the restart");
+    assert!(
+        fds <= budget + RESERVE,
+        "{fds} descriptors open after the restart"
+    );
     child.kill().expect("stop strom");
     child.wait().expect("reap strom");
 }

@@ -1083,7 +1083,8 @@ impl PartitionLog {
             }
             Ok(())
         };
-        let committed = pin().and_then(|()| swap::commit(&self.dir, &cleaned.swap, options.stop_at));
+        let committed =
+            pin().and_then(|()| swap::commit(&self.dir, &cleaned.swap, options.stop_at));
         if !matches!(committed, Ok(true)) {
             self.lock().segments[..replaced]
                 .iter()

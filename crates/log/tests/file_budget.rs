@@ -134,7 +134,11 @@ fn more_segments_than_the_budget_serve_appends_reads_recovery_and_deletes() {
     let logs: Vec<_> = manager.logs().into_iter().map(|(_, log)| log).collect();
     assert_eq!(logs.len(), PARTITIONS);
     let partition_of = |log: &PartitionLog| -> usize {
-        let name = log.dir().file_name().and_then(|n| n.to_str()).expect("name");
+        let name = log
+            .dir()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name");
         TopicPartition::parse_dir_name(name).expect("tp").partition as usize
     };
     for log in &logs {
@@ -176,7 +180,10 @@ fn more_segments_than_the_budget_serve_appends_reads_recovery_and_deletes() {
     assert_eq!(budget.files_opened(), 0);
     for (_, log) in manager.logs() {
         let start = log.log_start_offset();
-        assert_eq!(read_values(&log, start).len() as u64, ROUNDS as u64 + 2 - start);
+        assert_eq!(
+            read_values(&log, start).len() as u64,
+            ROUNDS as u64 + 2 - start
+        );
     }
 }
 
@@ -221,8 +228,8 @@ fn compaction_swaps_segments_whose_files_are_evicted_meanwhile() {
         min_cleanable_dirty_ratio: 0.0,
         ..config()
     };
-    let log = PartitionLog::open_in(&dir.path().join("c-0"), compacted.clone(), &budget)
-        .expect("open");
+    let log =
+        PartitionLog::open_in(&dir.path().join("c-0"), compacted.clone(), &budget).expect("open");
     let churn: Vec<_> = (0..2 * BUDGET)
         .map(|i| {
             PartitionLog::open_in(&dir.path().join(format!("x-{i}")), config(), &budget)

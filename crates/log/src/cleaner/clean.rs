@@ -29,8 +29,8 @@ use crate::batch::BatchHeader;
 use crate::config::LogConfig;
 use crate::error::BatchError;
 use crate::error::{LogError, Result};
-use crate::segment::scan::{for_each_batch, RECOVERY_CHUNK_BYTES};
 use crate::segment::file_budget::LogFiles;
+use crate::segment::scan::{for_each_batch, RECOVERY_CHUNK_BYTES};
 use crate::segment::{BatchPlacement, Segment, SegmentView};
 use std::sync::Arc;
 

@@ -174,6 +174,7 @@ pub fn default_open_files_max() -> usize {
 /// What the open files of one log share: the budget, whether closing a written file
 /// must sync it, and the log's failed flag, which a failed sync sets.
 pub(crate) struct LogFiles {
+    /// The broker-wide budget the log's segment files are opened through.
     pub budget: Arc<FileBudget>,
     /// Set when a sync failed; the log then refuses writes until reopened.
     pub failed: AtomicBool,
@@ -332,8 +333,9 @@ impl CachedFile {
         Ok(file)
     }
 
-    /// Closes the cache's descriptor unless pinned; returns whether it held one.
-    fn close(&self) -> bool {
+    /// Closes the cache's descriptor unless pinned (it is reopened if used again);
+    /// returns whether it held one.
+    pub(crate) fn close(&self) -> bool {
         let taken = {
             let mut slot = self.lock();
             if slot.pinned {
@@ -391,7 +393,12 @@ impl Drop for CachedFile {
 mod tests {
     use super::*;
 
-    fn files(dir: &std::path::Path, name: &str, count: usize, log: &Arc<LogFiles>) -> Vec<Arc<CachedFile>> {
+    fn files(
+        dir: &std::path::Path,
+        name: &str,
+        count: usize,
+        log: &Arc<LogFiles>,
+    ) -> Vec<Arc<CachedFile>> {
         (0..count)
             .map(|i| CachedFile::create(dir.join(format!("{name}{i}.log")), log).expect("create"))
             .collect()
@@ -408,7 +415,11 @@ mod tests {
         assert!(all[0].lock().open.is_none(), "the oldest was closed");
         assert!(all[OPEN_FILES_MIN + 3].lock().open.is_some());
         // Reopening writes to the same file and evicts the now oldest.
-        all[0].open().expect("reopen").write_all_at(b"x", 0).expect("write");
+        all[0]
+            .open()
+            .expect("reopen")
+            .write_all_at(b"x", 0)
+            .expect("write");
         assert_eq!(std::fs::read(&all[0].path).expect("read"), b"x");
         assert!(all[4].lock().open.is_none());
         assert_eq!(budget.open_files(), OPEN_FILES_MIN);
@@ -423,7 +434,10 @@ mod tests {
         all[0].pin().expect("pin");
         assert_eq!(budget.open_files(), 0);
         let more = files(dir.path(), "b", OPEN_FILES_MIN + 1, &log);
-        assert!(all[0].lock().open.is_some(), "pinned files are never evicted");
+        assert!(
+            all[0].lock().open.is_some(),
+            "pinned files are never evicted"
+        );
         all[0].unpin();
         assert_eq!(budget.open_files(), OPEN_FILES_MIN);
         drop(more);

@@ -85,16 +85,10 @@ impl SegmentView {
     fn scan_headers(&self, mut visit: impl FnMut(u64, BatchHeader) -> bool) -> std::io::Result<()> {
         let range = (self.start_position, self.size);
         let file = self.open()?;
-        scan(
-            &file,
-            range,
-            false,
-            LOOKUP_CHUNK_BYTES,
-            |item| match item {
-                Scanned::Batch { position, header } => visit(position, header),
-                Scanned::Invalid { .. } => false,
-            },
-        )
+        scan(&file, range, false, LOOKUP_CHUNK_BYTES, |item| match item {
+            Scanned::Batch { position, header } => visit(position, header),
+            Scanned::Invalid { .. } => false,
+        })
     }
 
     /// Finds the first batch whose last offset is at or after `offset`, scanning
@@ -592,12 +586,14 @@ impl Segment {
 
     /// Deletes the segment's files. Readers still holding a view keep reading the
     /// deleted file; without views (the caller holds the log's lock, under which
-    /// views are taken) nothing is kept open.
+    /// views are taken) its descriptor is closed now, not when the log is dropped.
     pub(crate) fn delete(&self) -> Result<()> {
+        self.file.discard_unsynced();
         if Arc::strong_count(&self.file) > 1 {
             self.pin()?;
+        } else {
+            self.file.close();
         }
-        self.file.discard_unsynced();
         remove_if_exists(&self.log_path)?;
         remove_if_exists(self.index.path())?;
         remove_if_exists(self.time_index.path())
