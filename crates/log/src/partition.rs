@@ -1074,23 +1074,18 @@ impl PartitionLog {
             }
         }
         // Readers of the replaced segments (and reads between the renames and the
-        // splice below) must keep the old files, not reopen the new ones by name.
+        // splice below) must keep the old files, not reopen the new ones by name. The
+        // pins stay if the swap fails part way (some names may already be the new
+        // files'): the log keeps reading the old ones until it is reopened, and it is
+        // not cleaned again before that.
         let replaced = cleaned.swap.old_bases.len();
-        let pin = || -> Result<()> {
+        {
             let state = self.lock();
             for old in &state.segments[..replaced] {
                 old.pin()?;
             }
-            Ok(())
-        };
-        let committed =
-            pin().and_then(|()| swap::commit(&self.dir, &cleaned.swap, options.stop_at));
-        if !matches!(committed, Ok(true)) {
-            self.lock().segments[..replaced]
-                .iter()
-                .for_each(Segment::unpin);
         }
-        if !committed? {
+        if !swap::commit(&self.dir, &cleaned.swap, options.stop_at)? {
             return Ok(Some(outcome));
         }
         let replacements = cleaned

@@ -579,11 +579,6 @@ impl Segment {
             .map_err(LogError::io("open segment", &self.log_path))
     }
 
-    /// Undoes [`pin`](Self::pin).
-    pub(crate) fn unpin(&self) {
-        self.file.unpin();
-    }
-
     /// Deletes the segment's files. Readers still holding a view keep reading the
     /// deleted file; without views (the caller holds the log's lock, under which
     /// views are taken) its descriptor is closed now, not when the log is dropped.
