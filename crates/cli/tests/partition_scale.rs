@@ -36,28 +36,41 @@ fn topic(t: usize) -> TopicName {
     TopicName(StrBytes::from_string(format!("scale-{t}")))
 }
 
-/// `strom serve` with the budget flag, under the low hard open-file limit.
-fn spawn(dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
-    spawn_strom_command(dir, &["--open-files-max", OPEN_FILES_MAX], |command| {
-        // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork
-        // and exec.
-        unsafe {
-            command.pre_exec(|| {
-                let limit = libc::rlimit {
-                    rlim_cur: NOFILE_HARD,
-                    rlim_max: NOFILE_HARD,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            })
-        };
-    })
+/// The broker process, killed when dropped — also when an assertion fails, so that a
+/// failing test leaves no broker (holding the test's output pipe) behind.
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-fn open_fds(child: &Child) -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", child.id())).map_or(0, |dir| dir.count())
+/// `strom serve` with the budget flag, under the low hard open-file limit.
+fn spawn(dir: &std::path::Path) -> (Broker, std::net::SocketAddr) {
+    let (child, addr) =
+        spawn_strom_command(dir, &["--open-files-max", OPEN_FILES_MAX], |command| {
+            // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork
+            // and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    let limit = libc::rlimit {
+                        rlim_cur: NOFILE_HARD,
+                        rlim_max: NOFILE_HARD,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+        });
+    (Broker(child), addr)
+}
+
+fn open_fds(broker: &Broker) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", broker.0.id())).map_or(0, |dir| dir.count())
 }
 
 fn value(t: usize, partition: i32, round: u32) -> Vec<u8> {
@@ -134,7 +147,7 @@ async fn fetch_everywhere(client: &mut Client, rounds: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_partitions_beyond_the_open_file_budget_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, addr) = spawn(dir.path());
+    let (broker, addr) = spawn(dir.path());
     let mut client = Client::connect(addr).await;
     for t in 0..TOPICS {
         let request = CreateTopicsRequest::default()
@@ -154,21 +167,18 @@ async fn thousands_of_partitions_beyond_the_open_file_budget_survive_sigkill() {
     produce_everywhere(&mut client, 0, 0).await;
     fetch_everywhere(&mut client, 1).await;
     let budget: usize = OPEN_FILES_MAX.parse().expect("number");
-    let fds = open_fds(&child);
+    let fds = open_fds(&broker);
     assert!(fds <= budget + RESERVE, "{fds} descriptors open");
 
-    child.kill().expect("SIGKILL strom");
-    child.wait().expect("reap strom");
-    let (mut child, addr) = spawn(dir.path());
+    drop(broker); // SIGKILL
+    let (broker, addr) = spawn(dir.path());
     let mut client = Client::connect(addr).await;
     fetch_everywhere(&mut client, 1).await;
     produce_everywhere(&mut client, 1, 1).await;
     fetch_everywhere(&mut client, 2).await;
-    let fds = open_fds(&child);
+    let fds = open_fds(&broker);
     assert!(
         fds <= budget + RESERVE,
         "{fds} descriptors open after the restart"
     );
-    child.kill().expect("stop strom");
-    child.wait().expect("reap strom");
 }
