@@ -472,7 +472,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             soft_before = before,
             soft = now,
             hard,
-            "open-file limit (partitions and connections each hold descriptors)"
+            "open-file limit (segment files, within their budget, and connections hold descriptors)"
         ),
         Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
     }
@@ -676,6 +676,30 @@ mod tests {
         assert_eq!(config.transactional_id_expiration, Duration::from_secs(60));
         assert_eq!(config.producer_id_expiration, Duration::from_secs(30));
         assert_eq!(config.topic_defaults.compression_type.to_string(), "zstd");
+    }
+
+    #[test]
+    fn the_open_file_budget_is_derived_unless_set_and_has_a_floor() {
+        assert_eq!(
+            broker_config(ServeArgs::default())
+                .expect("defaults")
+                .open_files_max,
+            None,
+            "derived from the raised open-file limit at start"
+        );
+        let with_flag = |flag: Option<usize>| {
+            let (file, mut args) = args_with_file("open_files_max = 5000\n");
+            args.open_files_max = flag;
+            (file, broker_config(args))
+        };
+        assert_eq!(with_flag(None).1.expect("valid").open_files_max, Some(5000));
+        assert_eq!(
+            with_flag(Some(256)).1.expect("valid").open_files_max,
+            Some(256),
+            "the flag wins"
+        );
+        let error = with_flag(Some(8)).1.expect_err("below the floor");
+        assert!(error.to_string().contains("open_files_max"), "{error}");
     }
 
     #[test]
