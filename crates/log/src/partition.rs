@@ -13,7 +13,7 @@
 //! never empty as a list, and only the last one is written to.
 //!
 //! Concurrency: one mutex guards the segment list; appends hold it while writing to
-//! the page cache. Reads and syncs take a snapshot (an `Arc<File>` and a size) under
+//! the page cache. Reads and syncs take a snapshot (the segment file and a size) under
 //! the lock and do their I/O outside it, so slow disks stall neither readers nor
 //! appenders. Group commit: one appender syncs on behalf of all who are waiting.
 //!
