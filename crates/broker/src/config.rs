@@ -72,6 +72,10 @@ pub struct BrokerConfig {
     /// Transactional ids the coordinator remembers; a new one makes it forget the
     /// idle one used least recently (strom's own bound).
     pub transactional_ids_max: usize,
+    /// Segment files open at once, all partitions together; the least recently used
+    /// is closed to open another (strom's own bound). `None` = half the open-file
+    /// limit (`strom_log::default_open_files_max`), leaving the rest to connections.
+    pub open_files_max: Option<usize>,
 }
 
 impl Default for BrokerConfig {
@@ -101,6 +105,7 @@ impl Default for BrokerConfig {
             producer_id_expiration: Duration::from_millis(86_400_000),
             producer_ids_per_partition_max: 10_000,
             transactional_ids_max: 100_000,
+            open_files_max: None,
         }
     }
 }

@@ -32,7 +32,9 @@ pub use security::config::{
     AuthorizerConfig, ClientAuth, ListenerConfig, SaslConfig, SecurityConfig, SecurityProtocol,
     TlsConfig, UserConfig,
 };
-pub use strom_log::{CleanerConfig, CleanupPolicy, CompressionType, FlushPolicy, LogConfig};
+pub use strom_log::{
+    CleanerConfig, CleanupPolicy, CompressionType, FlushPolicy, LogConfig, OPEN_FILES_MIN,
+};
 
 /// Helpers for tests that log in over the wire; not part of the supported API.
 #[doc(hidden)]

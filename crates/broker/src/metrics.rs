@@ -31,6 +31,9 @@ pub(crate) struct Metrics {
     fetched_bytes: Family<Labels, Counter>,
     connections_open: Gauge,
     connections: Counter,
+    open_segment_files: Gauge,
+    open_segment_files_max: Gauge,
+    segment_files_evicted: Counter,
     log_start: Family<Labels, Gauge>,
     log_end: Family<Labels, Gauge>,
     high_watermark: Family<Labels, Gauge>,
@@ -80,6 +83,9 @@ impl Metrics {
             fetched_bytes: Family::default(),
             connections_open: Gauge::default(),
             connections: Counter::default(),
+            open_segment_files: Gauge::default(),
+            open_segment_files_max: Gauge::default(),
+            segment_files_evicted: Counter::default(),
             log_start: Family::default(),
             log_end: Family::default(),
             high_watermark: Family::default(),
@@ -140,6 +146,21 @@ impl Metrics {
             "fetched_bytes",
             "Record-batch bytes served by fetches, by topic",
             m.fetched_bytes.clone(),
+        );
+        registry.register(
+            "open_segment_files",
+            "Segment files the open-file budget counts as open now",
+            m.open_segment_files.clone(),
+        );
+        registry.register(
+            "open_segment_files_max",
+            "The open-file budget of segment files (--open-files-max)",
+            m.open_segment_files_max.clone(),
+        );
+        registry.register(
+            "segment_files_evicted",
+            "Segment files closed to stay within the open-file budget",
+            m.segment_files_evicted.clone(),
         );
         registry.register(
             "connections_open",
@@ -332,6 +353,11 @@ impl Metrics {
             &self.connections,
             stats.connections_total.load(Ordering::Relaxed),
         );
+        let budget = shared.cluster.file_budget();
+        self.open_segment_files.set(budget.open_files() as i64);
+        self.open_segment_files_max
+            .set(i64::try_from(budget.open_files_max()).unwrap_or(i64::MAX));
+        catch_up(&self.segment_files_evicted, budget.files_evicted());
         let cleaner = &shared.cluster.cleaner_stats;
         catch_up(&self.cleaner_runs, cleaner.runs.load(Ordering::Relaxed));
         catch_up(

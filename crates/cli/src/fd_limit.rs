@@ -1,8 +1,8 @@
-//! The open-file budget of `strom serve`: every partition holds descriptors for its
-//! active segment and indexes, and every client connection one more. Distributions
-//! start processes with a soft limit (often 1,024) far below the hard one, so the
-//! broker raises its soft `RLIMIT_NOFILE` to the hard limit at start and logs the
-//! result.
+//! The open-file limit of `strom serve`: segment files (through the log's open-file
+//! budget, by default half of this limit) and client connections hold descriptors.
+//! Distributions start processes with a soft limit (often 1,024) far below the hard
+//! one, so the broker raises its soft `RLIMIT_NOFILE` to the hard limit at start and
+//! logs the result; the budget is derived from the raised limit.
 
 /// The soft and hard open-file limits, before and after raising the soft one to the
 /// hard one: `(soft before, soft now, hard)`.

@@ -98,6 +98,12 @@ pub struct ServeArgs {
     /// (Kafka's max.connections.per.ip) [default: 10000].
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<usize>,
+    /// Segment files (of all partitions) open at once; beyond it the least
+    /// recently used is closed and reopened on its next use, so the number of
+    /// partitions is not bounded by the open-file limit [default: half the
+    /// open-file limit, which serve raises to the hard limit].
+    #[arg(long, value_name = "N")]
+    open_files_max: Option<usize>,
     /// Bytes of requests read but not yet answered, all connections together;
     /// a connection whose next request does not fit waits (Kafka's
     /// queued.max.request.bytes) [default: 536870912].
@@ -172,6 +178,7 @@ struct FileConfig {
     group_max_size: Option<usize>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    open_files_max: Option<usize>,
     queued_max_request_bytes: Option<usize>,
     transactional_id_expiration_ms: Option<u64>,
     producer_id_expiration_ms: Option<u64>,
@@ -423,6 +430,15 @@ fn apply_limits(
             None => {}
         }
     }
+    if let Some(files) = args.open_files_max.or(file.open_files_max) {
+        if files < strom_broker::OPEN_FILES_MIN {
+            bail!(
+                "open_files_max must be at least {}",
+                strom_broker::OPEN_FILES_MIN
+            );
+        }
+        config.open_files_max = Some(files);
+    }
     if let Some(bytes) = args
         .queued_max_request_bytes
         .or(file.queued_max_request_bytes)
@@ -456,7 +472,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             soft_before = before,
             soft = now,
             hard,
-            "open-file limit (partitions and connections each hold descriptors)"
+            "open-file limit (segment files, within their budget, and connections hold descriptors)"
         ),
         Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
     }
@@ -660,6 +676,30 @@ mod tests {
         assert_eq!(config.transactional_id_expiration, Duration::from_secs(60));
         assert_eq!(config.producer_id_expiration, Duration::from_secs(30));
         assert_eq!(config.topic_defaults.compression_type.to_string(), "zstd");
+    }
+
+    #[test]
+    fn the_open_file_budget_is_derived_unless_set_and_has_a_floor() {
+        assert_eq!(
+            broker_config(ServeArgs::default())
+                .expect("defaults")
+                .open_files_max,
+            None,
+            "derived from the raised open-file limit at start"
+        );
+        let with_flag = |flag: Option<usize>| {
+            let (file, mut args) = args_with_file("open_files_max = 5000\n");
+            args.open_files_max = flag;
+            (file, broker_config(args))
+        };
+        assert_eq!(with_flag(None).1.expect("valid").open_files_max, Some(5000));
+        assert_eq!(
+            with_flag(Some(256)).1.expect("valid").open_files_max,
+            Some(256),
+            "the flag wins"
+        );
+        let error = with_flag(Some(8)).1.expect_err("below the floor");
+        assert!(error.to_string().contains("open_files_max"), "{error}");
     }
 
     #[test]

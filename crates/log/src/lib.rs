@@ -10,7 +10,9 @@
 //! - [`batch`] — parse and validate a batch header without copying (magic, lengths,
 //!   CRC32C, record count); iterate records with decompression when needed.
 //! - `segment` — one `.log` file plus a sparse `.index` (offset → position) and
-//!   `.timeindex` (timestamp → offset).
+//!   `.timeindex` (timestamp → offset). Log files are opened on demand through a
+//!   [`FileBudget`], an LRU of open descriptors shared by every log, so the number of
+//!   partitions is bounded by disk and memory, not by `RLIMIT_NOFILE`.
 //! - [`PartitionLog`] — the list of segments: append, read, find by timestamp,
 //!   truncate, DeleteRecords, retention, group-commit flushes and checkpoints.
 //! - [`LogManager`] — every log in a data directory: a lock file, parallel recovery,
@@ -73,4 +75,5 @@ pub use manager::{
 pub use partition::{
     now_ms, AppendInfo, CleanOptions, CleaningOutcome, PartitionLog, ReadResult, RetentionOutcome,
 };
+pub use segment::file_budget::{default_open_files_max, FileBudget, OPEN_FILES_MIN};
 pub use sync_observer::set_sync_observer;

@@ -9,7 +9,9 @@
 //!     recovery-point
 //! ```
 //!
-//! `open` recovers every log in parallel (one thread per core). Background
+//! `open` recovers every log in parallel (one thread per core). Every log opens its
+//! segment files through the manager's [`FileBudget`], so neither start-up nor the
+//! number of partitions is bounded by the open-file limit. Background
 //! maintenance — interval flushes, recovery checkpoints, retention — runs on one
 //! thread started with [`LogManager::spawn_maintenance`].
 
@@ -25,6 +27,7 @@ use crate::cleaner::{CleanerConfig, CleanerStats};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::partition::{now_ms, CleanOptions, CleaningOutcome, PartitionLog};
+use crate::segment::file_budget::FileBudget;
 
 /// Called by the cleaner thread after each completed cleaning.
 pub type CleanedCallback = Box<dyn Fn(&TopicPartition, &CleaningOutcome) + Send + Sync>;
@@ -117,25 +120,31 @@ pub struct LogManager {
     recovered_clean: bool,
     /// Listed by `open_first` and not opened yet.
     unopened: Mutex<Vec<TopicPartition>>,
+    /// Bounds the segment files open at once, across every log.
+    budget: Arc<FileBudget>,
 }
 
 impl LogManager {
     /// Locks `data_dir` (creating it if needed) and opens every partition log in it,
-    /// in parallel, with the config `config_for` returns for each.
+    /// in parallel, with the config `config_for` returns for each, under the default
+    /// open-file budget ([`FileBudget::from_rlimit`]).
     pub fn open(
         data_dir: &Path,
         config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
     ) -> Result<Self> {
-        let manager = Self::open_first(data_dir, |_| true, &config_for)?;
+        let manager =
+            Self::open_first(data_dir, &FileBudget::from_rlimit(), |_| true, &config_for)?;
         manager.open_rest(|_| true, &config_for)?;
         Ok(manager)
     }
 
     /// Locks `data_dir` (creating it if needed), lists its partition logs and opens,
     /// in parallel, those `first` selects (e.g. the metadata log that says which of the
-    /// others to open); [`open_rest`](Self::open_rest) deals with the rest.
+    /// others to open); [`open_rest`](Self::open_rest) deals with the rest. Every log
+    /// opens its segment files through `budget`.
     pub fn open_first(
         data_dir: &Path,
+        budget: &Arc<FileBudget>,
         first: impl Fn(&TopicPartition) -> bool,
         config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
     ) -> Result<Self> {
@@ -165,7 +174,7 @@ impl LogManager {
             .into_iter()
             .partition(|tp| first(tp));
         let started = Instant::now();
-        let opened = open_parallel(data_dir, &partitions, clean, &config_for)?;
+        let opened = open_parallel(data_dir, &partitions, (clean, budget), &config_for)?;
         // Removed before any log is written: a crash from here on recovers everything.
         if clean {
             std::fs::remove_file(&marker)
@@ -185,6 +194,7 @@ impl LogManager {
             logs: RwLock::new(opened.into_iter().collect()),
             recovered_clean: clean,
             unopened: Mutex::new(rest),
+            budget: Arc::clone(budget),
         })
     }
 
@@ -200,12 +210,19 @@ impl LogManager {
         let rest = std::mem::take(&mut *self.unopened.lock().unwrap_or_else(|e| e.into_inner()));
         let (kept, others): (Vec<_>, Vec<_>) = rest.into_iter().partition(|tp| keep(tp));
         let started = Instant::now();
-        let opened = open_parallel(&self.data_dir, &kept, self.recovered_clean, &config_for)?;
+        let opened = open_parallel(
+            &self.data_dir,
+            &kept,
+            (self.recovered_clean, &self.budget),
+            &config_for,
+        )?;
         self.write_logs().extend(opened);
         tracing::info!(
             dir = %self.data_dir.display(),
             partitions = kept.len(),
             left_unopened = others.len(),
+            open_files = self.budget.open_files(),
+            open_files_max = self.budget.open_files_max(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "opened logs"
         );
@@ -215,6 +232,11 @@ impl LogManager {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The budget of open segment files every log of this manager shares.
+    pub fn file_budget(&self) -> &Arc<FileBudget> {
+        &self.budget
     }
 
     /// Whether the previous process shut down cleanly (no recovery scan was needed).
@@ -252,7 +274,7 @@ impl LogManager {
         }
         let dir = self.data_dir.join(tp.dir_name());
         let existed = dir.exists();
-        let log = match PartitionLog::open(&dir, config) {
+        let log = match PartitionLog::open_in(&dir, config, &self.budget) {
             Ok(log) => Arc::new(log),
             Err(error) => {
                 // Leave nothing behind but what was there: a failed create is undone.
@@ -532,7 +554,7 @@ fn list_partitions(data_dir: &Path) -> Result<Vec<TopicPartition>> {
 fn open_parallel(
     data_dir: &Path,
     partitions: &[TopicPartition],
-    clean: bool,
+    (clean, budget): (bool, &Arc<FileBudget>),
     config_for: &(impl Fn(&TopicPartition) -> LogConfig + Sync),
 ) -> Result<Vec<(TopicPartition, Arc<PartitionLog>)>> {
     let threads = std::thread::available_parallelism()
@@ -547,7 +569,7 @@ fn open_parallel(
                     part.iter()
                         .map(|tp| {
                             let dir = data_dir.join(tp.dir_name());
-                            PartitionLog::open_with(&dir, config_for(tp), clean)
+                            PartitionLog::open_with(&dir, config_for(tp), clean, budget)
                                 .map(|log| (tp.clone(), Arc::new(log)))
                         })
                         .collect::<Result<Vec<_>>>()

@@ -13,13 +13,20 @@
 //! never empty as a list, and only the last one is written to.
 //!
 //! Concurrency: one mutex guards the segment list; appends hold it while writing to
-//! the page cache. Reads and syncs take a snapshot (an `Arc<File>` and a size) under
+//! the page cache. Reads and syncs take a snapshot (the segment file and a size) under
 //! the lock and do their I/O outside it, so slow disks stall neither readers nor
 //! appenders. Group commit: one appender syncs on behalf of all who are waiting.
+//!
+//! Open files: segment log files are opened on demand through a [`FileBudget`] shared
+//! by every log of a broker, which may close any of them between uses (syncing one
+//! with unsynced writes first, unless the flush policy is `os`). A snapshot holds the
+//! segment's file slot, not a descriptor, and opens it when it reads; a segment about
+//! to be renamed over (cleaner swap) or deleted is pinned open first if a snapshot of
+//! it exists, so that readers keep reading the bytes they located.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -31,6 +38,7 @@ use crate::cleaner::state::CleanerState;
 use crate::cleaner::{swap, CleanerStatus, CleaningStats, SwapStep, Throttle};
 use crate::config::{CompressionType, FlushPolicy, LogConfig};
 use crate::error::{BatchError, LogError, Result};
+use crate::segment::file_budget::{FileBudget, LogFiles};
 use crate::segment::{self, BatchPlacement, Segment, SegmentView};
 
 /// What an append did: the offsets it assigned and the log's state after it.
@@ -76,8 +84,9 @@ pub struct PartitionLog {
     state: Mutex<LogState>,
     flush: Mutex<FlushState>,
     flushed_changed: Condvar,
-    /// Set when a sync failed; the log then refuses writes until reopened.
-    failed: AtomicBool,
+    /// The budget its segment files are opened through, and the flag a failed sync
+    /// sets (the log then refuses writes until reopened).
+    files: Arc<LogFiles>,
     /// The log cleaner's bookkeeping (compacted logs only).
     cleaner: Mutex<CleanerState>,
     /// Held for a whole cleaning, and by the operations that delete or cut segments
@@ -203,15 +212,27 @@ impl PartitionLog {
     /// recovering it from its checkpoint: only data after the recovery point is
     /// re-validated, and the first torn or corrupt batch ends the log.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self> {
-        Self::open_with(dir, config, false)
+        Self::open_in(dir, config, &FileBudget::unbounded())
+    }
+
+    /// [`open`](Self::open), with the log's segment files opened through `budget`
+    /// (shared with other logs) instead of kept open.
+    pub fn open_in(dir: &Path, config: LogConfig, budget: &Arc<FileBudget>) -> Result<Self> {
+        Self::open_with(dir, config, false, budget)
     }
 
     /// Opens the log; `clean` (set by the log manager after a clean shutdown) skips
     /// the consistency checks of sealed segments' indexes.
-    pub(crate) fn open_with(dir: &Path, config: LogConfig, clean: bool) -> Result<Self> {
+    pub(crate) fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        budget: &Arc<FileBudget>,
+    ) -> Result<Self> {
         config.validate()?;
         std::fs::create_dir_all(dir).map_err(LogError::io("create partition directory", dir))?;
-        let (segments, checkpoint) = crate::recovery::recover(dir, &config, clean)?;
+        let files = LogFiles::new(budget, sync_on_close(config.flush_policy));
+        let (segments, checkpoint) = crate::recovery::recover(dir, &config, clean, &files)?;
         let log_start_offset = checkpoint
             .log_start_offset
             .max(segments[0].base_offset)
@@ -233,7 +254,7 @@ impl PartitionLog {
                 last_flush: Instant::now(),
             }),
             flushed_changed: Condvar::new(),
-            failed: AtomicBool::new(false),
+            files,
             cleaner: Mutex::new(CleanerState::load(dir)),
             cleaning: Mutex::new(()),
         };
@@ -267,7 +288,7 @@ impl PartitionLog {
     }
 
     fn check_not_failed(&self) -> Result<()> {
-        if self.failed.load(Ordering::Acquire) {
+        if self.files.failed.load(Ordering::Acquire) {
             return Err(LogError::Failed {
                 path: self.dir.clone(),
             });
@@ -283,7 +304,10 @@ impl PartitionLog {
     /// Replaces the configuration (takes effect for the next append/roll/retention).
     pub fn set_config(&self, config: LogConfig) -> Result<()> {
         config.validate()?;
-        self.lock().config = config;
+        let mut state = self.lock();
+        self.files
+            .set_sync_on_close(sync_on_close(config.flush_policy));
+        state.config = config;
         Ok(())
     }
 
@@ -530,7 +554,7 @@ impl PartitionLog {
         if roll {
             let base = active.next_offset;
             tracing::debug!(dir = %self.dir.display(), base, "rolling segment");
-            let segment = Segment::create(&self.dir, base)?;
+            let segment = Segment::create(&self.dir, base, &self.files)?;
             // The new file's directory entry must be durable before data synced into
             // it can count as durable.
             crate::checkpoint::sync_dir(&self.dir)?;
@@ -578,33 +602,41 @@ impl PartitionLog {
             let from = flush.flushed_offset;
             drop(flush);
 
-            let (target, files) = {
+            let opened = {
                 let state = self.lock();
-                let files: Vec<_> = state
+                state
                     .segments
                     .iter()
                     .filter(|s| s.next_offset > from)
-                    .map(|s| (s.file(), s.path().to_path_buf()))
-                    .collect();
-                (state.log_end_offset(), files)
+                    .map(|s| Ok((s.open_file()?, s.path().to_path_buf())))
+                    .collect::<Result<Vec<_>>>()
+                    .map(|files| (state.log_end_offset(), files))
             };
-            let started = Instant::now();
-            let result = files.iter().try_for_each(|(file, path)| {
-                file.sync_data().map_err(LogError::io("sync segment", path))
+            // Failing to open a file (e.g. out of descriptors) fails this flush only;
+            // failing to sync one fails the log.
+            let mut sync_failed = false;
+            let result = opened.and_then(|(target, files)| {
+                let started = Instant::now();
+                let synced = files.iter().try_for_each(|(file, path)| {
+                    file.sync_data().map_err(LogError::io("sync segment", path))
+                });
+                crate::sync_observer::observe(started.elapsed());
+                sync_failed = synced.is_err();
+                synced.map(|()| target)
             });
-            crate::sync_observer::observe(started.elapsed());
 
             flush = self.lock_flush();
             flush.flushing = false;
             match &result {
-                Ok(()) => {
-                    flush.flushed_offset = flush.flushed_offset.max(target);
+                Ok(target) => {
+                    flush.flushed_offset = flush.flushed_offset.max(*target);
                     flush.last_flush = Instant::now();
                 }
-                Err(error) => {
+                Err(error) if sync_failed => {
                     tracing::error!(%error, dir = %self.dir.display(), "sync failed; log is now failed");
-                    self.failed.store(true, Ordering::Release);
+                    self.files.failed.store(true, Ordering::Release);
                 }
+                Err(_) => {}
             }
             self.flushed_changed.notify_all();
             result?;
@@ -659,16 +691,14 @@ impl PartitionLog {
                 .collect::<Result<Vec<_>>>()?;
             (target, syncs)
         };
-        for handles in syncs {
-            for (file, path) in handles {
-                if let Err(source) = file.sync_data() {
-                    self.failed.store(true, Ordering::Release);
-                    return Err(LogError::Io {
-                        context: "sync for checkpoint",
-                        path,
-                        source,
-                    });
-                }
+        for handle in syncs.iter().flatten() {
+            if let Err(source) = handle.sync_data() {
+                self.files.failed.store(true, Ordering::Release);
+                return Err(LogError::Io {
+                    context: "sync for checkpoint",
+                    path: handle.path().to_path_buf(),
+                    source,
+                });
             }
         }
         target.write(&self.dir)?;
@@ -731,7 +761,10 @@ impl PartitionLog {
         }
         let available = (view.size - position) as usize;
         let want = max_bytes.max(first.size_bytes()).min(available);
-        let mut bytes = segment::scan::read_range(&view.file, position, want)
+        let file = view
+            .open()
+            .map_err(LogError::io("open segment", view.path_hint()))?;
+        let mut bytes = segment::scan::read_range(&file, position, want)
             .map_err(LogError::io("read segment", self.dir.clone()))?;
         let keep = whole_batches_below(&bytes, limit);
         bytes.truncate(keep);
@@ -812,7 +845,7 @@ impl PartitionLog {
         let keep = state.segments.partition_point(|s| s.base_offset <= offset);
         if keep == 0 || offset < state.log_start_offset {
             // Nothing at or below `offset` survives: start over at `offset`.
-            let fresh = Segment::create(&self.dir, offset)?;
+            let fresh = Segment::create(&self.dir, offset, &self.files)?;
             for old in std::mem::replace(&mut state.segments, vec![fresh]) {
                 if old.base_offset != offset {
                     old.delete()?;
@@ -1013,6 +1046,7 @@ impl PartitionLog {
                 first_dirty_offset: first_dirty,
                 config: state.config.clone(),
                 now_ms: options.now_ms,
+                files: Arc::clone(&self.files),
             }
         };
         let mut throttle = Throttle::new(options.io_bytes_per_second_max);
@@ -1039,17 +1073,28 @@ impl PartitionLog {
                 cleaner.save(&self.dir)?;
             }
         }
+        // Readers of the replaced segments (and reads between the renames and the
+        // splice below) must keep the old files, not reopen the new ones by name. The
+        // pins stay if the swap fails part way (some names may already be the new
+        // files'): the log keeps reading the old ones until it is reopened, and it is
+        // not cleaned again before that.
+        let replaced = cleaned.swap.old_bases.len();
+        {
+            let state = self.lock();
+            for old in &state.segments[..replaced] {
+                old.pin()?;
+            }
+        }
         if !swap::commit(&self.dir, &cleaned.swap, options.stop_at)? {
             return Ok(Some(outcome));
         }
         let replacements = cleaned
             .new_segments
             .iter()
-            .map(|&(base, next)| Segment::open(&self.dir, base, next, false))
+            .map(|&(base, next)| Segment::open(&self.dir, base, next, false, &self.files))
             .collect::<Result<Vec<_>>>()?;
         {
             let mut state = self.lock();
-            let replaced = cleaned.swap.old_bases.len();
             debug_assert!(state
                 .segments
                 .iter()
@@ -1102,6 +1147,12 @@ impl PartitionLog {
         std::fs::remove_dir_all(&self.dir)
             .map_err(LogError::io("remove partition directory", &self.dir))
     }
+}
+
+/// Whether closing a written segment file must sync it first: unless the policy is
+/// `os`, which promises no durability (see `segment::file_budget`).
+fn sync_on_close(policy: FlushPolicy) -> bool {
+    !matches!(policy, FlushPolicy::Os)
 }
 
 /// Refuses a batch with a record whose timestamp is outside `[earliest, latest]`

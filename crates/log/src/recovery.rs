@@ -24,13 +24,16 @@ use std::path::Path;
 use crate::checkpoint::Checkpoint;
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::segment::file_budget::LogFiles;
 use crate::segment::{self, Segment};
+use std::sync::Arc;
 
 /// Opens the segments of `dir`: `(segments, the checkpoint recovery started from)`.
 pub(crate) fn recover(
     dir: &Path,
     config: &LogConfig,
     clean: bool,
+    files: &Arc<LogFiles>,
 ) -> Result<(Vec<Segment>, Checkpoint)> {
     crate::cleaner::swap::recover(dir)?;
     let bases = list_segments(dir)?;
@@ -38,7 +41,7 @@ pub(crate) fn recover(
     let cleaned_end = crate::cleaner::state::CleanerState::load(dir).cleaned_end_offset;
     let Some(&last_base) = bases.last() else {
         let start = checkpoint.map_or(0, |c| c.log_start_offset);
-        let segment = Segment::create(dir, start)?;
+        let segment = Segment::create(dir, start, files)?;
         crate::checkpoint::sync_dir(dir)?;
         return Ok((vec![segment], Checkpoint::empty(start, start)));
     };
@@ -58,10 +61,10 @@ pub(crate) fn recover(
         let is_last = base == last_base;
         if base < start.segment_base_offset {
             let next = bases[i + 1];
-            let mut segment = Segment::open(dir, base, next, false)?;
+            let mut segment = Segment::open(dir, base, next, false, files)?;
             if !clean && !segment.indexes_look_consistent() {
                 tracing::warn!(segment = %segment.path().display(), "rebuilding inconsistent indexes");
-                segment = rebuild(dir, base, interval)?;
+                segment = rebuild(dir, base, interval, files)?;
                 if segment.next_offset != next {
                     return Err(LogError::CorruptData {
                         path: segment.path().to_path_buf(),
@@ -76,7 +79,7 @@ pub(crate) fn recover(
             segments.push(segment);
             continue;
         }
-        let mut segment = Segment::open(dir, base, base, true)?;
+        let mut segment = Segment::open(dir, base, base, true, files)?;
         let expected_start = segments.last().map_or(base, |s: &Segment| s.next_offset);
         let cut = if base == start.segment_base_offset {
             segment.recover_from(
@@ -112,17 +115,17 @@ pub(crate) fn recover(
     let last = segments.len() - 1;
     if segments[last].base_offset < last_base {
         let (base, next) = (segments[last].base_offset, segments[last].next_offset);
-        segments[last] = Segment::open(dir, base, next, true)?;
+        segments[last] = Segment::open(dir, base, next, true, files)?;
     }
     Ok((segments, start))
 }
 
 /// Rebuilds a segment's indexes from its data (validating it as recovery does).
-fn rebuild(dir: &Path, base: u64, interval: u64) -> Result<Segment> {
+fn rebuild(dir: &Path, base: u64, interval: u64, files: &Arc<LogFiles>) -> Result<Segment> {
     for extension in ["index", "timeindex"] {
         segment::remove_if_exists(&dir.join(segment::file_name(base, extension)))?;
     }
-    let mut segment = Segment::open(dir, base, base, true)?;
+    let mut segment = Segment::open(dir, base, base, true, files)?;
     segment.recover_from(0, base, (-1, base), interval, true)?;
     Ok(segment)
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use strom_log::{
-    is_valid_topic_name, CleanerStats, CleaningOutcome, LogConfig, LogManager, Maintenance,
-    MaintenanceConfig, PartitionLog, TopicPartition,
+    is_valid_topic_name, CleanerStats, CleaningOutcome, FileBudget, LogConfig, LogManager,
+    Maintenance, MaintenanceConfig, PartitionLog, TopicPartition,
 };
 use uuid::Uuid;
 
@@ -116,6 +116,11 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
+    /// The open-file budget every partition log's segment files share.
+    pub fn file_budget(&self) -> &Arc<FileBudget> {
+        self.logs.file_budget()
+    }
+
     /// Opens the data directory: locks it, recovers every log, replays the metadata
     /// log, creates logs the metadata names but the disk lacks, removes the logs of
     /// deleted topics and sets aside (under `orphaned/`) other logs the metadata does
@@ -133,9 +138,19 @@ impl Cluster {
                 defaults.clone()
             }
         };
+        let budget = FileBudget::new(
+            config
+                .open_files_max
+                .unwrap_or_else(strom_log::default_open_files_max),
+        );
+        tracing::info!(
+            open_files_max = budget.open_files_max(),
+            "open-file budget of segment files (least recently used closed beyond it)"
+        );
         // The internal logs first: the metadata log says which of the others exist.
         let logs = Arc::new(LogManager::open_first(
             &config.data_dir,
+            &budget,
             internal,
             config_for,
         )?);

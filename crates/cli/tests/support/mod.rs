@@ -35,8 +35,28 @@ pub fn spawn_strom(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
 /// [`spawn_strom`], also returning the HTTP address.
 #[allow(dead_code)] // not every test binary asks the HTTP endpoint
 pub fn spawn_strom_with_http(dir: &Path, extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
+    spawn_strom_configured(dir, extra, |_| {})
+}
+
+/// [`spawn_strom`], with `configure` applied to the command before it is spawned
+/// (e.g. to set resource limits in the child).
+#[allow(dead_code)]
+pub fn spawn_strom_command(
+    dir: &Path,
+    extra: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> (Child, SocketAddr) {
+    let (child, addr, _) = spawn_strom_configured(dir, extra, configure);
+    (child, addr)
+}
+
+fn spawn_strom_configured(
+    dir: &Path,
+    extra: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> (Child, SocketAddr, SocketAddr) {
     let args = [&["--kafka-addr", "127.0.0.1:0"], extra].concat();
-    let (child, addr, line) = spawn(dir, &args, "kafka_addr=", "kafka_addr=");
+    let (child, addr, line) = spawn(dir, &args, "kafka_addr=", "kafka_addr=", configure);
     let http = line
         .split_once("http_addr=Some(")
         .and_then(|(_, rest)| rest.split(')').next())
@@ -54,6 +74,7 @@ pub fn spawn_strom_registry(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
         &args,
         "schema registry serving",
         "schema_registry_addr=",
+        |_| {},
     );
     (child, addr)
 }
@@ -63,24 +84,31 @@ pub fn spawn_strom_registry(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
 pub fn spawn_strom_with_config(dir: &Path, config: &Path, listener: &str) -> (Child, SocketAddr) {
     let config = config.to_str().expect("utf-8 config path");
     let marker = format!("listening listener={listener} ");
-    let (child, addr, _) = spawn(dir, &["--config", config], &marker, " addr=");
+    let (child, addr, _) = spawn(dir, &["--config", config], &marker, " addr=", |_| {});
     (child, addr)
 }
 
-/// Starts `strom serve ARGS` on `dir` with an ephemeral HTTP port; returns the child,
-/// the address that follows `key` in the first log line containing `marker`, and
-/// that line.
-fn spawn(dir: &Path, args: &[&str], marker: &str, key: &str) -> (Child, SocketAddr, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+/// Starts `strom serve ARGS` on `dir` with an ephemeral HTTP port (the command
+/// adjusted by `configure`); returns the child, the address that follows `key` in the
+/// first log line containing `marker`, and that line.
+fn spawn(
+    dir: &Path,
+    args: &[&str],
+    marker: &str,
+    key: &str,
+    configure: impl FnOnce(&mut Command),
+) -> (Child, SocketAddr, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strom"));
+    command
         .args(["serve", "--http-addr", "127.0.0.1:0"])
         .args(["--schema-registry-addr", "127.0.0.1:0"])
         .args(args)
         .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strom");
+        .stderr(Stdio::piped());
+    configure(&mut command);
+    let mut child = command.spawn().expect("spawn strom");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {

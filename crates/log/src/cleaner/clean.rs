@@ -29,8 +29,10 @@ use crate::batch::BatchHeader;
 use crate::config::LogConfig;
 use crate::error::BatchError;
 use crate::error::{LogError, Result};
+use crate::segment::file_budget::LogFiles;
 use crate::segment::scan::{for_each_batch, RECOVERY_CHUNK_BYTES};
 use crate::segment::{BatchPlacement, Segment, SegmentView};
+use std::sync::Arc;
 
 use super::offset_map::{digest, OffsetMap};
 use super::swap::Swap;
@@ -52,6 +54,8 @@ pub(crate) struct CleanPlan {
     pub config: LogConfig,
     /// The wall clock, for delete horizons.
     pub now_ms: i64,
+    /// Where the log's files come from (the budget), for the cleaned segments.
+    pub files: Arc<LogFiles>,
 }
 
 /// Counts of one cleaning.
@@ -127,6 +131,7 @@ pub(crate) fn clean(
         txn: &txn,
         now_ms: plan.now_ms,
         config: &plan.config,
+        files: &plan.files,
         txn_retained: HashMap::new(),
         next_delete_horizon_ms: None,
         removed_abort_markers: Vec::new(),
@@ -218,8 +223,11 @@ fn build_map(
     let mut map_end = cleanable_end;
     for view in segments.iter().filter(|s| s.next_offset > first_dirty) {
         let mut full = false;
+        let file = view
+            .open()
+            .map_err(LogError::io("open segment", view.path_hint()))?;
         for_each_batch(
-            &view.file,
+            &file,
             (0, view.size),
             RECOVERY_CHUNK_BYTES,
             |_, header, bytes| -> std::result::Result<bool, ScanError> {
@@ -286,6 +294,7 @@ struct Rewriter<'a> {
     txn: &'a TxnIndex,
     now_ms: i64,
     config: &'a LogConfig,
+    files: &'a Arc<LogFiles>,
     /// Per producer: whether a record of its current transaction was kept.
     txn_retained: HashMap<i64, bool>,
     next_delete_horizon_ms: Option<i64>,
@@ -312,12 +321,15 @@ impl Rewriter<'_> {
         group: &[SegmentView],
         throttle: &mut Throttle,
     ) -> Result<()> {
-        let mut out = Segment::create_cleaned(dir, group[0].base_offset)?;
+        let mut out = Segment::create_cleaned(dir, group[0].base_offset, self.files)?;
         let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BUFFER_BYTES);
         let mut placements: Vec<BatchPlacement> = Vec::new();
         for view in group {
+            let file = view
+                .open()
+                .map_err(LogError::io("open segment", view.path_hint()))?;
             for_each_batch(
-                &view.file,
+                &file,
                 (0, view.size),
                 RECOVERY_CHUNK_BYTES,
                 |_, header, bytes| -> std::result::Result<bool, ScanError> {

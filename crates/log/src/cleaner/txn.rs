@@ -34,8 +34,11 @@ impl TxnIndex {
         let mut open: HashMap<i64, u64> = HashMap::new();
         for view in segments {
             let mut failure = None;
+            let file = view
+                .open()
+                .map_err(LogError::io("open segment", view.path_hint()))?;
             scan(
-                &view.file,
+                &file,
                 (0, view.size),
                 false,
                 RECOVERY_CHUNK_BYTES,
@@ -58,7 +61,7 @@ impl TxnIndex {
                             }
                             return true;
                         }
-                        let marker = read_range(&view.file, position, header.size_bytes())
+                        let marker = read_range(&file, position, header.size_bytes())
                             .ok()
                             .and_then(|bytes| parse_marker(&header, &bytes));
                         if let (Some(marker), Some(first)) = (marker, open.get(&pid).copied()) {

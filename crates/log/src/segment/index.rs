@@ -14,7 +14,9 @@
 //! in one `pwrite` when the index is synced (checkpoint, seal, close) — not one syscall
 //! per entry. Entries past the last checkpoint need not be on disk: recovery rebuilds
 //! them. Sealed segments map their files read-only on first use, so an idle partition
-//! with many segments costs no heap.
+//! with many segments costs no heap. Neither keeps a descriptor open between uses (a
+//! mapping needs none), so indexes cost nothing of the open-file budget: the active
+//! index opens its file for each write, which happens at most once per checkpoint.
 //!
 //! Invariants: entries are strictly increasing in both fields (offsets, positions,
 //! timestamps); the file's first `written` bytes equal the first `written` bytes of
@@ -41,11 +43,12 @@ pub(crate) struct IndexFile<const W: usize> {
 }
 
 enum IndexState {
-    /// Entries in memory; the first `written` bytes are also in the file.
+    /// Entries in memory; the first `written` bytes are also in the file, synced
+    /// unless `unsynced`.
     Active {
-        file: File,
         bytes: Vec<u8>,
         written: usize,
+        unsynced: bool,
     },
     /// Read-only; the file is mapped on first lookup.
     Sealed { mapped: OnceLock<Option<Mmap>> },
@@ -55,13 +58,7 @@ impl<const W: usize> IndexFile<W> {
     /// Opens (creating if needed) an index for appending, loading its entries.
     /// A trailing partial entry is dropped.
     pub(crate) fn open_active(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(LogError::io("open index", path))?;
+        let file = open_for_writing(path)?;
         let len = file
             .metadata()
             .map_err(LogError::io("stat index", path))?
@@ -73,8 +70,8 @@ impl<const W: usize> IndexFile<W> {
             path: path.to_path_buf(),
             state: IndexState::Active {
                 written: bytes.len(),
-                file,
                 bytes,
+                unsynced: false,
             },
         })
     }
@@ -128,37 +125,53 @@ impl<const W: usize> IndexFile<W> {
         }
     }
 
-    /// Writes the entries not yet in the file, in one `pwrite`. On error nothing is
-    /// counted as written, so the next call retries them.
-    fn write_pending(&mut self) -> Result<()> {
-        if let IndexState::Active {
-            file,
+    /// Writes the entries not yet in the file, in one `pwrite`, and returns the file
+    /// if it has changes not yet synced; `None` for a sealed index or one already
+    /// synced. On error nothing is counted as written, so the next call retries.
+    fn write_pending(&mut self) -> Result<Option<File>> {
+        let IndexState::Active {
             bytes,
             written,
+            unsynced,
         } = &mut self.state
-        {
-            if *written < bytes.len() {
-                file.write_all_at(&bytes[*written..], *written as u64)
-                    .map_err(LogError::io("write index entries", &self.path))?;
-                *written = bytes.len();
-            }
+        else {
+            return Ok(None);
+        };
+        if *written == bytes.len() && !*unsynced {
+            return Ok(None);
         }
-        Ok(())
+        let file = open_for_writing(&self.path)?;
+        if *written < bytes.len() {
+            file.write_all_at(&bytes[*written..], *written as u64)
+                .map_err(LogError::io("write index entries", &self.path))?;
+            *written = bytes.len();
+        }
+        // Counted as synced now: the caller syncs it, and a failed sync fails the log.
+        *unsynced = false;
+        Ok(Some(file))
     }
 
     /// Keeps the first `entries` entries, in memory and on disk.
     pub(crate) fn truncate(&mut self, entries: usize) -> Result<()> {
+        if let IndexState::Active { bytes, .. } = &self.state {
+            if entries * W >= bytes.len() {
+                // Nothing to cut (recovery of an intact tail): no need to open the file.
+                return Ok(());
+            }
+        }
         self.make_active()?;
         if let IndexState::Active {
-            file,
             bytes,
             written,
+            unsynced,
         } = &mut self.state
         {
             bytes.truncate(entries * W);
             *written = (*written).min(bytes.len());
-            file.set_len(*written as u64)
+            open_for_writing(&self.path)?
+                .set_len(*written as u64)
                 .map_err(LogError::io("truncate index", &self.path))?;
+            *unsynced = true;
         }
         Ok(())
     }
@@ -179,8 +192,12 @@ impl<const W: usize> IndexFile<W> {
     /// Writes pending entries, makes the file exactly as long as the entries, syncs it
     /// and switches to the lazily mapped read-only form.
     pub(crate) fn seal(&mut self) -> Result<()> {
-        self.write_pending()?;
-        if let IndexState::Active { file, bytes, .. } = &self.state {
+        if let IndexState::Active { unsynced, .. } = &mut self.state {
+            // Sealing trims and syncs even an index with nothing new.
+            *unsynced = true;
+        }
+        let file = self.write_pending()?;
+        if let (Some(file), IndexState::Active { bytes, .. }) = (file, &self.state) {
             file.set_len(bytes.len() as u64)
                 .map_err(LogError::io("trim index", &self.path))?;
             file.sync_data()
@@ -201,25 +218,28 @@ impl<const W: usize> IndexFile<W> {
         }
     }
 
-    /// Writes pending entries and returns a duplicate handle of an active index's
-    /// file, to sync it without holding the log's lock; `None` for a sealed index.
-    pub(crate) fn sync_handle(&mut self) -> Result<Option<(std::sync::Arc<File>, PathBuf)>> {
-        self.write_pending()?;
-        match &self.state {
-            IndexState::Active { file, .. } => {
-                let dup = file
-                    .try_clone()
-                    .map_err(LogError::io("duplicate index handle", &self.path))?;
-                Ok(Some((std::sync::Arc::new(dup), self.path.clone())))
-            }
-            IndexState::Sealed { .. } => Ok(None),
-        }
+    /// Writes pending entries and returns the file to sync without holding the log's
+    /// lock; `None` for a sealed index or when nothing changed since the last sync.
+    pub(crate) fn sync_handle(&mut self) -> Result<Option<(File, PathBuf)>> {
+        Ok(self.write_pending()?.map(|file| (file, self.path.clone())))
     }
 
     /// The index file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens an index file for writing (creating it if needed); the descriptor lives only
+/// as long as the write or sync that needs it.
+fn open_for_writing(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(LogError::io("open index", path))
 }
 
 fn map_file(path: &Path) -> Option<Mmap> {

@@ -5,21 +5,25 @@
 //! segment's own size, never with `O_APPEND`, so a failed or partial write is simply
 //! overwritten by the next append and never becomes part of the segment.
 //!
+//! The log file is opened on demand through the broker's open-file budget
+//! ([`file_budget`]), so a segment costs no descriptor while unused.
+//!
 //! Invariants: `size` bytes of the file hold whole, valid batches with strictly
 //! increasing offsets in `[base_offset, next_offset)`; index entries point inside
 //! those bytes.
 
+pub(crate) mod file_budget;
 pub(crate) mod index;
 pub(crate) mod scan;
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::records::Records;
 use crate::batch::BatchHeader;
 use crate::error::{BatchError, LogError, Result};
+use file_budget::{CachedFile, LogFiles, OpenFile};
 use index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use scan::{scan, Scanned, LOOKUP_CHUNK_BYTES, RECOVERY_CHUNK_BYTES};
 
@@ -63,7 +67,8 @@ pub(crate) struct SegmentView {
     /// One past the last offset the segment covers (compaction may leave a gap
     /// before it).
     pub next_offset: u64,
-    pub file: Arc<File>,
+    /// The log file, opened through the budget when read.
+    pub file: Arc<CachedFile>,
     /// Bytes of valid data at the time of the snapshot.
     pub size: u64,
     /// A position at or before the batch holding the offset of interest.
@@ -71,19 +76,19 @@ pub(crate) struct SegmentView {
 }
 
 impl SegmentView {
+    /// The log file, open (reopened if the budget closed it).
+    pub(crate) fn open(&self) -> std::io::Result<Arc<OpenFile>> {
+        self.file.open()
+    }
+
     /// Visits the batch headers from `start_position` while `visit` returns true.
     fn scan_headers(&self, mut visit: impl FnMut(u64, BatchHeader) -> bool) -> std::io::Result<()> {
         let range = (self.start_position, self.size);
-        scan(
-            &self.file,
-            range,
-            false,
-            LOOKUP_CHUNK_BYTES,
-            |item| match item {
-                Scanned::Batch { position, header } => visit(position, header),
-                Scanned::Invalid { .. } => false,
-            },
-        )
+        let file = self.open()?;
+        scan(&file, range, false, LOOKUP_CHUNK_BYTES, |item| match item {
+            Scanned::Batch { position, header } => visit(position, header),
+            Scanned::Invalid { .. } => false,
+        })
     }
 
     /// Finds the first batch whose last offset is at or after `offset`, scanning
@@ -108,11 +113,14 @@ impl SegmentView {
         decompressed_bytes_max: usize,
     ) -> Result<Option<(u64, i64)>> {
         let mut found = Ok(None);
+        let file = self
+            .open()
+            .map_err(LogError::io("open segment", self.path_hint()))?;
         self.scan_headers(|position, header| {
             if header.max_timestamp < timestamp || (header.last_offset() as u64) < min_offset {
                 return true;
             }
-            found = scan::read_range(&self.file, position, header.size_bytes())
+            found = scan::read_range(&file, position, header.size_bytes())
                 .map_err(LogError::io("read batch", self.path_hint()))
                 .and_then(|bytes| {
                     self.first_record_at_or_after(
@@ -160,7 +168,7 @@ impl SegmentView {
 pub(crate) struct Segment {
     pub base_offset: u64,
     log_path: PathBuf,
-    file: Arc<File>,
+    file: Arc<CachedFile>,
     /// Bytes of whole, valid batches.
     pub size: u64,
     /// One past the last offset stored (= `base_offset` when empty).
@@ -178,33 +186,37 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// Creates a new, empty segment (replacing any leftover files of that name).
-    pub(crate) fn create(dir: &Path, base_offset: u64) -> Result<Self> {
-        Self::create_named(dir, base_offset, "")
+    pub(crate) fn create(dir: &Path, base_offset: u64, files: &Arc<LogFiles>) -> Result<Self> {
+        Self::create_named(dir, base_offset, "", files)
     }
 
     /// Creates the log cleaner's replacement for the segment at `base_offset`, under
     /// temporary names (`<base>.log.cleaned`, …) that recovery deletes unless a swap
     /// was committed (see `cleaner::swap`).
-    pub(crate) fn create_cleaned(dir: &Path, base_offset: u64) -> Result<Self> {
-        Self::create_named(dir, base_offset, CLEANED_SUFFIX)
+    pub(crate) fn create_cleaned(
+        dir: &Path,
+        base_offset: u64,
+        files: &Arc<LogFiles>,
+    ) -> Result<Self> {
+        Self::create_named(dir, base_offset, CLEANED_SUFFIX, files)
     }
 
-    fn create_named(dir: &Path, base_offset: u64, suffix: &str) -> Result<Self> {
+    fn create_named(
+        dir: &Path,
+        base_offset: u64,
+        suffix: &str,
+        files: &Arc<LogFiles>,
+    ) -> Result<Self> {
         let name = |extension: &str| format!("{}{suffix}", file_name(base_offset, extension));
         let log_path = dir.join(name("log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
+        let file = CachedFile::create(log_path.clone(), files)
             .map_err(LogError::io("create segment", &log_path))?;
         for extension in ["index", "timeindex"] {
             remove_if_exists(&dir.join(name(extension)))?;
         }
         Ok(Segment {
             base_offset,
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -217,25 +229,20 @@ impl Segment {
         })
     }
 
-    /// Opens an existing segment without reading its data. Its indexes are opened
-    /// sealed (lazily mapped) unless `active`. `next_offset` is trusted when given;
-    /// recovery computes it otherwise.
+    /// Opens an existing segment without reading its data (nor opening its log file,
+    /// which the budget opens on first use). Its indexes are opened sealed (lazily
+    /// mapped) unless `active`. `next_offset` is trusted when given; recovery computes
+    /// it otherwise.
     pub(crate) fn open(
         dir: &Path,
         base_offset: u64,
         next_offset: u64,
         active: bool,
+        files: &Arc<LogFiles>,
     ) -> Result<Self> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(LogError::io("open segment", &log_path))?;
-        let size = file
-            .metadata()
-            .map_err(LogError::io("stat segment", &log_path))?
-            .len();
+        let size = file_len(&log_path)?;
+        let file = CachedFile::new(log_path.clone(), files);
         let index_path = dir.join(file_name(base_offset, "index"));
         let time_path = dir.join(file_name(base_offset, "timeindex"));
         let (index, time_index) = if active {
@@ -251,7 +258,7 @@ impl Segment {
         };
         let mut segment = Segment {
             base_offset,
-            file: Arc::new(file),
+            file,
             size,
             next_offset,
             max_timestamp: -1,
@@ -318,7 +325,7 @@ impl Segment {
         index_interval_bytes: u64,
         now_ms: i64,
     ) -> Result<()> {
-        self.file
+        self.open_file()?
             .write_all_at(records, self.size)
             .map_err(LogError::io("append to segment", &self.log_path))?;
         let start = self.size;
@@ -406,11 +413,7 @@ impl Segment {
         index_interval_bytes: u64,
         gaps: bool,
     ) -> Result<u64> {
-        let file_len = self
-            .file
-            .metadata()
-            .map_err(LogError::io("stat segment", &self.log_path))?
-            .len();
+        let file_len = file_len(&self.log_path)?;
         let position = position.min(file_len);
         self.index
             .truncate(self.index.entries_before_position(position))?;
@@ -425,7 +428,11 @@ impl Segment {
             None => position,
         };
         let mut stop_reason = None;
-        let file = Arc::clone(&self.file);
+        if position == file_len {
+            // Nothing to validate (a clean restart): leave the file closed.
+            return Ok(0);
+        }
+        let file = self.open_file()?;
         scan(
             &file,
             (position, file_len),
@@ -477,8 +484,7 @@ impl Segment {
                 reason = stop_reason.as_deref().unwrap_or("unknown"),
                 "truncating torn or corrupt segment tail"
             );
-            self.file
-                .set_len(self.size)
+            file.set_len(self.size)
                 .map_err(LogError::io("truncate segment", &self.log_path))?;
         }
         Ok(cut)
@@ -495,7 +501,7 @@ impl Segment {
             return Ok(self.next_offset);
         };
         let new_next = (header.base_offset as u64).max(self.base_offset);
-        self.file
+        self.open_file()?
             .set_len(position)
             .map_err(LogError::io("truncate segment", &self.log_path))?;
         // Re-index the kept bytes; truncation is rare, so a full scan is acceptable.
@@ -512,26 +518,32 @@ impl Segment {
 
     /// Syncs the data and both indexes.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.file
+        self.open_file()?
             .sync_data()
             .map_err(LogError::io("sync segment", &self.log_path))?;
         self.index.sync()?;
         self.time_index.sync()
     }
 
-    /// A handle to the log file for syncing outside the log's lock.
-    pub(crate) fn file(&self) -> Arc<File> {
-        Arc::clone(&self.file)
+    /// The log file, open, for I/O outside the log's lock (reopened through the
+    /// budget if it was closed).
+    pub(crate) fn open_file(&self) -> Result<Arc<OpenFile>> {
+        self.file
+            .open()
+            .map_err(LogError::io("open segment", &self.log_path))
     }
 
     /// Handles to sync the log file and both indexes outside the log's lock.
-    pub(crate) fn sync_handles(&mut self) -> Result<Vec<(Arc<File>, PathBuf)>> {
-        let mut handles = vec![(self.file(), self.log_path.clone())];
-        for index in [self.index.sync_handle()?, self.time_index.sync_handle()?]
+    pub(crate) fn sync_handles(&mut self) -> Result<Vec<SyncHandle>> {
+        let mut handles = vec![SyncHandle::Segment(
+            self.open_file()?,
+            self.log_path.clone(),
+        )];
+        for (file, path) in [self.index.sync_handle()?, self.time_index.sync_handle()?]
             .into_iter()
             .flatten()
         {
-            handles.push(index);
+            handles.push(SyncHandle::Index(file, path));
         }
         Ok(handles)
     }
@@ -547,19 +559,72 @@ impl Segment {
         self.time_index.seal()
     }
 
-    /// Trims the file to `size` (dropping garbage from failed writes) on clean close.
+    /// Trims the file to `size` (dropping garbage from failed writes) on clean close;
+    /// a file already of that size is not opened.
     pub(crate) fn trim(&self) -> Result<()> {
-        self.file
+        if file_len(&self.log_path)? == self.size {
+            return Ok(());
+        }
+        self.open_file()?
             .set_len(self.size)
             .map_err(LogError::io("trim segment", &self.log_path))
     }
 
-    /// Deletes the segment's files.
+    /// Keeps the log file open, outside the budget, until this segment and its views
+    /// are dropped (see [`CachedFile::pin`]): called before its path is renamed over,
+    /// so that readers keep reading the bytes they located.
+    pub(crate) fn pin(&self) -> Result<()> {
+        self.file
+            .pin()
+            .map_err(LogError::io("open segment", &self.log_path))
+    }
+
+    /// Deletes the segment's files. Readers still holding a view keep reading the
+    /// deleted file; without views (the caller holds the log's lock, under which
+    /// views are taken) its descriptor is closed now, not when the log is dropped.
     pub(crate) fn delete(&self) -> Result<()> {
+        self.file.discard_unsynced();
+        if Arc::strong_count(&self.file) > 1 {
+            self.pin()?;
+        } else {
+            self.file.close();
+        }
         remove_if_exists(&self.log_path)?;
         remove_if_exists(self.index.path())?;
         remove_if_exists(self.time_index.path())
     }
+}
+
+/// A file to sync outside the log's lock.
+pub(crate) enum SyncHandle {
+    /// A segment's log file (its sync is recorded, so closing it need not sync).
+    Segment(Arc<OpenFile>, PathBuf),
+    /// An index file.
+    Index(File, PathBuf),
+}
+
+impl SyncHandle {
+    /// `fdatasync`s the file.
+    pub(crate) fn sync_data(&self) -> std::io::Result<()> {
+        match self {
+            SyncHandle::Segment(file, _) => file.sync_data(),
+            SyncHandle::Index(file, _) => file.sync_data(),
+        }
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            SyncHandle::Segment(_, path) | SyncHandle::Index(_, path) => path,
+        }
+    }
+}
+
+/// The length of the file at `path`, without opening it.
+fn file_len(path: &Path) -> Result<u64> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(LogError::io("stat segment", path))
 }
 
 pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
