@@ -46,6 +46,8 @@ pub struct BrokerStats {
     pub connections_refused: AtomicU64,
     /// Requests that waited for room in `queued.max.request.bytes` before being read.
     pub requests_waited_for_budget: AtomicU64,
+    /// Fetch requests waiting for data now (long polls).
+    pub fetches_waiting: AtomicU64,
 }
 
 /// What every connection shares.

@@ -31,6 +31,7 @@ pub(crate) struct Metrics {
     fetched_bytes: Family<Labels, Counter>,
     connections_open: Gauge,
     connections: Counter,
+    fetches_waiting: Gauge,
     open_segment_files: Gauge,
     open_segment_files_max: Gauge,
     segment_files_evicted: Counter,
@@ -83,6 +84,7 @@ impl Metrics {
             fetched_bytes: Family::default(),
             connections_open: Gauge::default(),
             connections: Counter::default(),
+            fetches_waiting: Gauge::default(),
             open_segment_files: Gauge::default(),
             open_segment_files_max: Gauge::default(),
             segment_files_evicted: Counter::default(),
@@ -171,6 +173,11 @@ impl Metrics {
             "connections",
             "Client connections accepted",
             m.connections.clone(),
+        );
+        registry.register(
+            "fetches_waiting",
+            "Fetch requests waiting for data (long polls)",
+            m.fetches_waiting.clone(),
         );
         registry.register(
             "partition_log_start_offset",
@@ -349,6 +356,8 @@ impl Metrics {
         let stats = &shared.stats;
         self.connections_open
             .set(stats.connections_open.load(Ordering::Relaxed) as i64);
+        self.fetches_waiting
+            .set(stats.fetches_waiting.load(Ordering::Relaxed) as i64);
         catch_up(
             &self.connections,
             stats.connections_total.load(Ordering::Relaxed),

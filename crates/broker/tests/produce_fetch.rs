@@ -27,6 +27,24 @@ use support::{batch, records_of, values, Client};
 const PRODUCE_V: i16 = 9;
 const FETCH_V: i16 = 12;
 
+/// Returns once `n` fetches wait for data in `broker` (a failure guard of 30 s).
+async fn fetches_waiting(broker: &strom_broker::BrokerHandle, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while broker
+        .stats()
+        .fetches_waiting
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != n
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} fetches never waited"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
@@ -192,7 +210,8 @@ async fn a_waiting_fetch_is_woken_by_an_append() {
     let id = consumer
         .send_only(FETCH_V, &fetch_request("live", 0, 0, 60_000, 1))
         .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The append must come while the fetch waits, not before it reads.
+    fetches_waiting(&broker, 1).await;
     produce(&mut producer, "live", 0, value_batch(&["ping"]), 1).await;
     let response = tokio::time::timeout(
         Duration::from_secs(30),
@@ -475,7 +494,7 @@ async fn shutdown_answers_waiting_fetches_instead_of_dropping_them() {
     let id = client
         .send_only(FETCH_V, &fetch_request("waiting", 0, 0, 60_000, 1))
         .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    fetches_waiting(&broker, 1).await;
     let stopping = tokio::spawn(broker.shutdown());
     // Without the early answer the fetch would outlive the drain timeout and its
     // connection would be closed with no response.

@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use tokio::sync::futures::Notified;
 use tokio::sync::watch;
 
 use super::Reply;
+use crate::broker::BrokerStats;
 use crate::cluster::{Cluster, Partition, Topic};
 use crate::metrics::Metrics;
 use crate::protocol::{encode_response_sharing, log_error_code, Header};
@@ -42,6 +44,7 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 pub(super) fn handle(
     cluster: &Arc<Cluster>,
     metrics: &Arc<Metrics>,
+    stats: &Arc<BrokerStats>,
     request: FetchRequest,
     header: &Header,
     shutdown: watch::Receiver<bool>,
@@ -49,9 +52,10 @@ pub(super) fn handle(
 ) -> Reply {
     let cluster = Arc::clone(cluster);
     let metrics = Arc::clone(metrics);
+    let stats = Arc::clone(stats);
     let (version, correlation_id) = (header.api_version, header.correlation_id);
     Reply::Later(tokio::spawn(async move {
-        let mut response = long_poll(&cluster, &request, version, shutdown).await;
+        let mut response = long_poll(&cluster, &stats, &request, version, shutdown).await;
         response.responses.extend(unauthorized);
         for topic in &response.responses {
             let bytes: usize = topic
@@ -83,6 +87,7 @@ pub(super) fn handle(
 /// the broker is shutting down).
 async fn long_poll(
     cluster: &Cluster,
+    stats: &BrokerStats,
     request: &FetchRequest,
     version: i16,
     mut shutdown: watch::Receiver<bool>,
@@ -126,6 +131,7 @@ async fn long_poll(
                 Poll::Pending
             }
         });
+        let _waiting = Waiting::count(stats);
         let woken = tokio::select! {
             // Nothing to wait for (no partition exists) waits out max_wait, as Kafka does.
             () = any_append, if waiting => true,
@@ -136,6 +142,22 @@ async fn long_poll(
             // Answer with whatever there is now.
             return read_all(request, version, &resolve(cluster, request, version)).0;
         }
+    }
+}
+
+/// Counts a fetch in [`BrokerStats::fetches_waiting`] while it waits.
+struct Waiting<'s>(&'s BrokerStats);
+
+impl<'s> Waiting<'s> {
+    fn count(stats: &'s BrokerStats) -> Self {
+        stats.fetches_waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(stats)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetches_waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

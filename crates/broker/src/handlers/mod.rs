@@ -65,6 +65,7 @@ pub(crate) async fn dispatch(
             Ok(fetch::handle(
                 cluster,
                 &shared.metrics,
+                &shared.stats,
                 r,
                 header,
                 shared.shutdown.clone(),
