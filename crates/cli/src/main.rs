@@ -17,6 +17,8 @@ mod client;
 mod consume;
 mod fd_limit;
 #[cfg(feature = "tools")]
+mod generate;
+#[cfg(feature = "tools")]
 mod group;
 #[cfg(feature = "tools")]
 mod log_dirs;
@@ -61,6 +63,7 @@ use clap::{Parser, Subcommand};
   strom acl create --principal User:alice --operation read --topic orders
   strom schema register rides-value --file ride.avsc
   strom bench produce --count 100000 --json
+  strom generate driver-locations --rate 500
 
 Every command but serve takes --brokers HOST:PORT (default 127.0.0.1:9092)."
 )]
@@ -99,6 +102,10 @@ enum Command {
     /// Measure throughput and latency against a broker.
     #[cfg(feature = "tools")]
     Bench(bench::BenchArgs),
+    /// Produce realistic, reproducible events for the seeds' systems (views, driver
+    /// locations, messages, payments, …).
+    #[cfg(feature = "tools")]
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -121,6 +128,8 @@ fn main() -> ExitCode {
         Command::Acl(args) => acl::run(args),
         #[cfg(feature = "tools")]
         Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "tools")]
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
