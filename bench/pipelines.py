@@ -15,11 +15,10 @@ record of its internal topic: events/s is the backlog over that time, so it incl
 the outputs' writes to their servers. Per core: divided by the machine's cores (broker,
 pipeline, servers and generator share them).
 
-Generators (seeded, reproducible; `strom generate` of the reference-systems issue will
-replace them): drivers moving around San Francisco (64 partitions, as the seed creates
-them) with ride requests in a global table; views and interactions of users over titles
-with profiles; chat messages over 128 partitions with presence (three quarters of the
-recipients online).
+Events come from `strom generate` (seeded, reproducible): drivers on San Francisco's
+street grid (64 partitions, as the seed creates them) with 200 ride requests in a global
+table; views of popular titles with profiles and metadata; chat messages over 128
+partitions with presence and delivery confirmations.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -39,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests" / "compat" / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("STROM_BIN", str(ROOT / "target" / "release" / "strom"))
 
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 import harness  # noqa: E402  (its Broker: `strom serve` on a fresh data dir)
 from sink_servers import HttpRecorder, PipelineProcess, RedisServer  # noqa: E402
@@ -50,52 +48,21 @@ harness.STROM = STROM
 T0 = 1_780_000_000_000  # event time of the first generated event (ms)
 
 
-def produce(bootstrap: str, topic: str, records, partitions: int = 1) -> int:
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, partitions, 1)])
-    time.sleep(0.5)
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
-                  "compression.type": "lz4", "enable.idempotence": True})
-    n = 0
-    for key, value, ts in records:
-        while True:
-            try:
-                p.produce(topic, key=key.encode(), value=json.dumps(value).encode(), timestamp=ts)
-                break
-            except BufferError:
-                p.poll(0.05)
-        n += 1
-    assert p.flush(120) == 0, f"undelivered records to {topic}"
-    return n
+def create(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    """Creates `topic` as the seed would (the pipeline creates only missing topics)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result()
 
 
-def drivers(rng: random.Random, events: int):
-    fleet = [(f"d{i}", 37.70 + rng.random() * 0.12, -122.50 + rng.random() * 0.12) for i in range(2000)]
-    for i in range(events):
-        d, lat, lon = fleet[i % len(fleet)]
-        lat += rng.uniform(-0.0005, 0.0005)
-        lon += rng.uniform(-0.0005, 0.0005)
-        fleet[i % len(fleet)] = (d, lat, lon)
-        ts = T0 + (i // len(fleet)) * 4000 + rng.randrange(1000)
-        yield d, {"driver_id": d, "latitude": lat, "longitude": lon, "available": rng.random() < 0.7,
-                  "timestamp": ts}, ts
-
-
-def views(rng: random.Random, events: int):
-    genres = ["drama", "comedy", "documentary", "action", "kids"]
-    for i in range(events):
-        u, c = f"u{rng.randrange(20000)}", rng.randrange(500)
-        ts = T0 + i * 20
-        yield u, {"user_id": u, "content_id": f"c{c}", "genre": genres[c % len(genres)],
-                  "watch_duration": rng.randrange(60, 3600), "content_duration": 3600, "timestamp": ts}, ts
-
-
-def messages(rng: random.Random, events: int):
-    for i in range(events):
-        chat = f"chat-{rng.randrange(5000)}"
-        ts = T0 + i * 5
-        yield chat, {"message_id": f"m{i}", "chat_id": chat, "sender_id": f"u{rng.randrange(10000)}",
-                     "recipient_id": f"u{rng.randrange(10000)}", "content": "see you at eight",
-                     "timestamp": ts}, ts
+def generate(bootstrap: str, dataset: str, count: int, *extra: str) -> int:
+    """`strom generate DATASET --count COUNT` into the broker; returns COUNT."""
+    subprocess.run(
+        [str(STROM), "generate", dataset, "--count", str(count), "--start-ms", str(T0), "--seed", "7",
+         "--brokers", bootstrap, "--acks", "all", "--compression", "lz4", *extra],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    return count
 
 
 def committed_everything(bootstrap: str, group: str, topics: list[str], transactional=()) -> bool:
@@ -117,7 +84,6 @@ def committed_everything(bootstrap: str, group: str, topics: list[str], transact
 
 
 def run_seed(seed: str, events: int, workdir: Path) -> dict:
-    rng = random.Random(7)
     broker = harness.Broker("always")
     servers, env, produced = [], {}, 0
     try:
@@ -127,10 +93,9 @@ def run_seed(seed: str, events: int, workdir: Path) -> dict:
             redis.start()
             servers.append(redis)
             env["STROM_SINK_REDIS_GEO_URL"] = redis.url
-            requests = [(f"r{i}", {"latitude": 37.70 + rng.random() * 0.12, "longitude": -122.50 + rng.random() * 0.12},
-                         T0) for i in range(200)]
-            produce(b, "ride-requests", requests)
-            produced = produce(b, "driver-locations", drivers(rng, events), partitions=64)
+            generate(b, "ride-requests", 200)
+            create(b, "driver-locations", 64)
+            produced = generate(b, "driver-locations", events, "--keys", "2000")
         elif seed == "user-engagement-analytics":
             from osmem_server import OsmemServer
 
@@ -139,18 +104,19 @@ def run_seed(seed: str, events: int, workdir: Path) -> dict:
             search = OsmemServer.start(japanese=False, addr="127.0.0.1:0")
             servers += [redis, search]
             env |= {"STROM_SINK_REDIS_URL": redis.url, "STROM_SINK_ELASTICSEARCH_URL": search.url}
-            produce(b, "user-profiles", [(f"u{i}", {"country": "NL", "plan": "premium"}, T0) for i in range(20000)])
-            produce(b, "content-metadata", [(f"c{i}", {"title": f"Title {i}"}, T0) for i in range(500)])
-            produce(b, "user-interactions", [])
-            produced = produce(b, "user-views", views(rng, events))
+            generate(b, "user-profiles", 10000)
+            generate(b, "content-metadata", 500)
+            create(b, "user-interactions")
+            produced = generate(b, "views", events, "--event-interval-ms", "20")
         else:
             hooks = HttpRecorder()
             servers.append(hooks)
             env |= {"STROM_SINK_PUSH_NOTIFICATION_URL": hooks.url("/push"),
                     "STROM_SINK_SMS_FALLBACK_URL": hooks.url("/sms"),
                     "STROM_PIPELINE_KEYS": "k1=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
-            produce(b, "user-presence", [(f"u{i}", {"online": i % 4 != 0}, T0) for i in range(10000)])
-            produced = produce(b, "incoming-messages", messages(rng, events), partitions=128)
+            create(b, "incoming-messages", 128)
+            create(b, "user-presence")
+            produced = generate(b, "messages", events, "--event-interval-ms", "5")
         file = SEEDS / f"{seed}.yaml"
         pipeline = PipelineProcess(workdir, file, b, env)
         started = time.monotonic()

@@ -843,7 +843,8 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for DetectAno
 #[derive(Clone)]
 pub struct SpatialIndex {
     /// Per key (a region): `region` → how many ids it holds; `region\u{1f}id` → the id's
-    /// last `{"lat", "lon", "t"}`; `region\u{1e}<t, 20 digits>\u{1f}id` → an expiry entry.
+    /// last `{"lat", "lon", "t"}`; `region\u{1e}<t, 20 digits>\u{1f}id` → an expiry entry;
+    /// `region\u{1d}` → the time up to which expiry entries were removed.
     /// An update touches a few entries and removes the expired ones (each once), however
     /// many ids the region holds.
     pub store: strom_streams::prelude::StoreHandle<String, Json>,
@@ -901,8 +902,23 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
         let mut count = store.get(&region)?.and_then(|v| v.as_i64()).unwrap_or(0);
         // Positions older than the ttl leave the index: an expiry entry whose id has
         // not been seen since removes the id.
-        let horizon = expiry_key(&region, t - self.ttl_ms + 1, "");
-        for (key, seen_at) in store.range(expiry_key(&region, 0, "")..horizon)? {
+        // Scanned from where the last scan stopped: below it are only the deleted
+        // entries an LSM store would otherwise step over on every scan.
+        let scanned_key = format!("{region}\u{1d}");
+        let scanned = store
+            .get(&scanned_key)?
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
+        let horizon_ms = t - self.ttl_ms + 1;
+        let horizon = expiry_key(&region, horizon_ms, "");
+        let from = expiry_key(&region, scanned, "");
+        let expired = if horizon_ms > scanned {
+            store.put(&scanned_key, &Json::from(horizon_ms))?;
+            store.range(from..horizon)?
+        } else {
+            Vec::new()
+        };
+        for (key, seen_at) in expired {
             store.delete(&key)?;
             let Some((_, expired_id)) = key.split_once('\u{1f}') else {
                 continue;
@@ -915,6 +931,15 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
             }
         }
         let member = member_key(&region, &id);
+        if t < scanned {
+            // Older than positions already expired: it would expire at once.
+            if let Some(obj) = r.value.as_object_mut() {
+                obj.insert("nearby".into(), Json::from(count));
+            }
+            store.put(&region, &Json::from(count))?;
+            ctx.forward(r);
+            return Ok(());
+        }
         match store.get(&member)?.and_then(|p| p["t"].as_i64()) {
             Some(previous) => store.delete(&expiry_key(&region, previous, &id))?,
             None => count += 1,
