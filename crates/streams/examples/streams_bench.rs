@@ -17,53 +17,16 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::Message;
 use strom_streams::prelude::*;
 use strom_streams::runtime::{KafkaStreams, ProcessingGuarantee, StateBackendKind, StreamsConfig};
 
 const PARTITIONS: i32 = 6;
 
-fn admin_create(bootstrap: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
-    let _ = rt.block_on(admin.create_topics(&[t], &AdminOptions::new()));
-}
-
-fn producer(bootstrap: &str) -> BaseProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .expect("producer")
-}
-
-fn send(p: &BaseProducer, topic: &str, key: &[u8], value: &[u8]) {
-    let mut rec = BaseRecord::to(topic).key(key).payload(value);
-    loop {
-        match p.send(rec) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                rec = r;
-                p.poll(Duration::from_millis(5));
-            }
-        }
-    }
-}
-
-/// Raw consume + produce: one consumer and one producer, topic to topic.
 fn raw(bootstrap: &str, input: &str, n: u64, run: &str) -> f64 {
     let out = format!("raw-out-{run}");
-    admin_create(bootstrap, &out);
+    common::admin_create(bootstrap, &out, PARTITIONS);
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("raw-{run}"))
@@ -85,11 +48,12 @@ fn raw(bootstrap: &str, input: &str, n: u64, run: &str) -> f64 {
     while seen < n {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             start.get_or_insert_with(Instant::now);
-            send(
+            common::send(
                 &p,
                 &out,
                 m.key().unwrap_or_default(),
                 m.payload().unwrap_or_default(),
+                None,
             );
             seen += 1;
         }
@@ -304,11 +268,11 @@ fn main() {
         Some("produce") => {
             let (bootstrap, topic) = (&all[1], &all[2]);
             let n: u64 = all[3].parse().expect("records");
-            admin_create(bootstrap, topic);
-            let p = producer(bootstrap);
+            common::admin_create(bootstrap, topic, PARTITIONS);
+            let p = common::producer(bootstrap);
             let value = vec![b'x'; 100];
             for i in 0..n {
-                send(&p, topic, format!("k{}", i % 1000).as_bytes(), &value);
+                common::send(&p, topic, format!("k{}", i % 1000).as_bytes(), &value, None);
             }
             p.flush(Duration::from_secs(60)).expect("flush");
             return;
@@ -320,11 +284,17 @@ fn main() {
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let run = format!("{}", std::process::id());
     let input = format!("bench-in-{run}");
-    admin_create(&bootstrap, &input);
-    let p = producer(&bootstrap);
+    common::admin_create(&bootstrap, &input, PARTITIONS);
+    let p = common::producer(&bootstrap);
     let value = vec![b'x'; 100];
     for i in 0..n {
-        send(&p, &input, format!("k{}", i % 1000).as_bytes(), &value);
+        common::send(
+            &p,
+            &input,
+            format!("k{}", i % 1000).as_bytes(),
+            &value,
+            None,
+        );
     }
     p.flush(Duration::from_secs(60)).expect("flush");
 

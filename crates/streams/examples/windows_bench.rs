@@ -15,8 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::Producer;
 use strom_streams::prelude::*;
 use strom_streams::runtime::{ProcessingGuarantee, StateBackendKind, StreamsConfig};
 
@@ -119,42 +118,14 @@ fn driver_rate(topology: &Topology, keys: u64, n: u64) -> f64 {
 }
 
 fn produce(bootstrap: &str, topics: &[String], keys: u64, n: u64) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
-        .collect();
-    let _ = rt.block_on(admin.create_topics(&new, &AdminOptions::new()));
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .expect("producer");
+    for t in topics {
+        common::admin_create(bootstrap, t, PARTITIONS);
+    }
+    let p = common::producer(bootstrap);
     for i in 0..n {
         let topic = &topics[(i as usize) % topics.len()];
         let (k, v) = (key(i, keys), (i as i64).to_be_bytes());
-        let mut rec = BaseRecord::to(topic)
-            .key(k.as_bytes())
-            .payload(&v)
-            .timestamp(i as i64 + 1);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    p.poll(Duration::from_millis(5));
-                }
-            }
-        }
+        common::send(&p, topic, k.as_bytes(), &v, Some(i as i64 + 1));
     }
     p.flush(Duration::from_secs(60)).expect("flush");
 }
