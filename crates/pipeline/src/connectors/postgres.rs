@@ -259,29 +259,24 @@ impl PostgresSink {
         let fresh: Vec<usize> = (0..batch.len())
             .filter(|&i| batch[i].offset >= next.get(&batch[i].partition).copied().unwrap_or(0))
             .collect();
-        let mut latest: Vec<(String, usize)> = Vec::new();
+        let mut latest: Vec<(Json, usize)> = Vec::new();
         let mut position: HashMap<String, usize> = HashMap::new();
         for &i in &fresh {
-            let (_, key) = Self::row(&shape, &batch[i]);
+            let (row, key) = Self::row(&shape, &batch[i]);
             match position.get(&key) {
-                Some(&p) => latest[p].1 = i,
+                Some(&p) => latest[p] = (row, i),
                 None => {
-                    position.insert(key.clone(), latest.len());
-                    latest.push((key, i));
+                    position.insert(key, latest.len());
+                    latest.push((row, i));
                 }
             }
         }
-        let rows: Vec<Json> = latest
-            .iter()
-            .map(|(_, i)| Self::row(&shape, &batch[*i]).0)
-            .collect();
+        let (rows, indexes): (Vec<Json>, Vec<usize>) = latest.into_iter().unzip();
+        let rows = Json::Array(rows);
         let mut rejected = Vec::new();
-        if !rows.is_empty() {
+        if !indexes.is_empty() {
             tx.execute("SAVEPOINT batch", &[]).await.map_err(pg)?;
-            if let Err(e) = tx
-                .execute(statement.as_str(), &[&Json::Array(rows.clone())])
-                .await
-            {
+            if let Err(e) = tx.execute(statement.as_str(), &[&rows]).await {
                 if !is_refusal(&e) {
                     return Err(pg(e));
                 }
@@ -289,10 +284,10 @@ impl PostgresSink {
                 tx.execute("ROLLBACK TO SAVEPOINT batch", &[])
                     .await
                     .map_err(pg)?;
-                for ((_, i), row) in latest.iter().zip(rows) {
+                for (row, i) in rows.as_array().into_iter().flatten().zip(&indexes) {
                     tx.execute("SAVEPOINT one", &[]).await.map_err(pg)?;
                     match tx
-                        .execute(statement.as_str(), &[&Json::Array(vec![row])])
+                        .execute(statement.as_str(), &[&Json::Array(vec![row.clone()])])
                         .await
                     {
                         Ok(_) => tx.execute("RELEASE SAVEPOINT one", &[]).await.map_err(pg)?,
