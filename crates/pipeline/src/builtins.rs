@@ -15,9 +15,10 @@
 //! | `route_to_appropriate_delivery_pipeline` | `online: online`, `failed: delivery_failed` | routes to `delivery_failures` when `failed` is true, else `online_users` or `offline_users` by `online` |
 //! | `manage_retry_logic` | `max_attempts: 3`, `failed: delivery_failed`, `online: online` | a failed delivery counts an `attempt`; below the limit it is routed again by `online` (with `retry: true`), at the limit to `delivery_failures` |
 //! | `check_recipient_online_status` | `recipient: recipient_id`, `presence_topic: user-presence` | adds `online` from a global table of the presence topic (value `true`/`false` or `{"online": …}`; absent: offline) |
+//! | `join` | `table` (a topic), `on` (the record key), `as` (the table's name with `_`) | adds the table's row for the record's `on` field (a global table of the topic, keyed by its record keys) under `as`, `null` when there is none: a left join |
 //! | `enrich_with_user_profile` | `user: user_id`, `profiles_topic: user-profiles` | adds `profile`: the user's row of a global table of the profiles topic (`null` when unknown) |
-//! | `calculate_affinity_scores` | `user: user_id`, `category: genre` | per user (records are repartitioned by it), counts views per category in a store and adds `affinity_scores`: each category's share of the user's views |
-//! | `generate_recommendations` | `top: 3` | adds `recommendations`: the categories of highest `affinity_scores`, best first |
+//! | `calculate_affinity_scores` | `user: user_id`, `category: genre`, `counts` (none) | per user (records are repartitioned by it), counts views per category in a store (one per record, or the `{category: n}` map in the field `counts` names, e.g. a session's `count_each_genre`) and adds `affinity_scores`: each category's share of the user's views so far |
+//! | `generate_recommendations` | `top: 3`, `fill_from: profile.preferred_genres` | adds `recommendations`: the categories of highest `affinity_scores`, best first (ties by name), topped up to `top` from the list at `fill_from` (a user with little history gets their profile's preferences) |
 //! | `track_delivery_status` | `id: message_id` | per message (repartitioned by it), records `status` (the record's, else `sent`) and the time in a store, and adds `status` |
 //! | `handle_delivery_confirmations` | `id: message_id`, `type_field: type`, `confirmation: delivery_confirmation` | a confirmation marks its message `delivered` in the same store and is not passed on |
 //! | `update_driver_availability` | `id: driver_id`, `available: available` | per record key (a region), keeps each driver's availability (the record's `available`, default true) in a store and adds `available_drivers` (how many the region holds) |
@@ -264,32 +265,80 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for Matching 
     }
 }
 
-/// A lookup in a global table: (topic, the record field holding the table key).
-pub fn lookup(op: &Operation) -> Option<(String, String)> {
-    match op.name.as_str() {
-        "check_recipient_online_status" => Some((presence_topic(op), recipient_field(op))),
-        "enrich_with_user_profile" => Some((
-            text_param(op, "profiles_topic", "user-profiles"),
-            text_param(op, "user", "user_id"),
-        )),
-        _ => None,
-    }
+/// A lookup in a global table (a left join: every record passes on).
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The table's topic (its records' keys are the table's keys).
+    pub topic: String,
+    /// The record field holding the table key (none: the record's key).
+    pub key_field: Option<String>,
+    /// What the row adds to the record.
+    pub adds: LookupAdds,
 }
 
-/// What a lookup adds to the record, from the table's row.
-pub fn apply_lookup(op_name: &str, v: &mut Json, row: Option<&Json>) {
-    let Some(obj) = v.as_object_mut() else {
-        return;
+/// What a [`Lookup`] adds.
+#[derive(Debug, Clone)]
+pub enum LookupAdds {
+    /// `online`: the row's `true`/`false` or its `online` field (absent: false).
+    Online,
+    /// The whole row (or `null`) under this field.
+    Row(String),
+}
+
+/// The lookup an operation makes, if it is one (`join`, `enrich_with_user_profile`,
+/// `check_recipient_online_status`); `join` without `table` is an error.
+pub fn lookup(op: &Operation) -> Option<Result<Lookup, String>> {
+    let lookup = match op.name.as_str() {
+        "check_recipient_online_status" => Lookup {
+            topic: presence_topic(op),
+            key_field: Some(recipient_field(op)),
+            adds: LookupAdds::Online,
+        },
+        "enrich_with_user_profile" => Lookup {
+            topic: text_param(op, "profiles_topic", "user-profiles"),
+            key_field: Some(text_param(op, "user", "user_id")),
+            adds: LookupAdds::Row("profile".into()),
+        },
+        "join" => {
+            let Some(topic) = op
+                .params
+                .iter()
+                .find(|(k, _)| k == "table")
+                .and_then(|(_, v)| v.as_text())
+            else {
+                return Some(Err("`join` needs `table`: the topic of the table to look records up in (`- join: {table: content-metadata, on: content_id, as: content}`)".into()));
+            };
+            let on = text_param(op, "on", "");
+            Lookup {
+                topic: topic.to_string(),
+                key_field: (!on.is_empty()).then_some(on),
+                adds: LookupAdds::Row(text_param(op, "as", &topic.replace(['-', '.'], "_"))),
+            }
+        }
+        _ => return None,
     };
-    if op_name == "check_recipient_online_status" {
-        let online = match row {
-            Some(Json::Bool(b)) => *b,
-            Some(r) => r.get("online").and_then(Json::as_bool).unwrap_or(false),
-            None => false,
+    Some(Ok(lookup))
+}
+
+impl Lookup {
+    /// Adds to the record what the table's row says.
+    pub fn apply(&self, v: &mut Json, row: Option<&Json>) {
+        let Some(obj) = v.as_object_mut() else {
+            return;
         };
-        obj.insert("online".into(), Json::Bool(online));
-    } else {
-        obj.insert("profile".into(), row.cloned().unwrap_or(Json::Null));
+        match &self.adds {
+            LookupAdds::Online => {
+                let online = match row {
+                    Some(Json::Bool(b)) => *b,
+                    Some(r) => r.get("online").and_then(Json::as_bool).unwrap_or(false),
+                    None => false,
+                };
+                obj.insert("online".into(), Json::Bool(online));
+            }
+            LookupAdds::Row(name) => {
+                obj.insert(name.clone(), row.cloned().unwrap_or(Json::Null));
+            }
+        }
     }
 }
 
@@ -311,6 +360,9 @@ pub struct AffinityScores {
     pub store: strom_streams::prelude::StoreHandle<String, Json>,
     /// The category field.
     pub category: String,
+    /// `counts`: a field holding `{category: n}` (a `count_each_<field>` result) to add
+    /// instead of one view of the record's category.
+    pub counts: Option<String>,
 }
 
 impl strom_streams::prelude::Processor<String, Json, String, Json> for AffinityScores {
@@ -319,17 +371,30 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for AffinityS
         ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
         mut r: strom_streams::prelude::Record<String, Json>,
     ) -> Result<(), strom_streams::prelude::ProcessError> {
-        let Some(category) = text_of(&r.value, &self.category) else {
+        // What this record adds: its `counts` map, else one view of its category.
+        let seen: Vec<(String, u64)> = match self.counts.as_deref().and_then(|f| field(&r.value, f))
+        {
+            Some(Json::Object(m)) => m
+                .iter()
+                .filter_map(|(c, n)| Some((c.clone(), n.as_u64()?)))
+                .collect(),
+            _ => text_of(&r.value, &self.category)
+                .map(|c| vec![(c, 1)])
+                .unwrap_or_default(),
+        };
+        if seen.is_empty() {
             ctx.forward(r);
             return Ok(());
-        };
+        }
         let mut counts = ctx
             .store(&self.store)?
             .get(&r.key)?
             .unwrap_or_else(|| serde_json::json!({}));
         if let Some(c) = counts.as_object_mut() {
-            let n = c.get(&category).and_then(Json::as_u64).unwrap_or(0) + 1;
-            c.insert(category, Json::from(n));
+            for (category, add) in seen {
+                let n = c.get(&category).and_then(Json::as_u64).unwrap_or(0) + add;
+                c.insert(category, Json::from(n));
+            }
             let total: u64 = c.values().filter_map(Json::as_u64).sum();
             let scores: serde_json::Map<String, Json> = c
                 .iter()
@@ -654,6 +719,7 @@ pub fn build(op: &Operation) -> Option<Result<RecordFn, String>> {
             })
         }
         "generate_recommendations" => number_param(op, "top", 3).map(|top| -> RecordFn {
+            let fill_from = text_param(op, "fill_from", "profile.preferred_genres");
             Box::new(move |k, mut v| {
                 let mut scores: Vec<(String, f64)> = field(&v, "affinity_scores")
                     .and_then(Json::as_object)
@@ -665,11 +731,20 @@ pub fn build(op: &Operation) -> Option<Result<RecordFn, String>> {
                     .unwrap_or_default();
                 // Highest score first; ties by name so the order is stable.
                 scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                let picks: Vec<Json> = scores
+                let mut picks: Vec<Json> = scores
                     .into_iter()
                     .take(top as usize)
                     .map(|(c, _)| Json::String(c))
                     .collect();
+                let preferred = field(&v, &fill_from).and_then(Json::as_array);
+                for p in preferred.into_iter().flatten() {
+                    if picks.len() >= top as usize {
+                        break;
+                    }
+                    if p.is_string() && !picks.contains(p) {
+                        picks.push(p.clone());
+                    }
+                }
                 if let Some(obj) = v.as_object_mut() {
                     obj.insert("recommendations".into(), Json::Array(picks));
                 }

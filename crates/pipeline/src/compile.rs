@@ -197,6 +197,8 @@ enum Agg {
     Avg(Measure),
     Min(Measure),
     Max(Measure),
+    /// How many records had each value of a field: `{"drama": 3, "comedy": 1}`.
+    CountEach(String),
 }
 
 fn param_or(op: &Operation, name: &str, default: &str) -> String {
@@ -212,6 +214,9 @@ fn aggregate_of(op: &Operation) -> Option<Agg> {
     let name = op.name.as_str();
     if name == "count" || name.starts_with("count_by_") {
         return Some(Agg::Count);
+    }
+    if let Some(f) = name.strip_prefix("count_each_") {
+        return Some(Agg::CountEach(f.to_string()));
     }
     if name == "calculate_completion_rate" {
         // The mean share of the content watched (`watched / duration` per view).
@@ -263,6 +268,17 @@ fn aggregation(ops: Vec<(String, Agg)>, group: Vec<String>) -> Aggregation<Json,
                 let slot = obj.entry(name.clone()).or_insert(Json::Null);
                 *slot = match op {
                     Agg::Count => json!(slot.as_i64().unwrap_or(0) + 1),
+                    Agg::CountEach(f) => {
+                        let mut counts = match slot.take() {
+                            Json::Object(m) => m,
+                            _ => serde_json::Map::new(),
+                        };
+                        if let Some(value) = field(&v, f).filter(|x| !x.is_null()) {
+                            let n = counts.entry(key_text(value)).or_insert(json!(0));
+                            *n = json!(n.as_i64().unwrap_or(0) + 1);
+                        }
+                        Json::Object(counts)
+                    }
                     Agg::Sum(f) => json!(num(slot) + number(&v, f).unwrap_or(0.0)),
                     Agg::Avg(f) => match number(&v, f) {
                         Some(x) => json!([
@@ -286,6 +302,14 @@ fn aggregation(ops: Vec<(String, Agg)>, group: Vec<String>) -> Aggregation<Json,
                 let (x, y) = (a[name.as_str()].clone(), b[name.as_str()].clone());
                 a[name.as_str()] = match op {
                     Agg::Count => json!(x.as_i64().unwrap_or(0) + y.as_i64().unwrap_or(0)),
+                    Agg::CountEach(_) => {
+                        let mut sum = x.as_object().cloned().unwrap_or_default();
+                        for (k, n) in y.as_object().into_iter().flatten() {
+                            let slot = sum.entry(k.clone()).or_insert(json!(0));
+                            *slot = json!(slot.as_i64().unwrap_or(0) + n.as_i64().unwrap_or(0));
+                        }
+                        Json::Object(sum)
+                    }
                     Agg::Sum(_) => json!(num(&x) + num(&y)),
                     Agg::Avg(_) => json!([
                         num(&x[0]) + num(&y[0]),
@@ -349,7 +373,8 @@ impl Compiler<'_> {
         });
     }
 
-    fn sources(&mut self) -> Option<Stream> {
+    /// One stream per input (none where its serde cannot be built: an error says why).
+    fn sources(&mut self) -> Vec<Option<Stream>> {
         let p = self.pipeline;
         let registry = match p.format.as_str() {
             "avro" | "protobuf" => {
@@ -373,7 +398,7 @@ impl Compiler<'_> {
             _ => None,
         };
         let configured = p.event_time.clone();
-        let mut merged: Option<Stream> = None;
+        let mut streams = Vec::new();
         for input in &p.inputs {
             let configured = configured.clone();
             let extract = move |_: &String, v: &Json, ts| match &configured {
@@ -404,6 +429,7 @@ impl Compiler<'_> {
                                 column: input.at.column,
                                 message: e.to_string(),
                             });
+                            streams.push(None);
                             continue;
                         }
                     }
@@ -412,10 +438,32 @@ impl Compiler<'_> {
                     .builder
                     .stream_with_timestamps(&input.topic, TextKey, values(), extract),
             };
-            merged = Some(match merged {
-                None => s,
-                Some(m) => m.merge(&s),
-            });
+            streams.push(Some(s));
+        }
+        streams
+    }
+
+    /// The merge of what a step or output reads (none: nothing it reads could be built).
+    fn upstream(
+        inputs: &[Option<Stream>],
+        steps: &[Stream],
+        from: &[crate::spec::Upstream],
+    ) -> Option<Stream> {
+        let mut merged: Option<Stream> = None;
+        for (i, u) in from.iter().enumerate() {
+            if from[..i].contains(u) {
+                continue;
+            }
+            let s = match *u {
+                crate::spec::Upstream::Input(i) => inputs[i].as_ref(),
+                crate::spec::Upstream::Step(n) => steps.get(n),
+            };
+            if let Some(s) = s {
+                merged = Some(match merged {
+                    None => s.clone(),
+                    Some(m) => m.merge(s),
+                });
+            }
         }
         merged
     }
@@ -498,18 +546,26 @@ impl Compiler<'_> {
                         .repartition(&store, TextKey, values())
                         .dedupe_by(&store, horizon, |k: &String, _| k.clone(), StringSerde, TextKey, values());
                 }
-                "check_recipient_online_status" | "enrich_with_user_profile" => {
-                    let Some((topic, key_field)) = crate::builtins::lookup(op) else {
-                        continue;
+                "check_recipient_online_status" | "enrich_with_user_profile" | "join" => {
+                    let lookup = match crate::builtins::lookup(op) {
+                        Some(Ok(l)) => Arc::new(l),
+                        Some(Err(e)) => {
+                            self.not_runnable(op, &e);
+                            continue;
+                        }
+                        None => continue,
                     };
-                    let table = self.builder.global_table(&topic, TextKey, values());
-                    let op_name = op.name.clone();
+                    let table = self.builder.global_table(&lookup.topic, TextKey, values());
+                    let by = lookup.clone();
                     stream = stream.left_join_global(
                         &table,
-                        move |k: &String, v: &Json| field(v, &key_field).map(key_text).unwrap_or_else(|| k.clone()),
+                        move |k: &String, v: &Json| match &by.key_field {
+                            Some(f) => field(v, f).map(key_text).unwrap_or_else(|| k.clone()),
+                            None => k.clone(),
+                        },
                         move |v: &Json, row: Option<&Json>| {
                             let mut v = v.clone();
-                            crate::builtins::apply_lookup(&op_name, &mut v, row);
+                            lookup.apply(&mut v, row);
                             v
                         },
                     );
@@ -528,6 +584,12 @@ impl Compiler<'_> {
                         let affinity = crate::builtins::AffinityScores {
                             store: StoreHandle::new(&store, StringSerde, values()),
                             category: param_or(op, "category", "genre"),
+                            counts: op
+                                .params
+                                .iter()
+                                .find(|(k, _)| k == "counts")
+                                .and_then(|(_, v)| v.as_text())
+                                .map(str::to_string),
                         };
                         let handle = affinity.store.clone();
                         stream = stateful(&self.builder, &keyed, &handle, affinity);
@@ -687,28 +749,28 @@ impl Compiler<'_> {
             })
     }
 
-    fn sinks(&mut self, s: &Stream) {
+    /// Output `i`, writing what `s` carries (its `for` route only).
+    fn sink(&mut self, i: usize, s: &Stream) {
         let p = self.pipeline;
-        for (i, sink) in p.sinks.iter().enumerate() {
-            let route = sink.route.clone();
-            let routed = s.filter(move |_, v: &Json| match &route {
-                None => true,
-                Some(r) => v.get(ROUTE_FIELD).and_then(Json::as_str) == Some(r.as_str()),
-            });
-            let clean = routed.map_values(|v: &Json| {
-                let mut v = v.clone();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove(ROUTE_FIELD);
-                }
-                v
-            });
-            // External sinks read an internal topic (see `connectors`).
-            let topic = match sink.setting("topic") {
-                Some(t) if sink.kind == "kafka" => t.to_string(),
-                _ => crate::connectors::topic(p, i),
-            };
-            clean.to(&topic, StringSerde, values());
-        }
+        let sink = &p.sinks[i];
+        let route = sink.route.clone();
+        let routed = s.filter(move |_, v: &Json| match &route {
+            None => true,
+            Some(r) => v.get(ROUTE_FIELD).and_then(Json::as_str) == Some(r.as_str()),
+        });
+        let clean = routed.map_values(|v: &Json| {
+            let mut v = v.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.remove(ROUTE_FIELD);
+            }
+            v
+        });
+        // External sinks read an internal topic (see `connectors`).
+        let topic = match sink.setting("topic") {
+            Some(t) if sink.kind == "kafka" => t.to_string(),
+            _ => crate::connectors::topic(p, i),
+        };
+        clean.to(&topic, StringSerde, values());
     }
 }
 
@@ -758,18 +820,30 @@ pub fn compile_observed(
         builder: StreamsBuilder::new(),
         errors: Vec::new(),
     };
-    let Some(mut stream) = c.sources() else {
+    let inputs = c.sources();
+    if inputs.is_empty() {
         return Err(Diagnostics(vec![Diagnostic {
             file: file.to_string(),
             line: 0,
             column: 0,
             message: "no inputs".into(),
         }]));
-    };
-    for step in &pipeline.steps {
-        stream = c.step(stream, step);
     }
-    c.sinks(&stream);
+    let mut steps: Vec<Stream> = Vec::new();
+    for (n, step) in pipeline.steps.iter().enumerate() {
+        let Some(s) = Compiler::upstream(&inputs, &steps, &pipeline.step_upstream(n)) else {
+            break; // an input failed: its error is reported
+        };
+        let out = c.step(s, step);
+        steps.push(out);
+    }
+    if steps.len() == pipeline.steps.len() {
+        for i in 0..pipeline.sinks.len() {
+            if let Some(s) = Compiler::upstream(&inputs, &steps, &pipeline.sink_upstream(i)) {
+                c.sink(i, &s);
+            }
+        }
+    }
     if !c.errors.is_empty() {
         return Err(Diagnostics(c.errors));
     }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::{Emit, Guarantee, Pipeline, Sink, Step, StepKind, Value};
+use crate::spec::{Emit, Guarantee, Pipeline, Sink, Step, StepKind, Upstream, Value};
 
 /// `300000` → `5m`, `90000` → `1m30s`, `10` → `10ms`.
 pub fn duration(ms: i64) -> String {
@@ -71,6 +71,9 @@ fn sink_label(s: &Sink) -> String {
     if let Some(r) = &s.route {
         parts.push(format!("for {r}"));
     }
+    if !s.from.is_empty() {
+        parts.push(format!("from {}", s.from.join(", ")));
+    }
     parts.join(" ")
 }
 
@@ -100,7 +103,12 @@ pub fn text(p: &Pipeline) -> String {
         let _ = writeln!(out, "{line}");
     }
     for (n, s) in p.steps.iter().enumerate() {
-        let _ = writeln!(out, "  step {} {}: {}", n + 1, s.name, step_kind(s));
+        let from = if s.from.is_empty() {
+            String::new()
+        } else {
+            format!(" (from {})", s.from.join(", "))
+        };
+        let _ = writeln!(out, "  step {} {}{from}: {}", n + 1, s.name, step_kind(s));
         for o in &s.operations {
             let params = if o.params.is_empty() {
                 String::new()
@@ -144,31 +152,23 @@ pub fn mermaid(p: &Pipeline) -> String {
     for (i, s) in p.sinks.iter().enumerate() {
         let _ = writeln!(out, "  out{i}[/\"{}\"/]", escape(&sink_label(s)));
     }
-    let first = if p.steps.is_empty() {
-        "out".to_string()
-    } else {
-        "step0".to_string()
+    let node = |u: Upstream| match u {
+        Upstream::Input(i) => format!("in{i}"),
+        Upstream::Step(n) => format!("step{n}"),
     };
-    for i in 0..p.inputs.len() {
-        if p.steps.is_empty() {
-            for o in 0..p.sinks.len() {
-                let _ = writeln!(out, "  in{i} --> out{o}");
-            }
-        } else {
-            let _ = writeln!(out, "  in{i} --> {first}");
+    for n in 0..p.steps.len() {
+        for u in p.step_upstream(n) {
+            let _ = writeln!(out, "  {} --> step{n}", node(u));
         }
     }
-    for n in 1..p.steps.len() {
-        let _ = writeln!(out, "  step{} --> step{n}", n - 1);
-    }
-    if let Some(last) = p.steps.len().checked_sub(1) {
-        for (o, s) in p.sinks.iter().enumerate() {
+    for (o, s) in p.sinks.iter().enumerate() {
+        for u in p.sink_upstream(o) {
             match &s.route {
                 Some(r) => {
-                    let _ = writeln!(out, "  step{last} -->|{}| out{o}", escape(r));
+                    let _ = writeln!(out, "  {} -->|{}| out{o}", node(u), escape(r));
                 }
                 None => {
-                    let _ = writeln!(out, "  step{last} --> out{o}");
+                    let _ = writeln!(out, "  {} --> out{o}", node(u));
                 }
             }
         }

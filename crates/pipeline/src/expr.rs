@@ -1,7 +1,8 @@
 //! Expressions of `filter` and `route` operations, in the Common Expression Language
 //! (CEL, as Kubernetes and Envoy use it): `watch_duration > 60 && device == "tv"`. A
 //! record's top-level value fields are variables; `value` is the whole value and `key`
-//! the record key.
+//! the record key. JSON whole numbers are CEL `int`s (so `watch_duration * 2` works
+//! whatever the sign), other numbers `double`s.
 
 use cel_interpreter::{Context, Program, Value as CelValue};
 
@@ -31,14 +32,11 @@ impl Expr {
         let mut ctx = Context::default();
         if let serde_json::Value::Object(fields) = value {
             for (k, v) in fields {
-                ctx.add_variable(k.clone(), v.clone())
-                    .map_err(|e| e.to_string())?;
+                ctx.add_variable_from_value(k.clone(), cel(v));
             }
         }
-        ctx.add_variable("value", value.clone())
-            .map_err(|e| e.to_string())?;
-        ctx.add_variable("key", key.to_string())
-            .map_err(|e| e.to_string())?;
+        ctx.add_variable_from_value("value", cel(value));
+        ctx.add_variable_from_value("key", key.to_string());
         self.program
             .execute(&ctx)
             .map_err(|e| format!("expression {:?}: {e}", self.text))
@@ -67,6 +65,29 @@ impl Expr {
     }
 }
 
+/// A JSON value as CEL sees it: whole numbers that fit are `int` (cel-interpreter's own
+/// conversion makes non-negative ones `uint`, which CEL will not multiply by an `int`).
+fn cel(v: &serde_json::Value) -> CelValue {
+    use serde_json::Value as J;
+    match v {
+        J::Null => CelValue::Null,
+        J::Bool(b) => CelValue::Bool(*b),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => CelValue::Int(i),
+            (None, Some(u)) => CelValue::UInt(u),
+            _ => CelValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => CelValue::String(std::sync::Arc::new(s.clone())),
+        J::Array(items) => CelValue::List(std::sync::Arc::new(items.iter().map(cel).collect())),
+        J::Object(fields) => CelValue::from(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), cel(v)))
+                .collect::<std::collections::HashMap<String, CelValue>>(),
+        ),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -89,6 +110,21 @@ mod tests {
             .unwrap()
             .test("k", &v)
             .unwrap());
+        // Whole numbers are ints: arithmetic with literals, negative or not.
+        assert!(
+            Expr::compile("watch_duration * 2 >= 180 && -watch_duration < 0")
+                .unwrap()
+                .test("k", &v)
+                .unwrap()
+        );
+        let nested =
+            serde_json::json!({"content": {"genre": "drama", "n": [1, 2.5]}, "none": null});
+        assert!(Expr::compile(
+            "content.genre == \"drama\" && content.n[0] + 1 == 2 && none == null"
+        )
+        .unwrap()
+        .test("k", &nested)
+        .unwrap());
         assert!(Expr::compile("watch_duration >").is_err());
         assert!(Expr::compile("device").unwrap().test("k", &v).is_err());
         assert!(Expr::compile("missing_field > 1")

@@ -38,6 +38,7 @@ pub const BUILT_IN: &[&str] = &[
 /// Families: the prefix, then a field name.
 pub const FAMILIES: &[&str] = &[
     "count_by_",
+    "count_each_",
     "sum_",
     "avg_",
     "min_",

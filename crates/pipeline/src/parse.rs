@@ -45,6 +45,7 @@ const STEP_KEYS: &[&str] = &[
     "grace",
     "emit",
     "operations",
+    "from",
 ];
 
 /// Parses and checks a pipeline file. `env` resolves `${NAME}` in any value (pass
@@ -71,6 +72,7 @@ pub fn parse_with(
         env,
         extra_operations,
         errors: Vec::new(),
+        from_places: Vec::new(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
@@ -140,6 +142,15 @@ struct Parser<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     extra_operations: &'a [String],
     errors: Vec<Diagnostic>,
+    /// Each `from` name in file order, with its place, for [`Parser::check_graph`].
+    from_places: Vec<(String, Location)>,
+}
+
+/// The names a step or output at position `before` may read, for error messages.
+fn known_upstreams(p: &Pipeline, before: usize) -> String {
+    let mut names: Vec<&str> = p.steps[..before].iter().map(|s| s.name.as_str()).collect();
+    names.extend(p.inputs.iter().map(|i| i.topic.as_str()));
+    names.join(", ")
 }
 
 impl Parser<'_> {
@@ -389,7 +400,7 @@ impl Parser<'_> {
                 .unwrap_or_default();
             self.error(n, format!("format {format:?}: use json, avro or protobuf"));
         }
-        Some(Pipeline {
+        let pipeline = Pipeline {
             key,
             name,
             inputs,
@@ -401,7 +412,9 @@ impl Parser<'_> {
             format,
             schema_registry,
             dead_letter_topic,
-        })
+        };
+        self.check_graph(&pipeline);
+        Some(pipeline)
     }
 
     fn inputs(&mut self, node: &Node) -> Vec<Input> {
@@ -508,11 +521,13 @@ impl Parser<'_> {
                 Vec::new()
             }
         };
+        let from = self.from(m);
         Some(Step {
             name,
             kind,
             window,
             operations,
+            from,
             at: map_at(m, node),
         })
     }
@@ -651,6 +666,61 @@ impl Parser<'_> {
         })
     }
 
+    /// `from: name` or `from: [a, b]` of a step or an output, each name with its place.
+    fn from(&mut self, m: &MarkedMappingNode) -> Vec<String> {
+        let Some(n) = m.get_node("from") else {
+            return Vec::new();
+        };
+        let names: Vec<String> = match n {
+            Node::Scalar(_) => self.scalar(n, "from").into_iter().collect(),
+            _ => self
+                .list(n, "from")
+                .iter()
+                .filter_map(|item| self.scalar(item, "from"))
+                .collect(),
+        };
+        for name in &names {
+            self.from_places.push((name.clone(), at(n.span())));
+        }
+        names
+    }
+
+    /// Every `from` names an earlier step or an input; step names are unique.
+    fn check_graph(&mut self, p: &Pipeline) {
+        let mut places = std::mem::take(&mut self.from_places).into_iter();
+        for (n, step) in p.steps.iter().enumerate() {
+            if p.steps[..n].iter().any(|s| s.name == step.name) {
+                self.error(step.at, format!("a second step named {:?}: step names must be unique (outputs and steps name them in `from`)", step.name));
+            }
+            for name in &step.from {
+                let place = places.next().map(|(_, l)| l).unwrap_or(step.at);
+                if p.resolve(name, n).is_none() {
+                    let why = if p.steps.iter().any(|s| &s.name == name) {
+                        "a step reads only inputs and earlier steps"
+                    } else {
+                        "no step or input has that name"
+                    };
+                    self.error(
+                        place,
+                        format!(
+                            "step {:?} reads from {name:?}: {why}; known: {}",
+                            step.name,
+                            known_upstreams(p, n)
+                        ),
+                    );
+                }
+            }
+        }
+        for sink in &p.sinks {
+            for name in &sink.from {
+                let place = places.next().map(|(_, l)| l).unwrap_or(sink.at);
+                if p.resolve(name, p.steps.len()).is_none() {
+                    self.error(place, format!("a {} output reads from {name:?}: no step or input has that name; known: {}", sink.kind, known_upstreams(p, p.steps.len())));
+                }
+            }
+        }
+    }
+
     fn sink(&mut self, node: &Node) -> Option<Sink> {
         let m = self.mapping(node, "an output")?;
         let Some(kind) = m.get_node("type").and_then(|n| self.scalar(n, "type")) else {
@@ -692,14 +762,16 @@ impl Parser<'_> {
             }
         }
         let route = m.get_node("for").and_then(|n| self.scalar(n, "for"));
+        let from = self.from(m);
         let settings = m
             .iter()
-            .filter(|(k, _)| !["type", "for"].contains(&k.as_str()))
+            .filter(|(k, _)| !["type", "for", "from"].contains(&k.as_str()))
             .map(|(k, v)| (k.as_str().to_string(), self.value(v)))
             .collect();
         Some(Sink {
             kind,
             route,
+            from,
             settings,
             at: at(node.span()),
         })

@@ -85,10 +85,10 @@ pub fn create_topics(p: &Pipeline, bootstrap: &str) -> Result<Vec<String>, Strin
         wanted.push((connectors::topic(p, i), first_partitions, 1));
     }
     wanted.push((dead_letter_topic(p), first_partitions, 1));
-    // Topics read as global tables (presence, profiles).
+    // Topics read as global tables (presence, profiles, `join`s).
     for op in p.steps.iter().flat_map(|s| &s.operations) {
-        if let Some((topic, _)) = crate::builtins::lookup(op) {
-            wanted.push((topic, 1, 1));
+        if let Some(Ok(lookup)) = crate::builtins::lookup(op) {
+            wanted.push((lookup.topic, 1, 1));
         }
         if op.name == "calculate_eta_to_requests" {
             let topic = op

@@ -10,10 +10,11 @@ pub struct SinkType {
     pub optional: &'static [&'static str],
 }
 
-/// Settings every sink accepts: routing, retries, the circuit breaker, batching.
+/// Settings every sink accepts: routing (`for`, `from`), retries, the circuit breaker, batching.
 pub const COMMON: &[&str] = &[
     "name",
     "for",
+    "from",
     "retries",
     "retry_backoff",
     "circuit_breaker",

@@ -148,6 +148,9 @@ pub struct Step {
     pub window: Option<WindowSpec>,
     /// `operations`, in order.
     pub operations: Vec<Operation>,
+    /// `from`: the inputs (topics) and earlier steps it reads, merged (empty: the
+    /// previous step, or every input for the first step).
+    pub from: Vec<String>,
     /// Where it is written.
     pub at: Location,
 }
@@ -170,6 +173,9 @@ pub struct Sink {
     pub kind: String,
     /// `for`: the subset of results routed here.
     pub route: Option<String>,
+    /// `from`: the steps (or input topics) it writes, merged (empty: the last step,
+    /// or every input when there are no steps).
+    pub from: Vec<String>,
     /// Its other settings, in file order.
     pub settings: Vec<(String, Value)>,
     /// Where it is written.
@@ -183,5 +189,50 @@ impl Sink {
             .iter()
             .find(|(k, _)| k == name)
             .and_then(|(_, v)| v.as_text())
+    }
+}
+
+/// What a step or an output reads: an input topic or a step's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// `inputs[i]`.
+    Input(usize),
+    /// `steps[n]`.
+    Step(usize),
+}
+
+impl Pipeline {
+    /// What step `n` reads: its `from`, else the previous step, else every input.
+    /// Names that do not resolve (see [`Pipeline::resolve`]) are left out.
+    pub fn step_upstream(&self, n: usize) -> Vec<Upstream> {
+        match (self.steps[n].from.as_slice(), n) {
+            ([], 0) => (0..self.inputs.len()).map(Upstream::Input).collect(),
+            ([], n) => vec![Upstream::Step(n - 1)],
+            (names, n) => names.iter().filter_map(|f| self.resolve(f, n)).collect(),
+        }
+    }
+
+    /// What output `i` writes: its `from`, else the last step, else every input.
+    pub fn sink_upstream(&self, i: usize) -> Vec<Upstream> {
+        let n = self.steps.len();
+        match (self.sinks[i].from.as_slice(), n) {
+            ([], 0) => (0..self.inputs.len()).map(Upstream::Input).collect(),
+            ([], n) => vec![Upstream::Step(n - 1)],
+            (names, n) => names.iter().filter_map(|f| self.resolve(f, n)).collect(),
+        }
+    }
+
+    /// The step among the first `before` named `name`, else the input topic `name`.
+    pub fn resolve(&self, name: &str, before: usize) -> Option<Upstream> {
+        self.steps[..before]
+            .iter()
+            .position(|s| s.name == name)
+            .map(Upstream::Step)
+            .or_else(|| {
+                self.inputs
+                    .iter()
+                    .position(|i| i.topic == name)
+                    .map(Upstream::Input)
+            })
     }
 }

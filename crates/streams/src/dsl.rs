@@ -236,7 +236,7 @@ impl StreamsBuilder {
     /// A global table: every partition of `topic` on every instance, kept up to date by
     /// the runtime's global thread (the topic is its changelog). Look it up from a stream
     /// with [`KStream::join_global`] or from a processor with `ctx.global(&table)`; no
-    /// co-partitioning is needed.
+    /// co-partitioning is needed. Asking twice for the same topic gives the same table.
     pub fn global_table<K: Data, V: Data>(
         &self,
         topic: &str,
@@ -244,10 +244,12 @@ impl StreamsBuilder {
         value_serde: impl Serde<V>,
     ) -> GlobalTable<K, V> {
         let name = format!("{topic}-global");
-        self.state
-            .borrow_mut()
-            .globals
-            .push((topic.to_string(), name.clone()));
+        let global = (topic.to_string(), name.clone());
+        let mut state = self.state.borrow_mut();
+        if !state.globals.contains(&global) {
+            state.globals.push(global);
+        }
+        drop(state);
         GlobalTable {
             handle: StoreHandle::new(&name, key_serde, value_serde),
         }
