@@ -26,6 +26,7 @@
 //! | `trigger_matching_algorithm` | `id: driver_id`, `route: matches` | an available driver with `etas` is matched to the nearest request not yet matched in the region (a store): adds `match` and routes the record to outputs whose `for` is `route` |
 //! | `update_spatial_index` | `id: driver_id`, `ttl: 5 minutes`, `lat`, `lon` | keeps, per record key (a region after `group_by_region`), the latest position of each id seen in the last `ttl` of event time, and adds `nearby` (how many ids the region holds) |
 //! | `detect_anomalies` | `max_speed_kmh: 250`, `lat`, `lon` | per record key (a driver), compares each position with the previous one (event time): an implied speed above the limit, or time going backwards, marks the record `anomaly: true` with `anomaly_reason` (the record is kept) |
+//! | `process_payment` | `id: payment_id`, `account: account_id`, `amount: amount`, `currency: currency`, `currencies: [EUR]`, `horizon: 24 hours` | per account (repartitioned by it), exactly: amounts in integer cents; a payment without ids, with a bad amount or currency is `rejected`, an id already applied is a `duplicate`, any other is `completed` and added to the balance (money spent); emits the confirmation with `status` and `balance`, routed by status — see `crate::payments` |
 
 use serde_json::Value as Json;
 

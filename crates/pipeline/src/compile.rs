@@ -639,6 +639,20 @@ impl Compiler<'_> {
                         Err(e) => self.not_runnable(op, &e),
                     }
                 }
+                "process_payment" => {
+                    let store = format!("{}-payments", step.name);
+                    match crate::payments::ProcessPayment::new(op, &store) {
+                        Ok(p) => {
+                            let s = p.settings.clone();
+                            let keyed = try_map(&stream, &m, move |k, v| Ok(Some((s.account_key(k, &v), v))));
+                            let part = format!("{}-{}", step.name, op.name);
+                            let keyed = keyed.repartition(&part, TextKey, values());
+                            let handle = p.store.clone();
+                            stream = stateful(&self.builder, &keyed, &handle, p);
+                        }
+                        Err(e) => self.not_runnable(op, &e),
+                    }
+                }
                 "detect_anomalies" => {
                     let store = format!("{}-anomalies", step.name);
                     match crate::builtins::DetectAnomalies::new(op, &store) {

@@ -41,6 +41,8 @@ pub mod op_metrics;
 pub mod operations;
 mod parse;
 #[cfg(feature = "runtime")]
+pub mod payments;
+#[cfg(feature = "runtime")]
 pub mod plugin;
 #[cfg(feature = "runtime")]
 mod prometheus;

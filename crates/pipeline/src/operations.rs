@@ -33,6 +33,8 @@ pub const BUILT_IN: &[&str] = &[
     "track_delivery_status",
     "handle_delivery_confirmations",
     "manage_retry_logic",
+    // payments (the seeds' ExactlyOnceProcessor)
+    "process_payment",
 ];
 
 /// Families: the prefix, then a field name.
