@@ -32,10 +32,13 @@ pub mod builtins;
 pub mod compile;
 #[cfg(feature = "runtime")]
 pub mod connectors;
+pub mod dashboard;
 pub mod describe;
 mod diagnostic;
 pub mod duration;
 pub mod expr;
+#[cfg(feature = "runtime")]
+mod http;
 #[cfg(feature = "runtime")]
 pub mod op_metrics;
 pub mod operations;
@@ -51,6 +54,7 @@ mod spec;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use parse::{parse, parse_with};
+pub use spec::Dashboard;
 pub use spec::{
     Emit, Guarantee, Input, Location, Operation, Pipeline, Sink, Step, StepKind, Value, WindowSpec,
 };
