@@ -18,6 +18,8 @@
  *   strom.table(element, rows, {columns, caption})           render rows as a <table>
  *   strom.pipeline(), strom.summary()                        /api/endpoints, /api/summary
  *   strom.format(value, field)                               a value for reading
+ *       (numbers rounded to 3 decimals; *_start, *_end, *_at, *_ms and timestamp
+ *       fields holding epoch milliseconds as local times)
  *
  * Messages are the endpoints' envelopes: {"key": "<record key>", "value": {...}}.
  */
@@ -236,6 +238,16 @@
     return /(^|_)(start|end)$|^timestamp$|_at$|_ms$/.test(name);
   }
 
+  /** Milliseconds since the epoch as local "YYYY-MM-DD HH:MM:SS[.mmm]". */
+  function localTime(ms) {
+    const d = new Date(ms);
+    const two = (n) => String(n).padStart(2, "0");
+    const date = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+    const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+    const millis = d.getMilliseconds() ? "." + String(d.getMilliseconds()).padStart(3, "0") : "";
+    return `${date} ${time}${millis}`;
+  }
+
   /** A value as text for reading; see the header. */
   function format(value, name = "") {
     if (value === null || value === undefined) {
@@ -243,7 +255,7 @@
     }
     if (typeof value === "number") {
       if (isTimeField(name) && Number.isInteger(value) && value > 1e11) {
-        return new Date(value).toISOString().replace("T", " ").replace(/\.000Z$|Z$/, "");
+        return localTime(value);
       }
       return Number.isInteger(value) ? String(value) : String(Math.round(value * 1000) / 1000);
     }
@@ -253,17 +265,27 @@
     return String(value);
   }
 
-  /** The value fields of rows in first-seen order (the columns of a generic table). */
+  /**
+   * The value fields of rows (the columns of a generic table): the window first, then
+   * fields holding text (group fields, names, states), then the rest (aggregates),
+   * each group in first-seen order.
+   */
   function columnsOf(rows) {
-    const seen = new Set();
+    const seen = new Map();
     for (const row of rows) {
       if (row.value && typeof row.value === "object" && !Array.isArray(row.value)) {
-        Object.keys(row.value).forEach((k) => seen.add(k));
-      } else {
-        seen.add("value");
+        for (const [k, v] of Object.entries(row.value)) {
+          if (!seen.has(k)) {
+            const rank = k === "window_start" ? 0 : k === "window_end" ? 1 : typeof v === "string" ? 2 : 3;
+            seen.set(k, rank);
+          }
+        }
+      } else if (!seen.has("value")) {
+        seen.set("value", 3);
       }
     }
-    return Array.from(seen);
+    // Array.prototype.sort is stable: first-seen order holds within a rank.
+    return Array.from(seen.keys()).sort((a, b) => seen.get(a) - seen.get(b));
   }
 
   /**
