@@ -5,7 +5,7 @@
 //! as written. This crate parses a file into a [`Pipeline`], reports **every** mistake with
 //! its file, line and column ([`Diagnostic`]), and describes the topology as text and as a
 //! Mermaid graph. Running a pipeline (compiling it to a strom-streams topology with its
-//! sinks) builds on this model.
+//! sinks) builds on this model, and so do its live HTML views ([`dashboard`]).
 //!
 //! ```
 //! let yaml = r#"

@@ -147,6 +147,14 @@ mod http {
         std::fs::write(dir.path().join("img/map.svg"), "<svg/>").unwrap();
         std::fs::write(dir.path().join("style.css"), "h1{}").unwrap();
         std::fs::write(dir.path().join(".secret.json"), "{}").unwrap();
+        // A link inside the folder to a file outside it.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("private.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(
+            elsewhere.path().join("private.json"),
+            dir.path().join("link.json"),
+        )
+        .unwrap();
         let file = dir.path().join("views.yaml");
         std::fs::write(&file, WITH_PAGE).unwrap();
         let file = file.to_str().unwrap();
@@ -173,6 +181,7 @@ mod http {
             "/dashboard/img/../../views.yaml",
             "/dashboard/missing.js",
             "/dashboard/img",
+            "/dashboard/link.json",
         ] {
             assert_eq!(get(addr, hidden).await.status, 404, "{hidden}");
         }

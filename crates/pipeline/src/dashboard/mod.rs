@@ -15,6 +15,7 @@
 //! | `GET /api/endpoints` | `{"pipeline": NAME, "endpoints": [{"path": "/updates", "outputs": ["websocket"]}]}` |
 //! | `GET /api/summary` | the counters of `/metrics` that a page shows, as JSON |
 //!
+//! A WebSocket endpoint may not take one of these paths (the pipeline does not start).
 //! Everything is plain HTML and JavaScript compiled into the binary (no build step, no
 //! CDN): the pages work offline. The `dashboard` page and the files next to it are read
 //! at each request, so an edited page shows on reload.
@@ -26,28 +27,35 @@
 //! (`?limit=N`), with the messages received and the connection's state; a dropped
 //! connection is reopened with backoff. A row is a result's identity — its record key
 //! (an aggregation's group key), plus `@<window_start>` for windowed results — unless
-//! `?key=field,field` names the fields that identify a row.
+//! `?key=field,field` names the fields that identify a row; `?endpoint=/path` shows one
+//! endpoint only.
 //!
 //! # `live.js`, for a pipeline's own page
 //!
 //! `<script src="/live.js"></script>` defines `window.strom`:
 //!
 //! - `strom.live(path, {key, limit, recordKey, render})`: subscribes to endpoint `path`
-//!   (reconnecting), keeps the latest result per row key in a bounded table and calls
-//!   `render(view)` at most every 100 ms after changes. `key` is a list of value fields
-//!   (`["content_id", "window_start"]`) or a function of the message `{key, value}`;
-//!   the default is the result's identity above. `recordKey` subscribes to one record
-//!   key only (`?key=` of the endpoint). `view.rows()` gives `{id, key, value, seq,
-//!   at_ms}` newest first; `view.received`, `view.state` (`connecting`, `open`,
-//!   `closed`) and `view.connects` describe the connection.
-//! - `strom.table(element, rows, {columns})`: renders rows as a `<table>` (text only,
-//!   never HTML from data), one `<tr data-id>` per row, one `<td data-field>` per column.
+//!   (reconnecting after 250 ms, doubling up to 5 s), keeps the latest result per row
+//!   key in a table of at most `limit` rows (200; the least recently updated row goes
+//!   first) and calls `render(view)` at most every 100 ms after a change. `key` is a
+//!   list of (dotted) value fields (`["content_id", "window_start"]`) or a function of
+//!   the message `{key, value}`; the default is the result's identity above.
+//!   `recordKey` subscribes to one record key only (`?key=` of the endpoint).
+//!   `view.rows()` gives `{id, key, value, seq, at_ms}`, the most recently updated
+//!   first; `view.table.size`, `view.received`, `view.state` (`connecting`, `open`,
+//!   `closed`) and `view.connects` describe the table and the connection.
+//! - `strom.table(element, rows, {columns, caption})`: renders rows as a `<table>`
+//!   (text only, never HTML from data), one `<tr data-id>` per row and one
+//!   `<td data-field data-value>` per column; a column is a field name or
+//!   `{field, label, format(value, row)}`, by default every field seen.
 //! - `strom.subscribe(path, {onMessage, onState, recordKey})` and
 //!   `strom.latest({key, limit})`: the two halves of `live`, for pages that combine
 //!   endpoints themselves.
 //! - `strom.pipeline()` and `strom.summary()`: `/api/endpoints` and `/api/summary`.
-//! - `strom.format(value, field)`: numbers rounded for reading, `*_start`/`*_end`/
-//!   `timestamp` milliseconds as times.
+//! - `strom.format(value, field)`: numbers rounded to 3 decimals, epoch milliseconds
+//!   in `*_start`, `*_end`, `*_at`, `*_ms` and `timestamp` fields as local times.
+//! - `strom.field(value, "a.b")`, `strom.wsUrl(path, params)`: the small pieces the
+//!   others use.
 //!
 //! A page for top titles per window, for instance:
 //!
@@ -68,10 +76,10 @@
 //! </script>
 //! ```
 //!
-//! The subscriptions use the endpoints' `?envelope=true` form
-//! ([`crate::connectors::websocket`]), whose messages carry the record key beside the
-//! value. A WebSocket endpoint sends what is published while a client is connected:
-//! a page shows results from the moment it connected, never earlier ones.
+//! The subscriptions use the endpoints' `?envelope=true` form (see the `websocket`
+//! output), whose messages carry the record key beside the value. A WebSocket endpoint
+//! sends what is published while a client is connected: a page shows results from the
+//! moment it connected, never earlier ones.
 
 #[cfg(feature = "runtime")]
 pub mod files;
