@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the real-client compatibility suite needs: kcat, redis-server
-# and PostgreSQL (Debian; the pipeline sink tests start their own servers), a
-# Python venv with confluent-kafka, kafka-python, pytest and the sink test
-# clients, and the KafkaJS packages. Idempotent: a re-run only redoes what is missing or stale.
+# and PostgreSQL (Debian; the pipeline sink tests start their own servers),
+# Chromium and ChromeDriver (Debian; the pipeline dashboard tests), a Python
+# venv with confluent-kafka, kafka-python, pytest, the sink test clients and
+# Selenium, and the KafkaJS packages. Idempotent: a re-run only redoes what is missing or stale.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,6 +38,14 @@ fi
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     echo "install: postgresql"
     apt_install postgresql
+fi
+
+# --- Chromium and ChromeDriver (test_pipeline_dashboard.py drives headless pages) ---
+# Debian builds both from one source, so their versions always match; Selenium
+# is pointed at these two paths and downloads nothing.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "install: chromium chromium-driver"
+    apt_install chromium chromium-driver
 fi
 
 # --- Python venvs -------------------------------------------------------------
@@ -90,5 +99,7 @@ kcat -V 2>&1 | grep -o 'Version [^ ]* .*librdkafka [0-9.]*' || kcat -V
 "$quix_venv/bin/python" -c 'import importlib.metadata as m; print("quixstreams", m.version("quixstreams"))'
 redis-server --version
 ls /usr/lib/postgresql/*/bin/initdb
-"$venv/bin/python" -c 'import importlib.metadata as m; print(*(f"{p} {m.version(p)}" for p in ("redis", "websockets", "osmem-server")), sep=chr(10))'
+/usr/bin/chromium --version 2>/dev/null | grep -o 'Chromium [0-9.]*'
+/usr/bin/chromedriver --version | grep -o 'ChromeDriver [0-9.]*'
+"$venv/bin/python" -c 'import importlib.metadata as m; print(*(f"{p} {m.version(p)}" for p in ("redis", "websockets", "osmem-server", "selenium")), sep=chr(10))'
 ls "$kafka_dir/target/dependency" | grep -o '^kafka_2.13-[0-9.]*' | sed 's/^/apache kafka /'

@@ -48,7 +48,8 @@ struct RunArgs {
     /// Stream threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Serve `GET /metrics` (Prometheus) here.
+    /// Serve the live view (`GET /`), `GET /metrics` (Prometheus), health and the
+    /// WebSocket endpoints here.
     #[arg(long)]
     http_addr: Option<std::net::SocketAddr>,
 }
@@ -72,7 +73,7 @@ fn run_pipeline(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     if let Some(bound) = app.http_addr() {
-        eprintln!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+        eprintln!("live view on http://{bound}/, metrics on http://{bound}/metrics, health on http://{bound}/healthz");
     }
     eprintln!("running pipeline {} (Ctrl-C stops it)", p.name);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -110,13 +111,16 @@ fn load(file: &PathBuf) -> anyhow::Result<strom_pipeline::Pipeline> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let name = file.display().to_string();
-    match strom_pipeline::parse(&name, &text, &|k| std::env::var(k).ok()) {
-        Ok(p) => Ok(p),
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            bail!("{name}: {} mistake(s)", diagnostics.0.len())
-        }
-    }
+    let diagnostics = match strom_pipeline::parse(&name, &text, &|k| std::env::var(k).ok()) {
+        // The files it names are read where the pipeline file is.
+        Ok(p) => match strom_pipeline::dashboard::locate(&name, &p) {
+            Ok(_) => return Ok(p),
+            Err(d) => strom_pipeline::Diagnostics(vec![d]),
+        },
+        Err(diagnostics) => diagnostics,
+    };
+    eprintln!("{diagnostics}");
+    bail!("{name}: {} mistake(s)", diagnostics.0.len())
 }
 
 /// Runs a pipeline subcommand.

@@ -41,7 +41,7 @@ pub fn start_all(dir: &Path, bootstrap: &str, state_dir: &Path) -> anyhow::Resul
             Ok(p) => {
                 match p.http_addr() {
                     Some(addr) => {
-                        tracing::info!(pipeline = p.name(), file = name, %addr, "pipeline running (HTTP: /metrics, /healthz, WebSocket endpoints)")
+                        tracing::info!(pipeline = p.name(), file = name, %addr, "pipeline running (HTTP: live view at /, /metrics, /healthz, WebSocket endpoints)")
                     }
                     None => tracing::info!(pipeline = p.name(), file = name, "pipeline running"),
                 }

@@ -63,6 +63,34 @@ fn validate_reports_each_mistake_and_fails() {
     assert!(err.contains("2 mistake(s)"), "{err}");
 }
 
+#[test]
+fn validate_reads_the_dashboard_page_next_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("views.yaml");
+    std::fs::write(
+        &file,
+        "pipeline:\n  name: views\n  input_topics: [a]\n  dashboard: pages/views.html\n  output_sinks:\n    - type: websocket\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, _, err) = strom(&["pipeline", "validate", path]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{path}:4:14: dashboard \"pages/views.html\": cannot read {}",
+            dir.path().join("pages/views.html").display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("1 mistake(s)"), "{err}");
+    // Relative to the pipeline file, not to the working directory.
+    std::fs::create_dir(dir.path().join("pages")).unwrap();
+    std::fs::write(dir.path().join("pages/views.html"), "<h1>views</h1>").unwrap();
+    let (ok, out, err) = strom(&["pipeline", "validate", path]);
+    assert!(ok, "{err}");
+    assert!(out.contains("pipeline views is valid"), "{out}");
+}
+
 /// `strom pipeline run` against a spawned `strom serve`: topics created, a filtered
 /// 10-second window count written to its output topic exactly as the contract says,
 /// a record without event time in the dead-letter topic; SIGTERM stops it cleanly.

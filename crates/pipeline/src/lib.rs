@@ -5,7 +5,7 @@
 //! as written. This crate parses a file into a [`Pipeline`], reports **every** mistake with
 //! its file, line and column ([`Diagnostic`]), and describes the topology as text and as a
 //! Mermaid graph. Running a pipeline (compiling it to a strom-streams topology with its
-//! sinks) builds on this model.
+//! sinks) builds on this model, and so do its live HTML views ([`dashboard`]).
 //!
 //! ```
 //! let yaml = r#"
@@ -32,10 +32,13 @@ pub mod builtins;
 pub mod compile;
 #[cfg(feature = "runtime")]
 pub mod connectors;
+pub mod dashboard;
 pub mod describe;
 mod diagnostic;
 pub mod duration;
 pub mod expr;
+#[cfg(feature = "runtime")]
+mod http;
 #[cfg(feature = "runtime")]
 pub mod op_metrics;
 pub mod operations;
@@ -53,6 +56,7 @@ mod spec;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use parse::{parse, parse_with};
+pub use spec::Dashboard;
 pub use spec::{
     Emit, Guarantee, Input, Location, Operation, Pipeline, Sink, Step, StepKind, Value, WindowSpec,
 };

@@ -7,6 +7,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::duration::parse_ms;
 use crate::operations;
 use crate::sinks;
+use crate::spec::Dashboard;
 use crate::spec::{
     Emit, Guarantee, Input, Location, Operation, Pipeline, Sink, Step, StepKind, Value, WindowSpec,
 };
@@ -28,6 +29,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "format",
     "schema_registry",
     "dead_letter_topic",
+    "dashboard",
 ];
 const INPUT_KEYS: &[&str] = &[
     "type",
@@ -400,6 +402,7 @@ impl Parser<'_> {
                 .unwrap_or_default();
             self.error(n, format!("format {format:?}: use json, avro or protobuf"));
         }
+        let dashboard = self.dashboard(m);
         let pipeline = Pipeline {
             key,
             name,
@@ -412,6 +415,7 @@ impl Parser<'_> {
             format,
             schema_registry,
             dead_letter_topic,
+            dashboard,
         };
         self.check_graph(&pipeline);
         Some(pipeline)
@@ -773,6 +777,24 @@ impl Parser<'_> {
             route,
             from,
             settings,
+            at: at(node.span()),
+        })
+    }
+
+    /// `dashboard`: a file name (whether it can be read is checked by
+    /// [`crate::dashboard::locate`], which knows where the pipeline file is).
+    fn dashboard(&mut self, m: &MarkedMappingNode) -> Option<Dashboard> {
+        let node = m.get_node("dashboard")?;
+        let file = self.scalar(node, "dashboard")?;
+        if file.trim().is_empty() {
+            self.error(
+                at(node.span()),
+                "dashboard must name an HTML file (relative to the pipeline file)".into(),
+            );
+            return None;
+        }
+        Some(Dashboard {
+            file,
             at: at(node.span()),
         })
     }

@@ -8,9 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -25,6 +22,8 @@ use crate::connectors::metrics::SinkMetrics;
 use crate::connectors::websocket::{self, Hub};
 use crate::connectors::worker::{self, WorkerConfig};
 use crate::connectors::{self, Target};
+use crate::dashboard::routes::Site;
+use crate::http::HttpState;
 use crate::op_metrics::OpMetrics;
 use crate::plugin::Plugins;
 use crate::spec::{Guarantee, Pipeline};
@@ -42,8 +41,9 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Stream threads.
     pub threads: usize,
-    /// Serve `/metrics`, `/healthz` and the WebSocket endpoints here (a pipeline with a
-    /// `websocket` output without one binds `127.0.0.1:0`).
+    /// Serve `/metrics`, `/healthz`, the WebSocket endpoints and the live views here (a
+    /// pipeline with a `websocket` output or a `dashboard` binds `127.0.0.1:0` without
+    /// one).
     pub http_addr: Option<SocketAddr>,
     /// Operations registered by Rust code.
     pub plugins: Plugins,
@@ -169,7 +169,8 @@ impl RunningPipeline {
         &self.ops
     }
 
-    /// Where `/metrics`, `/healthz` and the WebSocket endpoints are served.
+    /// Where `/metrics`, `/healthz`, the WebSocket endpoints and the live views are
+    /// served.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
     }
@@ -199,43 +200,9 @@ impl RunningPipeline {
     }
 }
 
-/// What the HTTP handlers read.
-#[derive(Clone)]
-struct HttpState {
-    pipeline: String,
-    streams: Arc<KafkaStreams>,
-    sinks: Vec<Arc<SinkMetrics>>,
-    ops: Arc<Vec<Arc<OpMetrics>>>,
-    hub: Arc<Hub>,
-}
-
-async fn metrics(State(s): State<HttpState>) -> String {
-    let mut out = s.streams.render_prometheus();
-    crate::op_metrics::render(&mut out, &s.pipeline, &s.ops);
-    connectors::metrics::render(&mut out, &s.pipeline, &s.sinks);
-    let (clients, dropped) = (s.hub.clients(), s.hub.dropped());
-    let p = &s.pipeline;
-    out.push_str(&format!(
-        "# HELP strom_pipeline_websocket_clients WebSocket clients connected.\n\
-         # TYPE strom_pipeline_websocket_clients gauge\n\
-         strom_pipeline_websocket_clients{{pipeline=\"{p}\"}} {clients}\n\
-         # HELP strom_pipeline_websocket_dropped_total Messages slow WebSocket clients lost.\n\
-         # TYPE strom_pipeline_websocket_dropped_total counter\n\
-         strom_pipeline_websocket_dropped_total{{pipeline=\"{p}\"}} {dropped}\n"
-    ));
-    out
-}
-
-async fn health(State(s): State<HttpState>) -> (StatusCode, &'static str) {
-    if s.streams.is_running() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "a stream thread stopped\n")
-    }
-}
-
 /// Starts a compiled pipeline: its topics, its strom-streams application, a worker per
-/// external sink and the HTTP server. `env` reads environment variables (sink URLs).
+/// external sink and the HTTP server. `file` is the path the pipeline was read from (its
+/// `dashboard` is found next to it); `env` reads environment variables (sink URLs).
 pub fn start(
     file: &str,
     p: &Pipeline,
@@ -252,7 +219,9 @@ pub fn start(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    // Connect the sinks first: a bad setting fails the start before anything runs.
+    // Check the page and connect the sinks first: a bad setting fails the start before
+    // anything runs.
+    let page = crate::dashboard::locate(file, p).map_err(|d| d.to_string())?;
     let mut hub = Hub::default();
     let mut targets = Vec::new();
     for (i, sink) in p.sinks.iter().enumerate() {
@@ -261,7 +230,15 @@ pub fn start(
         }
         let name = connectors::name(p, i);
         let target = if sink.kind == "websocket" {
-            Target::WebSocket(hub.sink(&websocket::endpoint(sink)))
+            let endpoint = websocket::endpoint(sink);
+            if let Some(e) = crate::http::reserved(&endpoint) {
+                let at = sink.at;
+                return Err(format!(
+                    "{file}:{}:{}: output {name}: {e}",
+                    at.line, at.column
+                ));
+            }
+            Target::WebSocket(hub.sink(&endpoint))
         } else {
             runtime
                 .block_on(Target::connect(
@@ -306,13 +283,11 @@ pub fn start(
         ));
     }
     let has_websocket = p.sinks.iter().any(|s| s.kind == "websocket");
-    let http_addr = match options
-        .http_addr
-        .or_else(|| has_websocket.then(|| SocketAddr::from(([127, 0, 0, 1], 0))))
-    {
+    let http_addr = match options.http_addr.or_else(|| {
+        (has_websocket || page.is_some()).then(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }) {
         None => None,
         Some(addr) => {
-            let routes = hub.router();
             let state = HttpState {
                 pipeline: p.name.clone(),
                 streams: streams.clone(),
@@ -320,21 +295,12 @@ pub fn start(
                 ops: ops.clone(),
                 hub: Arc::new(hub),
             };
-            let router = routes
-                .route("/metrics", get(metrics))
-                .route("/healthz", get(health))
-                .route("/readyz", get(health))
-                .with_state(state);
-            let listener = runtime
-                .block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|e| format!("http {addr}: {e}"))?;
-            let bound = listener.local_addr().map_err(|e| e.to_string())?;
-            runtime.spawn(async move {
-                if let Err(e) = axum::serve(listener, router).await {
-                    tracing::warn!(error = %e, "pipeline http server stopped");
-                }
-            });
-            Some(bound)
+            Some(crate::http::serve(
+                &runtime,
+                addr,
+                state,
+                Site::new(p, page),
+            )?)
         }
     };
     Ok(RunningPipeline {

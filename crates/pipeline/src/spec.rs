@@ -67,6 +67,18 @@ pub struct Pipeline {
     pub schema_registry: Option<String>,
     /// `dead_letter_topic` (default `<name>-dlq`).
     pub dead_letter_topic: Option<String>,
+    /// `dashboard`: the pipeline's own live page (see [`crate::dashboard`]).
+    pub dashboard: Option<Dashboard>,
+}
+
+/// `dashboard: page.html`: an HTML file, relative to the pipeline file, that the
+/// pipeline's HTTP server serves at `/` instead of the built-in live view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dashboard {
+    /// The path as written.
+    pub file: String,
+    /// Where it is written.
+    pub at: Location,
 }
 
 /// An input topic, created as described when missing.

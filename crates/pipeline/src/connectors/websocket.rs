@@ -4,7 +4,10 @@
 //! The sink serves `endpoint` (default `/<for>` when the output has `for`, else
 //! `/updates`). A client connects to `ws://<http addr><endpoint>`, optionally with
 //! `?key=<record key>` to receive only that key's results (one driver, one chat), and
-//! receives each result's JSON value as a text message. Every instance of a scaled-out
+//! receives each result's JSON value as a text message. With `?envelope=true` each
+//! message is `{"key": "<record key>", "value": <the JSON value>}` instead: the record key
+//! (an aggregation's group key) identifies a result, which the live views
+//! ([`crate::dashboard`]) need to keep the latest result per key. Every instance of a scaled-out
 //! pipeline reads all of the sink's partitions from their end, so a client may connect
 //! to any instance. A client too slow to keep up loses the oldest messages it has not
 //! read (counted in `strom_pipeline_websocket_dropped_total`), never the pipeline's
@@ -125,14 +128,27 @@ async fn subscribe(
 ) -> Response {
     let rx = sub.tx.subscribe();
     let key = query.get("key").cloned();
-    ws.on_upgrade(move |socket| forward(socket, rx, key, sub))
+    let enveloped = query
+        .get("envelope")
+        .is_some_and(|v| matches!(v.as_str(), "true" | "1"));
+    ws.on_upgrade(move |socket| forward(socket, rx, key, enveloped, sub))
 }
 
-/// Sends the endpoint's results (those of `key`, if given) until the client leaves.
+/// A result with its record key: `{"key": KEY, "value": VALUE}` (`value` is JSON text).
+fn envelope(key: &str, value: &str) -> String {
+    format!(
+        "{{\"key\":{},\"value\":{value}}}",
+        serde_json::Value::from(key)
+    )
+}
+
+/// Sends the endpoint's results (those of `key`, if given; in envelopes if asked) until
+/// the client leaves.
 async fn forward(
     mut socket: WebSocket,
     mut rx: broadcast::Receiver<Arc<Published>>,
     key: Option<String>,
+    enveloped: bool,
     sub: Subscription,
 ) {
     sub.clients.fetch_add(1, Ordering::Relaxed);
@@ -143,7 +159,8 @@ async fn forward(
                     if key.as_deref().is_some_and(|k| k != p.key) {
                         continue;
                     }
-                    if socket.send(Message::Text(p.text.clone().into())).await.is_err() {
+                    let text = if enveloped { envelope(&p.key, &p.text) } else { p.text.clone() };
+                    if socket.send(Message::Text(text.into())).await.is_err() {
                         break;
                     }
                 }
@@ -159,4 +176,19 @@ async fn forward(
         }
     }
     sub.clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::envelope;
+
+    #[test]
+    fn an_envelope_carries_the_key_as_a_json_string_and_the_value_as_is() {
+        let text = envelope("c\"7", r#"{"count":3}"#);
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(
+            back,
+            serde_json::json!({"key": "c\"7", "value": {"count": 3}})
+        );
+    }
 }
