@@ -39,6 +39,13 @@
 #                                 a new cluster (initdb, pg_ctl from
 #                                 /usr/lib/postgresql/*/bin) on a free port; exports
 #                                 STROM_SINK_POSTGRES_URL
+#   ensure_elasticsearch          an Elasticsearch/OpenSearch at $STROM_SINK_ELASTICSEARCH_URL
+#                                 (http://127.0.0.1:9200), else osmem-server (an in-memory
+#                                 OpenSearch-compatible server, `pip install
+#                                 osmem-server`; the test suite's venv has it) on a free
+#                                 port, else a warning (the output then holds its input
+#                                 with its circuit open until one is reachable); exports
+#                                 STROM_SINK_ELASTICSEARCH_URL
 #   example_psql ARGS...          psql against $STROM_SINK_POSTGRES_URL
 #   start_pipeline FILE [ADDR]    `strom pipeline run FILE` in the background, HTTP
 #                                 (/metrics, /healthz) at ADDR (127.0.0.1 and a free port
@@ -245,6 +252,41 @@ ensure_redis() {
     fi
     STROM_SINK_REDIS_GEO_URL="${STROM_SINK_REDIS_GEO_URL:-$STROM_SINK_REDIS_URL}"
     export STROM_SINK_REDIS_URL STROM_SINK_REDIS_GEO_URL
+}
+
+ensure_elasticsearch() {
+    STROM_SINK_ELASTICSEARCH_URL="${STROM_SINK_ELASTICSEARCH_URL:-http://127.0.0.1:9200}"
+    export STROM_SINK_ELASTICSEARCH_URL
+    if http_ok "$STROM_SINK_ELASTICSEARCH_URL/"; then
+        example_log "using Elasticsearch/OpenSearch at $STROM_SINK_ELASTICSEARCH_URL"
+        return 0
+    fi
+    local py="" candidate
+    for candidate in "$STROM_REPO/tests/compat/.venv/bin/python" python3; do
+        if "$candidate" -c 'import osmem_server' 2>/dev/null; then
+            py="$candidate"
+            break
+        fi
+    done
+    if [ -z "$py" ]; then
+        example_log "warning: no Elasticsearch at $STROM_SINK_ELASTICSEARCH_URL and no osmem-server" \
+            "(pip install osmem-server): the elasticsearch output waits, circuit open, until one answers"
+        return 0
+    fi
+    local port
+    port="$(free_port 9200)"
+    # osmem-server stops when its parent's stdin closes: a Python parent that waits.
+    start_background osmem-server "$py" -c '
+import signal, sys
+from osmem_server import OsmemServer
+server = OsmemServer.start(japanese=False, addr=sys.argv[1])
+print(server.url, flush=True)
+signal.sigwait({signal.SIGTERM, signal.SIGINT})
+server.close()
+' "127.0.0.1:$port"
+    STROM_SINK_ELASTICSEARCH_URL="http://127.0.0.1:$port"
+    wait_until osmem-server 60 http_ok "$STROM_SINK_ELASTICSEARCH_URL/"
+    example_log "osmem-server (OpenSearch-compatible, in memory): $STROM_SINK_ELASTICSEARCH_URL"
 }
 
 # _pg_bin: the newest /usr/lib/postgresql/<version>/bin, or nothing.

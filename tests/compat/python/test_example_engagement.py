@@ -6,7 +6,8 @@ computes independently from the same generated events:
 - 5-minute windows per title: count, watch time, completion rate, joined with
   the title's metadata, exactly once on `processed-analytics`, as documents
   `<title>@<window start>` in the `user-engagement` index, and live on the
-  WebSocket endpoint `/top-titles`;
+  WebSocket endpoint `/top-titles`, which the example's page (dashboard.html,
+  in headless Chromium) shows: the newest window's ten most viewed titles;
 - 30-minute sessions of long views per user, affinity by genre over all of a
   user's sessions, recommendations topped up from the profile: `rec:{user_id}`
   in Redis with a 2-hour TTL.
@@ -26,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from browser import Browser
 from compat import cf_create_topic
 from examples_support import EXAMPLES, generated, produce_events
 from sink_servers import PipelineProcess, RedisServer, TopicReader, WsListener, wait_for
@@ -115,7 +117,7 @@ def recommendations(long_views: list[dict], profiles: dict) -> dict:
         out[user] = {
             "user_id": user,
             "window_start": last[0]["timestamp"],
-            "window_end": last[-1]["timestamp"],
+            "window_end": last[-1]["timestamp"] + 1,  # ends are exclusive, as for every window
             "count": len(last),
             "sum_watch_duration": float(sum(v["watch_duration"] for v in last)),
             "count_each_genre": dict(genres),
@@ -160,7 +162,10 @@ def test_engagement_example_end_to_end(broker, redis_server, opensearch, workdir
     p.start()
     output = TopicReader(broker.bootstrap, "processed-analytics")
     live = WsListener(p.ws_url("/top-titles"))
+    page = Browser()
     try:
+        page.open(p.http + "/")
+        page.wait_until("document.getElementById('status').textContent.startsWith('open')", "the page's socket open")
         produce_events(broker.bootstrap, views)
         # Hours later: one long view per user and one view per title close every
         # earlier session and window (and open ones that stay open).
@@ -210,7 +215,7 @@ def test_engagement_example_end_to_end(broker, redis_server, opensearch, workdir
             keys = r.keys("rec:*")
             if len(keys) < len(want_recs):
                 return None
-            return {k.decode().removeprefix("rec:"): json.loads(r.get(k)) for k in keys}
+            return {k.removeprefix("rec:"): json.loads(r.get(k)) for k in keys}
 
         got_recs = p.wait(recs, f"rec:* for {len(want_recs)} users")
         assert set(got_recs) == set(want_recs)
@@ -218,7 +223,7 @@ def test_engagement_example_end_to_end(broker, redis_server, opensearch, workdir
             # The last session is written last: wait for it, then compare all of it.
             wait_for(
                 lambda: json.loads(r.get(f"rec:{user}"))["window_end"] == want["window_end"],
-                f"rec:{user} of the session ending at {want['window_end']}",
+                f"rec:{user} of the session ending at {want['window_end']} (now {r.get(f'rec:{user}')})",
             )
             v = json.loads(r.get(f"rec:{user}"))
             exact = ("user_id", "window_start", "window_end", "count", "count_each_genre", "profile", "recommendations")
@@ -232,7 +237,27 @@ def test_engagement_example_end_to_end(broker, redis_server, opensearch, workdir
         assert received, "no result reached /top-titles"
         for v in received:
             assert same_window_result(v, want_windows[(v["content_id"], v["window_start"])]), v
+
+        # The page: the newest closed window first, its ten most viewed titles.
+        newest = max(w for _, w in want_windows)
+        top = sorted(
+            ((c, v) for (c, w), v in want_windows.items() if w == newest),
+            key=lambda cv: (-cv[1]["count_by_content_id"], cv[0]),
+        )[:10]
+        want_rows = [[c, v["content"]["title"], str(v["count_by_content_id"])] for c, v in top]
+        page.wait_until(
+            "document.querySelector('section').dataset.window",
+            f"the newest window {newest} shown first",
+            check=lambda w: w == str(newest),
+        )
+        page.wait_until(
+            """Array.from(document.querySelectorAll('section')[0].querySelectorAll('tbody tr'), tr =>
+                 ['content_id', 'content.title', 'count_by_content_id'].map(f => tr.querySelector(`[data-field="${f}"]`).innerText))""",
+            f"the top titles of window {newest}: {want_rows}",
+            check=lambda rows: rows == want_rows,
+        )
     finally:
+        page.close()
         live.close()
         output.close()
         p.close()
