@@ -831,3 +831,39 @@ fn plugin_operations_run_by_name_and_count_in_operation_metrics() {
         .to_string();
     assert!(e.contains("tag_source needs `source`"), "{e}");
 }
+
+const SESSIONS: &str = r#"
+pipeline:
+  name: sessions
+  input_topics: [user-views]
+  processors:
+    - name: per-user
+      type: session-window
+      gap: 30 minutes
+      grace: 2 minutes
+      operations: [group_by_user_id, count, count_each_genre]
+  output_sinks:
+    - type: kafka
+      topic: sessions
+"#;
+
+#[test]
+fn a_session_closes_once_stream_time_passes_its_end_gap_and_grace() {
+    let mut d = driver(SESSIONS);
+    let min = 60_000;
+    let view = |user: &str, genre: &str, t: i64| json!({"user_id": user, "genre": genre, "timestamp": t});
+    send(&mut d, "user-views", "u1", view("u1", "drama", 0), 0);
+    send(&mut d, "user-views", "u1", view("u1", "comedy", 20 * min), 20 * min);
+    send(&mut d, "user-views", "u2", view("u2", "drama", 40 * min), 40 * min);
+    // u1's session ends at 20m (+1, exclusive): it closes after 20m + 30m + 2m.
+    assert_eq!(out(&mut d, "sessions"), vec![]);
+    send(&mut d, "user-views", "u2", view("u2", "drama", 53 * min), 53 * min);
+    assert_eq!(
+        out(&mut d, "sessions"),
+        vec![(
+            "u1".to_string(),
+            json!({"user_id": "u1", "window_start": 0, "window_end": 20 * min + 1, "count": 2,
+                   "count_each_genre": {"drama": 1, "comedy": 1}})
+        )]
+    );
+}
