@@ -175,3 +175,50 @@ pub fn mermaid(p: &Pipeline) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branches_show_where_each_step_and_output_reads() {
+        let yaml = "\
+pipeline:
+  name: p
+  input_topics: [views, clicks]
+  processors:
+    - name: valid
+      from: views
+      operations: [count]
+    - name: titled
+      operations: [count]
+    - name: long
+      from: [valid, clicks]
+      operations: [count]
+  output_sinks:
+    - type: kafka
+      topic: t
+      from: titled
+    - type: kafka
+      topic: l
+";
+        let p = crate::parse("p.yaml", yaml, &|_| None).unwrap();
+        let m = mermaid(&p);
+        let edges: Vec<&str> = m.lines().filter(|l| l.contains("-->")).collect();
+        assert_eq!(
+            edges,
+            [
+                "  in0 --> step0",
+                "  step0 --> step1",
+                "  step0 --> step2",
+                "  in1 --> step2",
+                "  step1 --> out0",
+                "  step2 --> out1",
+            ]
+        );
+        let t = text(&p);
+        assert!(t.contains("step 3 long (from valid, clicks): stream processor"), "{t}");
+        assert!(t.contains("output kafka topic=t from titled"), "{t}");
+    }
+}

@@ -150,8 +150,13 @@ struct Parser<'a> {
 
 /// The names a step or output at position `before` may read, for error messages.
 fn known_upstreams(p: &Pipeline, before: usize) -> String {
-    let mut names: Vec<&str> = p.steps[..before].iter().map(|s| s.name.as_str()).collect();
-    names.extend(p.inputs.iter().map(|i| i.topic.as_str()));
+    let mut names: Vec<&str> = Vec::new();
+    let steps = p.steps[..before].iter().map(|s| s.name.as_str());
+    for name in steps.chain(p.inputs.iter().map(|i| i.topic.as_str())) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     names.join(", ")
 }
 

@@ -867,3 +867,88 @@ fn a_session_closes_once_stream_time_passes_its_end_gap_and_grace() {
         )]
     );
 }
+
+const BRANCHES: &str = r#"
+pipeline:
+  name: branches
+  input_topics: [user-views, user-clicks]
+  processors:
+    - name: valid
+      from: user-views
+      operations:
+        - filter: "watch_duration >= 0"
+    - name: titled
+      operations:
+        - join: {table: content-metadata, on: content_id, as: content}
+    - name: long
+      from: valid
+      operations:
+        - filter: "watch_duration * 2 >= content_duration"
+  output_sinks:
+    - type: kafka
+      topic: titled
+      from: titled
+    - type: kafka
+      topic: long
+    - type: kafka
+      topic: everything
+      from: [user-views, user-clicks]
+"#;
+
+#[test]
+fn steps_and_outputs_read_the_inputs_and_steps_they_name() {
+    let mut d = driver(BRANCHES);
+    send(&mut d, "content-metadata", "c1", json!({"title": "One"}), 0);
+    let view = |c: &str, w: i64| json!({"content_id": c, "watch_duration": w, "content_duration": 100});
+    send(&mut d, "user-views", "u1", view("c1", 60), 1);
+    send(&mut d, "user-views", "u1", view("c2", 10), 2);
+    send(&mut d, "user-views", "u1", view("c1", -1), 3);
+    send(&mut d, "user-clicks", "u1", json!({"content_id": "c1"}), 4);
+    let with_content = |c: &str, w: i64, content: Value| {
+        let mut v = view(c, w);
+        v["content"] = content;
+        v
+    };
+    assert_eq!(
+        out(&mut d, "titled"),
+        vec![
+            ("u1".to_string(), with_content("c1", 60, json!({"title": "One"}))),
+            ("u1".to_string(), with_content("c2", 10, Value::Null)),
+        ],
+        "valid views only; clicks never reach the `valid` branch"
+    );
+    // `long` reads `valid`, not `titled`; an output without `from` writes the last step.
+    assert_eq!(out(&mut d, "long"), vec![("u1".to_string(), view("c1", 60))]);
+    assert_eq!(out(&mut d, "everything").len(), 4, "both inputs, merged");
+}
+
+const JOINED: &str = r#"
+pipeline:
+  name: joined
+  input_topics: [user-views]
+  processors:
+    - name: titled
+      operations:
+        - join: {table: content-metadata, on: content_id, as: content}
+  output_sinks:
+    - type: kafka
+      topic: titled
+"#;
+
+#[test]
+fn join_adds_the_table_row_or_null() {
+    let mut d = driver(JOINED);
+    send(&mut d, "content-metadata", "c1", json!({"title": "One", "genre": "drama"}), 0);
+    send(&mut d, "user-views", "u1", json!({"content_id": "c1"}), 1);
+    send(&mut d, "user-views", "u2", json!({"content_id": "c9"}), 2);
+    send(&mut d, "user-views", "u3", json!({"other": 1}), 3);
+    assert_eq!(
+        out(&mut d, "titled"),
+        vec![
+            ("u1".to_string(), json!({"content_id": "c1", "content": {"title": "One", "genre": "drama"}})),
+            ("u2".to_string(), json!({"content_id": "c9", "content": null})),
+            // Without the field the record key is looked up.
+            ("u3".to_string(), json!({"other": 1, "content": null})),
+        ]
+    );
+}

@@ -113,3 +113,36 @@ fn filter_and_route_expressions_are_checked() {
         "{e:?}"
     );
 }
+
+#[test]
+fn from_names_an_input_or_an_earlier_step() {
+    let yaml = "\
+pipeline:
+  name: p
+  input_topics: [views]
+  processors:
+    - name: a
+      from: b
+      operations: [count]
+    - name: b
+      from: [views, nowhere]
+      operations: [count]
+    - name: b
+      operations: [count]
+  output_sinks:
+    - type: kafka
+      topic: out
+      from: missing
+";
+    let e = errors(yaml);
+    let want_prefixes = [
+        "p.yaml:6:13: step \"a\" reads from \"b\": a step reads only inputs and earlier steps; known: views",
+        "p.yaml:9:13: step \"b\" reads from \"nowhere\": no step or input has that name; known: a, views",
+        "p.yaml:11:7: a second step named \"b\": step names must be unique",
+        "p.yaml:16:13: a kafka output reads from \"missing\": no step or input has that name; known: a, b, views",
+    ];
+    assert_eq!(e.len(), want_prefixes.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(want_prefixes) {
+        assert!(got.starts_with(want), "{got}\n does not start with\n{want}");
+    }
+}
