@@ -49,8 +49,12 @@
 #   example_psql ARGS...          psql against $STROM_SINK_POSTGRES_URL
 #   start_pipeline FILE [ADDR]    `strom pipeline run FILE` in the background, HTTP
 #                                 (/metrics, /healthz) at ADDR (127.0.0.1 and a free port
-#                                 from 9700); waits for /healthz; sets PIPELINE_HTTP and
-#                                 PIPELINE_PID
+#                                 from 9700); waits for /healthz; sets PIPELINE_HTTP,
+#                                 PIPELINE_PID and PIPELINE_FILE
+#   run_until_stopped GEN_PID WHAT
+#                                 waits for the generator (background process GEN_PID)
+#                                 to send its WHAT, then for the pipeline, which runs
+#                                 until Ctrl-C; fails with the log of whichever stops
 #
 # Waits are failure guards: they poll for a state, and give up only after their limit.
 
@@ -362,7 +366,21 @@ start_pipeline() {
         --bootstrap-servers "$STROM_BOOTSTRAP" --state-dir "$EXAMPLE_WORK/$name-state" \
         --http-addr "$addr"
     PIPELINE_PID="$BACKGROUND_PID"
+    PIPELINE_FILE="$file"
     PIPELINE_HTTP="http://$addr"
     wait_until "$name" 120 http_ok "$PIPELINE_HTTP/healthz"
     example_log "$name: /metrics and /healthz at $PIPELINE_HTTP"
+}
+
+run_until_stopped() {
+    local generator_pid="$1" what="$2" name
+    name="pipeline-$(basename "$(dirname "$PIPELINE_FILE")")"
+    if wait "$generator_pid"; then
+        example_log "the generator sent its $what; the pipeline keeps running (Ctrl-C stops it)"
+    else
+        example_die "the generator failed: $EXAMPLE_WORK/generator.log"
+    fi
+    wait "$PIPELINE_PID" || true
+    tail -n 30 "$EXAMPLE_WORK/$name.log" >&2 || true
+    example_die "the pipeline exited: $EXAMPLE_WORK/$name.log"
 }

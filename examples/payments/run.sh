@@ -47,12 +47,4 @@ Logs: $EXAMPLE_WORK. Ctrl-C stops everything this script started.
 
 INFO
 
-# Until Ctrl-C: the generator, then the pipeline (which runs until stopped).
-if wait "$generator_pid"; then
-    example_log "the generator sent its $count payments; the pipeline keeps running (Ctrl-C stops it)"
-else
-    example_die "the generator failed: $EXAMPLE_WORK/generator.log"
-fi
-wait "$PIPELINE_PID" || true
-tail -n 30 "$EXAMPLE_WORK/pipeline-payments.log" >&2 || true
-example_die "the pipeline exited: $EXAMPLE_WORK/pipeline-payments.log"
+run_until_stopped "$generator_pid" "$count payments"

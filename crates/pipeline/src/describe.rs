@@ -218,7 +218,10 @@ pipeline:
             ]
         );
         let t = text(&p);
-        assert!(t.contains("step 3 long (from valid, clicks): stream processor"), "{t}");
+        assert!(
+            t.contains("step 3 long (from valid, clicks): stream processor"),
+            "{t}"
+        );
         assert!(t.contains("output kafka topic=t from titled"), "{t}");
     }
 }

@@ -851,13 +851,32 @@ pipeline:
 fn a_session_closes_once_stream_time_passes_its_end_gap_and_grace() {
     let mut d = driver(SESSIONS);
     let min = 60_000;
-    let view = |user: &str, genre: &str, t: i64| json!({"user_id": user, "genre": genre, "timestamp": t});
+    let view =
+        |user: &str, genre: &str, t: i64| json!({"user_id": user, "genre": genre, "timestamp": t});
     send(&mut d, "user-views", "u1", view("u1", "drama", 0), 0);
-    send(&mut d, "user-views", "u1", view("u1", "comedy", 20 * min), 20 * min);
-    send(&mut d, "user-views", "u2", view("u2", "drama", 40 * min), 40 * min);
+    send(
+        &mut d,
+        "user-views",
+        "u1",
+        view("u1", "comedy", 20 * min),
+        20 * min,
+    );
+    send(
+        &mut d,
+        "user-views",
+        "u2",
+        view("u2", "drama", 40 * min),
+        40 * min,
+    );
     // u1's session ends at 20m (+1, exclusive): it closes after 20m + 30m + 2m.
     assert_eq!(out(&mut d, "sessions"), vec![]);
-    send(&mut d, "user-views", "u2", view("u2", "drama", 53 * min), 53 * min);
+    send(
+        &mut d,
+        "user-views",
+        "u2",
+        view("u2", "drama", 53 * min),
+        53 * min,
+    );
     assert_eq!(
         out(&mut d, "sessions"),
         vec![(
@@ -899,7 +918,8 @@ pipeline:
 fn steps_and_outputs_read_the_inputs_and_steps_they_name() {
     let mut d = driver(BRANCHES);
     send(&mut d, "content-metadata", "c1", json!({"title": "One"}), 0);
-    let view = |c: &str, w: i64| json!({"content_id": c, "watch_duration": w, "content_duration": 100});
+    let view =
+        |c: &str, w: i64| json!({"content_id": c, "watch_duration": w, "content_duration": 100});
     send(&mut d, "user-views", "u1", view("c1", 60), 1);
     send(&mut d, "user-views", "u1", view("c2", 10), 2);
     send(&mut d, "user-views", "u1", view("c1", -1), 3);
@@ -912,13 +932,19 @@ fn steps_and_outputs_read_the_inputs_and_steps_they_name() {
     assert_eq!(
         out(&mut d, "titled"),
         vec![
-            ("u1".to_string(), with_content("c1", 60, json!({"title": "One"}))),
+            (
+                "u1".to_string(),
+                with_content("c1", 60, json!({"title": "One"}))
+            ),
             ("u1".to_string(), with_content("c2", 10, Value::Null)),
         ],
         "valid views only; clicks never reach the `valid` branch"
     );
     // `long` reads `valid`, not `titled`; an output without `from` writes the last step.
-    assert_eq!(out(&mut d, "long"), vec![("u1".to_string(), view("c1", 60))]);
+    assert_eq!(
+        out(&mut d, "long"),
+        vec![("u1".to_string(), view("c1", 60))]
+    );
     assert_eq!(out(&mut d, "everything").len(), 4, "both inputs, merged");
 }
 
@@ -938,15 +964,27 @@ pipeline:
 #[test]
 fn join_adds_the_table_row_or_null() {
     let mut d = driver(JOINED);
-    send(&mut d, "content-metadata", "c1", json!({"title": "One", "genre": "drama"}), 0);
+    send(
+        &mut d,
+        "content-metadata",
+        "c1",
+        json!({"title": "One", "genre": "drama"}),
+        0,
+    );
     send(&mut d, "user-views", "u1", json!({"content_id": "c1"}), 1);
     send(&mut d, "user-views", "u2", json!({"content_id": "c9"}), 2);
     send(&mut d, "user-views", "u3", json!({"other": 1}), 3);
     assert_eq!(
         out(&mut d, "titled"),
         vec![
-            ("u1".to_string(), json!({"content_id": "c1", "content": {"title": "One", "genre": "drama"}})),
-            ("u2".to_string(), json!({"content_id": "c9", "content": null})),
+            (
+                "u1".to_string(),
+                json!({"content_id": "c1", "content": {"title": "One", "genre": "drama"}})
+            ),
+            (
+                "u2".to_string(),
+                json!({"content_id": "c9", "content": null})
+            ),
             // Without the field the record key is looked up.
             ("u3".to_string(), json!({"other": 1, "content": null})),
         ]

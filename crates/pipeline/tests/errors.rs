@@ -14,6 +14,14 @@ fn errors(yaml: &str) -> Vec<String> {
     .collect()
 }
 
+/// Each error starts with its expected text, and there are no others.
+fn assert_starts(errors: &[String], want_prefixes: &[&str]) {
+    assert_eq!(errors.len(), want_prefixes.len(), "{errors:#?}");
+    for (got, want) in errors.iter().zip(want_prefixes) {
+        assert!(got.starts_with(want), "{got}\n does not start with\n{want}");
+    }
+}
+
 #[test]
 fn all_mistakes_with_their_places() {
     let yaml = "\
@@ -49,10 +57,7 @@ pipeline:
         "p.yaml:20:7: unknown setting \"colour\" for a redis output",
         "p.yaml:21:13: unknown output type \"carrier-pigeon\"",
     ];
-    assert_eq!(e.len(), want_prefixes.len(), "{e:#?}");
-    for (got, want) in e.iter().zip(want_prefixes) {
-        assert!(got.starts_with(want), "{got}\n does not start with\n{want}");
-    }
+    assert_starts(&e, &want_prefixes);
     // The window error (first one) is in a windowed step, so the seven above are all.
 }
 
@@ -141,8 +146,5 @@ pipeline:
         "p.yaml:11:7: a second step named \"b\": step names must be unique",
         "p.yaml:16:13: a kafka output reads from \"missing\": no step or input has that name; known: a, b, views",
     ];
-    assert_eq!(e.len(), want_prefixes.len(), "{e:#?}");
-    for (got, want) in e.iter().zip(want_prefixes) {
-        assert!(got.starts_with(want), "{got}\n does not start with\n{want}");
-    }
+    assert_starts(&e, &want_prefixes);
 }

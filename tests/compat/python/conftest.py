@@ -241,6 +241,28 @@ def running_broker(request, config=None, args=None):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture
+def pipelines():
+    """`strom pipeline run` processes (sink_servers.PipelineProcess) a test starts;
+    killed at its end if still running."""
+    started: list = []
+    yield started
+    for p in started:
+        p.close()
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL cluster of its own (sink_servers.PostgresServer) for one test."""
+    from sink_servers import PostgresServer
+
+    pg = PostgresServer()
+    pg.start()
+    yield pg
+    pg.stop()
+    pg.remove()
+
+
 @pytest.fixture(autouse=True)
 def _broker_log_mark(request):
     """Remembers where the broker log stood when the test started."""

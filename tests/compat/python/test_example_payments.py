@@ -15,7 +15,6 @@ Every wait is a failure guard that polls for an exact expected state.
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -24,8 +23,9 @@ from pathlib import Path
 
 import pytest
 from compat import cf_produce_all, cf_producer
-from conftest import REPO, strom_bin
-from sink_servers import PipelineProcess, PostgresServer, TopicReader, wait_for
+from conftest import REPO
+from examples_support import generated
+from sink_servers import PipelineProcess, TopicReader, wait_for
 
 EXAMPLE = REPO / "examples" / "payments"
 PIPELINE = "payment-processor"  # the file's pipeline name: its consumer group and topic prefix
@@ -45,31 +45,12 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("payments")
 
 
-@pytest.fixture
-def postgres():
-    pg = PostgresServer()
-    pg.start()
-    yield pg
-    pg.stop()
-    pg.remove()
-
-
-def generated() -> list[dict]:
-    """`strom generate payments --stdout`: {topic, key, value, timestamp} per line."""
-    out = subprocess.run(
-        [
-            str(strom_bin()), "generate", "payments", "--stdout",
-            "--count", str(COUNT), "--seed", str(SEED), "--keys", str(ACCOUNTS),
-            "--invalid-fraction", "0.05", "--late-fraction", "0.02", "--start-ms", str(START_MS),
-        ],
-        capture_output=True, text=True, timeout=60, check=True,
-    )
-    return [json.loads(line) for line in out.stdout.splitlines()]
-
-
 def load() -> list[tuple[str, str, int]]:
     """The records to produce, in order: (key, value as JSON text, timestamp)."""
-    events = generated()
+    events = generated(
+        "payments", count=COUNT, seed=SEED, keys=ACCOUNTS,
+        invalid_fraction=0.05, late_fraction=0.02, start_ms=START_MS,
+    )
     assert len(events) == COUNT
     assert {e["topic"] for e in events} == {"payments"}
     records: list[tuple[str, str, int]] = []

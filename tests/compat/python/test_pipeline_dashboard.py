@@ -49,15 +49,6 @@ def browser():
         yield b
 
 
-@pytest.fixture
-def pipelines():
-    """Pipelines a test starts; killed at its end if still running."""
-    started: list[PipelineProcess] = []
-    yield started
-    for p in started:
-        p.close()
-
-
 def run_pipeline(pipelines, workdir: Path, file: Path, bootstrap: str) -> PipelineProcess:
     p = PipelineProcess(workdir, file, bootstrap)
     pipelines.append(p)

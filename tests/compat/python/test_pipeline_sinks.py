@@ -27,7 +27,6 @@ from conftest import REPO, running_broker
 from sink_servers import (
     HttpRecorder,
     PipelineProcess,
-    PostgresServer,
     RedisServer,
     TopicReader,
     WsListener,
@@ -52,15 +51,6 @@ def redis_server(workdir):
     r.start()
     yield r
     r.stop()
-
-
-@pytest.fixture
-def pipelines():
-    """Pipelines a test starts; killed at its end if still running."""
-    started: list[PipelineProcess] = []
-    yield started
-    for p in started:
-        p.close()
 
 
 def run_pipeline(pipelines, workdir: Path, file: Path, bootstrap: str, env: dict | None = None) -> PipelineProcess:
@@ -430,15 +420,6 @@ pipeline:
     - type: postgres
       table: click_counts
 """
-
-
-@pytest.fixture
-def postgres():
-    pg = PostgresServer()
-    pg.start()
-    yield pg
-    pg.stop()
-    pg.remove()
 
 
 def test_postgres_exactly_once_through_sigkill(broker, postgres, workdir, pipelines):
