@@ -164,9 +164,10 @@ fn try_map(
     s.process(move || TryMap(f.clone(), m.clone()), &[])
 }
 
-/// Counts the records an operation passes on.
+/// Counts the records passed on, for each of the operations whose output they are (one
+/// record-at-a-time operation, or every aggregate of a step: they share its results).
 #[derive(Clone)]
-struct CountOut(Arc<OpMetrics>);
+struct CountOut(Vec<Arc<OpMetrics>>);
 
 impl Processor<String, Json, String, Json> for CountOut {
     fn process(
@@ -174,7 +175,9 @@ impl Processor<String, Json, String, Json> for CountOut {
         ctx: &mut ProcessorContext<'_, '_, String, Json>,
         r: Record<String, Json>,
     ) -> Result<(), ProcessError> {
-        self.0.records_out.fetch_add(1, Ordering::Relaxed);
+        for m in &self.0 {
+            m.records_out.fetch_add(1, Ordering::Relaxed);
+        }
         ctx.forward(r);
         Ok(())
     }
@@ -471,6 +474,7 @@ impl Compiler<'_> {
     fn step(&mut self, s: Stream, step: &Step) -> Stream {
         let mut stream = s;
         let mut aggs: Vec<(String, Agg)> = Vec::new();
+        let mut agg_metrics: Vec<Arc<OpMetrics>> = Vec::new();
         let mut group: Vec<String> = Vec::new();
         for op in &step.operations {
             let name = op.name.as_str();
@@ -492,6 +496,8 @@ impl Compiler<'_> {
                     // Stateful operations after it see every record of a key.
                     stream =
                         keyed.repartition(&format!("{}-{}", step.name, name), TextKey, values());
+                } else {
+                    agg_metrics.push(m); // it passes on the aggregation's results
                 }
                 continue;
             }
@@ -500,6 +506,7 @@ impl Compiler<'_> {
                     group.push(f.to_string());
                 }
                 aggs.push((op.name.clone(), agg));
+                agg_metrics.push(m);
                 continue;
             }
             match name {
@@ -680,7 +687,7 @@ impl Compiler<'_> {
                 // Keyed by region now: the region's stores see all of its drivers.
                 stream = stream.repartition(&format!("{}-{}", step.name, name), TextKey, values());
             }
-            let count = CountOut(m);
+            let count = CountOut(vec![m]);
             stream = stream.process(move || count.clone(), &[]);
         }
         if aggs.is_empty() {
@@ -712,23 +719,45 @@ impl Compiler<'_> {
         );
         let store = step.name.clone();
         let agg = aggregation(aggs, group);
-        let Some(w) = step.window else {
-            let (init, add, finish) = (agg.clone(), agg.clone(), agg);
-            return grouped
-                .aggregate(
-                    &store,
-                    move || init.init(),
-                    move |_, v, a| add.add(a, v),
-                    values(),
-                )
-                .to_stream()
-                .flat_map_values(move |v: &Option<Json>| v.as_ref().map(|a| finish.finish(a)));
+        let count = CountOut(agg_metrics);
+        let results = match step.window {
+            None => Self::aggregated(grouped, &store, agg),
+            Some(w) => Self::windowed(grouped, &store, agg, step.kind, w),
         };
+        results.process(move || count.clone(), &[])
+    }
+
+    /// A step's running aggregation, re-emitted on every update.
+    fn aggregated(
+        grouped: KGroupedStream<String, Json>,
+        store: &str,
+        agg: Aggregation<Json, Json, Json>,
+    ) -> Stream {
+        let (init, add, finish) = (agg.clone(), agg.clone(), agg);
+        grouped
+            .aggregate(
+                &store,
+                move || init.init(),
+                move |_, v, a| add.add(a, v),
+                values(),
+            )
+            .to_stream()
+            .flat_map_values(move |v: &Option<Json>| v.as_ref().map(|a| finish.finish(a)))
+    }
+
+    /// A step's windowed aggregation, with `window_start` and `window_end`.
+    fn windowed(
+        grouped: KGroupedStream<String, Json>,
+        store: &str,
+        agg: Aggregation<Json, Json, Json>,
+        kind: StepKind,
+        w: crate::spec::WindowSpec,
+    ) -> Stream {
         let emit = match w.emit {
             StepEmit::OnWindowClose => Emit::OnWindowClose,
             StepEmit::OnUpdate => Emit::OnUpdate,
         };
-        let table = match step.kind {
+        let table = match kind {
             StepKind::Session => grouped
                 .windowed_by_session(
                     SessionWindows::with_inactivity_gap(w.gap_ms).grace(w.grace_ms),

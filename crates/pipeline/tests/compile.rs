@@ -849,7 +849,10 @@ pipeline:
 
 #[test]
 fn a_session_closes_once_stream_time_passes_its_end_gap_and_grace() {
-    let mut d = driver(SESSIONS);
+    let p = parse("p.yaml", SESSIONS, &|_| None).unwrap();
+    let (topology, ops) =
+        strom_pipeline::compile::compile_observed("p.yaml", &p, &Default::default()).unwrap();
+    let mut d = TopologyTestDriver::with_config(&topology, DriverConfig::default()).unwrap();
     let min = 60_000;
     let view =
         |user: &str, genre: &str, t: i64| json!({"user_id": user, "genre": genre, "timestamp": t});
@@ -884,6 +887,24 @@ fn a_session_closes_once_stream_time_passes_its_end_gap_and_grace() {
             json!({"user_id": "u1", "window_start": 0, "window_end": 20 * min + 1, "count": 2,
                    "count_each_genre": {"drama": 1, "comedy": 1}})
         )]
+    );
+    // The step's grouping and every aggregate passed the one closed session on.
+    let passed: Vec<(String, u64)> = ops
+        .iter()
+        .map(|m| {
+            (
+                m.operation.clone(),
+                m.records_out.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+        .collect();
+    assert_eq!(
+        passed,
+        [
+            ("group_by_user_id".to_string(), 1),
+            ("count".to_string(), 1),
+            ("count_each_genre".to_string(), 1)
+        ]
     );
 }
 
