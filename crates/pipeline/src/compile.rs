@@ -736,7 +736,7 @@ impl Compiler<'_> {
         let (init, add, finish) = (agg.clone(), agg.clone(), agg);
         grouped
             .aggregate(
-                &store,
+                store,
                 move || init.init(),
                 move |_, v, a| add.add(a, v),
                 values(),
@@ -763,13 +763,13 @@ impl Compiler<'_> {
                     SessionWindows::with_inactivity_gap(w.gap_ms).grace(w.grace_ms),
                 )
                 .emit(emit)
-                .aggregate_with(&store, agg),
+                .aggregate_with(store, agg),
             StepKind::Sliding => grouped
                 .windowed_by_sliding(
                     SlidingWindows::with_time_difference(w.size_ms).grace(w.grace_ms),
                 )
                 .emit(emit)
-                .aggregate_with(&store, agg),
+                .aggregate_with(store, agg),
             _ => grouped
                 .windowed_by(
                     TimeWindows::of_size(w.size_ms)
@@ -777,7 +777,7 @@ impl Compiler<'_> {
                         .grace(w.grace_ms),
                 )
                 .emit(emit)
-                .aggregate_with(&store, agg),
+                .aggregate_with(store, agg),
         };
         table
             .to_stream()
