@@ -21,11 +21,12 @@
 //! | `generate_recommendations` | `top: 3`, `fill_from: profile.preferred_genres` | adds `recommendations`: the categories of highest `affinity_scores`, best first (ties by name), topped up to `top` from the list at `fill_from` (a user with little history gets their profile's preferences) |
 //! | `track_delivery_status` | `id: message_id` | per message (repartitioned by it), records `status` (the record's, else `sent`) and the time in a store, and adds `status` |
 //! | `handle_delivery_confirmations` | `id: message_id`, `type_field: type`, `confirmation: delivery_confirmation` | a confirmation marks its message `delivered` in the same store and is not passed on |
-//! | `update_driver_availability` | `id: driver_id`, `available: available` | per record key (a region), keeps each driver's availability (the record's `available`, default true) in a store and adds `available_drivers` (how many the region holds) |
-//! | `calculate_eta_to_requests` | `requests_topic: ride-requests`, `speed_kmh: 30`, `top: 3`, `lat`, `lon` | adds `etas`: the nearest open ride requests (a global table of the requests topic: `{"latitude", "longitude"}` per request id) within the driver's geohash region (`precision: 4`), each `{request_id, distance_km, eta_s}` at the given speed |
-//! | `trigger_matching_algorithm` | `id: driver_id`, `route: matches` | an available driver with `etas` is matched to the nearest request not yet matched in the region (a store): adds `match` and routes the record to outputs whose `for` is `route` |
+//! | `update_driver_availability` | `id: driver_id`, `available: available`, `ttl: 5 minutes` | per record key (a region), like `update_spatial_index`: keeps each driver's latest report of the last `ttl` (event time) and adds `available` (the record's, default true) and `available_drivers` (how many of the region's drivers said they are available) |
+//! | `calculate_eta_to_requests` | see `crate::rides` | adds `etas`: the nearest ride requests within 5 km made in the minute before, each with its ETA at 30 km/h slowed by traffic |
+//! | `trigger_matching_algorithm` | see `crate::rides` | an available driver is matched to the nearest request of its region reachable within 5 minutes and not matched before: adds `match`, routed to `for: matches` |
 //! | `update_spatial_index` | `id: driver_id`, `ttl: 5 minutes`, `lat`, `lon` | keeps, per record key (a region after `group_by_region`), the latest position of each id seen in the last `ttl` of event time, and adds `nearby` (how many ids the region holds) |
-//! | `detect_anomalies` | `max_speed_kmh: 250`, `lat`, `lon` | per record key (a driver), compares each position with the previous one (event time): an implied speed above the limit, or time going backwards, marks the record `anomaly: true` with `anomaly_reason` (the record is kept) |
+//! | `detect_anomalies` | `max_speed_kmh: 250`, `dead_letter: false`, `lat`, `lon` | per record key (a driver), compares each position with the last good one (event time): an implied speed above the limit, or time going backwards, marks the record `anomaly: true` with `anomaly_reason`, or with `dead_letter: true` sends it to the dead-letter topic (`anomaly: <reason>`) |
+//! | `calculate_surge_multiplier` | see `crate::rides` | adds `surge_multiplier` from a window's request count |
 //! | `process_payment` | `id: payment_id`, `account: account_id`, `amount: amount`, `currency: currency`, `currencies: [EUR]`, `horizon: 24 hours` | per account (repartitioned by it), exactly: amounts in integer cents; a payment without ids, with a bad amount or currency is `rejected`, an id already applied is a `duplicate`, any other is `completed` and added to the balance (money spent); emits the confirmation with `status` and `balance`, routed by status — see `crate::payments` |
 
 use serde_json::Value as Json;
@@ -62,208 +63,10 @@ pub const NAMES: &[&str] = &[
     "trigger_matching_algorithm",
 ];
 
-/// `update_driver_availability`: per region, each driver's availability.
-#[derive(Clone)]
-pub struct DriverAvailability {
-    /// `region\u{1f}driver → available` and `region → available drivers`: each update
-    /// touches two entries, however many drivers the region holds.
-    pub store: strom_streams::prelude::StoreHandle<String, Json>,
-    /// Fields.
-    pub id: String,
-    /// Fields.
-    pub available: String,
-}
-
 /// The store key of one member of a group (`region\u{1f}driver`): a group's members
 /// sort together, after the group's own entry.
-fn member_key(group: &str, member: &str) -> String {
+pub(crate) fn member_key(group: &str, member: &str) -> String {
     format!("{group}\u{1f}{member}")
-}
-
-impl strom_streams::prelude::Processor<String, Json, String, Json> for DriverAvailability {
-    fn process(
-        &mut self,
-        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
-        mut r: strom_streams::prelude::Record<String, Json>,
-    ) -> Result<(), strom_streams::prelude::ProcessError> {
-        let id = text_of(&r.value, &self.id).ok_or_else(|| {
-            strom_streams::prelude::ProcessError::user(format!("no {} field", self.id))
-        })?;
-        let available = field(&r.value, &self.available)
-            .and_then(Json::as_bool)
-            .unwrap_or(true);
-        let mut store = ctx.store(&self.store)?;
-        let member = member_key(&r.key, &id);
-        let was = store.get(&member)?.and_then(|v| v.as_bool()) == Some(true);
-        let mut count = store.get(&r.key)?.and_then(|v| v.as_i64()).unwrap_or(0);
-        count += i64::from(available) - i64::from(was);
-        store.put(&member, &Json::Bool(available))?;
-        store.put(&r.key, &Json::from(count))?;
-        if let Some(obj) = r.value.as_object_mut() {
-            obj.insert("available".into(), Json::Bool(available));
-            obj.insert("available_drivers".into(), Json::from(count));
-        }
-        ctx.forward(r);
-        Ok(())
-    }
-}
-
-/// `calculate_eta_to_requests`: the nearest open requests of the driver's region.
-#[derive(Clone)]
-pub struct RequestEtas {
-    /// Open requests: request id → `{"latitude", "longitude"}`.
-    pub requests: strom_streams::prelude::GlobalTable<String, Json>,
-    /// Speed used for the ETA.
-    pub speed_kmh: f64,
-    /// How many requests to list.
-    pub top: usize,
-    /// Geohash precision of a region.
-    pub precision: usize,
-    /// Fields.
-    pub lat: String,
-    /// Fields.
-    pub lon: String,
-    /// The open requests by region, built from the table at `(version, index)`.
-    index: Option<(u64, std::sync::Arc<RequestIndex>)>,
-}
-
-/// Open requests by region: `region → [(request id, (lat, lon))]`.
-type RequestIndex = std::collections::HashMap<String, Vec<(String, (f64, f64))>>;
-
-impl RequestEtas {
-    /// The operator for `op` with the global table `requests`.
-    pub fn new(
-        op: &Operation,
-        requests: strom_streams::prelude::GlobalTable<String, Json>,
-    ) -> Result<Self, String> {
-        let speed_kmh = match param(op, "speed_kmh") {
-            None => 30.0,
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|s| *s > 0.0)
-                .ok_or_else(|| format!("speed_kmh {v:?}: a positive number"))?,
-        };
-        Ok(RequestEtas {
-            requests,
-            speed_kmh,
-            top: number_param(op, "top", 3)? as usize,
-            precision: precision(op, 4)?,
-            lat: text_param(op, "lat", "latitude"),
-            lon: text_param(op, "lon", "longitude"),
-            index: None,
-        })
-    }
-
-    /// The requests by region, rebuilt only when the table changed since the last call.
-    fn index(
-        &mut self,
-        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
-    ) -> Result<std::sync::Arc<RequestIndex>, strom_streams::prelude::ProcessError> {
-        let table = ctx.global(&self.requests)?;
-        let version = table.version();
-        if let Some((v, index)) = &self.index {
-            if *v == version {
-                return Ok(index.clone());
-            }
-        }
-        let mut index = RequestIndex::new();
-        for (id, req) in table.all()? {
-            if let Ok(at) = coordinates(&req, "latitude", "longitude") {
-                let region = geohash(at.0, at.1, self.precision);
-                index.entry(region).or_default().push((id, at));
-            }
-        }
-        let index = std::sync::Arc::new(index);
-        self.index = Some((version, index.clone()));
-        Ok(index)
-    }
-}
-
-impl strom_streams::prelude::Processor<String, Json, String, Json> for RequestEtas {
-    fn process(
-        &mut self,
-        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
-        mut r: strom_streams::prelude::Record<String, Json>,
-    ) -> Result<(), strom_streams::prelude::ProcessError> {
-        let here = coordinates(&r.value, &self.lat, &self.lon)
-            .map_err(strom_streams::prelude::ProcessError::user)?;
-        let region = geohash(here.0, here.1, self.precision);
-        let index = self.index(ctx)?;
-        let mut near: Vec<(&str, f64)> = index
-            .get(&region)
-            .map(|requests| {
-                requests
-                    .iter()
-                    .map(|(id, at)| (id.as_str(), haversine_km(here, *at)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-        let etas: Vec<Json> = near
-            .into_iter()
-            .take(self.top)
-            .map(|(id, km)| serde_json::json!({"request_id": id, "distance_km": km, "eta_s": (km / self.speed_kmh * 3600.0).round()}))
-            .collect();
-        if let Some(obj) = r.value.as_object_mut() {
-            obj.insert("etas".into(), Json::Array(etas));
-        }
-        ctx.forward(r);
-        Ok(())
-    }
-}
-
-/// `trigger_matching_algorithm`: nearest unmatched request per available driver.
-#[derive(Clone)]
-pub struct Matching {
-    /// `region\u{1f}request_id → driver` of matches made: a match looks up only the
-    /// driver's candidate requests, however many the region has matched.
-    pub store: strom_streams::prelude::StoreHandle<String, Json>,
-    /// Fields.
-    pub id: String,
-    /// The route of matched records.
-    pub route: String,
-}
-
-impl strom_streams::prelude::Processor<String, Json, String, Json> for Matching {
-    fn process(
-        &mut self,
-        ctx: &mut strom_streams::prelude::ProcessorContext<'_, '_, String, Json>,
-        mut r: strom_streams::prelude::Record<String, Json>,
-    ) -> Result<(), strom_streams::prelude::ProcessError> {
-        let available = field(&r.value, "available")
-            .and_then(Json::as_bool)
-            .unwrap_or(true);
-        let driver = text_of(&r.value, &self.id);
-        if let (true, Some(driver)) = (available, driver) {
-            let mut store = ctx.store(&self.store)?;
-            let candidates = field(&r.value, "etas")
-                .and_then(Json::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let mut pick = None;
-            for e in candidates {
-                let Some(id) = e["request_id"].as_str() else {
-                    continue;
-                };
-                let key = member_key(&r.key, id);
-                if store.get(&key)?.is_none() {
-                    store.put(&key, &Json::String(driver))?;
-                    pick = Some(e.clone());
-                    break;
-                }
-            }
-            if let (Some(pick), Some(obj)) = (pick, r.value.as_object_mut()) {
-                obj.insert("match".into(), pick);
-                obj.insert(
-                    crate::compile::ROUTE_FIELD.into(),
-                    Json::String(self.route.clone()),
-                );
-            }
-        }
-        ctx.forward(r);
-        Ok(())
-    }
 }
 
 /// A lookup in a global table (a left join: every record passes on).
@@ -496,7 +299,7 @@ fn list_param(op: &Operation, name: &str) -> Option<Vec<String>> {
         })
 }
 
-fn number_param(op: &Operation, name: &str, default: u64) -> Result<u64, String> {
+pub(crate) fn number_param(op: &Operation, name: &str, default: u64) -> Result<u64, String> {
     match param(op, name) {
         None => Ok(default),
         Some(v) => v
@@ -505,7 +308,7 @@ fn number_param(op: &Operation, name: &str, default: u64) -> Result<u64, String>
     }
 }
 
-fn text_of(v: &Json, name: &str) -> Option<String> {
+pub(crate) fn text_of(v: &Json, name: &str) -> Option<String> {
     field(v, name).map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_string))
 }
 
@@ -566,18 +369,28 @@ fn encrypt_content(op: &Operation) -> Result<RecordFn, String> {
     }))
 }
 
-fn param<'o>(op: &'o Operation, name: &str) -> Option<&'o str> {
+pub(crate) fn param<'o>(op: &'o Operation, name: &str) -> Option<&'o str> {
     op.params
         .iter()
         .find(|(k, _)| k == name)
         .and_then(|(_, v)| v.as_text())
 }
 
-fn text_param(op: &Operation, name: &str, default: &str) -> String {
+pub(crate) fn text_param(op: &Operation, name: &str, default: &str) -> String {
     param(op, name).unwrap_or(default).to_string()
 }
 
-fn precision(op: &Operation, default: usize) -> Result<usize, String> {
+/// A `true`/`false` parameter.
+pub(crate) fn bool_param(op: &Operation, name: &str, default: bool) -> Result<bool, String> {
+    match param(op, name) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(format!("{name} {v:?}: true or false")),
+    }
+}
+
+pub(crate) fn precision(op: &Operation, default: usize) -> Result<usize, String> {
     match param(op, "precision") {
         None => Ok(default),
         Some(p) => match p.parse::<usize>() {
@@ -588,7 +401,7 @@ fn precision(op: &Operation, default: usize) -> Result<usize, String> {
 }
 
 /// The coordinates of a record, or why they are unusable.
-fn coordinates(v: &Json, lat: &str, lon: &str) -> Result<(f64, f64), String> {
+pub(crate) fn coordinates(v: &Json, lat: &str, lon: &str) -> Result<(f64, f64), String> {
     let get = |name: &str| field(v, name).and_then(Json::as_f64);
     match (get(lat), get(lon)) {
         (Some(a), Some(o)) if (-90.0..=90.0).contains(&a) && (-180.0..=180.0).contains(&o) => {
@@ -830,6 +643,9 @@ pub struct DetectAnomalies {
     pub lat: String,
     /// Field names.
     pub lon: String,
+    /// `dead_letter`: an anomalous position goes to the dead-letter topic instead of
+    /// passing on marked.
+    pub dead_letter: bool,
 }
 
 impl DetectAnomalies {
@@ -852,6 +668,7 @@ impl DetectAnomalies {
             max_speed_kmh,
             lat: text_param(op, "lat", "latitude"),
             lon: text_param(op, "lon", "longitude"),
+            dead_letter: bool_param(op, "dead_letter", false)?,
         })
     }
 
@@ -888,6 +705,7 @@ impl Clone for DetectAnomalies {
             max_speed_kmh: self.max_speed_kmh,
             lat: self.lat.clone(),
             lon: self.lon.clone(),
+            dead_letter: self.dead_letter,
         }
     }
 }
@@ -902,6 +720,12 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for DetectAno
             .map_err(strom_streams::prelude::ProcessError::user)?;
         let previous = ctx.store(&self.store)?.get(&r.key)?;
         if let Some(reason) = self.verdict(previous.as_ref(), now, r.timestamp_ms) {
+            if self.dead_letter {
+                // Like a marked one, it never becomes the reference for the next position.
+                return Err(strom_streams::prelude::ProcessError::user(format!(
+                    "anomaly: {reason}"
+                )));
+            }
             if let Some(obj) = r.value.as_object_mut() {
                 obj.insert("anomaly".into(), Json::Bool(true));
                 obj.insert("anomaly_reason".into(), Json::String(reason));
@@ -915,12 +739,14 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for DetectAno
     }
 }
 
-/// `update_spatial_index`: per key (a region), the latest position of each id.
+/// `update_spatial_index`: per key (a region), the latest position of each id; also
+/// `update_driver_availability`, which counts only the ids whose latest position there
+/// said they are available.
 #[derive(Clone)]
 pub struct SpatialIndex {
-    /// Per key (a region): `region` → how many ids it holds; `region\u{1f}id` → the id's
-    /// last `{"lat", "lon", "t"}`; `region\u{1e}<t, 20 digits>\u{1f}id` → an expiry entry;
-    /// `region\u{1d}` → the time up to which expiry entries were removed.
+    /// Per key (a region): `region` → how many ids it counts; `region\u{1f}id` → the id's
+    /// last `{"lat", "lon", "t", "available"}`; `region\u{1e}<t, 20 digits>\u{1f}id` → an
+    /// expiry entry; `region\u{1d}` → the time up to which expiry entries were removed.
     /// An update touches a few entries and removes the expired ones (each once), however
     /// many ids the region holds.
     pub store: strom_streams::prelude::StoreHandle<String, Json>,
@@ -932,9 +758,25 @@ pub struct SpatialIndex {
     pub lat: String,
     /// Field names.
     pub lon: String,
+    /// The field of a driver's availability (true when absent): only available ids are
+    /// counted, and the record gets `available` (`update_driver_availability`). None:
+    /// every id is counted.
+    pub available: Option<String>,
+    /// The field the count is added as (`nearby`, `available_drivers`).
+    pub count_field: String,
 }
 
 impl SpatialIndex {
+    /// `update_driver_availability` for `op`: available drivers per region, as the
+    /// index counts them, in the store `store`.
+    pub fn availability(op: &Operation, store: &str) -> Result<Self, String> {
+        Ok(SpatialIndex {
+            available: Some(text_param(op, "available", "available")),
+            count_field: "available_drivers".into(),
+            ..SpatialIndex::new(op, store)?
+        })
+    }
+
     /// The operator for `op`, keeping its index in the store `store`.
     pub fn new(op: &Operation, store: &str) -> Result<Self, String> {
         let ttl_ms = match param(op, "ttl") {
@@ -951,7 +793,14 @@ impl SpatialIndex {
             ttl_ms,
             lat: text_param(op, "lat", "latitude"),
             lon: text_param(op, "lon", "longitude"),
+            available: None,
+            count_field: "nearby".into(),
         })
+    }
+
+    /// Whether a stored position counts: every one, or only an available driver's.
+    fn counts(&self, position: &Json) -> bool {
+        self.available.is_none() || position["available"].as_bool() == Some(true)
     }
 }
 
@@ -972,6 +821,13 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
         let id = field(&r.value, &self.id)
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
             .ok_or_else(|| ProcessError::user(format!("no {} field to index", self.id)))?;
+        let available = self
+            .available
+            .as_deref()
+            .map(|f| field(&r.value, f).and_then(Json::as_bool).unwrap_or(true));
+        if let (Some(a), Some(obj)) = (available, r.value.as_object_mut()) {
+            obj.insert("available".into(), Json::Bool(a));
+        }
         let t = r.timestamp_ms;
         let region = r.key.clone();
         let mut store = ctx.store(&self.store)?;
@@ -1000,34 +856,31 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
                 continue;
             };
             let member = member_key(&region, expired_id);
-            let last = store.get(&member)?.and_then(|p| p["t"].as_i64());
-            if last.is_some() && last == seen_at.as_i64() {
+            let last = store.get(&member)?;
+            let last_t = last.as_ref().and_then(|p| p["t"].as_i64());
+            if let (Some(last), true) = (last, last_t.is_some() && last_t == seen_at.as_i64()) {
                 store.delete(&member)?;
-                count -= 1;
+                count -= i64::from(self.counts(&last));
             }
         }
         let member = member_key(&region, &id);
-        if t < scanned {
-            // Older than positions already expired: it would expire at once.
-            if let Some(obj) = r.value.as_object_mut() {
-                obj.insert("nearby".into(), Json::from(count));
+        if t >= scanned {
+            if let Some(previous) = store.get(&member)? {
+                if let Some(previous_t) = previous["t"].as_i64() {
+                    store.delete(&expiry_key(&region, previous_t, &id))?;
+                }
+                count -= i64::from(self.counts(&previous));
             }
-            store.put(&region, &Json::from(count))?;
-            ctx.forward(r);
-            return Ok(());
+            let position =
+                serde_json::json!({"lat": lat, "lon": lon, "t": t, "available": available});
+            count += i64::from(self.counts(&position));
+            store.put(&member, &position)?;
+            store.put(&expiry_key(&region, t, &id), &Json::from(t))?;
         }
-        match store.get(&member)?.and_then(|p| p["t"].as_i64()) {
-            Some(previous) => store.delete(&expiry_key(&region, previous, &id))?,
-            None => count += 1,
-        }
-        store.put(
-            &member,
-            &serde_json::json!({"lat": lat, "lon": lon, "t": t}),
-        )?;
-        store.put(&expiry_key(&region, t, &id), &Json::from(t))?;
+        // Else older than positions already expired: it would expire at once.
         store.put(&region, &Json::from(count))?;
         if let Some(obj) = r.value.as_object_mut() {
-            obj.insert("nearby".into(), Json::from(count));
+            obj.insert(self.count_field.clone(), Json::from(count));
         }
         ctx.forward(r);
         Ok(())

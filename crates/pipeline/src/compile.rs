@@ -610,32 +610,36 @@ impl Compiler<'_> {
                 }
                 "update_driver_availability" => {
                     let store = format!("{}-availability", step.name);
-                    let op_ = crate::builtins::DriverAvailability {
-                        store: StoreHandle::new(&store, StringSerde, values()),
-                        id: param_or(op, "id", "driver_id"),
-                        available: param_or(op, "available", "available"),
-                    };
-                    let handle = op_.store.clone();
-                    stream = stateful(&self.builder, &stream, &handle, op_);
+                    match crate::builtins::SpatialIndex::availability(op, &store) {
+                        Ok(index) => {
+                            let handle = index.store.clone();
+                            stream = stateful(&self.builder, &stream, &handle, index);
+                        }
+                        Err(e) => self.not_runnable(op, &e),
+                    }
                 }
                 "calculate_eta_to_requests" => {
                     let topic = param_or(op, "requests_topic", "ride-requests");
                     let table = self.builder.global_table(&topic, TextKey, values());
-                    match crate::builtins::RequestEtas::new(op, table) {
+                    match crate::rides::RequestEtas::new(op, table) {
                         Ok(etas) => stream = stream.process(move || etas.clone(), &[]),
                         Err(e) => self.not_runnable(op, &e),
                     }
                 }
                 "trigger_matching_algorithm" => {
                     let store = format!("{}-matches", step.name);
-                    let matching = crate::builtins::Matching {
-                        store: StoreHandle::new(&store, StringSerde, values()),
-                        id: param_or(op, "id", "driver_id"),
-                        route: param_or(op, "route", "matches"),
-                    };
-                    let handle = matching.store.clone();
-                    stream = stateful(&self.builder, &stream, &handle, matching);
+                    match crate::rides::Matching::new(op, &store) {
+                        Ok(matching) => {
+                            let handle = matching.store.clone();
+                            stream = stateful(&self.builder, &stream, &handle, matching);
+                        }
+                        Err(e) => self.not_runnable(op, &e),
+                    }
                 }
+                "calculate_surge_multiplier" => match crate::rides::surge_multiplier(op) {
+                    Ok(f) => stream = try_map(&stream, &m, f),
+                    Err(e) => self.not_runnable(op, &e),
+                },
                 "update_spatial_index" => {
                     let store = format!("{}-spatial-index", step.name);
                     match crate::builtins::SpatialIndex::new(op, &store) {

@@ -50,6 +50,8 @@ pub mod plugin;
 #[cfg(feature = "runtime")]
 mod prometheus;
 #[cfg(feature = "runtime")]
+pub mod rides;
+#[cfg(feature = "runtime")]
 pub mod run;
 pub mod sinks;
 mod spec;

@@ -23,6 +23,7 @@ pub const BUILT_IN: &[&str] = &[
     "calculate_eta_to_requests",
     "update_driver_availability",
     "trigger_matching_algorithm",
+    "calculate_surge_multiplier",
     // message-delivery-system
     "validate_sender_permissions",
     "check_spam_filters",
