@@ -68,11 +68,4 @@ Logs: $EXAMPLE_WORK. Ctrl-C stops everything this script started.
 
 INFO
 
-if wait "$generator_pid"; then
-    example_log "the generator sent its $count positions; the pipeline keeps running (Ctrl-C stops it)"
-else
-    example_die "the generator failed: $EXAMPLE_WORK/generator.log"
-fi
-wait "$PIPELINE_PID" || true
-tail -n 30 "$EXAMPLE_WORK/pipeline-driver-location.log" >&2 || true
-example_die "the pipeline exited: $EXAMPLE_WORK/pipeline-driver-location.log"
+run_until_stopped "$generator_pid" "$count positions"
