@@ -856,14 +856,18 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
                 continue;
             };
             let member = member_key(&region, expired_id);
-            let last = store.get(&member)?;
-            let last_t = last.as_ref().and_then(|p| p["t"].as_i64());
-            if let (Some(last), true) = (last, last_t.is_some() && last_t == seen_at.as_i64()) {
+            // Only if the id was not seen since (its position would be newer).
+            let last = store.get(&member)?.filter(|p| {
+                let last_t = p["t"].as_i64();
+                last_t.is_some() && last_t == seen_at.as_i64()
+            });
+            if let Some(last) = last {
                 store.delete(&member)?;
                 count -= i64::from(self.counts(&last));
             }
         }
         let member = member_key(&region, &id);
+        // A position older than those already expired would expire at once: not indexed.
         if t >= scanned {
             if let Some(previous) = store.get(&member)? {
                 if let Some(previous_t) = previous["t"].as_i64() {
@@ -877,7 +881,6 @@ impl strom_streams::prelude::Processor<String, Json, String, Json> for SpatialIn
             store.put(&member, &position)?;
             store.put(&expiry_key(&region, t, &id), &Json::from(t))?;
         }
-        // Else older than positions already expired: it would expire at once.
         store.put(&region, &Json::from(count))?;
         if let Some(obj) = r.value.as_object_mut() {
             obj.insert(self.count_field.clone(), Json::from(count));
