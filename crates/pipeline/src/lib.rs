@@ -4,7 +4,9 @@
 //! `location_pipeline`, `message_pipeline`, or any `<name>_pipeline` / `pipeline`), read
 //! as written. This crate parses a file into a [`Pipeline`], reports **every** mistake with
 //! its file, line and column ([`Diagnostic`]), and describes the topology as text and as a
-//! Mermaid graph. Running a pipeline (compiling it to a strom-streams topology with its
+//! Mermaid graph. Steps and outputs form a graph: each reads what its `from` names (input
+//! topics, earlier steps), by default the step before it ([`Pipeline::step_upstream`]).
+//! Running a pipeline (compiling it to a strom-streams topology with its
 //! sinks) builds on this model, and so do its live HTML views ([`dashboard`]).
 //!
 //! ```
