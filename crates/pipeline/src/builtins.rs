@@ -8,19 +8,20 @@
 //! | `filter_invalid_locations` | the same | such records are dropped silently |
 //! | `calculate_geohash` | `precision: 6`, `lat`, `lon`, `field: geohash` | adds the coordinates' geohash |
 //! | `group_by_region` | `precision: 4`, `lat`, `lon`, `field: region` | adds the region (a shorter geohash) and keys the record by it |
-//! | `validate_sender_permissions` | `sender: sender_id`, `blocked: []`, `allowed` (any) | a record without a sender, from a blocked one, or from one not allowed goes to the dead-letter topic |
+//! | `validate_sender_permissions` | `sender: sender_id`, `blocked: []`, `allowed` (any), `members` (none), `chat: chat_id` | a record without a sender, from a blocked one, from one not allowed, or — with `members`, the field holding the chat's member list (`chat.members` after a `join` of a chat-members table) — from one not in that list (or without the list: an unknown chat) goes to the dead-letter topic |
 //! | `check_spam_filters` | `text: content`, `blocked_words: []`, `max_links: 5`, `max_repeated: 20` | a message with a blocked word, too many links or a character repeated too often goes to the dead-letter topic with the reason |
 //! | `encrypt_content` | `field: content`, `keyring_file` or `keyring_env: STROM_PIPELINE_KEYS` | seals the field with AES-256-GCM (base64 of nonce ‖ ciphertext ‖ tag) and adds `encryption_key_id`; keyrings as strom-registry's envelope reads them (`id=base64(32 bytes)`, the first seals) |
 //! | `determine_recipient_servers` | `recipient: recipient_id`, `servers: 16` | adds `recipient_server` (`server-N`, a stable hash of the recipient) |
-//! | `route_to_appropriate_delivery_pipeline` | `online: online`, `failed: delivery_failed` | routes to `delivery_failures` when `failed` is true, else `online_users` or `offline_users` by `online` |
-//! | `manage_retry_logic` | `max_attempts: 3`, `failed: delivery_failed`, `online: online` | a failed delivery counts an `attempt`; below the limit it is routed again by `online` (with `retry: true`), at the limit to `delivery_failures` |
-//! | `check_recipient_online_status` | `recipient: recipient_id`, `presence_topic: user-presence` | adds `online` from a global table of the presence topic (value `true`/`false` or `{"online": …}`; absent: offline) |
+//! | `route_to_appropriate_delivery_pipeline` | `online: online`, `failed: delivery_failed`, `push_within` (none), `last_seen: last_seen`, `time: timestamp` | routes to `delivery_failures` when `failed` is true, else `online_users` or `offline_users` by `online`; with `push_within` (`1 hour`), an offline recipient last seen longer than that before the message's `time` (or never) goes to `stored_messages` instead |
+//! | `manage_retry_logic` | `max_attempts: 3`, `failed: delivery_failed`, `online: online` | a failed delivery counts an `attempt`; below the limit it is routed again by `online` (with `retry: true`), at the limit to `delivery_failures` (with `recipient`: retries with backoff and the SMS fallback per delivery, see `crate::delivery`) |
+//! | `check_recipient_online_status` | `recipient: recipient_id`, `presence_topic: user-presence` | adds `online` from a global table of the presence topic (value `true`/`false` or `{"online": …}`; absent: offline) and `last_seen` (the row's `last_seen`, else its `timestamp`, else `null`) |
 //! | `join` | `table` (a topic), `on` (the record key), `as` (the table's name with `_`) | adds the table's row for the record's `on` field (a global table of the topic, keyed by its record keys) under `as`, `null` when there is none: a left join |
 //! | `enrich_with_user_profile` | `user: user_id`, `profiles_topic: user-profiles` | adds `profile`: the user's row of a global table of the profiles topic (`null` when unknown) |
 //! | `calculate_affinity_scores` | `user: user_id`, `category: genre`, `counts` (none) | per user (records are repartitioned by it), counts views per category in a store (one per record, or the `{category: n}` map in the field `counts` names, e.g. a session's `count_each_genre`) and adds `affinity_scores`: each category's share of the user's views so far |
 //! | `generate_recommendations` | `top: 3`, `fill_from: profile.preferred_genres` | adds `recommendations`: the categories of highest `affinity_scores`, best first (ties by name), topped up to `top` from the list at `fill_from` (a user with little history gets their profile's preferences) |
-//! | `track_delivery_status` | `id: message_id` | per message (repartitioned by it), records `status` (the record's, else `sent`) and the time in a store, and adds `status` |
-//! | `handle_delivery_confirmations` | `id: message_id`, `type_field: type`, `confirmation: delivery_confirmation` | a confirmation marks its message `delivered` in the same store and is not passed on |
+//! | `track_delivery_status` | `id: message_id` | per message (repartitioned by it), records `status` (the record's, else `sent`) and the time in a store, and adds `status` (with `recipient`: per delivery, see `crate::delivery`) |
+//! | `handle_delivery_confirmations` | `id: message_id`, `type_field: type`, `confirmation: delivery_confirmation` | a confirmation marks its message `delivered` in the same store and is not passed on (with `recipient`: per delivery, a receipt to the sender, see `crate::delivery`) |
+//! | `resolve_recipients`, `forward_stored_messages` | see `crate::delivery` | a message fans out to every chat member but the sender; stored deliveries go out over WebSocket when their recipient comes online |
 //! | `update_driver_availability` | `id: driver_id`, `available: available`, `ttl: 5 minutes` | per record key (a region), like `update_spatial_index`: keeps each driver's latest report of the last `ttl` (event time) and adds `available` (the record's, default true) and `available_drivers` (how many of the region's drivers said they are available) |
 //! | `calculate_eta_to_requests` | see `crate::rides` | adds `etas`: the nearest ride requests within 5 km made in the minute before, each with its ETA at 30 km/h slowed by traffic |
 //! | `trigger_matching_algorithm` | see `crate::rides` | an available driver is matched to the nearest request of its region reachable within 5 minutes and not matched before: adds `match`, routed to `for: matches` |
@@ -138,6 +139,12 @@ impl Lookup {
                     None => false,
                 };
                 obj.insert("online".into(), Json::Bool(online));
+                // When the user was last seen: the row's `last_seen`, else its `timestamp`.
+                let seen = row
+                    .and_then(|r| r.get("last_seen").or_else(|| r.get("timestamp")))
+                    .cloned()
+                    .unwrap_or(Json::Null);
+                obj.insert("last_seen".into(), seen);
             }
             LookupAdds::Row(name) => {
                 obj.insert(name.clone(), row.cloned().unwrap_or(Json::Null));
@@ -477,6 +484,8 @@ pub fn build(op: &Operation) -> Option<Result<RecordFn, String>> {
             let sender = text_param(op, "sender", "sender_id");
             let blocked = list_param(op, "blocked").unwrap_or_default();
             let allowed = list_param(op, "allowed");
+            let members = param(op, "members").map(str::to_string);
+            let chat = text_param(op, "chat", "chat_id");
             Ok(Box::new(move |k, v| {
                 let Some(who) = text_of(&v, &sender) else {
                     return Err(format!("no {sender}: the sender is unknown"));
@@ -486,6 +495,17 @@ pub fn build(op: &Operation) -> Option<Result<RecordFn, String>> {
                 }
                 if allowed.as_ref().is_some_and(|a| !a.contains(&who)) {
                     return Err(format!("sender {who} is not allowed"));
+                }
+                if let Some(list) = &members {
+                    let chat = text_of(&v, &chat).unwrap_or_default();
+                    let Some(members) = field(&v, list).and_then(Json::as_array) else {
+                        return Err(format!(
+                            "chat {chat:?} has no members ({list} is not a list)"
+                        ));
+                    };
+                    if !members.iter().any(|m| m.as_str() == Some(who.as_str())) {
+                        return Err(format!("sender {who} is not a member of chat {chat:?}"));
+                    }
                 }
                 Ok(Some((k, v)))
             }))
@@ -597,12 +617,27 @@ pub fn build(op: &Operation) -> Option<Result<RecordFn, String>> {
         "route_to_appropriate_delivery_pipeline" => {
             let online = text_param(op, "online", "online");
             let failed = text_param(op, "failed", "delivery_failed");
+            let push_within_ms = match param(op, "push_within").map(crate::duration::parse_ms) {
+                None => None,
+                Some(Ok(ms)) => Some(ms),
+                Some(Err(e)) => return Some(Err(format!("push_within: {e}"))),
+            };
+            let last_seen = text_param(op, "last_seen", "last_seen");
+            let time = text_param(op, "time", "timestamp");
             Ok(Box::new(move |k, mut v| {
                 let is = |f: &str| field(&v, f).and_then(Json::as_bool).unwrap_or(false);
+                // Seen less than `push_within` before the message (or after it).
+                let recently_seen = |within: i64| {
+                    let seen = field(&v, &last_seen).and_then(crate::compile::event_time);
+                    let sent = field(&v, &time).and_then(crate::compile::event_time);
+                    matches!((seen, sent), (Some(seen), Some(sent)) if sent - seen < within)
+                };
                 let route = if is(&failed) {
                     "delivery_failures"
                 } else if is(&online) {
                     "online_users"
+                } else if push_within_ms.is_some_and(|w| !recently_seen(w)) {
+                    "stored_messages"
                 } else {
                     "offline_users"
                 };

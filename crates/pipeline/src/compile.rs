@@ -553,6 +553,13 @@ impl Compiler<'_> {
                         .repartition(&store, TextKey, values())
                         .dedupe_by(&store, horizon, |k: &String, _| k.clone(), StringSerde, TextKey, values());
                 }
+                // The message-delivery operations per recipient (`crate::delivery`).
+                _ if crate::delivery::runs(op) => {
+                    match crate::delivery::add(&self.builder, &stream, op, &m) {
+                        Ok(s) => stream = s,
+                        Err(e) => self.not_runnable(op, &e),
+                    }
+                }
                 "check_recipient_online_status" | "enrich_with_user_profile" | "join" => {
                     let lookup = match crate::builtins::lookup(op) {
                         Some(Ok(l)) => Arc::new(l),

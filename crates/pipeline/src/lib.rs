@@ -35,6 +35,8 @@ pub mod compile;
 #[cfg(feature = "runtime")]
 pub mod connectors;
 pub mod dashboard;
+#[cfg(feature = "runtime")]
+pub mod delivery;
 pub mod describe;
 mod diagnostic;
 pub mod duration;

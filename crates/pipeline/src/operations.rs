@@ -34,6 +34,8 @@ pub const BUILT_IN: &[&str] = &[
     "track_delivery_status",
     "handle_delivery_confirmations",
     "manage_retry_logic",
+    "resolve_recipients",
+    "forward_stored_messages",
     // payments (the seeds' ExactlyOnceProcessor)
     "process_payment",
 ];

@@ -3,6 +3,8 @@
 //! in every version (the generator is SplitMix64, written here, not a crate whose
 //! algorithm may change).
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde_json::{json, Value};
 
 /// What to generate.
@@ -20,9 +22,11 @@ pub enum Dataset {
     DriverLocations,
     /// `ride-requests`: riders asking for a ride at a place in the city.
     RideRequests,
-    /// `incoming-messages` (chats of 3–5 members, delivery confirmations) and
+    /// `incoming-messages` (chats of 3–5 members, delivery and read confirmations) and
     /// `user-presence` (members going on- and offline).
     Messages,
+    /// `chat-members`: each chat's members (a table, the chats of `messages`).
+    ChatMembers,
     /// `payments`: card payments per account.
     Payments,
 }
@@ -38,6 +42,7 @@ impl Dataset {
             Dataset::DriverLocations => "driver-locations",
             Dataset::RideRequests => "ride-requests",
             Dataset::Messages => "incoming-messages",
+            Dataset::ChatMembers => "chat-members",
             Dataset::Payments => "payments",
         }
     }
@@ -47,7 +52,7 @@ impl Dataset {
         match self {
             Dataset::ContentMetadata => TITLES,
             Dataset::DriverLocations => 1_000,
-            Dataset::Messages => 2_000,
+            Dataset::Messages | Dataset::ChatMembers => 2_000,
             _ => 10_000,
         }
     }
@@ -154,11 +159,30 @@ pub struct Generator {
     rng: Rng,
     index: u64,
     drivers: Vec<Driver>,
-    /// Message ids sent and not yet confirmed (messages).
-    unconfirmed: Vec<(String, String)>,
+    /// Confirmations to send (messages), by the step they are due at and the order
+    /// they were scheduled in.
+    confirmations: BTreeMap<(u64, u64), Confirmation>,
+    /// Confirmations scheduled so far (their order among equal due steps).
+    scheduled: u64,
+    /// Each user's presence as the generator last reported it (messages).
+    online: HashMap<String, bool>,
     /// Events waiting to be returned (a message step may make two).
     pending: Vec<Event>,
 }
+
+/// A confirmation a recipient's device will send: the message arrived (`delivered`)
+/// or was read (`read`).
+#[derive(Debug, Clone)]
+struct Confirmation {
+    chat_id: String,
+    message_id: String,
+    recipient_id: String,
+    status: &'static str,
+}
+
+/// Confirmations waiting at most (more are not scheduled: their messages stay
+/// unconfirmed).
+const CONFIRMATIONS_MAX: usize = 10_000;
 
 impl Generator {
     /// A generator of `dataset` with `options`.
@@ -190,7 +214,9 @@ impl Generator {
             rng,
             index: 0,
             drivers,
-            unconfirmed: Vec::new(),
+            confirmations: BTreeMap::new(),
+            scheduled: 0,
+            online: HashMap::new(),
             pending: Vec::new(),
         }
     }
@@ -319,6 +345,14 @@ impl Generator {
                 )
             }
             Dataset::Messages => self.message(t),
+            Dataset::ChatMembers => {
+                let chat = (self.index as usize) % keys;
+                let id = format!("chat-{chat}");
+                one(
+                    id.clone(),
+                    json!({"chat_id": id, "members": chat_members(chat, keys)}),
+                )
+            }
             Dataset::Payments => {
                 let account = format!("a{}", self.rng.below(keys));
                 let mut cents = 100 + self.rng.below(50_000) as i64;
@@ -336,32 +370,50 @@ impl Generator {
         }
     }
 
-    /// A chat message (keyed by chat), sometimes a delivery confirmation of an earlier
-    /// one or a presence change of a member.
+    /// A chat message (keyed by chat), a presence change of a member, or a
+    /// confirmation from a recipient's device that is due.
+    ///
+    /// Each valid message is confirmed by most of its recipients (every member but
+    /// the sender): `delivered` a few steps later when the generator last reported the
+    /// recipient online, many steps later otherwise, and then, often, `read`. Invalid
+    /// messages (no sender, a sender who is not a member, spam) are never confirmed.
     fn message(&mut self, t: i64) -> Vec<Event> {
         let chats = self.options.keys.max(1);
         let chat = self.rng.below(chats);
         let members = chat_members(chat, chats);
         if self.rng.chance(0.1) {
             let user = members[self.rng.below(members.len())].clone();
+            let online = self.rng.chance(0.6);
+            self.online.insert(user.clone(), online);
             return vec![Event {
                 topic: PRESENCE_TOPIC,
                 key: user.clone(),
-                value: json!({"user_id": user, "online": self.rng.chance(0.6), "timestamp": t}),
+                value: json!({"user_id": user, "online": online, "last_seen": t, "timestamp": t}),
                 timestamp_ms: t,
             }];
         }
-        if !self.unconfirmed.is_empty() && self.rng.chance(0.25) {
-            let (chat_id, message_id) = self
-                .unconfirmed
-                .swap_remove(self.rng.below(self.unconfirmed.len()));
-            return vec![Event {
-                topic: Dataset::Messages.topic(),
-                key: chat_id.clone(),
-                value: json!({"type": "delivery_confirmation", "message_id": message_id,
-                              "chat_id": chat_id, "timestamp": t}),
-                timestamp_ms: t,
-            }];
+        if let Some(entry) = self.confirmations.first_entry() {
+            if entry.key().0 <= self.index {
+                let c = entry.remove();
+                if c.status == "delivered" && self.rng.chance(0.5) {
+                    let due = self.index + 1 + self.rng.below(40) as u64;
+                    self.schedule(
+                        due,
+                        Confirmation {
+                            status: "read",
+                            ..c.clone()
+                        },
+                    );
+                }
+                return vec![Event {
+                    topic: Dataset::Messages.topic(),
+                    key: c.chat_id.clone(),
+                    value: json!({"type": "delivery_confirmation", "status": c.status,
+                                  "message_id": c.message_id, "chat_id": c.chat_id,
+                                  "recipient_id": c.recipient_id, "timestamp": t}),
+                    timestamp_ms: t,
+                }];
+            }
         }
         let sender = self.rng.below(members.len());
         let recipient = (sender + 1 + self.rng.below(members.len() - 1)) % members.len();
@@ -376,10 +428,37 @@ impl Generator {
             v["delivery_failed"] = json!(true);
         }
         if self.invalid() {
-            v.as_object_mut().map(|o| o.remove("sender_id"));
-        }
-        if self.unconfirmed.len() < 10_000 {
-            self.unconfirmed.push((chat_id.clone(), message_id));
+            match self.rng.below(3) {
+                0 => {
+                    v.as_object_mut().map(|o| o.remove("sender_id"));
+                }
+                // Members are below u<2 × chats>: this sender is in no chat.
+                1 => v["sender_id"] = json!(format!("u{}", chats * 2 + self.rng.below(chats))),
+                _ => {
+                    v["content"] = json!("WIN A FREE PHONE http://spam.example/a http://spam.example/b http://spam.example/c")
+                }
+            }
+        } else {
+            for (i, who) in members.iter().enumerate() {
+                if i == sender || self.rng.chance(0.1) {
+                    continue; // the sender, or a device that never confirms
+                }
+                let online = self.online.get(who).copied().unwrap_or(false);
+                let delay = if online {
+                    1 + self.rng.below(4)
+                } else {
+                    5 + self.rng.below(80)
+                };
+                self.schedule(
+                    self.index + delay as u64,
+                    Confirmation {
+                        chat_id: chat_id.clone(),
+                        message_id: message_id.clone(),
+                        recipient_id: who.clone(),
+                        status: "delivered",
+                    },
+                );
+            }
         }
         vec![Event {
             topic: Dataset::Messages.topic(),
@@ -387,6 +466,14 @@ impl Generator {
             value: v,
             timestamp_ms: t,
         }]
+    }
+
+    /// Schedules a confirmation at step `due` (none beyond [`CONFIRMATIONS_MAX`]).
+    fn schedule(&mut self, due: u64, c: Confirmation) {
+        if self.confirmations.len() < CONFIRMATIONS_MAX {
+            self.scheduled += 1;
+            self.confirmations.insert((due, self.scheduled), c);
+        }
     }
 }
 
@@ -421,12 +508,18 @@ fn title_facts(title: usize) -> (&'static str, i64) {
     (genre, duration)
 }
 
-/// The members of a chat: 3–5 users, fixed per chat.
+/// The members of a chat: 3–5 users (fewer when few chats make some coincide), fixed
+/// per chat, all below `u<2 × chats>`.
 fn chat_members(chat: usize, chats: usize) -> Vec<String> {
     let size = 3 + chat % 3;
-    (0..size)
-        .map(|i| format!("u{}", (chat * 7 + i * 13) % (chats * 2)))
-        .collect()
+    let mut members: Vec<String> = Vec::with_capacity(size);
+    for i in 0..size {
+        let user = format!("u{}", (chat * 7 + i * 13) % (chats * 2));
+        if !members.contains(&user) {
+            members.push(user);
+        }
+    }
+    members
 }
 
 /// The nearest street coordinate.
@@ -598,6 +691,69 @@ mod tests {
             }
         }
         assert!(confirmed > 500, "{confirmed}");
+    }
+
+    #[test]
+    fn confirmations_come_from_members_after_their_message_and_reads_after_deliveries() {
+        let o = Options {
+            invalid_fraction: 0.1,
+            ..options(4)
+        };
+        let members: HashMap<String, Vec<String>> = all(Dataset::ChatMembers, o.clone(), 50)
+            .into_iter()
+            .map(|e| {
+                let list = e.value["members"].as_array().unwrap().iter();
+                (
+                    e.key,
+                    list.map(|m| m.as_str().unwrap().to_string()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(members.len(), 50);
+        let (mut valid, mut invalid) = (HashMap::new(), std::collections::HashSet::new());
+        let mut kinds = [0; 3];
+        let mut states: HashMap<(String, String), &str> = HashMap::new();
+        for e in all(Dataset::Messages, o, 5000) {
+            let v = &e.value;
+            if e.topic == PRESENCE_TOPIC {
+                assert_eq!(v["last_seen"], v["timestamp"]);
+                continue;
+            }
+            let id = v["message_id"].as_str().unwrap().to_string();
+            let chat = &members[v["chat_id"].as_str().unwrap()];
+            if v["type"] == "message" {
+                assert!(chat.iter().any(|m| v["recipient_id"] == *m.as_str()));
+                match v["sender_id"].as_str() {
+                    None => kinds[0] += 1,
+                    Some(s) if !chat.iter().any(|m| m == s) => kinds[1] += 1,
+                    Some(_) if v["content"].as_str().unwrap().contains("http://") => kinds[2] += 1,
+                    Some(s) => {
+                        valid.insert(id, s.to_string());
+                        continue;
+                    }
+                }
+                invalid.insert(id);
+                continue;
+            }
+            assert_eq!(v["type"], "delivery_confirmation");
+            assert!(!invalid.contains(&id), "an invalid message confirmed: {v}");
+            let sender = valid.get(&id).expect("a confirmation after its message");
+            let by = v["recipient_id"].as_str().unwrap().to_string();
+            assert!(chat.contains(&by) && &by != sender, "{v}");
+            let state = states.entry((id, by)).or_insert("sent");
+            match (*state, v["status"].as_str().unwrap()) {
+                ("sent", "delivered") => *state = "delivered",
+                ("delivered", "read") => *state = "read",
+                other => panic!("{other:?} for {v}"),
+            }
+        }
+        assert!(kinds.iter().all(|&n| n > 10), "{kinds:?}");
+        let reads = states.values().filter(|s| **s == "read").count();
+        assert!(
+            reads > 300 && states.len() > 1000,
+            "{reads} of {}",
+            states.len()
+        );
     }
 
     #[test]
