@@ -46,6 +46,12 @@
 #                                 port, else a warning (the output then holds its input
 #                                 with its circuit open until one is reachable); exports
 #                                 STROM_SINK_ELASTICSEARCH_URL
+#   ensure_webhook_receiver       the push and SMS webhooks: $STROM_SINK_PUSH_NOTIFICATION_URL
+#                                 and $STROM_SINK_SMS_FALLBACK_URL when both are set, else
+#                                 a small receiver (python3) on a free port from 9800 that
+#                                 answers 200 and writes one line per request, "PATH BODY",
+#                                 to $EXAMPLE_WORK/webhook-receiver.log; exports both URLs
+#                                 (http://127.0.0.1:PORT/push and /sms) and WEBHOOK_LOG
 #   example_psql ARGS...          psql against $STROM_SINK_POSTGRES_URL
 #   start_pipeline FILE [ADDR]    `strom pipeline run FILE` in the background, HTTP
 #                                 (/metrics, /healthz) at ADDR (127.0.0.1 and a free port
@@ -291,6 +297,50 @@ server.close()
     STROM_SINK_ELASTICSEARCH_URL="http://127.0.0.1:$port"
     wait_until osmem-server 60 http_ok "$STROM_SINK_ELASTICSEARCH_URL/"
     example_log "osmem-server (OpenSearch-compatible, in memory): $STROM_SINK_ELASTICSEARCH_URL"
+}
+
+ensure_webhook_receiver() {
+    WEBHOOK_LOG=""
+    if [ -n "${STROM_SINK_PUSH_NOTIFICATION_URL:-}" ] && [ -n "${STROM_SINK_SMS_FALLBACK_URL:-}" ]; then
+        example_log "webhooks: push to $STROM_SINK_PUSH_NOTIFICATION_URL, SMS to $STROM_SINK_SMS_FALLBACK_URL"
+        export STROM_SINK_PUSH_NOTIFICATION_URL STROM_SINK_SMS_FALLBACK_URL WEBHOOK_LOG
+        return 0
+    fi
+    command -v python3 >/dev/null 2>&1 ||
+        example_die "no webhook URLs (STROM_SINK_PUSH_NOTIFICATION_URL, STROM_SINK_SMS_FALLBACK_URL) and no python3 to receive them"
+    local port
+    port="$(free_port 9800)"
+    start_background webhook-receiver python3 -u -c '
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        print(self.path, body.decode("utf-8", "replace").replace("\n", " "), flush=True)
+        self.answer()
+
+    do_PUT = do_POST
+
+    def do_GET(self):
+        self.answer()
+
+    def answer(self):
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver).serve_forever()
+' "$port"
+    wait_until webhook-receiver 30 http_ok "http://127.0.0.1:$port/"
+    STROM_SINK_PUSH_NOTIFICATION_URL="${STROM_SINK_PUSH_NOTIFICATION_URL:-http://127.0.0.1:$port/push}"
+    STROM_SINK_SMS_FALLBACK_URL="${STROM_SINK_SMS_FALLBACK_URL:-http://127.0.0.1:$port/sms}"
+    WEBHOOK_LOG="$EXAMPLE_WORK/webhook-receiver.log"
+    export STROM_SINK_PUSH_NOTIFICATION_URL STROM_SINK_SMS_FALLBACK_URL WEBHOOK_LOG
+    example_log "webhook receiver: push to $STROM_SINK_PUSH_NOTIFICATION_URL, SMS to $STROM_SINK_SMS_FALLBACK_URL (log $WEBHOOK_LOG)"
 }
 
 # _pg_bin: the newest /usr/lib/postgresql/<version>/bin, or nothing.
