@@ -17,7 +17,8 @@ servers its outputs write to, and its input topic with 6 partitions:
 2. **Live.** Then `strom generate --rate R` (R: half the capacity) for `--live-seconds`,
    while a read_committed consumer of the example's Kafka output notes when each result
    arrives. Latency is arrival minus the moment the result could exist: for a payment's
-   confirmation or a driver's availability update, its event time (event time is the
+   confirmation, a driver's availability update or a message's delivery status, its
+   event time (event time is the
    wall clock here); for a window, the moment the generator reached the window's end
    plus its grace in event time (event time runs `--speedup` (100) times faster than the
    clock, so windows close during the run). "Keeps up" says whether the pipeline had
@@ -49,7 +50,7 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 import harness  # noqa: E402  (its Broker: `strom serve` on a fresh data dir)
 from pipelines import committed_everything, create  # noqa: E402
-from sink_servers import PipelineProcess, PostgresServer, RedisServer  # noqa: E402
+from sink_servers import HttpRecorder, PipelineProcess, PostgresServer, RedisServer  # noqa: E402
 
 STROM = Path(os.environ["STROM_BIN"])
 harness.STROM = STROM
@@ -98,6 +99,15 @@ def driver_setup(b: str, workdir: Path):
     return [redis], {"STROM_SINK_REDIS_GEO_URL": redis.url}
 
 
+def messages_setup(b: str, workdir: Path):
+    hooks = HttpRecorder()
+    subprocess.run([str(STROM), "generate", "chat-members", "--count", "2000", "--keys", "2000",
+                    "--seed", "7", "--brokers", b], check=True, stdout=subprocess.DEVNULL)
+    env = {"STROM_SINK_PUSH_NOTIFICATION_URL": hooks.url("/push"), "STROM_SINK_SMS_FALLBACK_URL": hooks.url("/sms"),
+           "STROM_PIPELINE_KEYS": "k1=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+    return [hooks], env
+
+
 def payments_setup(b: str, workdir: Path):
     pg = PostgresServer()
     pg.start()
@@ -110,6 +120,8 @@ ALL = [
             100, 120_000, engagement_setup),
     Example("driver-location", "driver-location-tracking", "driver-locations", "driver-locations",
             "driver-availability-updates", 100, None, driver_setup, ("--keys", "1000")),
+    Example("message-delivery", "message-delivery-system", "messages", "incoming-messages",
+            "delivery-status", 100, None, messages_setup, ("--keys", "2000")),
     Example("payments", "payment-processor", "payments", "payments", "payment-confirmations",
             10, None, payments_setup),
 ]
