@@ -4,55 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use strom_pipeline::compile::{compile, TextKey};
+use strom_pipeline::compile::compile;
 use strom_pipeline::parse;
 use strom_streams::prelude::*;
 
-fn driver(yaml: &str) -> TopologyTestDriver {
-    let p = parse("p.yaml", yaml, &|_| None).unwrap();
-    let topology = compile("p.yaml", &p).unwrap_or_else(|e| panic!("{e}"));
-    let config = DriverConfig {
-        processing_errors: ErrorHandler::DeadLetter {
-            topic: "dlq".into(),
-        },
-        deserialization_errors: ErrorHandler::DeadLetter {
-            topic: "dlq".into(),
-        },
-        ..DriverConfig::default()
-    };
-    TopologyTestDriver::with_config(&topology, config).unwrap()
-}
-
-fn send(d: &mut TopologyTestDriver, topic: &str, key: &str, v: Value, ts: i64) {
-    d.pipe(
-        topic,
-        &TextKey,
-        &JsonSerde::<Value>::new(),
-        &key.to_string(),
-        &v,
-        ts,
-    )
-    .unwrap();
-}
-
-/// The `strom.error` header of each dead-lettered record.
-fn dlq_reasons(d: &mut TopologyTestDriver) -> Vec<String> {
-    d.read_raw("dlq")
-        .iter()
-        .map(|r| {
-            let h = r.headers.iter().find(|(k, _)| k == "strom.error").unwrap();
-            String::from_utf8(h.1.clone().unwrap()).unwrap()
-        })
-        .collect()
-}
-
-fn out(d: &mut TopologyTestDriver, topic: &str) -> Vec<(String, Value)> {
-    d.read_output(topic, &StringSerde, &JsonSerde::<Value>::new())
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.key, r.value))
-        .collect()
-}
+mod support;
+use support::{dlq_reasons, driver, out, send};
 
 const VIEWS: &str = r#"
 stream_pipeline:

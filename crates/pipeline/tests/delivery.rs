@@ -6,35 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use strom_pipeline::compile::{compile, TextKey};
-use strom_pipeline::parse;
 use strom_streams::prelude::*;
 
-fn driver(yaml: &str) -> TopologyTestDriver {
-    let p = parse("p.yaml", yaml, &|_| None).unwrap();
-    let topology = compile("p.yaml", &p).unwrap_or_else(|e| panic!("{e}"));
-    let config = DriverConfig {
-        processing_errors: ErrorHandler::DeadLetter {
-            topic: "dlq".into(),
-        },
-        ..DriverConfig::default()
-    };
-    TopologyTestDriver::with_config(&topology, config).unwrap()
-}
-
-fn send(d: &mut TopologyTestDriver, topic: &str, key: &str, v: Value, ts: i64) {
-    let serde = JsonSerde::<Value>::new();
-    d.pipe(topic, &TextKey, &serde, &key.to_string(), &v, ts)
-        .unwrap();
-}
-
-fn out(d: &mut TopologyTestDriver, topic: &str) -> Vec<(String, Value)> {
-    d.read_output(topic, &StringSerde, &JsonSerde::<Value>::new())
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.key, r.value))
-        .collect()
-}
+mod support;
+use support::{dlq_reasons, driver, out, send};
 
 /// `(record key, message, recipient, status, attempt)` of each record.
 fn sends(records: &[(String, Value)]) -> Vec<(String, String, String, String, u64)> {
@@ -60,16 +35,6 @@ fn s(
     attempt: u64,
 ) -> (String, String, String, String, u64) {
     (key.into(), m.into(), r.into(), status.into(), attempt)
-}
-
-fn dlq_reasons(d: &mut TopologyTestDriver) -> Vec<String> {
-    d.read_raw("dlq")
-        .iter()
-        .map(|r| {
-            let h = r.headers.iter().find(|(k, _)| k == "strom.error").unwrap();
-            String::from_utf8(h.1.clone().unwrap()).unwrap()
-        })
-        .collect()
 }
 
 #[test]

@@ -7,58 +7,12 @@
 
 use serde_json::{json, Value};
 use strom_pipeline::builtins::{geohash, haversine_km};
-use strom_pipeline::compile::{compile, TextKey};
+use strom_pipeline::compile::compile;
 use strom_pipeline::parse;
 use strom_streams::prelude::*;
 
-fn driver(yaml: &str) -> TopologyTestDriver {
-    let p = parse("p.yaml", yaml, &|_| None).unwrap();
-    let topology = compile("p.yaml", &p).unwrap_or_else(|e| panic!("{e}"));
-    let config = DriverConfig {
-        processing_errors: ErrorHandler::DeadLetter {
-            topic: "dlq".into(),
-        },
-        deserialization_errors: ErrorHandler::DeadLetter {
-            topic: "dlq".into(),
-        },
-        ..DriverConfig::default()
-    };
-    TopologyTestDriver::with_config(&topology, config).unwrap()
-}
-
-fn send(d: &mut TopologyTestDriver, topic: &str, key: &str, v: Value, ts: i64) {
-    d.pipe(
-        topic,
-        &TextKey,
-        &JsonSerde::<Value>::new(),
-        &key.to_string(),
-        &v,
-        ts,
-    )
-    .unwrap();
-}
-
-fn out(d: &mut TopologyTestDriver, topic: &str) -> Vec<(String, Value)> {
-    d.read_output(topic, &StringSerde, &JsonSerde::<Value>::new())
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.key, r.value))
-        .collect()
-}
-
-/// The dead-letter topic's records: the original value and the `strom.error` header.
-fn dead_letters(d: &mut TopologyTestDriver) -> Vec<(Value, String)> {
-    d.read_raw("dlq")
-        .iter()
-        .map(|r| {
-            let h = r.headers.iter().find(|(k, _)| k == "strom.error").unwrap();
-            (
-                serde_json::from_slice(r.value.as_deref().unwrap()).unwrap(),
-                String::from_utf8(h.1.clone().unwrap()).unwrap(),
-            )
-        })
-        .collect()
-}
+mod support;
+use support::{dead_letters, driver, out, send};
 
 fn at(lat: f64, lon: f64) -> Value {
     json!({"latitude": lat, "longitude": lon})

@@ -241,6 +241,23 @@ def running_broker(request, config=None, args=None):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def workdir(request, tmp_path_factory) -> Path:
+    """A temp directory for the module's servers, pipelines and logs."""
+    return tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+
+
+@pytest.fixture(scope="module")
+def redis_server(workdir):
+    """A redis-server of the module's own (sink_servers.RedisServer)."""
+    from sink_servers import RedisServer
+
+    r = RedisServer(workdir / "redis")
+    r.start()
+    yield r
+    r.stop()
+
+
 @pytest.fixture
 def pipelines():
     """`strom pipeline run` processes (sink_servers.PipelineProcess) a test starts;

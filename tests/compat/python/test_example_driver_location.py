@@ -33,13 +33,12 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from browser import Browser
 from compat import cf_create_topic
 from examples_support import EXAMPLES, generated, produce_events
-from sink_servers import PipelineProcess, RedisServer, TopicReader, WsListener, geohash
+from sink_servers import PipelineProcess, TopicReader, WsListener, geohash
 
 PIPELINE = EXAMPLES / "driver-location" / "pipeline.yaml"
 START_MS = 1_790_000_000_000
@@ -65,19 +64,6 @@ ADVANCE_MS = 60_000
 GRACE_MS = 30_000
 SURGE_BASELINE_H, SURGE_STEP_H, SURGE_MAX_H = 500, 10, 300  # 5 requests, 0.1, 3.0
 PAGE_MATCHES = 8
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("driver-location")
-
-
-@pytest.fixture(scope="module")
-def redis_server(workdir):
-    r = RedisServer(workdir / "redis")
-    r.start()
-    yield r
-    r.stop()
 
 
 def haversine_km(a: tuple, b: tuple) -> float:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from browser import Browser
 from compat import cf_create_topic
 from examples_support import EXAMPLES, generated, produce_events
-from sink_servers import PipelineProcess, RedisServer, TopicReader, WsListener, wait_for
+from sink_servers import PipelineProcess, TopicReader, WsListener, wait_for
 
 PIPELINE = EXAMPLES / "engagement" / "pipeline.yaml"
 WINDOW_MS = 5 * 60_000
@@ -38,19 +37,6 @@ GAP_MS = 30 * 60_000
 START_MS = 1_790_000_000_000
 INTERVAL_MS = 7_001  # never a whole fraction of the window or the gap: no ties
 USERS = 40
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("engagement")
-
-
-@pytest.fixture(scope="module")
-def redis_server(workdir):
-    r = RedisServer(workdir / "redis")
-    r.start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")

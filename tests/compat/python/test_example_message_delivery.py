@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import os
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 from browser import Browser
@@ -287,11 +286,6 @@ def open_content(keyring: bytes, sealed: str) -> str:
 
 def delivery_id(v: dict) -> tuple:
     return (v["message_id"], v["recipient_id"], v["status"], v["attempt"])
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("message-delivery")
 
 
 def test_message_delivery_example_end_to_end(broker, workdir):

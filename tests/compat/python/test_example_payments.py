@@ -19,9 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
-import pytest
 from compat import cf_produce_all, cf_producer
 from conftest import REPO
 from examples_support import generated
@@ -38,11 +36,6 @@ RESEND_AFTER = 40  # ... 40 records later, exactly as it was
 CHUNKS = 4  # produced in 4 parts; the pipeline is killed during the first 3 ...
 KILL_AFTER = 150  # ... once it has processed this many records since it started
 GUARD_S = 180.0  # the drain after three kills waits out group sessions (10 s each)
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("payments")
 
 
 def load() -> list[tuple[str, str, int]]:
