@@ -38,6 +38,7 @@ Payments flow: strom generate -> topic payments -> pipeline payment-processor
 $count payments at $rate/s over $keys accounts, ${invalid} of them invalid.
 
 Watch it from another terminal:
+  open $PIPELINE_HTTP/                     (balances and confirmations, live)
   $STROM consume payment-confirmations --brokers $STROM_BOOTSTRAP --from end
   psql '$STROM_SINK_POSTGRES_URL' -c 'SELECT * FROM account_balances ORDER BY balance DESC LIMIT 10'
   curl -s $PIPELINE_HTTP/metrics | grep -E 'strom_pipeline_(operation|sink)_records'

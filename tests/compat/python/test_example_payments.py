@@ -7,7 +7,8 @@ PostgreSQL cluster holding the example's `schema.sql`. The input is what
 payments re-sent later as they were and a few malformed ones; the pipeline is
 SIGKILLed three times while they are produced. The expectations — each
 confirmation's status and balance, each account's final balance — are computed
-here, independently, from the generator's output with Python's Decimal.
+here, independently, from the generator's output with Python's Decimal. Then the
+example's page, in headless Chromium, shows the new balances of three more payments.
 
 Every wait is a failure guard that polls for an exact expected state.
 """
@@ -21,6 +22,7 @@ from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
 from compat import cf_produce_all, cf_producer
+from browser import Browser
 from conftest import REPO
 from examples_support import generated
 from sink_servers import PipelineProcess, TopicReader, wait_for
@@ -212,6 +214,28 @@ def test_payments_example_is_exact_through_sigkills(broker, postgres, workdir):
             have = balances()
             diff = {a: (want_rows.get(a), have.get(a)) for a in set(want_rows) | set(have) if want_rows.get(a) != have.get(a)}
             raise AssertionError(f"{e}\n(expected, got) per differing account: {diff}") from None
+        # The page (dashboard.html, in headless Chromium) shows balances as they change:
+        # three more payments, and their accounts' new balances on it.
+        with Browser() as page:
+            page.open(p.http + "/")
+            page.wait_until("document.getElementById('status').textContent.startsWith('open')", "the page's socket open")
+            accounts = sorted(want_balances)[:3]
+            extra = [(a, {"payment_id": f"page-{a}", "account_id": a, "amount": "12.34", "currency": "EUR", "timestamp": START_MS}) for a in accounts]
+            prod = cf_producer(broker.bootstrap, enable_idempotence=True)
+            reports = cf_produce_all(prod, [{"key": a.encode(), "value": json.dumps(v).encode()} for a, v in extra], "payments")
+            assert all(err is None for err, _ in reports), reports
+            for a in accounts:
+                cents_after, n, _ = want_balances[a]
+                want_balances[a] = (cents_after + 1234, n + 1, f"page-{a}")
+            want_page = {a: f"{Decimal(want_balances[a][0]) / 100:.2f} EUR" for a in accounts}
+            page.wait_until(
+                """Object.fromEntries(Array.from(document.querySelectorAll('#balances tbody tr'), tr =>
+                     [tr.dataset.id, tr.querySelector('[data-field="balance"]').innerText]))""",
+                f"the page's balances of {accounts}: {want_page}",
+                check=lambda shown: {a: shown.get(a) for a in accounts} == want_page,
+            )
+        want_rows = {a: ("EUR", Decimal(c) / 100, c, n, last) for a, (c, n, last) in want_balances.items()}
+        p.wait(lambda: balances() == want_rows, "account_balances with the page's payments", timeout=GUARD_S, logs=[postgres])
         # Nothing was refused on the way.
         dlq = TopicReader(broker.bootstrap, f"{PIPELINE}-dlq")
         try:
