@@ -12,7 +12,8 @@ computes independently from the same generated events:
   user's sessions, recommendations topped up from the profile: `rec:{user_id}`
   in Redis with a 2-hour TTL.
 
-`user-views` is created with one partition so that event time reaches the
+The pipeline is SIGKILLed halfway through the views and restarted: the results
+are exact all the same. `user-views` is created with one partition so that event time reaches the
 windows in order (with several, records of different input partitions meet in
 the repartitioned windows in fetch order, and a window may close before a
 straggler from another partition arrives: that is what `grace` is for). A
@@ -147,12 +148,26 @@ def test_engagement_example_end_to_end(broker, redis_server, opensearch, workdir
     p = PipelineProcess(workdir, PIPELINE, broker.bootstrap, env)
     p.start()
     output = TopicReader(broker.bootstrap, "processed-analytics")
-    live = WsListener(p.ws_url("/top-titles"))
+    live: WsListener | None = None
     page = Browser()
     try:
         page.open(p.http + "/")
         page.wait_until("document.getElementById('status').textContent.startsWith('open')", "the page's socket open")
-        produce_events(broker.bootstrap, views)
+        # Half of the views, a SIGKILL in the middle of processing them, a restart on the
+        # same state, the other half: exactly-once, so every result below is as if
+        # nothing had happened.
+        half = len(views) // 2
+        produce_events(broker.bootstrap, views[:half])
+        p.wait(
+            lambda: (p.metric("strom_pipeline_operation_records_total", step="valid-views", operation="filter") or 0) >= 500,
+            "500 views processed before the kill",
+        )
+        p.kill()
+        page.wait_until("!document.getElementById('status').textContent.startsWith('open')", "the page's socket closed")
+        p.start()
+        page.wait_until("document.getElementById('status').textContent.startsWith('open')", "the page's socket open again")
+        live = WsListener(p.ws_url("/top-titles"))
+        produce_events(broker.bootstrap, views[half:])
         # Hours later: one long view per user and one view per title close every
         # earlier session and window (and open ones that stay open).
         flush_ms = views[-1]["timestamp"] + 3 * 3_600_000
@@ -244,6 +259,7 @@ def test_engagement_example_end_to_end(broker, redis_server, opensearch, workdir
         )
     finally:
         page.close()
-        live.close()
+        if live is not None:
+            live.close()
         output.close()
         p.close()
