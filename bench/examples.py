@@ -5,7 +5,7 @@ live generator at half that rate.
 
     cargo build --release -p strom
     tests/compat/install.sh        # confluent-kafka, redis-server, PostgreSQL, osmem-server
-    tests/compat/.venv/bin/python bench/examples.py [--events 100000] [--live-seconds 30]
+    tests/compat/.venv/bin/python bench/examples.py [--events 100000] [--live-seconds 30] [--ladder]
 
 For each example, on a fresh `strom serve` (release, flush policy `always`) with the real
 servers its outputs write to, and its input topic with 6 partitions:
@@ -186,7 +186,40 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
 
 
-def run(ex: Example, events: int, live_seconds: int, speedup: int, workdir: Path) -> dict:
+def live(b: str, ex: Example, pipeline: PipelineProcess, rate: int, seconds: int, speedup: int,
+         start_ms: int) -> tuple[bool, list[float]]:
+    """`strom generate --rate RATE` for SECONDS from event time START_MS: whether the
+    pipeline kept up, and the latency (s) of each timed result."""
+    arrivals = Arrivals(b, ex.output)
+    time.sleep(1)  # the consumer has its positions
+    interval = speedup * 1000 // rate
+    launched = time.time()
+    generate(b, ex, rate * seconds, start_ms, interval, "--rate", str(rate))
+    deadline = time.time() + 5
+    keeps_up = False
+    while time.time() < deadline + 55:
+        if drained(b, ex, pipeline):
+            keeps_up = time.time() <= deadline
+            break
+        time.sleep(0.25)
+    arrivals.close()
+    statuses: dict = {}
+    for _, v in arrivals.seen:
+        statuses[v.get("status")] = statuses.get(v.get("status"), 0) + 1
+    print(f"{ex.name} at {rate}/s: {'keeps up' if keeps_up else 'falls behind'}; "
+          f"{ex.output}: {len(arrivals.seen)} results, by status {statuses}", file=sys.stderr)
+    latencies = []
+    for at, v in filter(lambda av: ex.timed(av[1]), arrivals.seen):
+        # When the generator reached the event time at which the result could exist.
+        could = v["window_end"] + ex.windowed_grace_ms if ex.windowed_grace_ms else v["timestamp"]
+        first = v["window_start"] if ex.windowed_grace_ms else v["timestamp"]
+        if first < start_ms:
+            continue  # an earlier run's, let go (closed, retried, expired) by this one's events
+        latencies.append(at - (launched + (could - start_ms) / interval / rate))
+    return keeps_up, latencies
+
+
+def run(ex: Example, events: int, live_seconds: int, speedup: int, ladder: bool, workdir: Path) -> dict:
     broker = harness.Broker("always")
     servers = []
     try:
@@ -206,37 +239,18 @@ def run(ex: Example, events: int, live_seconds: int, speedup: int, workdir: Path
 
         # Half the capacity, rounded down to a rate whose event interval is whole ms.
         rate = max([r for r in RATES if r <= capacity / 2] or [RATES[0]])
-        arrivals = Arrivals(b, ex.output)
-        time.sleep(1)  # the consumer has its positions
-        interval = speedup * 1000 // rate
         start_ms = T0 + events * ex.interval_ms + 3_600_000  # after the backlog
-        launched = time.time()
-        generate(b, ex, rate * live_seconds, start_ms, interval, "--rate", str(rate))
-        last_event = time.time()
-        deadline = last_event + 5
-        keeps_up = False
-        while time.time() < deadline + 55:
-            if drained(b, ex, pipeline):
-                keeps_up = time.time() <= deadline
+        keeps_up, latencies = live(b, ex, pipeline, rate, live_seconds, speedup, start_ms)
+        # Then faster, rate after rate, while it keeps up.
+        largest = rate if keeps_up else None
+        for faster in (r for r in RATES if r > rate and ladder and keeps_up):
+            start_ms += 2 * speedup * 1000 * live_seconds  # event time after the last run's
+            if not live(b, ex, pipeline, faster, live_seconds, speedup, start_ms)[0]:
                 break
-            time.sleep(0.25)
-        arrivals.close()
-
-        latencies = []
-        statuses: dict = {}
-        for _, v in arrivals.seen:
-            statuses[v.get("status")] = statuses.get(v.get("status"), 0) + 1
-        print(f"{ex.output}: {len(arrivals.seen)} results, by status {statuses}", file=sys.stderr)
-        for at, v in filter(lambda av: ex.timed(av[1]), arrivals.seen):
-            # When the generator reached the event time at which the result could exist.
-            could = v["window_end"] + ex.windowed_grace_ms if ex.windowed_grace_ms else v["timestamp"]
-            first = v["window_start"] if ex.windowed_grace_ms else v["timestamp"]
-            if first < start_ms:
-                continue  # the backlog's, let go (closed, retried, expired) by live events
-            latencies.append(at - (launched + (could - start_ms) / interval / rate))
+            largest = faster
         pipeline.stop()
         return {"example": ex.name, "events": events, "capacity_s": capacity_s, "events_per_s": capacity,
-                "live_rate": rate, "live_results": len(latencies), "keeps_up": keeps_up,
+                "live_rate": rate, "live_results": len(latencies), "keeps_up": keeps_up, "largest_rate": largest,
                 "latency_p50_ms": 1000 * percentile(latencies, 50), "latency_p99_ms": 1000 * percentile(latencies, 99)}
     finally:
         for s in servers:
@@ -250,6 +264,8 @@ def main():
     parser.add_argument("--live-seconds", type=int, default=30, help="length of the live run")
     parser.add_argument("--speedup", type=int, default=100, help="event time per wall time in the live runs")
     parser.add_argument("--example", action="append", help="only these (default: all)")
+    parser.add_argument("--ladder", action="store_true",
+                        help="after the half-capacity run, faster rates while the pipeline keeps up")
     args = parser.parse_args()
     if not STROM.exists():
         raise SystemExit(f"{STROM} is missing: run cargo build --release -p strom")
@@ -258,19 +274,20 @@ def main():
     for ex in chosen:
         with tempfile.TemporaryDirectory(prefix=f"strom-bench-{ex.name}-") as d:
             print(f"== {ex.name}", file=sys.stderr)
-            r = run(ex, args.events, args.live_seconds, args.speedup, Path(d))
+            r = run(ex, args.events, args.live_seconds, args.speedup, args.ladder, Path(d))
             print(json.dumps(r), file=sys.stderr)
             rows.append(r)
     cores = os.cpu_count() or 1
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cores} cores "
           f"(`tests/compat/.venv/bin/python bench/examples.py --events {args.events} "
           f"--live-seconds {args.live_seconds}`):\n")
-    print("| example | backlog | events/s | live rate | results timed | latency p50 | latency p99 | keeps up |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| example | backlog | events/s | live rate | results timed | latency p50 | latency p99 | keeps up | largest rate kept up |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['example']} | {r['events']:,} in {r['capacity_s']:.1f} s | {r['events_per_s']:,.0f} | "
               f"{r['live_rate']:,}/s | {r['live_results']:,} | {r['latency_p50_ms']:,.0f} ms | "
-              f"{r['latency_p99_ms']:,.0f} ms | {'yes' if r['keeps_up'] else 'no'} |")
+              f"{r['latency_p99_ms']:,.0f} ms | {'yes' if r['keeps_up'] else 'no'} | "
+              f"{'' if r['largest_rate'] is None else format(r['largest_rate'], ',') + '/s'} |")
 
 
 if __name__ == "__main__":
