@@ -132,10 +132,12 @@ ALL = [
 ]
 
 
-def generate(b: str, ex: Example, count: int, start_ms: int, interval_ms: int, *extra: str) -> None:
+def generate(b: str, ex: Example, count: int, start_ms: int, interval_ms: int, seed: int, *extra: str) -> None:
+    """Events of the example's dataset; each run its own `seed`, so that no run repeats
+    another's events (payment ids, say, which would only be duplicates)."""
     subprocess.run(
         [str(STROM), "generate", ex.dataset, "--count", str(count), "--start-ms", str(start_ms),
-         "--event-interval-ms", str(interval_ms), "--seed", "7", "--brokers", b, *ex.flags, *extra],
+         "--event-interval-ms", str(interval_ms), "--seed", str(seed), "--brokers", b, *ex.flags, *extra],
         check=True, stdout=subprocess.DEVNULL,
     )
 
@@ -194,7 +196,7 @@ def live(b: str, ex: Example, pipeline: PipelineProcess, rate: int, seconds: int
     time.sleep(1)  # the consumer has its positions
     interval = speedup * 1000 // rate
     launched = time.time()
-    generate(b, ex, rate * seconds, start_ms, interval, "--rate", str(rate))
+    generate(b, ex, rate * seconds, start_ms, interval, rate, "--rate", str(rate))
     deadline = time.time() + 5
     keeps_up = False
     while time.time() < deadline + 55:
@@ -227,7 +229,7 @@ def run(ex: Example, events: int, live_seconds: int, speedup: int, ladder: bool,
         servers, env = ex.setup(b, workdir)
         for topic in (ex.input, *ex.co_inputs):
             create(b, topic, 6)
-        generate(b, ex, events, T0, ex.interval_ms)
+        generate(b, ex, events, T0, ex.interval_ms, 7)
         pipeline = PipelineProcess(workdir, EXAMPLES / ex.name / "pipeline.yaml", b, env)
         started = time.monotonic()
         pipeline.start()
