@@ -74,7 +74,6 @@ pub fn parse_with(
         env,
         extra_operations,
         errors: Vec::new(),
-        from_places: Vec::new(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
@@ -144,8 +143,6 @@ struct Parser<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     extra_operations: &'a [String],
     errors: Vec<Diagnostic>,
-    /// Each `from` name in file order, with its place, for [`Parser::check_graph`].
-    from_places: Vec<(String, Location)>,
 }
 
 /// The names a step or output at position `before` may read, for error messages.
@@ -530,13 +527,14 @@ impl Parser<'_> {
                 Vec::new()
             }
         };
-        let from = self.from(m);
+        let (from, from_at) = self.from(m);
         Some(Step {
             name,
             kind,
             window,
             operations,
             from,
+            from_at,
             at: map_at(m, node),
         })
     }
@@ -675,10 +673,10 @@ impl Parser<'_> {
         })
     }
 
-    /// `from: name` or `from: [a, b]` of a step or an output, each name with its place.
-    fn from(&mut self, m: &MarkedMappingNode) -> Vec<String> {
+    /// `from: name` or `from: [a, b]` of a step or an output, and where it is written.
+    fn from(&mut self, m: &MarkedMappingNode) -> (Vec<String>, Location) {
         let Some(n) = m.get_node("from") else {
-            return Vec::new();
+            return (Vec::new(), Location::default());
         };
         let names: Vec<String> = match n {
             Node::Scalar(_) => self.scalar(n, "from").into_iter().collect(),
@@ -688,21 +686,16 @@ impl Parser<'_> {
                 .filter_map(|item| self.scalar(item, "from"))
                 .collect(),
         };
-        for name in &names {
-            self.from_places.push((name.clone(), at(n.span())));
-        }
-        names
+        (names, at(n.span()))
     }
 
     /// Every `from` names an earlier step or an input; step names are unique.
     fn check_graph(&mut self, p: &Pipeline) {
-        let mut places = std::mem::take(&mut self.from_places).into_iter();
         for (n, step) in p.steps.iter().enumerate() {
             if p.steps[..n].iter().any(|s| s.name == step.name) {
                 self.error(step.at, format!("a second step named {:?}: step names must be unique (outputs and steps name them in `from`)", step.name));
             }
             for name in &step.from {
-                let place = places.next().map(|(_, l)| l).unwrap_or(step.at);
                 if p.resolve(name, n).is_none() {
                     let why = if p.steps.iter().any(|s| &s.name == name) {
                         "a step reads only inputs and earlier steps"
@@ -710,7 +703,7 @@ impl Parser<'_> {
                         "no step or input has that name"
                     };
                     self.error(
-                        place,
+                        step.from_at,
                         format!(
                             "step {:?} reads from {name:?}: {why}; known: {}",
                             step.name,
@@ -722,9 +715,8 @@ impl Parser<'_> {
         }
         for sink in &p.sinks {
             for name in &sink.from {
-                let place = places.next().map(|(_, l)| l).unwrap_or(sink.at);
                 if p.resolve(name, p.steps.len()).is_none() {
-                    self.error(place, format!("a {} output reads from {name:?}: no step or input has that name; known: {}", sink.kind, known_upstreams(p, p.steps.len())));
+                    self.error(sink.from_at, format!("a {} output reads from {name:?}: no step or input has that name; known: {}", sink.kind, known_upstreams(p, p.steps.len())));
                 }
             }
         }
@@ -771,7 +763,7 @@ impl Parser<'_> {
             }
         }
         let route = m.get_node("for").and_then(|n| self.scalar(n, "for"));
-        let from = self.from(m);
+        let (from, from_at) = self.from(m);
         let settings = m
             .iter()
             .filter(|(k, _)| !["type", "for", "from"].contains(&k.as_str()))
@@ -781,6 +773,7 @@ impl Parser<'_> {
             kind,
             route,
             from,
+            from_at,
             settings,
             at: at(node.span()),
         })

@@ -163,6 +163,8 @@ pub struct Step {
     /// `from`: the inputs (topics) and earlier steps it reads, merged (empty: the
     /// previous step, or every input for the first step).
     pub from: Vec<String>,
+    /// Where `from` is written.
+    pub from_at: Location,
     /// Where it is written.
     pub at: Location,
 }
@@ -188,6 +190,8 @@ pub struct Sink {
     /// `from`: the steps (or input topics) it writes, merged (empty: the last step,
     /// or every input when there are no steps).
     pub from: Vec<String>,
+    /// Where `from` is written.
+    pub from_at: Location,
     /// Its other settings, in file order.
     pub settings: Vec<(String, Value)>,
     /// Where it is written.
