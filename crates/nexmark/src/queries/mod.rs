@@ -1,0 +1,23 @@
+//! The Nexmark queries, each a function that adds its topology to a
+//! [`StreamsBuilder`](strom_streams::prelude::StreamsBuilder): it reads [`Event`](crate::Event)s
+//! from [`QueryTopics::input`] and writes its results to [`QueryTopics::output`].
+//!
+//! One module per query; [`Query`] names them for the CLI and the benchmark.
+
+/// Where a query reads its events and writes its results.
+#[derive(Debug, Clone)]
+pub struct QueryTopics {
+    /// The topic of [`Event`](crate::Event)s (values in [`EventSerde`](crate::model::EventSerde), null keys).
+    pub input: String,
+    /// The topic the query's results go to.
+    pub output: String,
+}
+
+impl Default for QueryTopics {
+    fn default() -> Self {
+        QueryTopics {
+            input: "nexmark-events".to_string(),
+            output: "nexmark-results".to_string(),
+        }
+    }
+}
