@@ -596,6 +596,125 @@ fn global_table_is_loaded_before_processing_and_needs_no_co_partitioning() {
     assert_eq!(got, want);
 }
 
+/// An app that labels each order with its customer's name from a global table (or
+/// `?` when the table has no such customer).
+fn labelled_orders_topology() -> Topology {
+    let b = StreamsBuilder::new();
+    let table = b.global_table("customers", StringSerde, StringSerde);
+    b.stream("orders", StringSerde, StringSerde)
+        .left_join_global(
+            &table,
+            |_, c| c.clone(),
+            |c, name: Option<&String>| format!("{c}:{}", name.map_or("?", String::as_str)),
+        )
+        .to("labelled", StringSerde, StringSerde);
+    b.build().unwrap()
+}
+
+/// Produces one order per customer id and waits until all of them (and the `before`
+/// earlier ones) are labelled; returns the labels of these orders.
+fn label_orders(
+    app: &KafkaStreams,
+    bs: &str,
+    customers: std::ops::Range<usize>,
+    before: usize,
+    tag: &str,
+) -> BTreeMap<String, String> {
+    let orders: Vec<(String, String)> = customers
+        .clone()
+        .map(|i| (format!("o-{tag}-{i}"), format!("c{i}")))
+        .collect();
+    produce(&producer(bs), "orders", &orders);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = read_committed(bs, "labelled");
+        if out.len() >= before + orders.len() || std::time::Instant::now() > deadline {
+            assert!(app.metrics().records_processed >= orders.len() as u64);
+            return out
+                .into_iter()
+                .map(|(_, _, k, v)| {
+                    (
+                        String::from_utf8(k.unwrap()).unwrap(),
+                        String::from_utf8(v.unwrap()).unwrap(),
+                    )
+                })
+                .filter(|(k, _)| k.starts_with(&format!("o-{tag}-")))
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn customers(range: std::ops::Range<usize>, name: &str) -> Vec<(String, String)> {
+    range
+        .map(|i| (format!("c{i}"), format!("{name}{i}")))
+        .collect()
+}
+
+#[test]
+fn global_table_restarts_from_its_checkpoint_reading_only_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    create_topic(&bs, "customers", 2, &[]).unwrap();
+    create_topic(&bs, "orders", 3, &[]).unwrap();
+    create_topic(&bs, "labelled", 3, &[]).unwrap();
+    produce(&producer(&bs), "customers", &customers(0..20, "name"));
+    let state = dir.path().join("state");
+    let start = |state: &Path| {
+        let cfg = config(
+            "checkpoint-app",
+            &bs,
+            state,
+            ProcessingGuarantee::ExactlyOnce,
+            "compact",
+        );
+        KafkaStreams::start(&labelled_orders_topology(), cfg).unwrap()
+    };
+    let want = |range: std::ops::Range<usize>, tag: &str, name: &str| -> BTreeMap<String, String> {
+        range
+            .map(|i| (format!("o-{tag}-{i}"), format!("c{i}:{name}{i}")))
+            .collect()
+    };
+
+    // First start: the whole topic is read, then checkpointed.
+    let app = start(&state);
+    assert_eq!(app.metrics().global_records_read, 20);
+    assert_eq!(
+        label_orders(&app, &bs, 0..20, 0, "a"),
+        want(0..20, "a", "name")
+    );
+    app.close().unwrap();
+
+    // Restart on the same state directory: only the 5 new customers are read, and the
+    // 20 old ones come from the checkpoint.
+    produce(&producer(&bs), "customers", &customers(20..25, "name"));
+    let app = start(&state);
+    assert_eq!(app.metrics().global_records_read, 5);
+    assert_eq!(
+        label_orders(&app, &bs, 0..25, 20, "b"),
+        want(0..25, "b", "name")
+    );
+    app.close().unwrap();
+
+    // A fresh state directory reads everything again.
+    let app = start(&dir.path().join("state-2"));
+    assert_eq!(app.metrics().global_records_read, 25);
+    app.close().unwrap();
+
+    // The topic recreated with fewer records: the checkpoint no longer fits, so it is
+    // dropped and the table read from the beginning (old customers are gone).
+    delete_topic(&bs, "customers");
+    create_topic(&bs, "customers", 2, &[]).unwrap();
+    produce(&producer(&bs), "customers", &customers(0..3, "new"));
+    let app = start(&state);
+    assert_eq!(app.metrics().global_records_read, 3);
+    let mut expected = want(0..3, "c", "new");
+    expected.extend((3..25).map(|i| (format!("o-c-{i}"), format!("c{i}:?"))));
+    assert_eq!(label_orders(&app, &bs, 0..25, 45, "c"), expected);
+    app.close().unwrap();
+}
+
 /// The same exactly-once SIGKILL run against Apache Kafka 4.1 (single-node KRaft from
 /// Maven Central's `org.apache.kafka:kafka_2.13`): the library is a Kafka client, not a
 /// strom feature.

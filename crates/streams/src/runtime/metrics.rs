@@ -99,6 +99,9 @@ pub struct Metrics {
     pub retries: AtomicU64,
     /// Changelog offsets still to replay by restores in progress (restore progress).
     pub restore_remaining: AtomicU64,
+    /// Records read from global tables' topics (a restart with a checkpoint reads only
+    /// the tail).
+    pub global_records_read: AtomicU64,
     /// Time to process one input record (operators and sends).
     pub process_latency: Histogram,
     /// Time of a commit (changelog, offsets, transaction, store apply).
@@ -120,7 +123,7 @@ impl Metrics {
     pub fn render(&self, application_id: &str) -> String {
         let app = format!("application_id=\"{application_id}\"");
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "strom_streams_changelog_records_total",
                 "Changelog records written by successful commits.",
@@ -160,6 +163,11 @@ impl Metrics {
                 "strom_streams_restored_records_total",
                 "Changelog records replayed into stores.",
                 &self.restored_records,
+            ),
+            (
+                "strom_streams_global_records_read_total",
+                "Records read from the topics of global tables.",
+                &self.global_records_read,
             ),
             (
                 "strom_streams_producer_recreations_total",

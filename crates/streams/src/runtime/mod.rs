@@ -69,6 +69,8 @@ pub struct MetricsSnapshot {
     pub retries: u64,
     /// Changelog offsets still to replay by restores in progress.
     pub restore_remaining: u64,
+    /// Records read from global tables' topics.
+    pub global_records_read: u64,
 }
 
 pub(crate) struct Shared {
@@ -195,6 +197,7 @@ impl KafkaStreams {
             rebalances: m.rebalances.load(Ordering::Relaxed),
             retries: m.retries.load(Ordering::Relaxed),
             restore_remaining: m.restore_remaining.load(Ordering::Relaxed),
+            global_records_read: m.global_records_read.load(Ordering::Relaxed),
         }
     }
 

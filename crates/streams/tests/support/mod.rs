@@ -127,6 +127,12 @@ pub fn create_topic(
     }
 }
 
+/// Deletes a topic (panics when the broker refuses).
+pub fn delete_topic(bootstrap: &str, name: &str) {
+    let r = block_on(admin(bootstrap).delete_topics(&[name], &AdminOptions::new())).unwrap();
+    assert!(r.iter().all(Result::is_ok), "delete {name}: {r:?}");
+}
+
 pub fn producer(bootstrap: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
