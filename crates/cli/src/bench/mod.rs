@@ -23,7 +23,8 @@ use crate::producer::{ProducerSettings, TrackedProducer};
   strom bench produce --count 500000 --size 1024 --acks all
   strom bench consume --topic strom-bench-1 --json
   strom bench e2e --rate 1000 --duration 30
-  strom bench produce --duration 60 --rate 20000 --compression lz4 --partitions 4")]
+  strom bench produce --duration 60 --rate 20000 --compression lz4 --partitions 4
+  strom bench produce --partitions 1000 --spread --count 1000000")]
 pub struct BenchArgs {
     #[command(subcommand)]
     command: BenchCommand,
@@ -40,6 +41,11 @@ enum BenchCommand {
         workload: Workload,
         #[command(flatten)]
         settings: ProducerSettings,
+        /// Send record n to partition n mod (partitions), every partition in turn,
+        /// instead of leaving keyless records to librdkafka's sticky partitioner (one
+        /// partition per batch window, so a short run touches few of many partitions).
+        #[arg(long)]
+        spread: bool,
     },
     /// Read a topic from the beginning as fast as possible (all it holds, or --count).
     Consume {
@@ -94,8 +100,12 @@ pub struct Workload {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let connection = &args.connection;
     let (report, json) = match args.command {
-        BenchCommand::Produce { workload, settings } => (
-            produce::run(connection, &workload, &settings)?,
+        BenchCommand::Produce {
+            workload,
+            settings,
+            spread,
+        } => (
+            produce::run(connection, &workload, &settings, spread)?,
             workload.json,
         ),
         BenchCommand::Consume { topic, count, json } => {
