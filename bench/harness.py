@@ -783,6 +783,8 @@ def main():
         "Apache Kafka", opts, droppable)
     # Tansu keeps everything in memory: beside strom's `os`.
     tansu = {} if tansu_bin is None else run_broker({"os": lambda: TansuBroker(tansu_bin)}, "Tansu", opts, False)
+    if tansu and droppable:
+        tansu["os/consume_disk"] = {"error": "memory storage: nothing is read from disk"}
     restarts = run_restarts(opts, not opts.no_kafka) if opts.restart_gib > 0 else {}
 
     load = os.getloadavg()[0]
