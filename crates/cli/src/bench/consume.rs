@@ -54,8 +54,14 @@ pub fn run(connection: &Connection, topic: &str, count: Option<u64>) -> anyhow::
     let mut last_record = Instant::now();
     let (mut messages, mut bytes) = (0u64, 0u64);
     while messages < want {
-        // Only up to `want`: a later record stays in librdkafka's queue.
-        let room = usize::try_from(want - messages).unwrap_or(BATCH);
+        // Only up to `want`: a later record stays in librdkafka's queue. The first
+        // call takes one record, which starts the clock (as the report says: from the
+        // first record fetched).
+        let room = if start.is_none() {
+            1
+        } else {
+            usize::try_from(want - messages).unwrap_or(BATCH)
+        };
         let (n, b) = queue
             .consume(Duration::from_millis(100), room)
             .context("consume failed")?;
