@@ -73,9 +73,11 @@ pub struct TopologyTestDriver {
     uncommitted_inputs: Vec<RawRecord>,
     read_pos: BTreeMap<String, usize>,
     wall_clock_ms: i64,
-    /// Per task: records waiting for a retry (the first one asked for it; the others
-    /// queue behind it to keep the partition's order), and when to try again.
-    paused: BTreeMap<TaskId, (i64, std::collections::VecDeque<RawRecord>)>,
+    /// Per input partition (task and topic: every topic has one partition here): records
+    /// waiting for a retry (the first one asked for it; the others queue behind it to
+    /// keep the partition's order), and when to try again. The task's other inputs go
+    /// on, as in the runtime, which pauses one partition.
+    paused: BTreeMap<(TaskId, String), (i64, std::collections::VecDeque<RawRecord>)>,
     /// Committed records of topics the topology reads that it has not consumed yet.
     unconsumed: std::collections::VecDeque<RawRecord>,
     /// Stream time per task as of the last commit (the runtime keeps it with the offsets).
@@ -269,10 +271,12 @@ impl TopologyTestDriver {
             subtopology: sub,
             partition: 0,
         };
-        if let Some((_, queue)) = self.paused.get_mut(&id) {
-            // The partition is paused: keep the order.
-            queue.push_back(raw);
-            return Ok(());
+        if !self.paused.is_empty() {
+            if let Some((_, queue)) = self.paused.get_mut(&(id, raw.topic.clone())) {
+                // The partition is paused: keep the order.
+                queue.push_back(raw);
+                return Ok(());
+            }
         }
         self.process_now(id, raw)
     }
@@ -285,7 +289,7 @@ impl TopologyTestDriver {
         if let Processed::Retry(after_ms) = task.process(&raw)? {
             let entry = self
                 .paused
-                .entry(id)
+                .entry((id, raw.topic.clone()))
                 .or_insert_with(|| (0, std::collections::VecDeque::new()));
             entry.0 = self.wall_clock_ms + after_ms;
             entry.1.push_front(raw);
@@ -298,19 +302,19 @@ impl TopologyTestDriver {
 
     /// Processes paused records whose retry time has come, in order.
     fn resume_paused(&mut self) -> Result<(), StreamsError> {
-        let due: Vec<TaskId> = self
+        let due: Vec<(TaskId, String)> = self
             .paused
             .iter()
             .filter(|(_, (at, _))| *at <= self.wall_clock_ms)
-            .map(|(id, _)| *id)
+            .map(|(key, _)| key.clone())
             .collect();
-        for id in due {
-            let Some((_, mut queue)) = self.paused.remove(&id) else {
+        for key in due {
+            let Some((_, mut queue)) = self.paused.remove(&key) else {
                 continue;
             };
             while let Some(raw) = queue.pop_front() {
-                self.process_now(id, raw)?;
-                if let Some((_, q)) = self.paused.get_mut(&id) {
+                self.process_now(key.0, raw)?;
+                if let Some((_, q)) = self.paused.get_mut(&key) {
                     // Paused again: the rest waits behind the record that asked.
                     q.extend(queue.drain(..));
                     break;

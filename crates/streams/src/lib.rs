@@ -44,6 +44,7 @@ pub mod record;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod resilience;
+pub mod retry_topics;
 pub mod runtime;
 pub mod serdes;
 pub mod store;
@@ -65,6 +66,7 @@ pub mod prelude {
     };
     pub use crate::record::{Headers, OutputRecord, Record, TaskId};
     pub use crate::resilience::{BreakerConfig, BreakerState, CircuitBreaker, RetryPolicy};
+    pub use crate::retry_topics::RetryTopics;
     pub use crate::serdes::{
         BytesSerde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, StringSerde, U32Serde,
         U64Serde, UnitSerde,

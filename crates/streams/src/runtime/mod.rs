@@ -65,8 +65,11 @@ pub struct MetricsSnapshot {
     pub producer_recreations: u64,
     /// Rebalance callbacks.
     pub rebalances: u64,
-    /// Records that asked to be retried later (their partition was paused).
+    /// Records that asked to be retried later (their partition was paused), including
+    /// retry-topic records read before their due time.
     pub retries: u64,
+    /// Records sent to retry topics ([`crate::retry_topics`]).
+    pub retry_topic_records: u64,
     /// Changelog offsets still to replay by restores in progress.
     pub restore_remaining: u64,
     /// Records read from global tables' topics.
@@ -79,7 +82,8 @@ pub(crate) struct Shared {
     pub globals: crate::store::global::GlobalStores,
     /// Source topic → (sub-topology, source index).
     pub sources: std::collections::HashMap<String, (u32, usize)>,
-    /// Names of the repartition topics (purged after commit).
+    /// Names of the repartition and retry topics: consumed for good once committed, so
+    /// purged (DeleteRecords) after commit.
     pub repartition_topics: std::collections::BTreeSet<String>,
     pub config: StreamsConfig,
     pub backend: Arc<dyn StateBackend>,
@@ -143,7 +147,11 @@ impl KafkaStreams {
         };
         let app_id = config.application_id.clone();
         let shared = Arc::new(Shared {
-            repartition_topics: topology.repartition_topics(&app_id).into_iter().collect(),
+            repartition_topics: topology
+                .repartition_topics(&app_id)
+                .into_iter()
+                .chain(topology.retry_topics(&app_id))
+                .collect(),
             sources: topology.source_index(&app_id),
             globals: topology.global_stores(),
             topology: topology.clone(),
@@ -196,6 +204,7 @@ impl KafkaStreams {
             producer_recreations: m.producer_recreations.load(Ordering::Relaxed),
             rebalances: m.rebalances.load(Ordering::Relaxed),
             retries: m.retries.load(Ordering::Relaxed),
+            retry_topic_records: m.retry_topic_records.load(Ordering::Relaxed),
             restore_remaining: m.restore_remaining.load(Ordering::Relaxed),
             global_records_read: m.global_records_read.load(Ordering::Relaxed),
         }

@@ -373,6 +373,8 @@ impl ThreadState {
         let m = &self.shared.metrics;
         m.late_records
             .fetch_add(task.take_late_records(), Ordering::Relaxed);
+        m.retry_topic_records
+            .fetch_add(task.take_retry_topic_records(), Ordering::Relaxed);
         match outcome {
             Processed::Ok => m.records_processed.fetch_add(1, Ordering::Relaxed),
             Processed::Skipped => m.records_skipped.fetch_add(1, Ordering::Relaxed),
