@@ -22,6 +22,7 @@ use crate::store::global::GlobalStores;
 use crate::store::memory::MemoryBackend;
 use crate::store::StateBackend;
 use crate::task::{ErrorHandler, Processed, Task};
+use crate::telemetry::Tracer;
 use crate::topology::Topology;
 
 /// Test driver settings.
@@ -40,6 +41,10 @@ pub struct DriverConfig {
     /// Opt-in: each wall-clock advance also moves every task's stream time up to
     /// `wall clock - lag`, so windows of quiet partitions close. Default `None`.
     pub stream_time_wall_clock_lag_ms: Option<i64>,
+    /// OTLP/HTTP base URL to export spans to, as `StreamsConfig::otlp_endpoint` (feature
+    /// `otel`): a span per piped or fed-back record, per commit and per restore. Spans
+    /// still queued go out when the driver is dropped. Default `None`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for DriverConfig {
@@ -51,6 +56,7 @@ impl Default for DriverConfig {
             processing_errors: ErrorHandler::Fail,
             wall_clock_start_ms: 0,
             stream_time_wall_clock_lag_ms: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -83,6 +89,14 @@ pub struct TopologyTestDriver {
     /// Stream time per task as of the last commit (the runtime keeps it with the offsets).
     committed_stream_time: BTreeMap<TaskId, i64>,
     globals: GlobalStores,
+    tracer: Tracer,
+}
+
+impl Drop for TopologyTestDriver {
+    fn drop(&mut self) {
+        // Spans still queued are exported before the driver goes.
+        self.tracer.shutdown();
+    }
 }
 
 /// Where [`TopologyTestDriver::crash`] hits.
@@ -109,7 +123,13 @@ impl TopologyTestDriver {
 
     /// A driver with explicit settings.
     pub fn with_config(topology: &Topology, config: DriverConfig) -> Result<Self, StreamsError> {
+        let tracer = Tracer::start(
+            config.otlp_endpoint.as_deref(),
+            &config.application_id,
+            "test-driver",
+        )?;
         let mut driver = TopologyTestDriver {
+            tracer,
             topology: topology.clone(),
             wall_clock_ms: config.wall_clock_start_ms,
             config,
@@ -155,6 +175,8 @@ impl TopologyTestDriver {
                 self.globals.clone(),
             )?;
             // Restore: replay each store's changelog from the applied offset.
+            let restore_began = std::time::SystemTime::now();
+            let mut restored = 0;
             for store in &sub.stores {
                 let topic = Topology::changelog_topic(&self.config.application_id, store);
                 let applied = task.meta()?.changelog_next.get(store).copied().unwrap_or(0);
@@ -169,6 +191,7 @@ impl TopologyTestDriver {
                 report
                     .records_restored
                     .insert(store.clone(), tail.len() as u64);
+                restored += tail.len() as u64;
                 if let Some(left) = limit.as_mut() {
                     for (i, record) in tail.into_iter().enumerate() {
                         if *left == 0 {
@@ -181,6 +204,9 @@ impl TopologyTestDriver {
                 } else if !tail.is_empty() {
                     task.restore_batch(store, tail, log.len() as i64)?;
                 }
+            }
+            if !sub.stores.is_empty() {
+                self.tracer.restore_span(id, restored, restore_began);
             }
             let t = self
                 .committed_stream_time
@@ -286,7 +312,13 @@ impl TopologyTestDriver {
             return Err(StreamsError::Topology(format!("no task {id}")));
         };
         task.set_wall_clock(self.wall_clock_ms);
-        if let Processed::Retry(after_ms) = task.process(&raw)? {
+        let span = self
+            .tracer
+            .record_span(id, &self.config.application_id, &raw);
+        let outcome = task.process(&raw);
+        let mut outputs = task.take_outputs();
+        span.finish(&outcome, &mut outputs);
+        if let Processed::Retry(after_ms) = outcome? {
             let entry = self
                 .paused
                 .entry((id, raw.topic.clone()))
@@ -295,7 +327,7 @@ impl TopologyTestDriver {
             entry.1.push_front(raw);
             return Ok(());
         }
-        self.pending.extend(task.take_outputs());
+        self.pending.extend(outputs);
         self.uncommitted_inputs.push(raw);
         Ok(())
     }
@@ -367,6 +399,16 @@ impl TopologyTestDriver {
     /// Makes outputs, changelog records and input positions durable; then, if `apply`,
     /// applies the overlays to the stores.
     fn commit_transaction(&mut self, apply: bool) -> Result<(), StreamsError> {
+        let traced = (!self.pending.is_empty()
+            || !self.uncommitted_inputs.is_empty()
+            || self.tasks.values().any(|t| t.overlay_bytes() > 0))
+        .then(|| {
+            (
+                std::time::SystemTime::now(),
+                self.tasks.len(),
+                self.uncommitted_inputs.len(),
+            )
+        });
         let outputs = std::mem::take(&mut self.pending);
         for out in outputs {
             if let Some(raw) = self.append(out) {
@@ -385,6 +427,9 @@ impl TopologyTestDriver {
             if apply {
                 task.apply(&next)?;
             }
+        }
+        if let Some((started, tasks, records)) = traced {
+            self.tracer.commit_span(0, tasks, records, started, None);
         }
         self.uncommitted_inputs.clear();
         Ok(())

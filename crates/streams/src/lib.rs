@@ -49,6 +49,7 @@ pub mod runtime;
 pub mod serdes;
 pub mod store;
 mod task;
+mod telemetry;
 mod topology;
 pub mod window;
 

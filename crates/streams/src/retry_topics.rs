@@ -110,6 +110,9 @@ const RETRY_HEADERS: [&str; 8] = [
 
 type RetryOn = Arc<dyn Fn(&ProcessError) -> bool + Send + Sync>;
 
+/// A record as it goes to a topic: key, value, headers.
+type Serialized = (Option<Vec<u8>>, Option<Vec<u8>>, Headers);
+
 /// Retry topics of one processor: a name (the topics are
 /// `<application.id>-<name>-retry-<n>`, n = 1, 2, …), one backoff per tier, which errors
 /// retry, and where records go after the last tier. See the [module docs](self).
@@ -333,10 +336,7 @@ impl<K: Data, V: Data> RetryNode<K, V> {
         (attempt, origin)
     }
 
-    fn serialize(
-        &self,
-        record: ErasedRecord,
-    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>, Headers), ProcessError> {
+    fn serialize(&self, record: ErasedRecord) -> Result<Serialized, ProcessError> {
         let key: K = downcast(record.key, "retry record key")?;
         let value: V = downcast(record.value, "retry record value")?;
         let mut headers = record.headers;

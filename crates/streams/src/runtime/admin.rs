@@ -121,7 +121,8 @@ pub(crate) fn prepare(
     }
 
     // (topic, partitions, configs)
-    let mut wanted: Vec<(String, i32, Vec<(&str, &str)>)> = Vec::new();
+    type Configs<'a> = Vec<(&'a str, &'a str)>;
+    let mut wanted: Vec<(String, i32, Configs<'_>)> = Vec::new();
     for (t, &n) in &repartition {
         wanted.push((t.resolve(app), n, vec![("cleanup.policy", "delete")]));
     }

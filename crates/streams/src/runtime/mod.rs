@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     /// The client interactive queries use to read the group's members (created on the
     /// first lookup).
     pub group_client: std::sync::Mutex<Option<rdkafka::consumer::BaseConsumer>>,
+    /// Exports spans over OTLP (feature `otel` and an endpoint), else does nothing.
+    pub tracer: crate::telemetry::Tracer,
     /// The receiving ends, taken by each thread when it starts.
     pub query_rx: Vec<std::sync::Mutex<Option<std::sync::mpsc::Receiver<query::QueryRequest>>>>,
 }
@@ -132,6 +134,11 @@ impl KafkaStreams {
         config.validate()?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| StreamsError::Store(e.into()))?;
         let instance_id = instance_id(&config.state_dir)?;
+        let tracer = crate::telemetry::Tracer::start(
+            config.otlp_endpoint.as_deref(),
+            &config.application_id,
+            &instance_id,
+        )?;
         let partitions = admin::prepare(topology, &config)?;
         let (query_tx, query_rx) = (0..config.num_stream_threads)
             .map(|_| {
@@ -164,6 +171,7 @@ impl KafkaStreams {
             query_tx,
             query_rx,
             group_client: std::sync::Mutex::new(None),
+            tracer,
         });
         let global = global::start(&shared)?;
         let mut threads = Vec::new();
@@ -265,6 +273,8 @@ impl KafkaStreams {
         if let Some(g) = self.global {
             let _ = g.join();
         }
+        // The threads' last spans (their final commits) go out before close returns.
+        self.shared.tracer.shutdown();
         first
     }
 }
