@@ -9,8 +9,11 @@
 //! transaction); [`TopologyTestDriver::restart`] simulates a crash and restores the
 //! stores from their changelogs exactly as the runtime does.
 //!
-//! Records written to a topic the topology reads (repartition topics) are fed back to
-//! it after the commit that makes them visible.
+//! Records written to a topic the topology reads (repartition and retry topics) are fed
+//! back to it after the commit that makes them visible. A record that asks to wait
+//! (`ProcessError::Retry`, a retry-topic record before its due time) holds only its own
+//! topic until [`TopologyTestDriver::advance_wall_clock`] reaches the time, as the
+//! runtime pauses only that partition.
 
 use std::collections::BTreeMap;
 
