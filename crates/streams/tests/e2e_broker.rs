@@ -764,7 +764,10 @@ fn co_partitioned_inputs_land_in_one_task_across_two_instances() {
         || b.assignment().is_empty()
         || a.assignment().len() + b.assignment().len() != 8
     {
-        assert!(std::time::Instant::now() < deadline, "no split of the tasks");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no split of the tasks"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let p = producer(&bs);
