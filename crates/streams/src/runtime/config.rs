@@ -90,6 +90,12 @@ pub struct StreamsConfig {
     /// The consumer group protocol (default [`GroupProtocol::Auto`]); `group.protocol`
     /// in `client_config` overrides it.
     pub group_protocol: GroupProtocol,
+    /// OTLP/HTTP base URL (`http://collector:4318`) to export spans to, with service name
+    /// = `application_id`: each input record's processing span (a child of the record's
+    /// W3C `traceparent`; records it produces carry a `traceparent` naming it), commits
+    /// and restores. Needs the cargo feature `otel`; without it, a set endpoint fails
+    /// the start. Default `None`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl StreamsConfig {
@@ -117,6 +123,7 @@ impl StreamsConfig {
             stream_time_wall_clock_lag: None,
             application_server: None,
             group_protocol: GroupProtocol::Auto,
+            otlp_endpoint: None,
         }
     }
 

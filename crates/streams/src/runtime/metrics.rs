@@ -103,6 +103,8 @@ pub struct Metrics {
     pub split_task_assignments: AtomicU64,
     /// Records whose processing asked for a retry (their partition was paused).
     pub retries: AtomicU64,
+    /// Records sent to retry topics.
+    pub retry_topic_records: AtomicU64,
     /// Changelog offsets still to replay by restores in progress (restore progress).
     pub restore_remaining: AtomicU64,
     /// Records read from global tables' topics (a restart with a checkpoint reads only
@@ -150,11 +152,16 @@ impl Metrics {
     pub fn render(&self, application_id: &str) -> String {
         let app = format!("application_id=\"{application_id}\"");
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "strom_streams_changelog_records_total",
                 "Changelog records written by successful commits.",
                 &self.changelog_records,
+            ),
+            (
+                "strom_streams_retry_topic_records_total",
+                "Records sent to retry topics.",
+                &self.retry_topic_records,
             ),
             (
                 "strom_streams_retries_total",
