@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use strom_broker::BrokerConfig;
 use support::Client;
 use uuid::Uuid;
 
@@ -208,6 +209,7 @@ async fn members_asking_for_range_get_partition_n_of_both_topics_and_move_only_w
         .send(
             1,
             &heartbeat(&Uuid::new_v4().to_string(), 0)
+                .with_group_id(GroupId(s("interval-check")))
                 .with_subscribed_topic_names(Some(vec![TopicName(s("left"))]))
                 .with_server_assignor(Some(s("cooperative-sticky")))
                 .with_topic_partitions(Some(Vec::new())),
@@ -293,4 +295,54 @@ async fn transactional_commits_of_new_protocol_members_are_checked_against_the_m
         stale.topics[0].partitions[0].error_code,
         ResponseError::IllegalGeneration.code()
     );
+}
+
+/// `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms` are
+/// settings: members are told the configured interval, and a member that stops
+/// heartbeating is removed after the configured session, its partitions moving to
+/// the one that keeps beating.
+#[tokio::test]
+async fn a_silent_member_is_removed_after_the_configured_session_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = BrokerConfig {
+        http_addr: None,
+        ..BrokerConfig::ephemeral(dir.path())
+    };
+    config.group_consumer_session_timeout = std::time::Duration::from_millis(1_500);
+    config.group_consumer_heartbeat_interval = std::time::Duration::from_millis(300);
+    let broker = support::start_with(config).await;
+    let mut client = Client::connect(broker.kafka_addr()).await;
+    create_topics(&mut client, &["left", "right"]).await;
+    let ids = topic_ids(&mut client).await;
+    let (left, right) = (ids["left"], ids["right"]);
+    let answer = client
+        .send(
+            1,
+            &heartbeat(&Uuid::new_v4().to_string(), 0)
+                .with_group_id(GroupId(s("interval-check")))
+                .with_subscribed_topic_names(Some(vec![TopicName(s("left"))]))
+                .with_topic_partitions(Some(Vec::new())),
+        )
+        .await;
+    assert_eq!(answer.heartbeat_interval_ms, 300);
+    let mut members = vec![
+        Member::join(&mut client, Some("range")).await,
+        Member::join(&mut client, Some("range")).await,
+    ];
+    converge(&mut client, &mut members, left, right).await;
+    let silent = members.remove(0);
+    assert!(!silent.partitions(&left).is_empty());
+    // Only the survivor heartbeats; it ends up with every slot once the silent member's
+    // session has run out (the wait is bounded far above the 1.5 s session).
+    let survivor = &mut members[0];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while survivor.partitions(&left).len() < PARTITIONS as usize {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent member was never removed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        survivor.beat(&mut client).await;
+    }
+    assert_eq!(survivor.partitions(&left), survivor.partitions(&right));
 }

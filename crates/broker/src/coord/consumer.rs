@@ -19,11 +19,6 @@ use uuid::Uuid;
 pub(crate) use super::assignor::Partitions;
 use super::assignor::{Assignor, MemberSpec};
 
-/// Kafka's `group.consumer.session.timeout.ms`.
-pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
-/// Kafka's `group.consumer.heartbeat.interval.ms`.
-pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(5_000);
-
 /// Epoch a member sends to leave the group.
 pub(crate) const LEAVE_EPOCH: i32 = -1;
 /// Epoch a static member sends to leave temporarily.
@@ -355,10 +350,10 @@ impl ConsumerGroup {
     }
 
     /// Removes members whose session expired. Returns whether any was removed.
-    pub fn expire(&mut self, now: Instant) -> bool {
+    pub fn expire(&mut self, now: Instant, session_timeout: Duration) -> bool {
         let before = self.members.len();
         self.members
-            .retain(|_, m| now.saturating_duration_since(m.last_heartbeat) <= SESSION_TIMEOUT);
+            .retain(|_, m| now.saturating_duration_since(m.last_heartbeat) <= session_timeout);
         let removed = self.members.len() != before;
         if removed {
             self.target.retain(|id, _| self.members.contains_key(id));
@@ -524,8 +519,9 @@ mod tests {
             group.check_commit("a", 0),
             Err(ResponseError::StaleMemberEpoch)
         );
-        assert!(!group.expire(t0 + SESSION_TIMEOUT));
-        assert!(group.expire(t0 + SESSION_TIMEOUT + Duration::from_millis(1)));
+        let session = Duration::from_millis(45_000);
+        assert!(!group.expire(t0 + session, session));
+        assert!(group.expire(t0 + session + Duration::from_millis(1), session));
         assert_eq!(group.state(), "Empty");
     }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::broker::Shared;
 use crate::coord::assignor::Assignor;
-use crate::coord::consumer::{Heartbeat, Partitions, HEARTBEAT_INTERVAL};
+use crate::coord::consumer::{Heartbeat, Partitions};
 use crate::security::acl::{Operation, Resource};
 use crate::security::Session;
 
@@ -106,7 +106,7 @@ pub(super) fn heartbeat(
         Ok(answer) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(answer.member_id)))
             .with_member_epoch(answer.member_epoch)
-            .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL.as_millis() as i32)
+            .with_heartbeat_interval_ms(shared.coordinator.consumer_heartbeat_interval_ms())
             .with_assignment(answer.assignment.map(|a| {
                 Assignment::default().with_topic_partitions(
                     a.into_iter()
