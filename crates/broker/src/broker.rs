@@ -136,6 +136,8 @@ impl Broker {
             min_session_timeout: cluster.config.group_min_session_timeout,
             max_session_timeout: cluster.config.group_max_session_timeout,
             size_max: cluster.config.group_size_max,
+            consumer_session_timeout: cluster.config.group_consumer_session_timeout,
+            consumer_heartbeat_interval: cluster.config.group_consumer_heartbeat_interval,
         };
         let coordinator = GroupCoordinator::open(offsets_log, limits)?;
         let ticker = coordinator.spawn_ticker();

@@ -48,6 +48,12 @@ pub struct BrokerConfig {
     pub group_min_session_timeout: Duration,
     /// Longest session a group member may ask for (Kafka's `group.max.session.timeout.ms`).
     pub group_max_session_timeout: Duration,
+    /// How long a member of a KIP-848 group may go without a heartbeat before it is
+    /// removed and its partitions move (Kafka's `group.consumer.session.timeout.ms`).
+    pub group_consumer_session_timeout: Duration,
+    /// How often KIP-848 members are asked to heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`); below the session timeout.
+    pub group_consumer_heartbeat_interval: Duration,
     /// Members one classic group may have; more get GROUP_MAX_SIZE_REACHED (Kafka's
     /// `group.max.size`).
     pub group_size_max: usize,
@@ -97,6 +103,8 @@ impl Default for BrokerConfig {
             offsets_retention: Duration::from_secs(7 * 24 * 60 * 60),
             group_min_session_timeout: Duration::from_millis(6_000),
             group_max_session_timeout: Duration::from_millis(1_800_000),
+            group_consumer_session_timeout: Duration::from_millis(45_000),
+            group_consumer_heartbeat_interval: Duration::from_millis(5_000),
             group_size_max: 1_000,
             connections_max: 10_000,
             connections_per_ip_max: 10_000,

@@ -86,6 +86,15 @@ pub struct ServeArgs {
     /// group.max.session.timeout.ms) [default: 1800000].
     #[arg(long, value_name = "MS")]
     group_max_session_timeout_ms: Option<u64>,
+    /// How long a member of a new-protocol (KIP-848) consumer group may go without a
+    /// heartbeat before its partitions move, in ms (Kafka's
+    /// group.consumer.session.timeout.ms) [default: 45000].
+    #[arg(long, value_name = "MS")]
+    group_consumer_session_timeout_ms: Option<u64>,
+    /// How often members of a new-protocol (KIP-848) consumer group heartbeat, in ms
+    /// (Kafka's group.consumer.heartbeat.interval.ms) [default: 5000].
+    #[arg(long, value_name = "MS")]
+    group_consumer_heartbeat_interval_ms: Option<u64>,
     /// Members one consumer group may have; more get GROUP_MAX_SIZE_REACHED
     /// (Kafka's group.max.size) [default: 1000].
     #[arg(long, value_name = "N")]
@@ -175,6 +184,8 @@ struct FileConfig {
     log_cleaner_backoff_ms: Option<u64>,
     group_min_session_timeout_ms: Option<u64>,
     group_max_session_timeout_ms: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
     group_max_size: Option<usize>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
@@ -371,6 +382,16 @@ fn apply_limits(
             &mut config.group_max_session_timeout,
         ),
         (
+            args.group_consumer_session_timeout_ms,
+            file.group_consumer_session_timeout_ms,
+            &mut config.group_consumer_session_timeout,
+        ),
+        (
+            args.group_consumer_heartbeat_interval_ms,
+            file.group_consumer_heartbeat_interval_ms,
+            &mut config.group_consumer_heartbeat_interval,
+        ),
+        (
             args.transactional_id_expiration_ms,
             file.transactional_id_expiration_ms,
             &mut config.transactional_id_expiration,
@@ -390,6 +411,13 @@ fn apply_limits(
             "group_min_session_timeout_ms ({}) must not exceed group_max_session_timeout_ms ({})",
             config.group_min_session_timeout.as_millis(),
             config.group_max_session_timeout.as_millis()
+        );
+    }
+    if config.group_consumer_heartbeat_interval >= config.group_consumer_session_timeout {
+        bail!(
+            "group_consumer_heartbeat_interval_ms ({}) must be below group_consumer_session_timeout_ms ({})",
+            config.group_consumer_heartbeat_interval.as_millis(),
+            config.group_consumer_session_timeout.as_millis()
         );
     }
     for (name, flag, key, setting) in [

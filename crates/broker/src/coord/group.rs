@@ -52,6 +52,10 @@ pub(crate) struct GroupLimits {
     pub offsets_retention: Duration,
     /// `group.max.size`: members (joined or pending) one group may have.
     pub size_max: usize,
+    /// `group.consumer.session.timeout.ms`: KIP-848 members silent this long are removed.
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members heartbeat.
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Default for GroupLimits {
@@ -62,6 +66,8 @@ impl Default for GroupLimits {
             initial_rebalance_delay: Duration::from_millis(3_000),
             offsets_retention: Duration::from_secs(7 * 24 * 60 * 60),
             size_max: 1_000,
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! committed offsets, with both kept durable in the internal `__consumer_offsets` log
 //! (offset commits, completed rebalances, deletions) and replayed at start.
 
+pub(crate) mod assignor;
 pub(crate) mod consumer;
 pub(crate) mod group;
 pub(crate) mod producer_ids;
@@ -353,7 +354,7 @@ impl GroupCoordinator {
             g.state != GroupState::Empty || g.has_pending_members() || has_offsets(id)
         });
         for group in consumer_groups.values_mut() {
-            if group.expire(now) {
+            if group.expire(now, self.limits.consumer_session_timeout) {
                 tracing::info!(group = %group.id, "consumer group member session expired");
             }
         }
@@ -860,6 +861,11 @@ impl GroupCoordinator {
 
     /// Handles a ConsumerGroupHeartbeat (KIP-848). `topics` maps topic names to their
     /// id and partition count.
+    /// The heartbeat interval KIP-848 members are told to keep, in ms.
+    pub fn consumer_heartbeat_interval_ms(&self) -> i32 {
+        i32::try_from(self.limits.consumer_heartbeat_interval.as_millis()).unwrap_or(i32::MAX)
+    }
+
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,

@@ -37,6 +37,18 @@ const SETTINGS: &[Setting] = &[
         value: |c| c.group_initial_rebalance_delay.as_millis().to_string(),
     },
     Setting {
+        name: "group.consumer.session.timeout.ms",
+        config_type: ConfigType::Int,
+        doc: "How long a member of a new-protocol (KIP-848) group may go without a heartbeat.",
+        value: |c| c.group_consumer_session_timeout.as_millis().to_string(),
+    },
+    Setting {
+        name: "group.consumer.heartbeat.interval.ms",
+        config_type: ConfigType::Int,
+        doc: "How often members of a new-protocol (KIP-848) group heartbeat.",
+        value: |c| c.group_consumer_heartbeat_interval.as_millis().to_string(),
+    },
+    Setting {
         name: "group.max.session.timeout.ms",
         config_type: ConfigType::Int,
         doc: "Longest session timeout a group member may ask for.",

@@ -24,16 +24,19 @@ mod admin;
 pub mod config;
 mod global;
 mod http;
+pub mod membership;
 pub mod metrics;
 pub mod query;
 pub mod thread;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use config::{ProcessingGuarantee, StateBackendKind, StreamsConfig};
+pub use config::{GroupProtocol, ProcessingGuarantee, StateBackendKind, StreamsConfig};
+pub use membership::Membership;
 pub use metrics::Metrics;
 
 use crate::error::StreamsError;
@@ -74,6 +77,15 @@ pub struct MetricsSnapshot {
     pub restore_remaining: u64,
     /// Records read from global tables' topics.
     pub global_records_read: u64,
+    /// Input partitions given to this instance by rebalances.
+    pub partitions_assigned: u64,
+    /// Input partitions taken from this instance by rebalances (lost ones included,
+    /// its own shutdown included): under an incremental rebalance only those that move
+    /// elsewhere, under an eager one all it held.
+    pub partitions_revoked: u64,
+    /// Rebalances after which a task held only some of its input partitions (partition
+    /// *n* of the co-partitioned inputs of a sub-topology on different members).
+    pub split_task_assignments: u64,
 }
 
 pub(crate) struct Shared {
@@ -101,6 +113,10 @@ pub(crate) struct Shared {
     pub tracer: crate::telemetry::Tracer,
     /// The receiving ends, taken by each thread when it starts.
     pub query_rx: Vec<std::sync::Mutex<Option<std::sync::mpsc::Receiver<query::QueryRequest>>>>,
+    /// The group protocol and assignor of the stream threads' consumers.
+    pub membership: Membership,
+    /// The input partitions each stream thread holds.
+    pub assignments: std::sync::Mutex<BTreeMap<usize, BTreeSet<(String, i32)>>>,
 }
 
 /// A running instance of a streams application.
@@ -140,6 +156,12 @@ impl KafkaStreams {
             &instance_id,
         )?;
         let partitions = admin::prepare(topology, &config)?;
+        let membership = membership::choose(topology, &config);
+        tracing::info!(
+            protocol = ?membership.protocol,
+            assignor = membership.assignor,
+            "consumer group membership"
+        );
         let (query_tx, query_rx) = (0..config.num_stream_threads)
             .map(|_| {
                 let (tx, rx) = std::sync::mpsc::channel();
@@ -171,6 +193,8 @@ impl KafkaStreams {
             query_tx,
             query_rx,
             group_client: std::sync::Mutex::new(None),
+            membership,
+            assignments: std::sync::Mutex::new(BTreeMap::new()),
             tracer,
         });
         let global = global::start(&shared)?;
@@ -215,7 +239,28 @@ impl KafkaStreams {
             retry_topic_records: m.retry_topic_records.load(Ordering::Relaxed),
             restore_remaining: m.restore_remaining.load(Ordering::Relaxed),
             global_records_read: m.global_records_read.load(Ordering::Relaxed),
+            partitions_assigned: m.partitions_assigned.load(Ordering::Relaxed),
+            partitions_revoked: m.partitions_revoked.load(Ordering::Relaxed),
+            split_task_assignments: m.split_task_assignments.load(Ordering::Relaxed),
         }
+    }
+
+    /// The group protocol and assignor this instance's consumers use (chosen at start,
+    /// see [`membership`]).
+    pub fn membership(&self) -> Membership {
+        self.shared.membership
+    }
+
+    /// The input partitions (topic, partition) this instance's stream threads hold now.
+    pub fn assignment(&self) -> BTreeSet<(String, i32)> {
+        self.shared
+            .assignments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// The metrics in Prometheus' text format.

@@ -1,5 +1,6 @@
-//! A stream thread: one OS thread with its consumer (group = application id, cooperative
-//! rebalancing), its producer (transactional under exactly-once) and its tasks.
+//! A stream thread: one OS thread with its consumer (group = application id, incremental
+//! rebalancing: the protocol and assignor come from [`super::membership`]), its producer
+//! (transactional under exactly-once) and its tasks.
 //!
 //! The loop and the commit protocol follow STREAMS.md:
 //!
@@ -848,10 +849,10 @@ impl ThreadState {
     }
 
     fn on_assign(&mut self, consumer: &Consumer_, tpl: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .rebalances
-            .fetch_add(1, Ordering::Relaxed);
+        let m = &self.shared.metrics;
+        m.rebalances.fetch_add(1, Ordering::Relaxed);
+        m.partitions_assigned
+            .fetch_add(tpl.count() as u64, Ordering::Relaxed);
         for e in tpl.elements() {
             let Some(id) = self.task_of(e.topic(), e.partition()) else {
                 continue;
@@ -874,13 +875,39 @@ impl ThreadState {
             "partitions assigned"
         );
         self.pause_pending(consumer);
+        self.publish_assignment();
+    }
+
+    /// Publishes the thread's input partitions (for [`super::KafkaStreams::assignment`])
+    /// and counts a task holding only some of its sub-topology's input partitions: the
+    /// assignor split partition *n* of co-partitioned topics over members.
+    fn publish_assignment(&self) {
+        let held: BTreeSet<(String, i32)> = self.partitions.values().flatten().cloned().collect();
+        let split = self.partitions.iter().any(|(id, parts)| {
+            self.shared
+                .sources
+                .iter()
+                .filter(|(_, (sub, _))| *sub == id.subtopology)
+                .any(|(topic, _)| !parts.contains(&(topic.clone(), id.partition)))
+        });
+        if split {
+            self.shared
+                .metrics
+                .split_task_assignments
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                thread = self.index,
+                "a task holds only some of its co-partitioned input partitions"
+            );
+        }
+        lock(&self.shared.assignments).insert(self.index, held);
     }
 
     fn on_revoke(&mut self, consumer: &Consumer_, tpl: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .rebalances
-            .fetch_add(1, Ordering::Relaxed);
+        let m = &self.shared.metrics;
+        m.rebalances.fetch_add(1, Ordering::Relaxed);
+        m.partitions_revoked
+            .fetch_add(tpl.count() as u64, Ordering::Relaxed);
         let lost = consumer.assignment_lost();
         let mut revoked = BTreeSet::new();
         for e in tpl.elements() {
@@ -903,6 +930,7 @@ impl ThreadState {
                 self.pending_restore.remove(id);
             }
             self.abort_and_rewind(consumer);
+            self.publish_assignment();
             return;
         }
         // The transaction spans every task: commit it before giving any away.
@@ -926,6 +954,7 @@ impl ThreadState {
             tasks = self.tasks.len(),
             "partitions revoked"
         );
+        self.publish_assignment();
     }
 
     /// The restore consumer of a store's changelog (one per store: end-of-partition
@@ -1227,23 +1256,6 @@ fn classify(e: KafkaError) -> TxnFailure {
     }
 }
 
-/// `cooperative-sticky` (incremental rebalances) unless a sub-topology reads several
-/// topics: their partition *n* must land on the same member (one task), which librdkafka's
-/// cooperative assignor does not promise and the `range` assignor does (for topics of
-/// equal partition count and identical subscriptions), at the price of eager rebalances.
-pub(crate) fn assignment_strategy(topology: &Topology) -> &'static str {
-    if topology
-        .inner
-        .subtopologies
-        .iter()
-        .any(|s| s.sources.len() > 1)
-    {
-        "range"
-    } else {
-        "cooperative-sticky"
-    }
-}
-
 /// Runs one stream thread until shutdown or an unrecoverable error.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError> {
     let cfg = shared.config.clone();
@@ -1265,10 +1277,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError>
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set(
-            "partition.assignment.strategy",
-            assignment_strategy(&shared.topology),
-        )
         // Consumer lag per partition for the metrics comes from librdkafka's statistics.
         .set("statistics.interval.ms", "5000")
         // Prefetch at most 16 MiB per thread (librdkafka's default is 64 MiB): the
@@ -1277,6 +1285,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError>
     for (k, v) in &cfg.client_config {
         c.set(k, v);
     }
+    // The group protocol and assignor: co-partitioned inputs need partition n of each
+    // topic on one member (see `membership`).
+    shared.membership.apply(&mut c);
     let consumer: Consumer_ = c
         .create_with_context(ThreadCtx {
             state: Mutex::new(state),

@@ -71,6 +71,13 @@ pub fn spawn_broker(dir: &Path) -> Broker {
             // Tests run in parallel: no registry on its fixed default port.
             "--schema-registry-enabled",
             "false",
+            // Co-partitioned applications use the new group protocol, whose session is
+            // the broker's: as short as the classic members' 6 s, so a SIGKILLed
+            // instance's tasks move as soon in both.
+            "--group-consumer-session-timeout-ms",
+            "6000",
+            "--group-consumer-heartbeat-interval-ms",
+            "500",
             "--data-dir",
         ])
         .arg(dir)
