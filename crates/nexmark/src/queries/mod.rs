@@ -21,3 +21,16 @@ impl Default for QueryTopics {
         }
     }
 }
+
+pub mod q3;
+pub mod q4;
+pub mod q5;
+pub mod q6;
+pub mod q7;
+pub mod q7w;
+pub mod q8;
+pub mod q9;
+mod shared;
+mod winning_bids;
+
+pub use shared::WATERMARK_DELAY_MS;

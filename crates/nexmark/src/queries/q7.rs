@@ -1,0 +1,108 @@
+//! Query 7, highest bid: the bids with the highest price of their 10 s window.
+//!
+//! The Flink peer's form (`bench-peers/flink/nexmark_flink.py`, as Nexmark's `q7.sql`):
+//!
+//! ```sql
+//! SELECT B.auction, B.price, B.bidder, B.dateTime, B.extra
+//! FROM bid B
+//! JOIN (
+//!   SELECT MAX(price) AS maxprice, window_end AS dateTime
+//!   FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+//!   GROUP BY window_start, window_end
+//! ) B1
+//! ON B.price = B1.maxprice
+//! WHERE B.dateTime BETWEEN B1.dateTime - INTERVAL '10' SECOND AND B1.dateTime;
+//! ```
+//!
+//! `BETWEEN` includes both ends, so a bid at exactly a window's end — the first
+//! millisecond of the next window — also joins the window before when its price equals
+//! that window's maximum; it then appears once per window it matches. This query returns
+//! that same multiset. [`q7w`](super::q7w) is the window-join form without the boundary.
+//!
+//! **Output**: one [`Q7Result`] (the peer's columns) per matching (bid, window); key =
+//! auction id ([`I64Serde`]), value JSON.
+//!
+//! **How**, as the SQL: the window maxima are a tumbling windowed `reduce` over bids keyed
+//! by window start (grace [`WATERMARK_DELAY_MS`], final per window, timestamp `end - 1`),
+//! re-keyed by price; the bids, keyed by price, meet them in a stream–stream join whose
+//! time band is the `BETWEEN`: a maximum at `end - 1` joins bids in `[end - 10 s, end]`,
+//! i.e. `before = 1`, `after = 9 999` ms from the bid's side.
+//!
+//! **Emission**: a row as soon as a bid and its window's maximum have both arrived —
+//! mostly when the window closes.
+//!
+//! **Differences from Flink**: Flink's regular join keeps every bid and maximum forever;
+//! this join keeps them for its window plus [`JOIN_GRACE_MS`], so a maximum arriving
+//! more than that behind the bids (a window task far behind the join's stream time) finds
+//! no partner and goes to the dead-letter topic. A bid too late for its window's maximum
+//! (stream time ≥ end + 4 s) does not count towards it but still joins it, as in Flink.
+
+use serde::{Deserialize, Serialize};
+use strom_streams::prelude::{
+    I64Serde, JoinWindows, JsonSerde, StreamJoined, StreamsBuilder, StreamsError, TimeWindows,
+    Windowed,
+};
+
+use super::shared::{events, window_start, WATERMARK_DELAY_MS};
+use super::QueryTopics;
+use crate::model::{Bid, Event};
+
+/// The tumbling window's size.
+pub const WINDOW_MS: i64 = 10_000;
+
+/// How long the join keeps bids and maxima beyond the `BETWEEN` band: a window's maximum
+/// is ready [`WATERMARK_DELAY_MS`] after the window ends, and may reach the join a little
+/// later still.
+pub const JOIN_GRACE_MS: i64 = 10_000;
+
+/// A q7 (and q7w) result row: the bid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Q7Result {
+    /// The auction bid on.
+    pub auction: i64,
+    /// The price: its window's maximum.
+    pub price: i64,
+    /// The bidder.
+    pub bidder: i64,
+    /// When the bid was made.
+    pub date_time: i64,
+    /// The bid's padding.
+    pub extra: String,
+}
+
+impl From<Bid> for Q7Result {
+    fn from(b: Bid) -> Self {
+        Q7Result {
+            auction: b.auction,
+            price: b.price,
+            bidder: b.bidder,
+            date_time: b.date_time,
+            extra: b.extra,
+        }
+    }
+}
+
+/// Adds q7 to `builder`: events from `topics.input`, [`Q7Result`]s to `topics.output`.
+pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
+    let bids = events(builder, topics).flat_map_values(|e: &Event| e.as_bid().cloned());
+    let maxima = bids
+        .map(|_, b: Bid| (window_start(b.date_time, WINDOW_MS), b.price))
+        .group_by_key(I64Serde, I64Serde)
+        .windowed_by(TimeWindows::of_size(WINDOW_MS).grace(WATERMARK_DELAY_MS))
+        .reduce("q7-max-price", i64::max)
+        .to_stream()
+        .flat_map(|w: Windowed<i64>, max: Option<i64>| max.map(|m| (m, w.window.end_ms)));
+    bids.map(|_, b: Bid| (b.price, b))
+        .join(
+            &maxima,
+            |b: &Bid, _end: &i64| Q7Result::from(b.clone()),
+            JoinWindows::of_time_difference(0)
+                .before(1)
+                .after(WINDOW_MS - 1)
+                .grace(JOIN_GRACE_MS),
+            StreamJoined::with("q7-highest", I64Serde, JsonSerde::<Bid>::new(), I64Serde),
+        )
+        .map(|_, r: Q7Result| (r.auction, r))
+        .to(&topics.output, I64Serde, JsonSerde::<Q7Result>::new());
+    Ok(())
+}

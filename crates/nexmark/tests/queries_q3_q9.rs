@@ -1,0 +1,729 @@
+//! Nexmark q3–q9 through the test driver, each compared exactly with a brute-force
+//! reference written independently from the query's SQL: plain loops over every event.
+//!
+//! The generated input is out of order by less than the queries' grace
+//! ([`WATERMARK_DELAY_MS`]), so no event is late and the SQL's answer is the exact
+//! expected output; [`support::tail`] then closes every window and auction. Late events,
+//! ties, window boundaries and bids outside an auction's lifetime also have small
+//! hand-written cases with their expected rows spelled out.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use strom_nexmark::model::{Auction, Bid, Event, Person};
+use strom_nexmark::queries::{q3, q4, q5, q6, q7, q7w, q8, q9, WATERMARK_DELAY_MS};
+use strom_streams::prelude::I64Serde;
+use support::{generate, run, tail_start, GenConfig, BASE_TIME_MS};
+
+/// The generated input every query test runs on, checked to be on time.
+fn input() -> Vec<Event> {
+    let events = generate(&GenConfig::default());
+    assert!(support::max_lateness_ms(&events) < WATERMARK_DELAY_MS);
+    events
+}
+
+fn persons(events: &[Event]) -> BTreeMap<i64, Person> {
+    let mut out = BTreeMap::new();
+    for p in events.iter().filter_map(Event::as_person) {
+        out.entry(p.id).or_insert_with(|| p.clone());
+    }
+    out
+}
+
+/// First occurrence of each auction, by id.
+fn auctions(events: &[Event]) -> BTreeMap<i64, Auction> {
+    let mut out = BTreeMap::new();
+    for a in events.iter().filter_map(Event::as_auction) {
+        out.entry(a.id).or_insert_with(|| a.clone());
+    }
+    out
+}
+
+fn bids(events: &[Event]) -> Vec<Bid> {
+    events.iter().filter_map(Event::as_bid).cloned().collect()
+}
+
+/// SQL: `B.dateTime BETWEEN A.dateTime AND A.expires`.
+fn in_lifetime(a: &Auction, b: &Bid) -> bool {
+    a.date_time <= b.date_time && b.date_time <= a.expires
+}
+
+/// The winning bid of every auction with a bid in its lifetime: `ROW_NUMBER() OVER
+/// (PARTITION BY A.id ORDER BY B.price DESC, B.dateTime ASC) = 1`, first arrival on a
+/// full tie.
+fn reference_winners(events: &[Event]) -> BTreeMap<i64, (Auction, Bid)> {
+    let mut out: BTreeMap<i64, (Auction, Bid)> = BTreeMap::new();
+    let all_bids = bids(events);
+    for (id, a) in auctions(events) {
+        let mut best: Option<&Bid> = None;
+        for b in &all_bids {
+            if b.auction != id || !in_lifetime(&a, b) {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some(o) => b.price > o.price || (b.price == o.price && b.date_time < o.date_time),
+            };
+            if better {
+                best = Some(b);
+            }
+        }
+        if let Some(b) = best {
+            out.insert(id, (a, b.clone()));
+        }
+    }
+    out
+}
+
+/// The values of a query's output grouped by key, in output order.
+fn per_key<V: Clone>(out: &[(i64, V, i64)]) -> BTreeMap<i64, Vec<V>> {
+    let mut m: BTreeMap<i64, Vec<V>> = BTreeMap::new();
+    for (k, v, _) in out {
+        m.entry(*k).or_default().push(v.clone());
+    }
+    m
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+fn t(offset_ms: i64) -> i64 {
+    BASE_TIME_MS + offset_ms
+}
+
+fn person(id: i64, state: &str, at: i64) -> Event {
+    Event::Person(Person {
+        id,
+        name: format!("person {id}"),
+        email_address: String::new(),
+        credit_card: String::new(),
+        city: format!("city {id}"),
+        state: state.into(),
+        date_time: t(at),
+        extra: String::new(),
+    })
+}
+
+fn auction(id: i64, seller: i64, category: i64, at: i64, expires: i64) -> Event {
+    Event::Auction(Auction {
+        id,
+        item_name: format!("item {id}"),
+        description: String::new(),
+        initial_bid: 100,
+        reserve: 10_000,
+        date_time: t(at),
+        expires: t(expires),
+        seller,
+        category,
+        extra: String::new(),
+    })
+}
+
+fn bid(auction: i64, price: i64, at: i64, bidder: i64) -> Event {
+    Event::Bid(Bid {
+        auction,
+        bidder,
+        price,
+        channel: "Google".into(),
+        url: String::new(),
+        date_time: t(at),
+        extra: format!("bid {bidder}"),
+    })
+}
+
+/// Bids of price 1 on auction 999 every second in `[from, to]`: they move stream time
+/// along (closing windows) without a large jump.
+fn ramp(from: i64, to: i64) -> Vec<Event> {
+    (from / 1_000..=to / 1_000)
+        .map(|s| bid(999, 1, s * 1_000, 0))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------- q3
+
+fn q3_reference(events: &[Event]) -> Vec<q3::Q3Result> {
+    let people = persons(events);
+    let mut rows = Vec::new();
+    for a in auctions(events).values() {
+        if a.category != 10 {
+            continue;
+        }
+        if let Some(p) = people.get(&a.seller) {
+            if ["OR", "ID", "CA"].contains(&p.state.as_str()) {
+                rows.push(q3::Q3Result {
+                    name: p.name.clone(),
+                    city: p.city.clone(),
+                    state: p.state.clone(),
+                    id: a.id,
+                });
+            }
+        }
+    }
+    sorted(rows)
+}
+
+#[test]
+fn q3_joins_local_sellers_with_their_category_10_auctions_in_either_order() {
+    let events = input();
+    let out: Vec<(i64, q3::Q3Result, i64)> = run(q3::build, &events, &I64Serde);
+    assert!(out.iter().all(|(k, v, _)| *k == v.id));
+    let got = sorted(out.into_iter().map(|(_, v, _)| v).collect());
+    let expected = q3_reference(&events);
+    assert!(expected.len() >= 8, "rows: {}", expected.len());
+    // Some auctions arrive before their seller (sellers may be a few ids ahead).
+    let people = persons(&events);
+    let arrival: HashMap<i64, usize> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.as_person().map(|p| (p.id, i)))
+        .collect();
+    let early = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.as_auction().map(|a| (i, a)))
+        .filter(|(i, a)| a.category == 10 && arrival.get(&a.seller).is_some_and(|p| p > i))
+        .filter(|(_, a)| {
+            people
+                .get(&a.seller)
+                .is_some_and(|p| p.state == "CA" || p.state == "OR" || p.state == "ID")
+        })
+        .count();
+    assert!(early > 0, "an auction that waits for its seller");
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn q3_edge_cases_order_states_categories_and_repeated_persons() {
+    let events = vec![
+        auction(100, 1, 10, 0, 50_000), // before its seller
+        person(1, "OR", 10),
+        auction(101, 1, 11, 20, 50_000), // another category
+        person(2, "WA", 30),
+        auction(102, 2, 10, 40, 50_000), // a seller elsewhere
+        person(1, "CA", 50),             // a repeated id: ignored
+        auction(103, 1, 10, 60, 50_000),
+        auction(104, 3, 10, 70, 50_000), // a seller who never registers
+    ];
+    let mut d = support::driver(q3::build);
+    support::pipe(&mut d, &events);
+    let out: Vec<(i64, q3::Q3Result, i64)> = support::output(&mut d, &I64Serde);
+    let rows: Vec<(i64, String, i64)> = out
+        .into_iter()
+        .map(|(k, v, _)| (k, v.state, v.id))
+        .collect();
+    assert_eq!(rows, vec![(100, "OR".into(), 100), (103, "OR".into(), 103)]);
+}
+
+// ---------------------------------------------------------------------------------- q4
+
+/// q4's updates per category, replayed in arrival order: an auction's maximum changes
+/// when its first lifetime bid is seen (at the auction, for bids that came before it)
+/// and when a higher one comes; each change updates the category's average.
+fn q4_reference_updates(events: &[Event]) -> BTreeMap<i64, Vec<q4::Q4Result>> {
+    let mut seen: HashMap<i64, Auction> = HashMap::new();
+    let mut early: HashMap<i64, Vec<Bid>> = HashMap::new();
+    let mut max: HashMap<i64, i64> = HashMap::new();
+    let mut sums: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut out: BTreeMap<i64, Vec<q4::Q4Result>> = BTreeMap::new();
+    let mut change = |a: &Auction, new: i64, max: &mut HashMap<i64, i64>| {
+        let old = max.insert(a.id, new);
+        let (sum, n) = sums.entry(a.category).or_default();
+        *sum += new - old.unwrap_or(0);
+        *n += i64::from(old.is_none());
+        out.entry(a.category).or_default().push(q4::Q4Result {
+            category: a.category,
+            avg_final: *sum / *n,
+            auctions: *n,
+        });
+    };
+    for e in events {
+        match e {
+            Event::Auction(a) if !seen.contains_key(&a.id) => {
+                seen.insert(a.id, a.clone());
+                let first = early
+                    .remove(&a.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|b| in_lifetime(a, b))
+                    .map(|b| b.price)
+                    .max();
+                if let Some(p) = first {
+                    change(a, p, &mut max);
+                }
+            }
+            Event::Bid(b) => match seen.get(&b.auction) {
+                Some(a) if in_lifetime(a, b) => {
+                    if max.get(&a.id).is_none_or(|m| b.price > *m) {
+                        change(a, b.price, &mut max);
+                    }
+                }
+                Some(_) => {}
+                None => early.entry(b.auction).or_default().push(b.clone()),
+            },
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn q4_updates_each_categorys_average_winning_price_as_the_sql_does() {
+    let events = input();
+    let out: Vec<(i64, q4::Q4Result, i64)> = run(q4::build, &events, &I64Serde);
+    let got = per_key(&out);
+    // The SQL's final answer, from the winners alone.
+    let mut finals: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (a, b) in reference_winners(&events).values() {
+        let e = finals.entry(a.category).or_default();
+        e.0 += b.price;
+        e.1 += 1;
+    }
+    let last: BTreeMap<i64, (i64, i64)> = got
+        .iter()
+        .map(|(c, rows)| {
+            let r = rows.last().expect("a row");
+            (*c, (r.avg_final, r.auctions))
+        })
+        .collect();
+    let expected_last: BTreeMap<i64, (i64, i64)> =
+        finals.iter().map(|(c, (s, n))| (*c, (s / n, *n))).collect();
+    assert_eq!(finals.len(), 5, "all five categories");
+    assert_eq!(last, expected_last);
+    // And every update on the way.
+    let expected = q4_reference_updates(&events);
+    assert!(expected.values().map(Vec::len).sum::<usize>() > 200);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn q4_edge_cases_rises_ties_early_and_late_bids() {
+    let events = vec![
+        bid(2, 300, 2_000, 1), // before its auction: counts when it comes
+        auction(1, 7, 10, 1_000, 10_000),
+        auction(2, 7, 10, 1_500, 12_000),
+        bid(1, 500, 3_000, 1), // (500) / 1 then, with auction 2's 300 already in: ...
+        bid(1, 700, 4_000, 2), // 1's maximum rises
+        bid(1, 700, 3_500, 3), // an earlier bid at the same price: no change
+        bid(1, 9_000, 10_001, 4), // after auction 1 expired
+        bid(2, 200, 5_000, 5), // lower: no change
+        bid(3, 100, 5_500, 6), // an auction never seen
+    ];
+    let mut closing = ramp(6_000, 20_000);
+    closing.push(bid(2, 5_000, 11_000, 7)); // in 2's lifetime, but 2 closed at 16 000
+    let mut d = support::driver(q4::build);
+    support::pipe(&mut d, &events);
+    support::pipe(&mut d, &closing);
+    let out: Vec<(i64, q4::Q4Result, i64)> = support::output(&mut d, &I64Serde);
+    let rows: Vec<(i64, i64)> = out
+        .iter()
+        .map(|(_, r, _)| (r.avg_final, r.auctions))
+        .collect();
+    // 2 arrives with its early 300: 300/1; 1's 500: 800/2; 1 rises to 700: 1000/2.
+    assert_eq!(rows, vec![(300, 1), (400, 2), (500, 2)]);
+    assert!(out.iter().all(|(k, r, _)| *k == 10 && r.category == 10));
+}
+
+// ---------------------------------------------------------------------------------- q5
+
+fn q5_reference(events: &[Event], until: i64) -> BTreeSet<q5::Q5Result> {
+    let mut counts: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for b in bids(events) {
+        let last = b.date_time - b.date_time.rem_euclid(q5::SLIDE_MS);
+        let mut start = last;
+        while start > b.date_time - q5::WINDOW_MS {
+            *counts.entry((start, b.auction)).or_default() += 1;
+            start -= q5::SLIDE_MS;
+        }
+    }
+    let mut max: BTreeMap<i64, i64> = BTreeMap::new();
+    for ((start, _), n) in &counts {
+        let m = max.entry(*start).or_default();
+        *m = (*m).max(*n);
+    }
+    counts
+        .iter()
+        .filter(|((start, _), n)| **n == max[start] && start + q5::WINDOW_MS <= until)
+        .map(|((start, auction), n)| q5::Q5Result {
+            auction: *auction,
+            num: *n,
+            starttime: *start,
+            endtime: start + q5::WINDOW_MS,
+        })
+        .collect()
+}
+
+#[test]
+fn q5_reports_every_auction_with_the_most_bids_of_each_hopping_window() {
+    let events = input();
+    let until = tail_start(&events);
+    let out: Vec<(i64, q5::Q5Result, i64)> = run(q5::build, &events, &I64Serde);
+    let rows: Vec<q5::Q5Result> = out
+        .into_iter()
+        .map(|(_, r, _)| r)
+        .filter(|r| r.endtime <= until)
+        .collect();
+    let got: BTreeSet<q5::Q5Result> = rows.iter().cloned().collect();
+    assert_eq!(got.len(), rows.len(), "each row once");
+    let expected = q5_reference(&events, until);
+    let windows: BTreeSet<i64> = expected.iter().map(|r| r.starttime).collect();
+    assert!(windows.len() > 20, "windows: {}", windows.len());
+    assert!(expected.len() > windows.len(), "some windows have ties");
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn q5_edge_cases_ties_and_windows_that_differ() {
+    let mut events = vec![
+        bid(1, 10, 100, 0),
+        bid(2, 10, 200, 0),
+        bid(1, 10, 300, 0),
+        bid(2, 10, 400, 0),
+        bid(3, 10, 500, 0),
+        bid(3, 10, 2_100, 0),
+        bid(3, 10, 2_200, 0),
+    ];
+    events.extend(ramp(12_000, 40_000));
+    let mut d = support::driver(q5::build);
+    support::pipe(&mut d, &events);
+    let out: Vec<(i64, q5::Q5Result, i64)> = support::output(&mut d, &I64Serde);
+    let got: BTreeSet<(i64, i64, i64)> = out
+        .into_iter()
+        .map(|(_, r, _)| (r.starttime - BASE_TIME_MS, r.auction, r.num))
+        .filter(|(start, _, _)| *start <= 2_000)
+        .collect();
+    let mut expected: BTreeSet<(i64, i64, i64)> = [(-8_000, 1, 2), (-8_000, 2, 2)].into();
+    for start in [-6_000, -4_000, -2_000, 0] {
+        expected.insert((start, 3, 3));
+    }
+    expected.insert((2_000, 3, 2));
+    assert_eq!(got, expected);
+}
+
+// ---------------------------------------------------------------------------------- q6
+
+/// q6's updates per seller: auctions close in order of (expiry, id); each closed
+/// auction with a winner adds its sale, and the seller's newest 10 sales by winning bid
+/// time (then auction id) are averaged.
+fn q6_reference_updates(events: &[Event]) -> BTreeMap<i64, Vec<q6::Q6Result>> {
+    let mut closed: Vec<(Auction, Bid)> = reference_winners(events).into_values().collect();
+    closed.sort_by_key(|(a, _)| (a.expires, a.id));
+    let mut sales: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    let mut out: BTreeMap<i64, Vec<q6::Q6Result>> = BTreeMap::new();
+    for (a, b) in closed {
+        let s = sales.entry(a.seller).or_default();
+        s.push((b.date_time, a.id, b.price));
+        s.sort();
+        let newest = &s[s.len().saturating_sub(10)..];
+        let avg = newest.iter().map(|x| x.2).sum::<i64>() / newest.len() as i64;
+        out.entry(a.seller).or_default().push(q6::Q6Result {
+            seller: a.seller,
+            avg_price: avg,
+        });
+    }
+    out
+}
+
+#[test]
+fn q6_averages_each_sellers_last_ten_winning_prices() {
+    let events = input();
+    let out: Vec<(i64, q6::Q6Result, i64)> = run(q6::build, &events, &I64Serde);
+    let got = per_key(&out);
+    let expected = q6_reference_updates(&events);
+    assert!(
+        expected.values().any(|rows| rows.len() > 10),
+        "a seller with more than ten sales"
+    );
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn q6_edge_cases_the_newest_ten_by_winning_bid_time() {
+    // Seller 7 sells auctions 1..=12; auction k closes k-th but its winning bid is
+    // placed at 12 - k seconds in: the newest sales by bid time close first.
+    let mut events = Vec::new();
+    for k in 1..=12i64 {
+        events.push(auction(k, 7, 10, 0, 20_000 + k * 100));
+    }
+    for k in 1..=12i64 {
+        events.push(bid(k, k * 100, (12 - k) * 1_000 + 500, k));
+    }
+    events.extend(ramp(13_000, 40_000));
+    let mut d = support::driver(q6::build);
+    support::pipe(&mut d, &events);
+    let out: Vec<(i64, q6::Q6Result, i64)> = support::output(&mut d, &I64Serde);
+    let avgs: Vec<i64> = out.iter().map(|(_, r, _)| r.avg_price).collect();
+    // Closing order 1, 2, …: running averages of 100, 200, … until ten are held; then
+    // auctions 11 and 12 have the oldest bids and leave the average as it was.
+    let mut expected: Vec<i64> = (1..=10i64)
+        .map(|n| (1..=n).sum::<i64>() * 100 / n)
+        .collect();
+    expected.extend([550, 550]);
+    assert_eq!(avgs, expected);
+}
+
+// ------------------------------------------------------------------------------ q7, q7w
+
+/// Every real window's maximum and the bids at it; `through_end` includes a bid at
+/// exactly the window's end (q7's `BETWEEN`), which may then appear twice.
+fn q7_reference(events: &[Event], through_end: bool) -> Vec<q7::Q7Result> {
+    let all = bids(events);
+    let mut max: BTreeMap<i64, i64> = BTreeMap::new();
+    for b in &all {
+        let start = b.date_time - b.date_time.rem_euclid(q7::WINDOW_MS);
+        let m = max.entry(start).or_default();
+        *m = (*m).max(b.price);
+    }
+    let mut rows = Vec::new();
+    for (start, m) in max {
+        let end = start + q7::WINDOW_MS;
+        for b in &all {
+            let inside =
+                start <= b.date_time && (b.date_time < end || (through_end && b.date_time == end));
+            if inside && b.price == m {
+                rows.push(q7::Q7Result::from(b.clone()));
+            }
+        }
+    }
+    sorted(rows)
+}
+
+fn real_rows(out: Vec<(i64, q7::Q7Result, i64)>) -> Vec<q7::Q7Result> {
+    assert!(out.iter().all(|(k, r, _)| *k == r.auction));
+    // The tail's bids are priced 0 and never equal a real window's maximum.
+    sorted(
+        out.into_iter()
+            .map(|(_, r, _)| r)
+            .filter(|r| r.price > 0)
+            .collect(),
+    )
+}
+
+#[test]
+fn q7_returns_the_highest_bids_of_each_window_including_its_end_as_between_does() {
+    let events = input();
+    let got = real_rows(run(q7::build, &events, &I64Serde));
+    let expected = q7_reference(&events, true);
+    let windowed = q7_reference(&events, false);
+    assert!(
+        expected.len() > windowed.len(),
+        "bids at a window's end joined twice"
+    );
+    assert!(windowed.len() > 10);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn q7w_returns_the_highest_bids_of_each_window_once() {
+    let events = input();
+    let got = real_rows(run(q7w::build, &events, &I64Serde));
+    assert_eq!(got, q7_reference(&events, false));
+}
+
+/// Window [0, 10 s): maximum 800 by two bids; a bid at exactly 10 s at 800 (the next
+/// window's only 800, so its maximum too); a late 800 bid; one far too late for q7.
+fn q7_edge_input() -> Vec<Event> {
+    let mut events = vec![
+        bid(1, 500, 1_000, 1),
+        bid(1, 800, 5_000, 2),
+        bid(2, 800, 9_999, 3),
+        bid(3, 800, 10_000, 4),
+        bid(1, 300, 12_000, 5),
+        bid(1, 100, 14_500, 0), // closes [0, 10 s) (stream time ≥ 14 s)
+        bid(4, 800, 3_000, 6),  // too late for [0, 10 s)'s maximum
+    ];
+    events.extend(ramp(15_000, 30_000));
+    events.push(bid(5, 800, 4_000, 7)); // 26 s behind: too late for the join as well
+    events.extend(ramp(31_000, 60_000));
+    events
+}
+
+fn bidders(out: Vec<(i64, q7::Q7Result, i64)>) -> Vec<i64> {
+    let mut v: Vec<i64> = out
+        .into_iter()
+        .filter(|(_, r, _)| r.price >= 100)
+        .map(|(_, r, _)| r.bidder)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn q7_edge_cases_boundary_bids_and_late_bids() {
+    let mut d = support::driver(q7::build);
+    support::pipe(&mut d, &q7_edge_input());
+    let out = support::output(&mut d, &I64Serde);
+    // Window 0: bidders 2, 3 and 4 (at its end); window 1: 4 again; the late bid 6
+    // still joins window 0's maximum, as Flink's regular join; 7 is past the join's grace.
+    assert_eq!(bidders(out), vec![2, 3, 4, 4, 6]);
+    assert!(
+        support::dead_letters(&mut d) >= 2,
+        "bids 6 (window) and 7 (join) are late"
+    );
+}
+
+#[test]
+fn q7w_edge_cases_boundary_bids_and_late_bids() {
+    let mut d = support::driver(q7w::build);
+    support::pipe(&mut d, &q7_edge_input());
+    let out = support::output(&mut d, &I64Serde);
+    assert_eq!(bidders(out), vec![2, 3, 4]);
+    assert_eq!(support::dead_letters(&mut d), 2, "bids 6 and 7 are late");
+}
+
+// ---------------------------------------------------------------------------------- q8
+
+fn q8_reference(events: &[Event], until: i64) -> BTreeSet<q8::Q8Result> {
+    let window = |t: i64| t - t.rem_euclid(q8::WINDOW_MS);
+    let people = persons(events);
+    let mut rows = BTreeSet::new();
+    for a in events.iter().filter_map(Event::as_auction) {
+        if let Some(p) = people.get(&a.seller) {
+            let start = window(p.date_time);
+            if window(a.date_time) == start && start + q8::WINDOW_MS <= until {
+                rows.insert(q8::Q8Result {
+                    id: p.id,
+                    name: p.name.clone(),
+                    starttime: start,
+                });
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn q8_finds_persons_who_opened_an_auction_in_the_window_they_registered() {
+    let events = input();
+    let until = tail_start(&events);
+    let out: Vec<(i64, q8::Q8Result, i64)> = run(q8::build, &events, &I64Serde);
+    let rows: Vec<q8::Q8Result> = out
+        .into_iter()
+        .map(|(_, r, _)| r)
+        .filter(|r| r.id >= 0 && r.starttime + q8::WINDOW_MS <= until)
+        .collect();
+    let got: BTreeSet<q8::Q8Result> = rows.iter().cloned().collect();
+    assert_eq!(got.len(), rows.len(), "one row per person and window");
+    let expected = q8_reference(&events, until);
+    assert!(expected.len() >= 5, "rows: {}", expected.len());
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn q8_edge_cases_adjacent_windows_repeats_and_late_events() {
+    let mut events = vec![
+        person(1, "OR", 1_000),
+        auction(10, 1, 10, 9_999, 20_000), // same window as 1's registration
+        person(2, "OR", 9_000),
+        auction(11, 2, 10, 10_000, 20_000), // the next window
+        person(3, "OR", 11_000),
+        auction(12, 3, 10, 12_000, 20_000),
+        auction(13, 3, 10, 13_000, 20_000), // two auctions, one row
+        auction(14, 5, 10, 13_500, 20_000), // before its seller, same window
+        person(5, "OR", 14_000),
+        person(6, "OR", 14_500), // stream time 14.5 s closes [0, 10 s)
+        person(4, "OR", 2_000),  // late
+        auction(15, 4, 10, 3_000, 20_000), // late
+    ];
+    events.extend((15..60).map(|s| person(-s, "XX", s * 1_000)));
+    let mut d = support::driver(q8::build);
+    support::pipe(&mut d, &events);
+    let out: Vec<(i64, q8::Q8Result, i64)> = support::output(&mut d, &I64Serde);
+    let rows: Vec<(i64, i64)> = out
+        .into_iter()
+        .map(|(_, r, _)| (r.id, r.starttime - BASE_TIME_MS))
+        .collect();
+    assert_eq!(rows, vec![(1, 0), (3, 10_000), (5, 10_000)]);
+    assert_eq!(support::dead_letters(&mut d), 2);
+}
+
+// ---------------------------------------------------------------------------------- q9
+
+fn q9_row(a: &Auction, b: &Bid) -> q9::Q9Result {
+    q9::Q9Result {
+        id: a.id,
+        item_name: a.item_name.clone(),
+        description: a.description.clone(),
+        initial_bid: a.initial_bid,
+        reserve: a.reserve,
+        date_time: a.date_time,
+        expires: a.expires,
+        seller: a.seller,
+        category: a.category,
+        extra: a.extra.clone(),
+        auction: b.auction,
+        bidder: b.bidder,
+        price: b.price,
+        bid_date_time: b.date_time,
+        bid_extra: b.extra.clone(),
+    }
+}
+
+#[test]
+fn q9_emits_each_auctions_winning_bid_once_as_the_sql_ranks_them() {
+    let events = input();
+    let out: Vec<(i64, q9::Q9Result, i64)> = run(q9::build, &events, &I64Serde);
+    let got: BTreeMap<i64, q9::Q9Result> = out.iter().map(|(k, v, _)| (*k, v.clone())).collect();
+    assert_eq!(got.len(), out.len(), "one row per auction");
+    let winners = reference_winners(&events);
+    let expected: BTreeMap<i64, q9::Q9Result> = winners
+        .iter()
+        .map(|(id, (a, b))| (*id, q9_row(a, b)))
+        .collect();
+    assert!(expected.len() > 50, "winners: {}", expected.len());
+    // The input exercises the tie-breaks: a winner with a rival at the same price.
+    let all = bids(&events);
+    let ties = winners
+        .values()
+        .filter(|(a, w)| {
+            all.iter()
+                .any(|b| b.auction == a.id && in_lifetime(a, b) && b.price == w.price && b != w)
+        })
+        .count();
+    assert!(ties > 0, "a winner with a rival at the same price");
+    assert_eq!(got, expected);
+    // Each row is stamped with its auction's expiry.
+    assert!(out.iter().all(|(_, v, ts)| *ts == v.expires));
+}
+
+#[test]
+fn q9_edge_cases_lifetime_bounds_ties_early_and_late_bids() {
+    let events = vec![
+        bid(2, 300, 12_500, 1), // before auction 2 arrives: waits, counts
+        bid(1, 900, 9_999, 2),  // before auction 1 starts
+        auction(2, 7, 10, 12_000, 13_000),
+        auction(1, 7, 10, 10_000, 20_000),
+        bid(1, 500, 10_000, 3),   // at the start: counts
+        bid(1, 700, 20_000, 4),   // at expiry: counts (closes auction 2)
+        bid(1, 700, 15_000, 11),  // same price, earlier: wins
+        bid(1, 700, 15_000, 12),  // a full tie: the first to arrive stays
+        bid(1, 9_999, 20_001, 5), // after expiry
+        bid(3, 100, 21_000, 6),   // an auction that never comes
+        auction(4, 7, 10, 21_000, 22_000),
+        bid(4, 800, 25_000, 7),          // after expiry (closes auction 1)
+        bid(4, 400, 21_500, 8),          // 3.5 s behind, auction 4 still open: counts
+        bid(999, 1, 26_500, 0),          // closes auction 4
+        bid(4, 999, 21_600, 9),          // auction 4 has closed: too late
+        auction(5, 7, 10, 1_000, 2_000), // arrives long closed: dropped
+        bid(5, 999, 1_500, 10),          // as do its bids
+        bid(999, 1, 60_000, 0),
+    ];
+    // Only auctions and bids reach the core: they are its clock (persons are not).
+    let mut d = support::driver(q9::build);
+    support::pipe(&mut d, &events);
+    let out: Vec<(i64, q9::Q9Result, i64)> = support::output(&mut d, &I64Serde);
+    let rows: Vec<(i64, i64, i64, i64)> = out
+        .iter()
+        .map(|(k, r, _)| (*k, r.price, r.bid_date_time - BASE_TIME_MS, r.bidder))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (2, 300, 12_500, 1),
+            (1, 700, 15_000, 11),
+            (4, 400, 21_500, 8)
+        ]
+    );
+}
