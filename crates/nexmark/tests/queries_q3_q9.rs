@@ -690,8 +690,9 @@ fn q9_emits_each_auctions_winning_bid_once_as_the_sql_ranks_them() {
 
 #[test]
 fn q9_edge_cases_lifetime_bounds_ties_early_and_late_bids() {
+    // Only auctions and bids reach the core, so they are its clock (persons are not).
     let events = vec![
-        bid(2, 300, 12_500, 1), // before auction 2 arrives: waits, counts
+        bid(2, 300, 12_000, 1), // at 2's start, before 2 arrives: waits, counts
         bid(1, 900, 9_999, 2),  // before auction 1 starts
         auction(2, 7, 10, 12_000, 13_000),
         auction(1, 7, 10, 10_000, 20_000),
@@ -703,14 +704,23 @@ fn q9_edge_cases_lifetime_bounds_ties_early_and_late_bids() {
         bid(3, 100, 21_000, 6),   // an auction that never comes
         auction(4, 7, 10, 21_000, 22_000),
         bid(4, 800, 25_000, 7),          // after expiry (closes auction 1)
-        bid(4, 400, 21_500, 8),          // 3.5 s behind, auction 4 still open: counts
+        bid(4, 400, 22_000, 8),          // at expiry, 3 s behind, 4 still open: counts
         bid(999, 1, 26_500, 0),          // closes auction 4
         bid(4, 999, 21_600, 9),          // auction 4 has closed: too late
         auction(5, 7, 10, 1_000, 2_000), // arrives long closed: dropped
         bid(5, 999, 1_500, 10),          // as do its bids
+        auction(6, 7, 10, 30_000, 30_500),
+        bid(6, 100, 30_100, 20),
+        bid(999, 1, 34_000, 0),
+        bid(999, 1, 34_600, 0), // 6 closed at 34.5 s (whenever it leaves the store)
+        bid(6, 900, 30_400, 21), // so this one is too late
+        bid(7, 500, 40_100, 22), // before auction 7 arrives
+        bid(999, 1, 44_050, 0),
+        bid(999, 1, 44_150, 0), // the early bid is now more than the grace behind
+        auction(7, 7, 10, 40_000, 50_000),
+        bid(7, 200, 44_200, 23),
         bid(999, 1, 60_000, 0),
     ];
-    // Only auctions and bids reach the core: they are its clock (persons are not).
     let mut d = support::driver(q9::build);
     support::pipe(&mut d, &events);
     let out: Vec<(i64, q9::Q9Result, i64)> = support::output(&mut d, &I64Serde);
@@ -721,9 +731,11 @@ fn q9_edge_cases_lifetime_bounds_ties_early_and_late_bids() {
     assert_eq!(
         rows,
         vec![
-            (2, 300, 12_500, 1),
+            (2, 300, 12_000, 1),
             (1, 700, 15_000, 11),
-            (4, 400, 21_500, 8)
+            (4, 400, 22_000, 8),
+            (6, 100, 30_100, 20),
+            (7, 200, 44_200, 23),
         ]
     );
 }
