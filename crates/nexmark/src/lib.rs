@@ -7,7 +7,11 @@
 //! and run by any strom-streams runner: the test driver, the Kafka runtime against
 //! `strom serve` or another cluster, or the in-process benchmark runner.
 
+pub mod generator;
 pub mod model;
 pub mod queries;
 
+pub use generator::{
+    FlinkBidGenerator, FlinkBidsConfig, Generator, GeneratorConfig, NexmarkGenerator,
+};
 pub use model::{Auction, Bid, Event, Person};

@@ -473,6 +473,26 @@ impl<K: Data, V: Data> KStream<K, V> {
         })
     }
 
+    /// Maps each value to `Some(new value)` (kept, same key) or `None` (dropped). The
+    /// value is passed by value, so unpacking it (an enum variant, a field) needs no
+    /// clone; the key and the partitioning stay.
+    pub fn filter_map_values<VO: Data>(
+        &self,
+        f: impl Fn(V) -> Option<VO> + Send + Sync + 'static,
+    ) -> KStream<K, VO> {
+        self.stateless("FILTERMAPVALUES", false, move |ctx, r| {
+            if let Some(value) = f(r.value) {
+                ctx.forward(Record {
+                    key: r.key,
+                    value,
+                    timestamp_ms: r.timestamp_ms,
+                    headers: r.headers,
+                });
+            }
+            Ok(())
+        })
+    }
+
     /// Maps a record to zero or more records.
     pub fn flat_map<KO: Data, VO: Data, I>(
         &self,
