@@ -34,6 +34,10 @@ use crate::model::{Auction, Bid, Event, EventSerde, Person};
 // lines between the blocks stay unchanged so that branches merge without conflicts.
 
 // --- q0–q2, tumble_count ---
+pub mod q0;
+pub mod q1;
+pub mod q2;
+pub mod tumble_count;
 
 // --- q3–q9, q7w ---
 
@@ -61,7 +65,30 @@ pub struct Query {
 /// Every query, in the order of their names.
 pub static QUERIES: &[Query] = &[
     // --- q0–q2, tumble_count ---
-
+    Query {
+        name: "q0",
+        about: "pass-through: every bid",
+        bids_only: true,
+        build: q0::build,
+    },
+    Query {
+        name: "q1",
+        about: "currency conversion: every bid's price times 0.908, exact",
+        bids_only: true,
+        build: q1::build,
+    },
+    Query {
+        name: "q2",
+        about: "selection: auction and price of bids on auctions divisible by 123",
+        bids_only: true,
+        build: q2::build,
+    },
+    Query {
+        name: "tumble_count",
+        about: "bids per auction per 10 s tumbling window (the Flink script's)",
+        bids_only: true,
+        build: tumble_count::build,
+    },
     // --- q3–q9, q7w ---
 
     // --- q11, q12, q14–q20, q22 ---
