@@ -8,15 +8,16 @@
 //! ```
 //!
 //! **Output**: one [`Q3Result`] per matching (auction, seller) pair, whichever of the two
-//! arrives first; key = auction id ([`I64Serde`]), value JSON. Insert-only, as Flink's
-//! join of two insert-only inputs.
+//! arrives first; key = auction id ([`I64Serde`]), value JSON, record timestamp the later
+//! of the two event times (whatever the arrival order). Insert-only, as Flink's join of
+//! two insert-only inputs.
 //!
 //! **How**: an incremental join with per-key state (what the Nexmark description asks
 //! for). Local sellers and category-10 auctions are keyed by person id and repartitioned
 //! so that a seller and their auctions meet in one task. The processor keeps
 //! - `q3-local-sellers`: person id → name, city, state, for persons in OR, ID or CA;
-//! - `q3-waiting-auctions`: `(seller, auction id)` → (), category-10 auctions whose seller
-//!   is not (yet) a known local seller.
+//! - `q3-waiting-auctions`: `(seller, auction id)` → auction time, category-10 auctions
+//!   whose seller is not (yet) a known local seller.
 //!
 //! A seller joins the auctions waiting for them (which then leave the store); an auction
 //! joins its seller at once or waits. Nothing here depends on time: an auction may come
@@ -30,11 +31,11 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{
     I64Serde, JsonSerde, ProcessError, Processor, ProcessorContext, Record, StoreHandle,
-    StreamsBuilder, StreamsError, UnitSerde,
+    StreamsBuilder, StreamsError,
 };
 
-use super::shared::{events, OrderedPairSerde};
-use super::QueryTopics;
+use super::shared::OrderedPairSerde;
+use super::{events, QueryTopics};
 use crate::model::Event;
 
 /// The auction category q3 suggests items from.
@@ -56,26 +57,27 @@ pub struct Q3Result {
     pub id: i64,
 }
 
-/// A local seller's columns.
+/// A local seller's columns, and when they registered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Seller {
     name: String,
     city: String,
     state: String,
+    date_time: i64,
 }
 
-/// A local seller or a category-10 auction (by id), keyed by person id.
+/// A local seller or a category-10 auction (id and time), keyed by person id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum SellerOrAuction {
     Seller(Seller),
-    Auction(i64),
+    Auction { id: i64, date_time: i64 },
 }
 
 /// Adds q3 to `builder`: events from `topics.input`, [`Q3Result`]s to `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
     let sellers = StoreHandle::new("q3-local-sellers", I64Serde, JsonSerde::<Seller>::new());
-    let waiting = StoreHandle::new("q3-waiting-auctions", OrderedPairSerde, UnitSerde);
+    let waiting = StoreHandle::new("q3-waiting-auctions", OrderedPairSerde, I64Serde);
     builder.add_store(&sellers);
     builder.add_store(&waiting);
     let stores = [sellers.name().to_string(), waiting.name().to_string()];
@@ -86,11 +88,16 @@ pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), Strea
                     name: p.name,
                     city: p.city,
                     state: p.state,
+                    date_time: p.date_time,
                 };
                 Some((p.id, SellerOrAuction::Seller(seller)))
             }
             Event::Auction(a) if a.category == CATEGORY => {
-                Some((a.seller, SellerOrAuction::Auction(a.id)))
+                let auction = SellerOrAuction::Auction {
+                    id: a.id,
+                    date_time: a.date_time,
+                };
+                Some((a.seller, auction))
             }
             _ => None,
         })
@@ -109,7 +116,7 @@ pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), Strea
 /// The incremental join of local sellers and their category-10 auctions.
 struct LocalItems {
     sellers: StoreHandle<i64, Seller>,
-    waiting: StoreHandle<(i64, i64), ()>,
+    waiting: StoreHandle<(i64, i64), i64>,
 }
 
 fn row(seller: &Seller, auction: i64) -> Q3Result {
@@ -127,7 +134,7 @@ impl Processor<i64, SellerOrAuction, i64, Q3Result> for LocalItems {
         ctx: &mut ProcessorContext<'_, '_, i64, Q3Result>,
         r: Record<i64, SellerOrAuction>,
     ) -> Result<(), ProcessError> {
-        let (person, ts) = (r.key, r.timestamp_ms);
+        let person = r.key;
         match r.value {
             SellerOrAuction::Seller(seller) => {
                 {
@@ -140,20 +147,24 @@ impl Processor<i64, SellerOrAuction, i64, Q3Result> for LocalItems {
                 let auctions = {
                     let mut waiting = ctx.store(&self.waiting)?;
                     let auctions = waiting.range((person, i64::MIN)..=(person, i64::MAX))?;
-                    for (key, ()) in &auctions {
+                    for (key, _) in &auctions {
                         waiting.delete(key)?;
                     }
                     auctions
                 };
-                for ((_, auction), ()) in auctions {
+                for ((_, auction), auction_time) in auctions {
+                    let ts = auction_time.max(seller.date_time);
                     ctx.forward(Record::new(auction, row(&seller, auction), ts));
                 }
             }
-            SellerOrAuction::Auction(auction) => {
+            SellerOrAuction::Auction { id, date_time } => {
                 let seller = ctx.store(&self.sellers)?.get(&person)?;
                 match seller {
-                    Some(seller) => ctx.forward(Record::new(auction, row(&seller, auction), ts)),
-                    None => ctx.store(&self.waiting)?.put(&(person, auction), &())?,
+                    Some(seller) => {
+                        let ts = date_time.max(seller.date_time);
+                        ctx.forward(Record::new(id, row(&seller, id), ts));
+                    }
+                    None => ctx.store(&self.waiting)?.put(&(person, id), &date_time)?,
                 }
             }
         }

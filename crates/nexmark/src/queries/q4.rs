@@ -30,9 +30,9 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{I64Serde, JsonSerde, StreamsBuilder, StreamsError};
 
-use super::shared::{events, WATERMARK_DELAY_MS};
+use super::shared::WATERMARK_DELAY_MS;
 use super::winning_bids::{winning_bids, WinnerEmit, WinningBid};
-use super::QueryTopics;
+use super::{events, QueryTopics};
 
 /// A q4 result row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -32,23 +32,24 @@
 //! 1. bids by auction (repartitioned), hopping windows with grace
 //!    [`WATERMARK_DELAY_MS`]: one count per auction and window when the window closes,
 //!    timestamped `end - 1`;
-//! 2. those counts by window start (repartitioned), in 2 s tumbling windows over their
-//!    timestamps — each holds exactly one hopping window's counts — keeping the counts
-//!    equal to the maximum ([`max_with_ties`]), emitted when that window closes.
+//! 2. those counts in one group ([`WHOLE_STREAM`], repartitioned), in 2 s tumbling
+//!    windows over their timestamps — each holds exactly one hopping window's counts —
+//!    keeping the counts equal to the maximum ([`max_with_ties`]), emitted when that
+//!    window closes.
 //!
 //! Step 2 closes a window once a count of a later window has arrived. Counts reach it
 //! from every task of step 1; [`COUNTS_GRACE_MS`] is how far behind one task may be
-//! (a count later than that is late, and goes to the dead-letter topic). In a single task
-//! (the test driver, one partition) counts arrive window by window and nothing is late.
+//! (a count later than that is late, and goes to the dead-letter topic). With one task in
+//! step 1 (one partition) counts arrive window by window and nothing is late.
 
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{
     I64Serde, JsonSerde, StreamsBuilder, StreamsError, TimeWindows, UnitSerde, Windowed,
 };
 
-use super::shared::{events, max_with_ties, WATERMARK_DELAY_MS};
-use super::QueryTopics;
-use crate::model::Event;
+use super::shared::{max_with_ties, WATERMARK_DELAY_MS, WHOLE_STREAM};
+use super::{bids, events, QueryTopics};
+use crate::model::Bid;
 
 /// The hopping window's size.
 pub const WINDOW_MS: i64 = 10_000;
@@ -79,11 +80,8 @@ struct AuctionCount {
 
 /// Adds q5 to `builder`: events from `topics.input`, [`Q5Result`]s to `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    events(builder, topics)
-        .flat_map(|_, e| match e {
-            Event::Bid(b) => Some((b.auction, ())),
-            _ => None,
-        })
+    bids(&events(builder, topics))
+        .map(|_, b: Bid| (b.auction, ()))
         .group_by_key(I64Serde, UnitSerde)
         .windowed_by(
             TimeWindows::of_size(WINDOW_MS)
@@ -98,17 +96,19 @@ pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), Strea
                     auction: w.key,
                     num,
                 };
-                (w.window.start_ms, count)
+                (WHOLE_STREAM, count)
             })
         })
         .group_by_key(I64Serde, JsonSerde::<AuctionCount>::new())
-        // Counts of the window starting at s carry timestamp s + WINDOW_MS - 1: the
-        // tumbling window [s + WINDOW_MS - SLIDE_MS, s + WINDOW_MS) holds them alone.
+        // Counts of the hopping window [s, s + WINDOW_MS) carry timestamp
+        // s + WINDOW_MS - 1: the tumbling window [s + WINDOW_MS - SLIDE_MS, s + WINDOW_MS)
+        // holds them alone.
         .windowed_by(TimeWindows::of_size(SLIDE_MS).grace(COUNTS_GRACE_MS))
         .aggregate_with("q5-hottest", max_with_ties(|c: &AuctionCount| c.num))
         .to_stream()
         .flat_map(|w: Windowed<i64>, hottest: Option<Vec<AuctionCount>>| {
-            let start = w.key;
+            // The tumbling window [end - SLIDE, end) holds the hopping window ending at end.
+            let start = w.window.end_ms - WINDOW_MS;
             hottest
                 .unwrap_or_default()
                 .into_iter()

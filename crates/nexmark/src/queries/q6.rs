@@ -38,9 +38,9 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{I64Serde, JsonSerde, StreamsBuilder, StreamsError};
 
-use super::shared::{events, WATERMARK_DELAY_MS};
+use super::shared::WATERMARK_DELAY_MS;
 use super::winning_bids::{winning_bids, WinnerEmit, WinningBid};
-use super::QueryTopics;
+use super::{events, QueryTopics};
 
 /// How many of a seller's newest sales the average covers.
 pub const SALES_AVERAGED: usize = 10;

@@ -22,9 +22,9 @@
 //! **Output**: one [`Q7Result`] (the peer's columns) per matching (bid, window); key =
 //! auction id ([`I64Serde`]), value JSON.
 //!
-//! **How**, as the SQL: the window maxima are a tumbling windowed `reduce` over bids keyed
-//! by window start (grace [`WATERMARK_DELAY_MS`], final per window, timestamp `end - 1`),
-//! re-keyed by price; the bids, keyed by price, meet them in a stream–stream join whose
+//! **How**, as the SQL: the window maxima are a tumbling windowed `reduce` over all bids
+//! (one group, [`WHOLE_STREAM`]; grace [`WATERMARK_DELAY_MS`], final per window,
+//! timestamp `end - 1`), re-keyed by price; the bids, keyed by price, meet them in a stream–stream join whose
 //! time band is the `BETWEEN`: a maximum at `end - 1` joins bids in `[end - 10 s, end]`,
 //! i.e. `before = 1`, `after = 9 999` ms from the bid's side.
 //!
@@ -43,9 +43,9 @@ use strom_streams::prelude::{
     Windowed,
 };
 
-use super::shared::{events, window_start, WATERMARK_DELAY_MS};
-use super::QueryTopics;
-use crate::model::{Bid, Event};
+use super::shared::{WATERMARK_DELAY_MS, WHOLE_STREAM};
+use super::{bids, events, QueryTopics};
+use crate::model::Bid;
 
 /// The tumbling window's size.
 pub const WINDOW_MS: i64 = 10_000;
@@ -84,9 +84,9 @@ impl From<Bid> for Q7Result {
 
 /// Adds q7 to `builder`: events from `topics.input`, [`Q7Result`]s to `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    let bids = events(builder, topics).flat_map_values(|e: &Event| e.as_bid().cloned());
+    let bids = bids(&events(builder, topics));
     let maxima = bids
-        .map(|_, b: Bid| (window_start(b.date_time, WINDOW_MS), b.price))
+        .map(|_, b: Bid| (WHOLE_STREAM, b.price))
         .group_by_key(I64Serde, I64Serde)
         .windowed_by(TimeWindows::of_size(WINDOW_MS).grace(WATERMARK_DELAY_MS))
         .reduce("q7-max-price", i64::max)

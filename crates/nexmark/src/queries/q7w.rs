@@ -20,9 +20,9 @@
 //! reported), key = auction id ([`I64Serde`]), value JSON.
 //!
 //! **How**: the join of a window's bids with the window's maximum keeps exactly the bids
-//! at the maximum, so it is one tumbling windowed aggregation over bids keyed by window
-//! start that keeps those ([`max_with_ties`]): no bid is stored beyond the current
-//! maximum's. Grace [`WATERMARK_DELAY_MS`].
+//! at the maximum, so it is one tumbling windowed aggregation over all bids (one group,
+//! [`WHOLE_STREAM`]) that keeps those ([`max_with_ties`]): no bid is stored beyond the
+//! current maximum's. Grace [`WATERMARK_DELAY_MS`].
 //!
 //! **Emission**: final per window, when it closes (record timestamp `end - 1`), as
 //! Flink's window join. Late bids go to the dead-letter topic.
@@ -30,17 +30,14 @@
 use strom_streams::prelude::{I64Serde, JsonSerde, StreamsBuilder, StreamsError, TimeWindows};
 
 use super::q7::{Q7Result, WINDOW_MS};
-use super::shared::{events, max_with_ties, window_start, WATERMARK_DELAY_MS};
-use super::QueryTopics;
-use crate::model::{Bid, Event};
+use super::shared::{max_with_ties, WATERMARK_DELAY_MS, WHOLE_STREAM};
+use super::{bids, events, QueryTopics};
+use crate::model::Bid;
 
 /// Adds q7w to `builder`: events from `topics.input`, [`Q7Result`]s to `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    events(builder, topics)
-        .flat_map(|_, e| match e {
-            Event::Bid(b) => Some((window_start(b.date_time, WINDOW_MS), b)),
-            _ => None,
-        })
+    bids(&events(builder, topics))
+        .map(|_, b: Bid| (WHOLE_STREAM, b))
         .group_by_key(I64Serde, JsonSerde::<Bid>::new())
         .windowed_by(TimeWindows::of_size(WINDOW_MS).grace(WATERMARK_DELAY_MS))
         .aggregate_with("q7w-highest", max_with_ties(|b: &Bid| b.price))

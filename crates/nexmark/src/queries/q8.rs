@@ -35,8 +35,8 @@ use strom_streams::prelude::{
     I64Serde, JsonSerde, StreamsBuilder, StreamsError, TimeWindows, Windowed,
 };
 
-use super::shared::{events, WATERMARK_DELAY_MS};
-use super::QueryTopics;
+use super::shared::WATERMARK_DELAY_MS;
+use super::{events, QueryTopics};
 use crate::model::Event;
 
 /// The tumbling window's size.

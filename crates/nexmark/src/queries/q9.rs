@@ -16,11 +16,11 @@
 //!
 //! **Output**: one [`Q9Result`] per auction that received at least one bid in its
 //! lifetime (`[date_time, expires]`, both ends included), key = auction id
-//! ([`I64Serde`](strom_streams::prelude::I64Serde)), value JSON. The winner is the
+//! ([`I64Serde`]), value JSON. The winner is the
 //! highest price, then the earliest bid, then the first to arrive.
 //!
 //! **Emission**: final — once per auction, when it closes (stream time ≥ `expires` +
-//! [`WATERMARK_DELAY_MS`](super::shared::WATERMARK_DELAY_MS)), with the record timestamp
+//! [`WATERMARK_DELAY_MS`]), with the record timestamp
 //! `expires`. Flink's `ROW_NUMBER` top-1 instead emits an updating result (a retraction
 //! and a new row each time a better bid arrives); both end with the same rows.
 //!
@@ -32,9 +32,9 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{I64Serde, JsonSerde, StreamsBuilder, StreamsError};
 
-use super::shared::{events, WATERMARK_DELAY_MS};
+use super::shared::WATERMARK_DELAY_MS;
 use super::winning_bids::{winning_bids, WinnerEmit, WinningBid};
-use super::QueryTopics;
+use super::{events, QueryTopics};
 
 /// A q9 result: the auction's columns, then its winning bid's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

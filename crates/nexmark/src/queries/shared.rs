@@ -1,14 +1,9 @@
-//! What the stateful queries (q3–q9) share: the event source with event time, the
-//! lateness bound, and an order-preserving key for time indexes in stores.
+//! What the stateful queries (q3–q9) share: the lateness bound, a "maximum with ties"
+//! aggregation, and an order-preserving key for time indexes in stores.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use strom_streams::prelude::{
-    Aggregation, JsonSerde, KStream, Serde, SerdeError, StreamsBuilder, UnitSerde,
-};
-
-use super::QueryTopics;
-use crate::model::{Event, EventSerde};
+use strom_streams::prelude::{Aggregation, JsonSerde, Serde, SerdeError};
 
 /// How far behind stream time an event may arrive and still count: the grace of every
 /// window and the time an auction stays open after it expires. Nexmark's Flink DDL
@@ -19,23 +14,19 @@ use crate::model::{Event, EventSerde};
 /// grace). The two agree on every input whose events are less than 4 s out of order.
 pub const WATERMARK_DELAY_MS: i64 = 4_000;
 
-/// The Nexmark events of `topics.input` (null keys, [`EventSerde`] values), with each
-/// event's own time ([`Event::date_time`]) as its timestamp.
-pub(crate) fn events(builder: &StreamsBuilder, topics: &QueryTopics) -> KStream<(), Event> {
-    builder.stream_with_timestamps(&topics.input, UnitSerde, EventSerde::new(), |_, e, _| {
-        Some(e.date_time())
-    })
-}
-
-/// The start of the tumbling or hopping window of `size_ms` (aligned to the epoch, as
-/// Flink's `TUMBLE`/`HOP`) that starts last at or before `t`.
-pub(crate) fn window_start(t: i64, advance_ms: i64) -> i64 {
-    t - t.rem_euclid(advance_ms)
-}
+/// The key of a grouping by window alone (SQL's `GROUP BY window_start, window_end` with
+/// no other column): every record of the stream in one group, so one task.
+///
+/// Keying by the window instead would spread windows over tasks, but each task's stream
+/// time would then advance only with the windows it owns — a window would close once a
+/// later window on the same partition had a record, and the last windows of a finite
+/// input never. A single group sees the whole stream's time. It costs no parallelism:
+/// in event time only the current window (and a few in their grace) receive records.
+pub const WHOLE_STREAM: i64 = 0;
 
 /// Every value with the highest `score`, in arrival order: SQL's `RANK() ... = 1`, or a
 /// join with the group's `MAX` (q5's hottest auctions, q7w's highest bids).
-pub(crate) fn max_with_ties<V>(score: fn(&V) -> i64) -> Aggregation<V, Vec<V>, Vec<V>>
+pub fn max_with_ties<V>(score: fn(&V) -> i64) -> Aggregation<V, Vec<V>, Vec<V>>
 where
     V: Clone + Serialize + DeserializeOwned + Send + 'static,
 {
@@ -55,7 +46,7 @@ where
 /// the sign bit flipped): store keys such as `(close time, auction id)` then range-scan
 /// in time order.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct OrderedPairSerde;
+pub struct OrderedPairSerde;
 
 fn flip(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
@@ -125,12 +116,5 @@ mod tests {
             agg.merge(acc, agg.add(agg.init(), (9, 'y'))),
             vec![(9, 'y')]
         );
-    }
-
-    #[test]
-    fn windows_align_to_the_epoch() {
-        assert_eq!(window_start(12_345, 10_000), 10_000);
-        assert_eq!(window_start(10_000, 10_000), 10_000);
-        assert_eq!(window_start(9_999, 2_000), 8_000);
     }
 }

@@ -22,7 +22,7 @@
 //! - a bid that arrives before its auction waits while `st < bid time + grace`: an auction
 //!   it could belong to starts no later than the bid, so one arriving after that is late
 //!   by more than the grace itself;
-//! - under [`WinnerEmit::OnClose`] each auction with at least one counted bid is emitted
+//! - under `WinnerEmit::OnClose` each auction with at least one counted bid is emitted
 //!   exactly once, at the first punctuation after it closes. An auction arriving closed
 //!   is dropped: every bid of its lifetime is then more than the grace behind.
 //!

@@ -15,7 +15,8 @@ use strom_streams::prelude::{
 /// 2024-01-01T00:00:00Z, where the generated event time starts.
 pub const BASE_TIME_MS: i64 = 1_704_067_200_000;
 
-/// The auction id the tail's bids go to: no auction has it.
+/// The tail's bids go to auction ids at or below this one: no auction has them. They
+/// differ so that the bids spread over partitions (and move every task's clock).
 pub const NO_AUCTION: i64 = -1_000_000;
 
 /// splitmix64: small, seeded, good enough for test data.
@@ -198,7 +199,7 @@ pub fn tail_start(events: &[Event]) -> i64 {
 
 /// A neutral tail that moves stream time on every path so that all windows and auctions
 /// of `events` close: one second steps for a minute (a person, an auction and a bid
-/// each, with negative ids, category -1 and price 0 on an auction that does not exist),
+/// each, with negative ids, category -1 and price 0 on auctions that do not exist),
 /// then a few steps past the last auction's expiry.
 pub fn tail(events: &[Event]) -> Vec<Event> {
     let start = tail_start(events);
@@ -237,7 +238,7 @@ pub fn tail(events: &[Event]) -> Vec<Event> {
             extra: String::new(),
         }));
         out.push(Event::Bid(Bid {
-            auction: NO_AUCTION,
+            auction: NO_AUCTION - i as i64,
             bidder: id,
             price: 0,
             channel: String::new(),
