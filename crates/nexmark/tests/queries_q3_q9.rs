@@ -139,6 +139,16 @@ fn person(id: i64, state: &str, at: i64) -> Event {
     })
 }
 
+fn renamed(e: Event, name: &str) -> Event {
+    match e {
+        Event::Person(p) => Event::Person(Person {
+            name: name.into(),
+            ..p
+        }),
+        other => other,
+    }
+}
+
 fn auction(id: i64, seller: i64, category: i64, at: i64, expires: i64) -> Event {
     Event::Auction(Auction {
         id,
@@ -634,12 +644,11 @@ fn q7w_edge_cases_boundary_bids_and_late_bids() {
 
 fn q8_reference(events: &[Event], until: i64) -> BTreeSet<q8::Q8Result> {
     let window = |t: i64| t - t.rem_euclid(q8::WINDOW_MS);
-    let people = persons(events);
     let mut rows = BTreeSet::new();
-    for a in events.iter().filter_map(Event::as_auction) {
-        if let Some(p) = people.get(&a.seller) {
+    for p in events.iter().filter_map(Event::as_person) {
+        for a in events.iter().filter_map(Event::as_auction) {
             let start = window(p.date_time);
-            if window(a.date_time) == start && start + q8::WINDOW_MS <= until {
+            if a.seller == p.id && window(a.date_time) == start && start + q8::WINDOW_MS <= until {
                 rows.insert(q8::Q8Result {
                     id: p.id,
                     name: p.name.clone(),
@@ -686,7 +695,12 @@ fn q8_edge_cases_adjacent_windows_repeats_and_late_events() {
         auction(14, 5, 10, 13_500, 20_000), // before its seller, same window
         person(5, "OR", 14_000),
         person(6, "OR", 14_500), // stream time 14.5 s closes [0, 10 s)
-        person(4, "OR", 2_000),  // late
+        person(6, "OR", 14_600), // the same person again: one row
+        auction(16, 6, 10, 14_700, 20_000),
+        person(7, "OR", 15_000),
+        renamed(person(7, "OR", 15_100), "person seven"), // another name: another row
+        auction(17, 7, 10, 15_200, 20_000),
+        person(4, "OR", 2_000),            // late
         auction(15, 4, 10, 3_000, 20_000), // late
     ];
     events.extend((15..60).map(|s| person(-s, "XX", s * 1_000)));
@@ -697,7 +711,15 @@ fn q8_edge_cases_adjacent_windows_repeats_and_late_events() {
         .into_iter()
         .map(|(_, r, _)| (r.id, r.starttime - BASE_TIME_MS))
         .collect();
-    assert_eq!(rows, vec![(1, 0), (3, 10_000), (5, 10_000)]);
+    let expected = [
+        (1, 0),
+        (3, 10_000),
+        (5, 10_000),
+        (6, 10_000),
+        (7, 10_000),
+        (7, 10_000),
+    ];
+    assert_eq!(rows, expected);
     assert_eq!(support::dead_letters(&mut d), 2);
 }
 

@@ -17,13 +17,13 @@
 //! ```
 //!
 //! **Output**: one [`Q8Result`] per person and tumbling window in which the person
-//! registered and opened at least one auction; key = person id ([`I64Serde`]), value
-//! JSON.
+//! registered and opened at least one auction (per name, as `GROUP BY id, name`: a
+//! Nexmark person registers once); key = person id ([`I64Serde`]), value JSON.
 //!
 //! **How**: both sides of the SQL are grouped by (person, window) and joined on it, so
 //! the join is a co-group: persons (by id) and auctions (by seller) go through one
-//! repartition into one tumbling windowed aggregation per person that notes the name and
-//! whether an auction was opened; a window with both is a row. Grace
+//! repartition into one tumbling windowed aggregation per person that notes the names and
+//! whether an auction was opened; a window with both gives the rows. Grace
 //! [`WATERMARK_DELAY_MS`].
 //!
 //! **Emission**: final per window, when it closes (record timestamp `end - 1`), as
@@ -61,10 +61,11 @@ enum Activity {
     OpenedAuction,
 }
 
-/// What a person did in one window.
+/// What a person did in one window: the names they registered with (one, in Nexmark),
+/// and whether they opened an auction.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct NewUser {
-    name: Option<String>,
+    names: Vec<String>,
     opened_auction: bool,
 }
 
@@ -83,9 +84,11 @@ pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), Strea
             NewUser::default,
             |mut user: NewUser, activity: Activity| {
                 match activity {
-                    // GROUP BY id, name: a person's first registration names them.
+                    // GROUP BY id, name: one row per distinct name.
                     Activity::Registered(name) => {
-                        user.name.get_or_insert(name);
+                        if !user.names.contains(&name) {
+                            user.names.push(name);
+                        }
                     }
                     Activity::OpenedAuction => user.opened_auction = true,
                 }
@@ -94,19 +97,20 @@ pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), Strea
             JsonSerde::<NewUser>::new(),
         )
         .to_stream()
-        .flat_map(|w: Windowed<i64>, user: Option<NewUser>| match user {
-            Some(NewUser {
-                name: Some(name),
-                opened_auction: true,
-            }) => {
-                let row = Q8Result {
-                    id: w.key,
-                    name,
-                    starttime: w.window.start_ms,
-                };
-                Some((w.key, row))
-            }
-            _ => None,
+        .flat_map(|w: Windowed<i64>, user: Option<NewUser>| {
+            let user = user.filter(|u| u.opened_auction).unwrap_or_default();
+            let (id, starttime) = (w.key, w.window.start_ms);
+            user.names
+                .into_iter()
+                .map(move |name| {
+                    let row = Q8Result {
+                        id,
+                        name,
+                        starttime,
+                    };
+                    (id, row)
+                })
+                .collect::<Vec<_>>()
         })
         .to(&topics.output, I64Serde, JsonSerde::<Q8Result>::new());
     Ok(())
