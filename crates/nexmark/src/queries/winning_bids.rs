@@ -10,7 +10,9 @@
 //!
 //! Auctions and bids are keyed by auction id and repartitioned, so an auction and its
 //! bids meet in one task. The processor keeps, in stores:
-//! - `<name>-open-auctions`: auction id → the auction and its best bid so far;
+//! - `<name>-open-auctions`: auction id → its lifetime and best price and time (32
+//!   bytes, the only state most bids read), with the auction's row in `<name>-auctions`
+//!   and its best bid in `<name>-best-bids`, read only to emit;
 //! - `<name>-closing`: `(expires + grace, auction id)` → (), the time index that closes
 //!   auctions in order;
 //! - `<name>-early-bids`: auction id → bids that arrived before their auction (events
@@ -34,7 +36,7 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{
     I64Serde, JsonSerde, KStream, ProcessError, Processor, ProcessorContext, PunctuationType,
-    Record, ScheduleId, StoreHandle, StreamsBuilder, UnitSerde,
+    Record, ScheduleId, Serde, SerdeError, StoreHandle, StreamsBuilder, UnitSerde,
 };
 
 use super::shared::OrderedPairSerde;
@@ -96,7 +98,9 @@ pub(crate) fn winning_bids(
             JsonSerde::<AuctionOrBid>::new(),
         );
     let stores = Stores {
-        open: StoreHandle::new(&format!("{name}-open-auctions"), I64Serde, JsonSerde::new()),
+        open: StoreHandle::new(&format!("{name}-open-auctions"), I64Serde, OpenAuctionSerde),
+        auctions: StoreHandle::new(&format!("{name}-auctions"), I64Serde, JsonSerde::new()),
+        best: StoreHandle::new(&format!("{name}-best-bids"), I64Serde, JsonSerde::new()),
         closing: StoreHandle::new(&format!("{name}-closing"), OrderedPairSerde, UnitSerde),
         early: StoreHandle::new(&format!("{name}-early-bids"), I64Serde, JsonSerde::new()),
         early_expiry: StoreHandle::new(
@@ -105,16 +109,20 @@ pub(crate) fn winning_bids(
             UnitSerde,
         ),
     };
-    builder.add_store(&stores.open);
-    builder.add_store(&stores.closing);
-    builder.add_store(&stores.early);
-    builder.add_store(&stores.early_expiry);
     let names = [
         stores.open.name().to_string(),
+        stores.auctions.name().to_string(),
+        stores.best.name().to_string(),
         stores.closing.name().to_string(),
         stores.early.name().to_string(),
         stores.early_expiry.name().to_string(),
     ];
+    builder.add_store(&stores.open);
+    builder.add_store(&stores.auctions);
+    builder.add_store(&stores.best);
+    builder.add_store(&stores.closing);
+    builder.add_store(&stores.early);
+    builder.add_store(&stores.early_expiry);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     keyed.process(
         move || WinningBids {
@@ -126,16 +134,75 @@ pub(crate) fn winning_bids(
     )
 }
 
-/// An open auction and its best bid so far.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What every bid of an open auction is checked against, kept small (32 bytes) because
+/// it is read for every bid: the lifetime and the best bid's price and time. The auction
+/// itself and the best bid live in their own stores, read only to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OpenAuction {
-    auction: Auction,
-    best: Option<Bid>,
+    date_time: i64,
+    expires: i64,
+    /// The best bid's price and time, if there is one.
+    best: Option<(i64, i64)>,
+}
+
+impl OpenAuction {
+    /// Whether `bid` falls in the auction's lifetime (SQL `BETWEEN`: both ends included).
+    fn in_lifetime(&self, bid: &Bid) -> bool {
+        self.date_time <= bid.date_time && bid.date_time <= self.expires
+    }
+
+    /// Whether `bid` beats the best so far: a higher price, or the same price earlier. A
+    /// full tie keeps the one that arrived first.
+    fn beaten_by(&self, bid: &Bid) -> bool {
+        match self.best {
+            None => true,
+            Some((price, time)) => {
+                bid.price > price || (bid.price == price && bid.date_time < time)
+            }
+        }
+    }
+}
+
+/// [`OpenAuction`] as four big-endian `i64`s (no best bid: price `i64::MIN`).
+#[derive(Debug, Clone, Copy)]
+struct OpenAuctionSerde;
+
+impl Serde<OpenAuction> for OpenAuctionSerde {
+    fn serialize(&self, v: &OpenAuction) -> Result<Vec<u8>, SerdeError> {
+        let (price, time) = v.best.unwrap_or((i64::MIN, 0));
+        let mut out = Vec::with_capacity(32);
+        for x in [v.date_time, v.expires, price, time] {
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Ok(out)
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<OpenAuction, SerdeError> {
+        if bytes.len() != 32 {
+            return Err(SerdeError::Length {
+                expected: 32,
+                got: bytes.len(),
+            });
+        }
+        let field = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            i64::from_be_bytes(b)
+        };
+        let price = field(2);
+        Ok(OpenAuction {
+            date_time: field(0),
+            expires: field(1),
+            best: (price != i64::MIN).then(|| (price, field(3))),
+        })
+    }
 }
 
 #[derive(Clone)]
 struct Stores {
     open: StoreHandle<i64, OpenAuction>,
+    auctions: StoreHandle<i64, Auction>,
+    best: StoreHandle<i64, Bid>,
     closing: StoreHandle<(i64, i64), ()>,
     early: StoreHandle<i64, Vec<Bid>>,
     early_expiry: StoreHandle<(i64, i64), ()>,
@@ -148,17 +215,6 @@ struct WinningBids {
 }
 
 type Ctx<'c, 'e> = ProcessorContext<'c, 'e, i64, WinningBid>;
-
-/// Whether `bid` falls in the auction's lifetime (SQL `BETWEEN`: both ends included).
-fn in_lifetime(auction: &Auction, bid: &Bid) -> bool {
-    auction.date_time <= bid.date_time && bid.date_time <= auction.expires
-}
-
-/// Whether `new` beats `old`: a higher price, or the same price earlier. A full tie
-/// keeps `old`, the one that arrived first.
-fn beats(new: &Bid, old: &Bid) -> bool {
-    new.price > old.price || (new.price == old.price && new.date_time < old.date_time)
-}
 
 impl WinningBids {
     fn forward(ctx: &mut Ctx<'_, '_>, auction: Auction, bid: Bid, replaced: Option<i64>, ts: i64) {
@@ -186,13 +242,16 @@ impl WinningBids {
             }
             bids
         };
+        let mut open = OpenAuction {
+            date_time: auction.date_time,
+            expires: auction.expires,
+            best: None,
+        };
         let mut best: Option<Bid> = None;
         for bid in early {
             let waiting = bid.date_time.saturating_add(grace) > st;
-            if waiting
-                && in_lifetime(&auction, &bid)
-                && best.as_ref().is_none_or(|b| beats(&bid, b))
-            {
+            if waiting && open.in_lifetime(&bid) && open.beaten_by(&bid) {
+                open.best = Some((bid.price, bid.date_time));
                 best = Some(bid);
             }
         }
@@ -202,33 +261,42 @@ impl WinningBids {
             // behind stream time, so none counts (the early ones above did not either).
             return Ok(());
         }
-        if let (WinnerEmit::OnUpdate, Some(bid)) = (self.emit, &best) {
-            Self::forward(ctx, auction.clone(), bid.clone(), None, bid.date_time);
-        }
         let id = auction.id;
-        ctx.store(&self.stores.open)?
-            .put(&id, &OpenAuction { auction, best })?;
+        ctx.store(&self.stores.open)?.put(&id, &open)?;
         ctx.store(&self.stores.closing)?.put(&(close_at, id), &())?;
+        if let Some(bid) = best {
+            ctx.store(&self.stores.best)?.put(&id, &bid)?;
+            if self.emit == WinnerEmit::OnUpdate {
+                let ts = bid.date_time;
+                Self::forward(ctx, auction.clone(), bid, None, ts);
+            }
+        }
+        ctx.store(&self.stores.auctions)?.put(&id, &auction)?;
         Ok(())
     }
 
     fn on_bid(&self, ctx: &mut Ctx<'_, '_>, bid: Bid) -> Result<(), ProcessError> {
         let st = ctx.stream_time_ms();
         let grace = self.grace_ms;
-        match ctx.store(&self.stores.open)?.get(&bid.auction)? {
+        let id = bid.auction;
+        match ctx.store(&self.stores.open)?.get(&id)? {
             Some(mut open) => {
-                let is_open = st < open.auction.expires.saturating_add(grace);
-                if !is_open || !in_lifetime(&open.auction, &bid) {
+                let is_open = st < open.expires.saturating_add(grace);
+                if !is_open || !open.in_lifetime(&bid) || !open.beaten_by(&bid) {
                     return Ok(());
                 }
-                if open.best.as_ref().is_some_and(|b| !beats(&bid, b)) {
-                    return Ok(());
-                }
-                let replaced = open.best.replace(bid.clone()).map(|b| b.price);
-                ctx.store(&self.stores.open)?.put(&bid.auction, &open)?;
+                let replaced = open.best.map(|(price, _)| price);
+                open.best = Some((bid.price, bid.date_time));
+                ctx.store(&self.stores.open)?.put(&id, &open)?;
+                ctx.store(&self.stores.best)?.put(&id, &bid)?;
                 if self.emit == WinnerEmit::OnUpdate {
+                    let Some(auction) = ctx.store(&self.stores.auctions)?.get(&id)? else {
+                        return Err(ProcessError::user(format!(
+                            "winning bids: open auction {id} without its row"
+                        )));
+                    };
                     let ts = bid.date_time;
-                    Self::forward(ctx, open.auction, bid, replaced, ts);
+                    Self::forward(ctx, auction, bid, replaced, ts);
                 }
             }
             None => {
@@ -238,15 +306,14 @@ impl WinningBids {
                 if expires_at <= st {
                     return Ok(());
                 }
-                let auction = bid.auction;
                 {
                     let mut store = ctx.store(&self.stores.early)?;
-                    let mut bids = store.get(&auction)?.unwrap_or_default();
+                    let mut bids = store.get(&id)?.unwrap_or_default();
                     bids.push(bid);
-                    store.put(&auction, &bids)?;
+                    store.put(&id, &bids)?;
                 }
                 ctx.store(&self.stores.early_expiry)?
-                    .put(&(expires_at, auction), &())?;
+                    .put(&(expires_at, id), &())?;
             }
         }
         Ok(())
@@ -282,20 +349,22 @@ impl Processor<i64, AuctionOrBid, i64, WinningBid> for WinningBids {
             .range(..=(stream_time_ms, i64::MAX))?;
         for ((close_at, id), ()) in closed {
             ctx.store(&self.stores.closing)?.delete(&(close_at, id))?;
-            let open = {
-                let mut store = ctx.store(&self.stores.open)?;
-                let open = store.get(&id)?;
+            ctx.store(&self.stores.open)?.delete(&id)?;
+            let auction = {
+                let mut store = ctx.store(&self.stores.auctions)?;
+                let auction = store.get(&id)?;
                 store.delete(&id)?;
-                open
+                auction
             };
-            if let (
-                WinnerEmit::OnClose,
-                Some(OpenAuction {
-                    auction,
-                    best: Some(bid),
-                }),
-            ) = (self.emit, open)
-            {
+            let best = {
+                let mut store = ctx.store(&self.stores.best)?;
+                let best = store.get(&id)?;
+                if best.is_some() {
+                    store.delete(&id)?;
+                }
+                best
+            };
+            if let (WinnerEmit::OnClose, Some(auction), Some(bid)) = (self.emit, auction, best) {
                 let ts = auction.expires;
                 Self::forward(ctx, auction, bid, None, ts);
             }
@@ -319,5 +388,28 @@ impl Processor<i64, AuctionOrBid, i64, WinningBid> for WinningBids {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_auction_state_round_trips_in_32_bytes() {
+        for best in [None, Some((0, 5)), Some((i64::MAX, -1))] {
+            let open = OpenAuction {
+                date_time: 1_704_067_200_000,
+                expires: 1_704_067_210_000,
+                best,
+            };
+            let bytes = OpenAuctionSerde.serialize(&open).expect("serialize");
+            assert_eq!(bytes.len(), 32);
+            assert_eq!(
+                OpenAuctionSerde.deserialize(&bytes).expect("deserialize"),
+                open
+            );
+        }
+        assert!(OpenAuctionSerde.deserialize(&[0; 31]).is_err());
     }
 }
