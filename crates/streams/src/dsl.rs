@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use crate::error::{ProcessError, StreamsError};
 use crate::processor::{
-    Data, GlobalTable, Processor, ProcessorContext, SourceNode, StoreHandle, TypedNode,
+    Data, FixedKeyNode, GlobalTable, Processor, ProcessorContext, SourceNode, StoreHandle,
+    TypedNode,
 };
 use crate::record::{OutputRecord, RawRecord, Record};
 use crate::serdes::{I64Serde, Nullable, Serde};
@@ -771,6 +772,32 @@ impl<K: Data, V: Data> KStream<K, V> {
             });
             Ok(())
         })
+    }
+
+    /// Runs a custom processor that keeps each record's key (Kafka Streams'
+    /// `processValues`): the stream keeps its partitioning, so grouping or joining it
+    /// afterwards needs no repartition, and the processor shares its task — and stream
+    /// time — with what follows.
+    ///
+    /// Records forwarded from `process` carry the key of the record being processed,
+    /// whatever key they were given. Records forwarded from a punctuator keep theirs,
+    /// which must be keys this task received (read back from its stores, say).
+    pub fn process_values<VO: Data, P>(
+        &self,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        stores: &[&str],
+    ) -> KStream<K, VO>
+    where
+        P: Processor<K, V, K, VO>,
+    {
+        let factory: NodeFactory =
+            Arc::new(move |_: &str| Box::new(FixedKeyNode::<_, K, V, VO>::new(supplier())) as _);
+        self.add(
+            "PROCESSOR",
+            factory,
+            stores.iter().map(|s| s.to_string()).collect(),
+            self.key_changed,
+        )
     }
 
     /// Runs a custom processor connected to the named stores.

@@ -24,23 +24,27 @@
 //!
 //! **How**, as the SQL: the window maxima are a tumbling windowed `reduce` over all bids
 //! (one group, [`WHOLE_STREAM`]; grace [`WATERMARK_DELAY_MS`], final per window,
-//! timestamp `end - 1`), re-keyed by price; the bids, keyed by price, meet them in a stream–stream join whose
-//! time band is the `BETWEEN`: a maximum at `end - 1` joins bids in `[end - 10 s, end]`,
-//! i.e. `before = 1`, `after = 9 999` ms from the bid's side.
+//! timestamp `end - 1`), re-keyed by price; the bids, keyed by price, meet them in a
+//! stream–stream join whose time band is the `BETWEEN`: a maximum at `end - 1` joins
+//! bids in `[end - 10 s, end]`, i.e. `before = 1`, `after = 9 999` ms from the bid's
+//! side. Before the join, bids below their window's running maximum are dropped (they
+//! cannot equal its maximum), so the join stores a few bids per window, not all of them
+//! as Flink's does.
 //!
 //! **Emission**: a row as soon as a bid and its window's maximum have both arrived —
 //! mostly when the window closes.
 //!
 //! **Differences from Flink**: Flink's regular join keeps every bid and maximum forever;
-//! this join keeps them for its window plus [`JOIN_GRACE_MS`], so a maximum arriving
-//! more than that behind the bids (a window task far behind the join's stream time) finds
-//! no partner and goes to the dead-letter topic. A bid too late for its window's maximum
+//! this join keeps them for its window plus [`JOIN_GRACE_MS`] of the join's stream time,
+//! so a record arriving later than that finds no partner and goes to the dead-letter
+//! topic. A bid too late for its window's maximum
 //! (stream time ≥ end + 4 s) does not count towards it but still joins it, as in Flink.
 
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{
-    I64Serde, JoinWindows, JsonSerde, StreamJoined, StreamsBuilder, StreamsError, TimeWindows,
-    Windowed,
+    I64Serde, JoinWindows, JsonSerde, KStream, ProcessError, Processor, ProcessorContext,
+    PunctuationType, Record, ScheduleId, StoreHandle, StreamJoined, StreamsBuilder, StreamsError,
+    TimeWindows, Windowed,
 };
 
 use super::shared::{WATERMARK_DELAY_MS, WHOLE_STREAM};
@@ -84,15 +88,19 @@ impl From<Bid> for Q7Result {
 
 /// Adds q7 to `builder`: events from `topics.input`, [`Q7Result`]s to `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    let bids = bids(&events(builder, topics));
+    // Every bid in one task: the window maxima need them all.
+    let bids = bids(&events(builder, topics))
+        .map(|_, b: Bid| (WHOLE_STREAM, b))
+        .repartition("q7-bids", I64Serde, JsonSerde::<Bid>::new());
     let maxima = bids
-        .map(|_, b: Bid| (WHOLE_STREAM, b.price))
+        .map_values(|b: &Bid| b.price)
         .group_by_key(I64Serde, I64Serde)
         .windowed_by(TimeWindows::of_size(WINDOW_MS).grace(WATERMARK_DELAY_MS))
         .reduce("q7-max-price", i64::max)
         .to_stream()
         .flat_map(|w: Windowed<i64>, max: Option<i64>| max.map(|m| (m, w.window.end_ms)));
-    bids.map(|_, b: Bid| (b.price, b))
+    candidates(builder, &bids, "q7-max-so-far", true)
+        .map(|_, b: Bid| (b.price, b))
         .join(
             &maxima,
             |b: &Bid, _end: &i64| Q7Result::from(b.clone()),
@@ -105,4 +113,84 @@ pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), Strea
         .map(|_, r: Q7Result| (r.auction, r))
         .to(&topics.output, I64Serde, JsonSerde::<Q7Result>::new());
     Ok(())
+}
+
+/// The bids of `bids` (one task for the whole stream) that can still equal their
+/// window's maximum — with `window_starts`, also every bid at exactly a window start, which
+/// `BETWEEN` offers to the window before — so that what follows holds a handful of bids
+/// per window instead of all of them. Runs in the bids' task, keeping its key.
+///
+/// It keeps the running maximum of each open window (`window start → price`, in the store
+/// `store`). A bid below its window's running maximum can never equal the window's final
+/// maximum, which is at least that, nor join any other window (but for the window starts
+/// above). Bids too late for their window (stream time ≥ end + grace) pass too: they do
+/// not count towards the maximum, but q7's join may still pair them, and a window
+/// aggregation after this sends them to the dead-letter topic as it would have.
+pub(crate) fn candidates(
+    builder: &StreamsBuilder,
+    bids: &KStream<i64, Bid>,
+    store: &str,
+    window_starts: bool,
+) -> KStream<i64, Bid> {
+    let max_so_far = StoreHandle::new(store, I64Serde, I64Serde);
+    builder.add_store(&max_so_far);
+    let handle = max_so_far.clone();
+    bids.process_values(
+        move || Candidates {
+            max_so_far: handle.clone(),
+            window_starts,
+        },
+        &[max_so_far.name()],
+    )
+}
+
+/// See [`candidates`].
+struct Candidates {
+    max_so_far: StoreHandle<i64, i64>,
+    window_starts: bool,
+}
+
+impl Processor<i64, Bid, i64, Bid> for Candidates {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, '_, i64, Bid>) -> Result<(), ProcessError> {
+        ctx.schedule(WINDOW_MS, PunctuationType::StreamTime);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, i64, Bid>,
+        r: Record<i64, Bid>,
+    ) -> Result<(), ProcessError> {
+        let t = r.value.date_time;
+        let start = t - t.rem_euclid(WINDOW_MS);
+        let late = ctx.stream_time_ms() >= start + WINDOW_MS + WATERMARK_DELAY_MS;
+        if !late {
+            let mut store = ctx.store(&self.max_so_far)?;
+            let max = store.get(&start)?;
+            let below = max.is_some_and(|m| r.value.price < m);
+            if below && !(self.window_starts && t == start) {
+                return Ok(());
+            }
+            if max.is_none_or(|m| r.value.price > m) {
+                store.put(&start, &r.value.price)?;
+            }
+        }
+        ctx.forward(r);
+        Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, i64, Bid>,
+        _schedule: ScheduleId,
+        stream_time_ms: i64,
+    ) -> Result<(), ProcessError> {
+        // Windows closed by now: their late bids pass without a look at the maximum.
+        let mut store = ctx.store(&self.max_so_far)?;
+        let last_closed = stream_time_ms - WATERMARK_DELAY_MS - WINDOW_MS;
+        for (start, _) in store.range(..=last_closed)? {
+            store.delete(&start)?;
+        }
+        Ok(())
+    }
 }
