@@ -589,13 +589,14 @@ fn q7w_returns_the_highest_bids_of_each_window_once() {
     }
 }
 
-/// Window [0, 10 s): maximum 800 by two bids; a bid at exactly 10 s at 800 (the next
-/// window's only 800, so its maximum too); a late 800 bid; one far too late for q7.
+/// Window [0, 10 s): maximum 800 by two bids; a bid at exactly 10 s at 800 (below the
+/// next window's maximum, 900, which arrived first); late bids; one far too late for q7.
 fn q7_edge_input() -> Vec<Event> {
     let mut events = vec![
         bid(1, 500, 1_000, 1),
         bid(1, 800, 5_000, 2),
         bid(2, 800, 9_999, 3),
+        bid(1, 900, 10_500, 9), // the next window's maximum, before the bid at its start
         bid(3, 800, 10_000, 4),
         bid(1, 300, 12_000, 5),
         bid(1, 100, 14_500, 0), // closes [0, 10 s) (stream time ≥ 14 s)
@@ -623,9 +624,9 @@ fn q7_edge_cases_boundary_bids_and_late_bids() {
     let mut d = support::driver(q7::build);
     support::pipe(&mut d, &q7_edge_input());
     let out = support::output(&mut d, &I64Serde);
-    // Window 0: bidders 2, 3 and 4 (at its end); window 1: 4 again; the late bid 6
-    // still joins window 0's maximum, as Flink's regular join; 7 is past the join's grace.
-    assert_eq!(bidders(out), vec![2, 3, 4, 4, 6]);
+    // Window 0: bidders 2, 3 and 4 (at its end); window 1: 9; the late bid 6 still joins
+    // window 0's maximum, as Flink's regular join; 7 is past the join's grace.
+    assert_eq!(bidders(out), vec![2, 3, 4, 6, 9]);
     assert!(
         support::dead_letters(&mut d) >= 2,
         "bids 6 (window) and 7 (join) are late"
@@ -637,7 +638,7 @@ fn q7w_edge_cases_boundary_bids_and_late_bids() {
     let mut d = support::driver(q7w::build);
     support::pipe(&mut d, &q7_edge_input());
     let out = support::output(&mut d, &I64Serde);
-    assert_eq!(bidders(out), vec![2, 3, 4]);
+    assert_eq!(bidders(out), vec![2, 3, 9]);
     assert_eq!(support::dead_letters(&mut d), 3, "bids 6, 7 and 8 are late");
 }
 
