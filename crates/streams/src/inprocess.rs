@@ -205,8 +205,10 @@ impl InProcessRunner {
                         topology: &self.topology,
                         config: &self.config,
                         routes: &routes,
-                        tasks: HashMap::new(),
-                        offsets: HashMap::new(),
+                        tasks: (0..self.topology.inner.subtopologies.len() * partitions)
+                            .map(|_| None)
+                            .collect(),
+                        offsets: vec![0; self.topology.inner.sources.len() * partitions],
                         backend: backend.clone(),
                         local: VecDeque::new(),
                         outboxes: (0..threads).map(|_| Vec::new()).collect(),
@@ -333,9 +335,10 @@ struct Worker<'a> {
     topology: &'a Topology,
     config: &'a InProcessConfig,
     routes: &'a HashMap<String, (u32, usize)>,
-    tasks: HashMap<TaskId, Task>,
-    /// Next offset per (source, partition).
-    offsets: HashMap<(usize, i32), i64>,
+    /// Tasks by `sub-topology × partitions + partition` (opened on their first record).
+    tasks: Vec<Option<Task>>,
+    /// Next offset by `source × partitions + partition`.
+    offsets: Vec<i64>,
     backend: MemoryBackend,
     /// Records for partitions this thread owns.
     local: VecDeque<Routed>,
@@ -423,7 +426,7 @@ impl Worker<'_> {
             }
         }
         self.maybe_commit(true)?;
-        for task in self.tasks.values_mut() {
+        for task in self.tasks.iter_mut().flatten() {
             self.report.late_records += task.take_late_records();
         }
         Ok(())
@@ -471,16 +474,24 @@ impl Worker<'_> {
             subtopology: r.subtopology,
             partition: r.partition,
         };
-        if !self.tasks.contains_key(&id) {
-            let task = self.open_task(id)?;
-            self.tasks.insert(id, task);
-        }
-        let offset = {
-            let o = self.offsets.entry((r.source, r.partition)).or_insert(0);
-            *o += 1;
-            *o - 1
+        let (slot, offset_slot) = match usize::try_from(r.partition) {
+            Ok(p) if p < self.partitions => (
+                r.subtopology as usize * self.partitions + p,
+                r.source * self.partitions + p,
+            ),
+            _ => {
+                return Err(StreamsError::Topology(format!(
+                    "partition {} of {} does not exist",
+                    r.partition, self.partitions
+                )))
+            }
         };
-        let Some(task) = self.tasks.get_mut(&id) else {
+        if self.tasks[slot].is_none() {
+            self.tasks[slot] = Some(self.open_task(id)?);
+        }
+        let offset = self.offsets[offset_slot];
+        self.offsets[offset_slot] += 1;
+        let Some(task) = self.tasks[slot].as_mut() else {
             return Err(StreamsError::Topology(format!("no task {id}")));
         };
         let outcome = match r.payload {
@@ -508,7 +519,7 @@ impl Worker<'_> {
         self.report.output_records += std::mem::take(&mut task.env.sunk);
         self.route_produced(&mut handoffs, outputs)?;
         // Give the (now empty) buffer back to the task: no allocation per record.
-        if let Some(task) = self.tasks.get_mut(&id) {
+        if let Some(task) = self.tasks[slot].as_mut() {
             task.env.handoffs = handoffs;
         }
         Ok(())
@@ -646,11 +657,11 @@ impl Worker<'_> {
             return Ok(());
         }
         let clock = wall_clock_ms();
-        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
-        for id in ids {
-            let Some(task) = self.tasks.get_mut(&id) else {
+        for slot in 0..self.tasks.len() {
+            let Some(task) = self.tasks[slot].as_mut() else {
                 continue;
             };
+            let id = task.id;
             task.advance_wall_clock(clock, None)
                 .map_err(|e| StreamsError::Processing {
                     topic: String::new(),

@@ -190,6 +190,16 @@ impl TaskEnv {
         self.check_store(store)?;
         Ok(self.overlay.get(self.state.as_ref(), store, key)?)
     }
+    /// Calls `f` with a key's value (overlay ∪ store) without copying it.
+    pub fn store_get_with<R>(
+        &self,
+        store: &str,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, ProcessError> {
+        self.check_store(store)?;
+        Ok(self.overlay.get_with(self.state.as_ref(), store, key, f)?)
+    }
     pub fn store_range(
         &self,
         store: &str,
