@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::producer::BaseRecord;
 use strom_streams::prelude::*;
 use strom_streams::runtime::query::Queryable;
-use strom_streams::runtime::{KafkaStreams, StreamsConfig};
+use strom_streams::runtime::{GroupProtocol, KafkaStreams, StreamsConfig};
 use support::*;
 
 const KEYS: usize = 20;
@@ -32,8 +32,9 @@ fn topology() -> Topology {
     b.build().unwrap()
 }
 
-fn start(bs: &str, dir: &std::path::Path, port: u16) -> KafkaStreams {
+fn start(bs: &str, dir: &std::path::Path, port: u16, protocol: GroupProtocol) -> KafkaStreams {
     let mut c = StreamsConfig::new("query-app", bs);
+    c.group_protocol = protocol;
     c.state_dir = dir.to_path_buf();
     c.application_server = Some(format!("127.0.0.1:{port}"));
     c.client_config
@@ -82,6 +83,17 @@ fn get_following(port: u16, path: &str, redirects: &mut usize) -> (u16, serde_js
 
 #[test]
 fn queries_reach_the_instance_that_holds_each_key() {
+    queries_reach_the_instance_that_holds_each_key_with(GroupProtocol::Classic);
+}
+
+/// The same under the new group protocol (KIP-848): instances find each other through
+/// ConsumerGroupDescribe.
+#[test]
+fn queries_reach_the_instance_that_holds_each_key_under_the_new_group_protocol() {
+    queries_reach_the_instance_that_holds_each_key_with(GroupProtocol::Consumer);
+}
+
+fn queries_reach_the_instance_that_holds_each_key_with(protocol: GroupProtocol) {
     let dir = tempfile::tempdir().unwrap();
     let broker = spawn_broker(&dir.path().join("broker"));
     let bs = broker.bootstrap.clone();
@@ -90,7 +102,7 @@ fn queries_reach_the_instance_that_holds_each_key() {
     let apps: Vec<KafkaStreams> = ports
         .iter()
         .enumerate()
-        .map(|(i, &p)| start(&bs, &dir.path().join(format!("i{i}")), p))
+        .map(|(i, &p)| start(&bs, &dir.path().join(format!("i{i}")), p, protocol))
         .collect();
     // Key u{k} gets k + 1 clicks.
     let mut records = Vec::new();
@@ -114,7 +126,9 @@ fn queries_reach_the_instance_that_holds_each_key() {
     }
     produce(&p, "clicks", &records);
 
-    // Both members in the group, every partition assigned, each with its address.
+    // Both members in the group, every partition assigned, each with its address and a
+    // share (the new protocol has no initial rebalance delay: the second member gets its
+    // share a few heartbeats after the first took everything).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (status, _, body) = get(ports[0], "/v1/instances");
@@ -124,7 +138,10 @@ fn queries_reach_the_instance_that_holds_each_key() {
             .iter()
             .map(|m| m["partitions"].as_array().map_or(0, Vec::len))
             .sum();
-        if status == 200 && hosts == 2 && partitions == 6 {
+        let each_holds_some = members
+            .iter()
+            .all(|m| m["partitions"].as_array().is_some_and(|p| !p.is_empty()));
+        if status == 200 && hosts == 2 && partitions == 6 && each_holds_some {
             break;
         }
         assert!(Instant::now() < deadline, "group did not settle: {body}");

@@ -4,6 +4,10 @@
 //! member to another only after the first reports it has released it, so no two
 //! members ever own the same partition.
 //!
+//! The target comes from the server-side assignor the members ask for
+//! ([`super::assignor`]: `uniform`, the default, or `range`, which keeps partition n of
+//! co-partitioned topics on one member).
+//!
 //! Time is passed in (`now`), so tests drive session expiry without sleeping.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,8 +16,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-/// Partitions by topic id.
-pub(crate) type Partitions = BTreeMap<Uuid, BTreeSet<i32>>;
+pub(crate) use super::assignor::Partitions;
+use super::assignor::{Assignor, MemberSpec};
 
 /// Kafka's `group.consumer.session.timeout.ms`.
 pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_millis(45_000);
@@ -36,6 +40,8 @@ pub(crate) struct ConsumerMember {
     pub epoch: i32,
     previous_epoch: i32,
     pub subscribed: Vec<String>,
+    /// The server assignor the member asked for (`None`: none named).
+    pub server_assignor: Option<Assignor>,
     /// What the broker last gave the member.
     pub assigned: Partitions,
     /// What the member last said it owns.
@@ -56,6 +62,9 @@ pub(crate) struct Heartbeat {
     pub subscribed: Option<Vec<String>>,
     /// `None`: unchanged since the last heartbeat.
     pub owned: Option<Partitions>,
+    /// The server assignor asked for; `None`: unchanged since the last heartbeat (the
+    /// handler refuses names strom does not know).
+    pub server_assignor: Option<Assignor>,
 }
 
 /// A heartbeat's answer.
@@ -79,6 +88,8 @@ pub(crate) struct ConsumerGroup {
     /// The subscribed topics (id and partition count) the target was computed from:
     /// when a subscribed topic appears, goes or grows, the group's epoch moves on.
     assigned_topics: BTreeMap<String, (Uuid, i32)>,
+    /// The assignor the target was computed with.
+    pub assignor: Assignor,
 }
 
 impl ConsumerGroup {
@@ -185,6 +196,9 @@ impl ConsumerGroup {
                         .clone()
                         .or_else(|| existing.as_ref().map(|m| m.subscribed.clone()))
                         .unwrap_or_default(),
+                    server_assignor: request
+                        .server_assignor
+                        .or_else(|| existing.as_ref().and_then(|m| m.server_assignor)),
                     assigned: Partitions::new(),
                     owned: Partitions::new(),
                     last_heartbeat: now,
@@ -213,6 +227,13 @@ impl ConsumerGroup {
                 epoch_bump = true;
             }
         }
+        if request
+            .server_assignor
+            .is_some_and(|a| member.server_assignor != Some(a))
+        {
+            member.server_assignor = request.server_assignor;
+            epoch_bump = true;
+        }
         if epoch_bump {
             self.epoch = group_epoch + 1;
         }
@@ -240,11 +261,33 @@ impl ConsumerGroup {
             .filter(|(name, _)| subscribed.contains(name))
             .map(|(name, t)| (name.clone(), *t))
             .collect();
-        if self.assignment_epoch == self.epoch && relevant != self.assigned_topics {
+        let assignor = self.preferred_assignor();
+        if self.assignment_epoch == self.epoch
+            && (relevant != self.assigned_topics || assignor != self.assignor)
+        {
             self.epoch += 1;
         }
         if self.assignment_epoch < self.epoch {
-            self.target = assign(&self.members, topics);
+            let empty = Partitions::new();
+            // Stickiness starts from the current target (as Kafka's coordinator does),
+            // not from what members hold yet: a change in the middle of a hand-over
+            // then keeps partitions on the member they are moving to.
+            let specs: BTreeMap<String, MemberSpec<'_>> = self
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    (
+                        id.clone(),
+                        MemberSpec {
+                            subscribed: &m.subscribed,
+                            current: self.target.get(id).unwrap_or(&empty),
+                        },
+                    )
+                })
+                .collect();
+            let target = assignor.assign(&specs, topics);
+            self.target = target;
+            self.assignor = assignor;
             self.assignment_epoch = self.epoch;
             self.assigned_topics = relevant;
         }
@@ -297,6 +340,20 @@ impl ConsumerGroup {
         })
     }
 
+    /// The assignor of the group: the one most members ask for (the first in
+    /// [`Assignor::ALL`] order on a tie), `uniform` when none asks, as Kafka picks it.
+    pub fn preferred_assignor(&self) -> Assignor {
+        let mut votes: BTreeMap<Assignor, usize> = BTreeMap::new();
+        for a in self.members.values().filter_map(|m| m.server_assignor) {
+            *votes.entry(a).or_default() += 1;
+        }
+        votes
+            .into_iter()
+            .max_by_key(|(a, n)| (*n, std::cmp::Reverse(*a)))
+            .map(|(a, _)| a)
+            .unwrap_or_default()
+    }
+
     /// Removes members whose session expired. Returns whether any was removed.
     pub fn expire(&mut self, now: Instant) -> bool {
         let before = self.members.len();
@@ -342,69 +399,6 @@ fn retain(partitions: &Partitions, keep: impl Fn(&(Uuid, i32)) -> bool) -> Parti
         out.entry(p.0).or_default().insert(p.1);
     }
     out
-}
-
-/// The uniform assignor: each topic's partitions are spread over the members that
-/// subscribe to it, keeping each member's current partitions where the spread allows,
-/// so that a change moves as few partitions as possible.
-fn assign(
-    members: &BTreeMap<String, ConsumerMember>,
-    topics: &BTreeMap<String, (Uuid, i32)>,
-) -> BTreeMap<String, Partitions> {
-    let mut target: BTreeMap<String, Partitions> = members
-        .keys()
-        .map(|id| (id.clone(), Partitions::new()))
-        .collect();
-    let subscribed: BTreeSet<&String> =
-        members.values().flat_map(|m| m.subscribed.iter()).collect();
-    for topic in subscribed {
-        let Some((topic_id, count)) = topics.get(topic) else {
-            continue;
-        };
-        let subscribers: Vec<&ConsumerMember> = members
-            .values()
-            .filter(|m| m.subscribed.contains(topic))
-            .collect();
-        let n = subscribers.len();
-        // Quotas: the first `count % n` members (in id order) get one more.
-        let quota = |i: usize| (*count as usize) / n + usize::from(i < (*count as usize) % n);
-        let mut load: Vec<usize> = vec![0; n];
-        let mut unassigned = Vec::new();
-        for partition in 0..*count {
-            // Sticky: a member that has the partition keeps it while under its quota.
-            let keeper = subscribers.iter().enumerate().find(|(i, m)| {
-                load[*i] < quota(*i)
-                    && m.assigned
-                        .get(topic_id)
-                        .is_some_and(|ps| ps.contains(&partition))
-            });
-            match keeper {
-                Some((i, m)) => {
-                    load[i] += 1;
-                    target
-                        .entry(m.id.clone())
-                        .or_default()
-                        .entry(*topic_id)
-                        .or_default()
-                        .insert(partition);
-                }
-                None => unassigned.push(partition),
-            }
-        }
-        for partition in unassigned {
-            let Some(i) = (0..n).find(|i| load[*i] < quota(*i)) else {
-                break;
-            };
-            load[i] += 1;
-            target
-                .entry(subscribers[i].id.clone())
-                .or_default()
-                .entry(*topic_id)
-                .or_default()
-                .insert(partition);
-        }
-    }
-    target
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! committed offsets, with both kept durable in the internal `__consumer_offsets` log
 //! (offset commits, completed rebalances, deletions) and replayed at start.
 
+pub(crate) mod assignor;
 pub(crate) mod consumer;
 pub(crate) mod group;
 pub(crate) mod producer_ids;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Shared;
+use crate::coord::assignor::Assignor;
 use crate::coord::consumer::{Heartbeat, Partitions, HEARTBEAT_INTERVAL};
 use crate::security::acl::{Operation, Resource};
 use crate::security::Session;
@@ -60,16 +61,20 @@ pub(super) fn heartbeat(
             "regular-expression subscriptions are not supported yet; subscribe to topic names",
         );
     }
-    if request
-        .server_assignor
-        .as_ref()
-        .is_some_and(|a| a.as_str() != "uniform")
-    {
-        return error(
-            ResponseError::UnsupportedAssignor,
-            "strom's only server assignor is `uniform`",
-        );
-    }
+    // A named assignor must be one strom has (Kafka: UNSUPPORTED_ASSIGNOR); `None`
+    // keeps the member's previous choice.
+    let server_assignor = match request.server_assignor.as_ref() {
+        None => None,
+        Some(name) => match Assignor::from_name(name.as_str()) {
+            Some(assignor) => Some(assignor),
+            None => {
+                return error(
+                    ResponseError::UnsupportedAssignor,
+                    "strom's server assignors are `uniform` (the default) and `range`",
+                )
+            }
+        },
+    };
     let heartbeat = Heartbeat {
         member_id: request.member_id.to_string(),
         member_epoch: request.member_epoch,
@@ -91,6 +96,7 @@ pub(super) fn heartbeat(
                 })
                 .collect()
         }),
+        server_assignor,
     };
     let topics = topic_table(shared);
     match shared
@@ -155,7 +161,7 @@ pub(super) fn describe(
                     .with_group_state(StrBytes::from_static_str(g.state()))
                     .with_group_epoch(g.epoch)
                     .with_assignment_epoch(g.assignment_epoch)
-                    .with_assignor_name(StrBytes::from_static_str("uniform"))
+                    .with_assignor_name(StrBytes::from_static_str(g.assignor.name()))
                     .with_members(
                         g.members
                             .values()

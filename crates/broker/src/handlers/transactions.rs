@@ -262,6 +262,13 @@ pub(super) async fn commit_offsets(
                 0,
             )
             .err()
+            // A new-protocol (KIP-848) member's stale epoch: TxnOffsetCommit has no
+            // STALE_MEMBER_EPOCH, Kafka answers ILLEGAL_GENERATION (abortable for the
+            // producer, as for a classic member's stale generation).
+            .map(|e| match e {
+                ResponseError::StaleMemberEpoch => ResponseError::IllegalGeneration,
+                other => other,
+            })
     } else {
         None
     };

@@ -26,6 +26,23 @@ pub enum StateBackendKind {
     Memory,
 }
 
+/// The consumer group protocol of the stream threads (see [`super::membership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// The classic protocol, `cooperative-sticky`, unless a sub-topology reads several
+    /// co-partitioned topics: then the new protocol with the broker's `range` assignor
+    /// when the cluster speaks it (asked at start), the classic eager `range` otherwise.
+    #[default]
+    Auto,
+    /// The classic protocol (JoinGroup/SyncGroup, assignment by the group leader):
+    /// `cooperative-sticky`, or eager `range` for co-partitioned inputs.
+    Classic,
+    /// The new protocol (KIP-848, `group.protocol=consumer`; Apache Kafka 4.0+, strom):
+    /// the broker assigns, `range` for co-partitioned inputs, `uniform` otherwise. Session
+    /// timeout and heartbeat interval are then the broker's.
+    Consumer,
+}
+
 /// Settings of a [`super::KafkaStreams`] instance.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -70,6 +87,15 @@ pub struct StreamsConfig {
     /// consumer group and redirect queries for keys this instance holds here
     /// (Kafka Streams' `application.server`). Default `None`.
     pub application_server: Option<String>,
+    /// The consumer group protocol (default [`GroupProtocol::Auto`]); `group.protocol`
+    /// in `client_config` overrides it.
+    pub group_protocol: GroupProtocol,
+    /// OTLP/HTTP base URL (`http://collector:4318`) to export spans to, with service name
+    /// = `application_id`: each input record's processing span (a child of the record's
+    /// W3C `traceparent`; records it produces carry a `traceparent` naming it), commits
+    /// and restores. Needs the cargo feature `otel`; without it, a set endpoint fails
+    /// the start. Default `None`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl StreamsConfig {
@@ -96,6 +122,8 @@ impl StreamsConfig {
             client_config: BTreeMap::new(),
             stream_time_wall_clock_lag: None,
             application_server: None,
+            group_protocol: GroupProtocol::Auto,
+            otlp_endpoint: None,
         }
     }
 

@@ -95,10 +95,21 @@ pub struct Metrics {
     pub producer_recreations: AtomicU64,
     /// Rebalance callbacks (assign and revoke).
     pub rebalances: AtomicU64,
+    /// Input partitions assigned by rebalances.
+    pub partitions_assigned: AtomicU64,
+    /// Input partitions revoked (or lost) by rebalances.
+    pub partitions_revoked: AtomicU64,
+    /// Rebalances after which a task held only some of its input partitions.
+    pub split_task_assignments: AtomicU64,
     /// Records whose processing asked for a retry (their partition was paused).
     pub retries: AtomicU64,
+    /// Records sent to retry topics.
+    pub retry_topic_records: AtomicU64,
     /// Changelog offsets still to replay by restores in progress (restore progress).
     pub restore_remaining: AtomicU64,
+    /// Records read from global tables' topics (a restart with a checkpoint reads only
+    /// the tail).
+    pub global_records_read: AtomicU64,
     /// Time to process one input record (operators and sends).
     pub process_latency: Histogram,
     /// Time of a commit (changelog, offsets, transaction, store apply).
@@ -116,15 +127,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Metrics {
+    /// What rebalances did to this instance's partitions.
+    fn rebalance_counters(&self) -> [(&'static str, &'static str, &AtomicU64); 3] {
+        [
+            (
+                "strom_streams_partitions_assigned_total",
+                "Input partitions assigned by rebalances.",
+                &self.partitions_assigned,
+            ),
+            (
+                "strom_streams_partitions_revoked_total",
+                "Input partitions revoked or lost by rebalances (incremental rebalances revoke only those that move).",
+                &self.partitions_revoked,
+            ),
+            (
+                "strom_streams_split_task_assignments_total",
+                "Rebalances after which a task held only some of its co-partitioned input partitions.",
+                &self.split_task_assignments,
+            ),
+        ]
+    }
+
     /// The metrics in Prometheus' text format, labelled with the application id.
     pub fn render(&self, application_id: &str) -> String {
         let app = format!("application_id=\"{application_id}\"");
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "strom_streams_changelog_records_total",
                 "Changelog records written by successful commits.",
                 &self.changelog_records,
+            ),
+            (
+                "strom_streams_retry_topic_records_total",
+                "Records sent to retry topics.",
+                &self.retry_topic_records,
             ),
             (
                 "strom_streams_retries_total",
@@ -162,6 +199,11 @@ impl Metrics {
                 &self.restored_records,
             ),
             (
+                "strom_streams_global_records_read_total",
+                "Records read from the topics of global tables.",
+                &self.global_records_read,
+            ),
+            (
                 "strom_streams_producer_recreations_total",
                 "Producers recreated after fencing or a fatal error.",
                 &self.producer_recreations,
@@ -172,7 +214,7 @@ impl Metrics {
                 &self.rebalances,
             ),
         ];
-        for (name, help, v) in counters {
+        for (name, help, v) in counters.into_iter().chain(self.rebalance_counters()) {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{app}}} {}",

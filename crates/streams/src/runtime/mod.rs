@@ -24,16 +24,19 @@ mod admin;
 pub mod config;
 mod global;
 mod http;
+pub mod membership;
 pub mod metrics;
 pub mod query;
 pub mod thread;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use config::{ProcessingGuarantee, StateBackendKind, StreamsConfig};
+pub use config::{GroupProtocol, ProcessingGuarantee, StateBackendKind, StreamsConfig};
+pub use membership::Membership;
 pub use metrics::Metrics;
 
 use crate::error::StreamsError;
@@ -65,10 +68,24 @@ pub struct MetricsSnapshot {
     pub producer_recreations: u64,
     /// Rebalance callbacks.
     pub rebalances: u64,
-    /// Records that asked to be retried later (their partition was paused).
+    /// Records that asked to be retried later (their partition was paused), including
+    /// retry-topic records read before their due time.
     pub retries: u64,
+    /// Records sent to retry topics ([`crate::retry_topics`]).
+    pub retry_topic_records: u64,
     /// Changelog offsets still to replay by restores in progress.
     pub restore_remaining: u64,
+    /// Records read from global tables' topics.
+    pub global_records_read: u64,
+    /// Input partitions given to this instance by rebalances.
+    pub partitions_assigned: u64,
+    /// Input partitions taken from this instance by rebalances (lost ones included,
+    /// its own shutdown included): under an incremental rebalance only those that move
+    /// elsewhere, under an eager one all it held.
+    pub partitions_revoked: u64,
+    /// Rebalances after which a task held only some of its input partitions (partition
+    /// *n* of the co-partitioned inputs of a sub-topology on different members).
+    pub split_task_assignments: u64,
 }
 
 pub(crate) struct Shared {
@@ -77,7 +94,8 @@ pub(crate) struct Shared {
     pub globals: crate::store::global::GlobalStores,
     /// Source topic → (sub-topology, source index).
     pub sources: std::collections::HashMap<String, (u32, usize)>,
-    /// Names of the repartition topics (purged after commit).
+    /// Names of the repartition and retry topics: consumed for good once committed, so
+    /// purged (DeleteRecords) after commit.
     pub repartition_topics: std::collections::BTreeSet<String>,
     pub config: StreamsConfig,
     pub backend: Arc<dyn StateBackend>,
@@ -91,8 +109,14 @@ pub(crate) struct Shared {
     /// The client interactive queries use to read the group's members (created on the
     /// first lookup).
     pub group_client: std::sync::Mutex<Option<rdkafka::consumer::BaseConsumer>>,
+    /// Exports spans over OTLP (feature `otel` and an endpoint), else does nothing.
+    pub tracer: crate::telemetry::Tracer,
     /// The receiving ends, taken by each thread when it starts.
     pub query_rx: Vec<std::sync::Mutex<Option<std::sync::mpsc::Receiver<query::QueryRequest>>>>,
+    /// The group protocol and assignor of the stream threads' consumers.
+    pub membership: Membership,
+    /// The input partitions each stream thread holds.
+    pub assignments: std::sync::Mutex<BTreeMap<usize, BTreeSet<(String, i32)>>>,
 }
 
 /// A running instance of a streams application.
@@ -126,7 +150,18 @@ impl KafkaStreams {
         config.validate()?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| StreamsError::Store(e.into()))?;
         let instance_id = instance_id(&config.state_dir)?;
+        let tracer = crate::telemetry::Tracer::start(
+            config.otlp_endpoint.as_deref(),
+            &config.application_id,
+            &instance_id,
+        )?;
         let partitions = admin::prepare(topology, &config)?;
+        let membership = membership::choose(topology, &config);
+        tracing::info!(
+            protocol = ?membership.protocol,
+            assignor = membership.assignor,
+            "consumer group membership"
+        );
         let (query_tx, query_rx) = (0..config.num_stream_threads)
             .map(|_| {
                 let (tx, rx) = std::sync::mpsc::channel();
@@ -141,7 +176,11 @@ impl KafkaStreams {
         };
         let app_id = config.application_id.clone();
         let shared = Arc::new(Shared {
-            repartition_topics: topology.repartition_topics(&app_id).into_iter().collect(),
+            repartition_topics: topology
+                .repartition_topics(&app_id)
+                .into_iter()
+                .chain(topology.retry_topics(&app_id))
+                .collect(),
             sources: topology.source_index(&app_id),
             globals: topology.global_stores(),
             topology: topology.clone(),
@@ -154,6 +193,9 @@ impl KafkaStreams {
             query_tx,
             query_rx,
             group_client: std::sync::Mutex::new(None),
+            membership,
+            assignments: std::sync::Mutex::new(BTreeMap::new()),
+            tracer,
         });
         let global = global::start(&shared)?;
         let mut threads = Vec::new();
@@ -194,8 +236,31 @@ impl KafkaStreams {
             producer_recreations: m.producer_recreations.load(Ordering::Relaxed),
             rebalances: m.rebalances.load(Ordering::Relaxed),
             retries: m.retries.load(Ordering::Relaxed),
+            retry_topic_records: m.retry_topic_records.load(Ordering::Relaxed),
             restore_remaining: m.restore_remaining.load(Ordering::Relaxed),
+            global_records_read: m.global_records_read.load(Ordering::Relaxed),
+            partitions_assigned: m.partitions_assigned.load(Ordering::Relaxed),
+            partitions_revoked: m.partitions_revoked.load(Ordering::Relaxed),
+            split_task_assignments: m.split_task_assignments.load(Ordering::Relaxed),
         }
+    }
+
+    /// The group protocol and assignor this instance's consumers use (chosen at start,
+    /// see [`membership`]).
+    pub fn membership(&self) -> Membership {
+        self.shared.membership
+    }
+
+    /// The input partitions (topic, partition) this instance's stream threads hold now.
+    pub fn assignment(&self) -> BTreeSet<(String, i32)> {
+        self.shared
+            .assignments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// The metrics in Prometheus' text format.
@@ -253,6 +318,8 @@ impl KafkaStreams {
         if let Some(g) = self.global {
             let _ = g.join();
         }
+        // The threads' last spans (their final commits) go out before close returns.
+        self.shared.tracer.shutdown();
         first
     }
 }

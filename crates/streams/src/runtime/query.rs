@@ -5,8 +5,9 @@
 //! the task answers from its store's committed state (never uncommitted writes), between
 //! two polls. Which instance owns which partition comes from the consumer group: each
 //! instance puts its query address into its consumers' `client.id`
-//! (`strom-streams@HOST:PORT`), and DescribeGroups returns every member's client id and
-//! assignment. A query for a key held elsewhere is answered with a redirect there.
+//! (`strom-streams@HOST:PORT`), and DescribeGroups (ConsumerGroupDescribe under the new
+//! group protocol, KIP-848) returns every member's client id and assignment. A query for
+//! a key held elsewhere is answered with a redirect there.
 //!
 //! Routes (`KafkaStreams::serve_http`):
 //! - `GET /v1/stores` — the queryable stores;
@@ -257,6 +258,18 @@ fn instances(shared: &Shared) -> Result<Vec<Instance>, String> {
         return Err("no group client".into());
     };
     let app = &shared.config.application_id;
+    if shared.membership.protocol == super::GroupProtocol::Consumer {
+        // A new-protocol group is not a classic one: DescribeGroups does not list it.
+        return Ok(
+            describe_consumer_group(consumer.client(), app, Duration::from_secs(5))?
+                .into_iter()
+                .map(|(client_id, partitions)| Instance {
+                    host: client_id.strip_prefix(CLIENT_ID_PREFIX).map(str::to_string),
+                    partitions,
+                })
+                .collect(),
+        );
+    }
     let groups = consumer
         .fetch_group_list(Some(app), Duration::from_secs(5))
         .map_err(|e| e.to_string())?;
@@ -277,6 +290,114 @@ fn instances(shared: &Shared) -> Result<Vec<Instance>, String> {
                 .unwrap_or_default(),
         })
         .collect())
+}
+
+/// A member's client id and assigned partitions.
+type GroupMember = (String, Vec<(String, i32)>);
+
+/// Client id and assigned partitions of each member of `group`, through librdkafka's
+/// DescribeConsumerGroups (which rdkafka does not wrap): it asks ConsumerGroupDescribe
+/// first and falls back to DescribeGroups for a classic group. An unknown group has no
+/// members.
+fn describe_consumer_group<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    group: &str,
+    timeout: Duration,
+) -> Result<Vec<GroupMember>, String> {
+    use rdkafka::bindings as rd;
+    use std::ffi::{c_char, CStr, CString};
+
+    /// A C string librdkafka owns, copied (`None` for NULL).
+    ///
+    /// # Safety
+    /// `p` is NULL or a NUL-terminated string valid for the call.
+    unsafe fn text(p: *const c_char) -> Option<String> {
+        // SAFETY: the caller's promise.
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+
+    let group_c = CString::new(group).map_err(|e| e.to_string())?;
+    let timeout_ms = timeout.as_millis().min(i32::MAX as u128 / 2) as i32;
+    let rk = client.native_ptr();
+    // SAFETY: `rk` is a live client for the whole call; the queue, options and event are
+    // created and destroyed here, and every pointer read from the event is used before
+    // the event is destroyed (librdkafka owns them until then).
+    unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+        );
+        let mut errstr = [0 as c_char; 256];
+        rd::rd_kafka_AdminOptions_set_request_timeout(
+            options,
+            timeout_ms,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        );
+        let mut groups = [group_c.as_ptr()];
+        rd::rd_kafka_DescribeConsumerGroups(rk, groups.as_mut_ptr(), 1, options, queue);
+        // The request copied the options.
+        rd::rd_kafka_AdminOptions_destroy(options);
+        let event = rd::rd_kafka_queue_poll(queue, timeout_ms.saturating_add(1000));
+        let result = if event.is_null() {
+            Err("describing the group timed out".to_string())
+        } else if rd::rd_kafka_event_error(event)
+            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            Err(text(rd::rd_kafka_event_error_string(event)).unwrap_or_default())
+        } else {
+            let described = rd::rd_kafka_event_DescribeConsumerGroups_result(event);
+            let mut count = 0usize;
+            let groups = if described.is_null() {
+                std::ptr::null_mut()
+            } else {
+                rd::rd_kafka_DescribeConsumerGroups_result_groups(described, &mut count)
+            };
+            let mut members = Vec::new();
+            let mut error = None;
+            for g in (0..count).map(|i| *groups.add(i)) {
+                let e = rd::rd_kafka_ConsumerGroupDescription_error(g);
+                if !e.is_null() {
+                    if rd::rd_kafka_error_code(e)
+                        != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND
+                    {
+                        error = text(rd::rd_kafka_error_string(e));
+                    }
+                    continue;
+                }
+                for j in 0..rd::rd_kafka_ConsumerGroupDescription_member_count(g) {
+                    let m = rd::rd_kafka_ConsumerGroupDescription_member(g, j);
+                    let client_id = text(rd::rd_kafka_MemberDescription_client_id(m));
+                    let assignment = rd::rd_kafka_MemberDescription_assignment(m);
+                    let list = if assignment.is_null() {
+                        std::ptr::null()
+                    } else {
+                        rd::rd_kafka_MemberAssignment_partitions(assignment)
+                    };
+                    let mut partitions = Vec::new();
+                    if !list.is_null() {
+                        for k in 0..(*list).cnt.max(0) as usize {
+                            let tp = &*(*list).elems.add(k);
+                            if let Some(topic) = text(tp.topic) {
+                                partitions.push((topic, tp.partition));
+                            }
+                        }
+                    }
+                    members.push((client_id.unwrap_or_default(), partitions));
+                }
+            }
+            match error {
+                Some(e) => Err(e),
+                None => Ok(members),
+            }
+        };
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_queue_destroy(queue);
+        result
+    }
 }
 
 fn percent_decode(s: &str) -> String {

@@ -1,5 +1,6 @@
-//! A stream thread: one OS thread with its consumer (group = application id, cooperative
-//! rebalancing), its producer (transactional under exactly-once) and its tasks.
+//! A stream thread: one OS thread with its consumer (group = application id, incremental
+//! rebalancing: the protocol and assignor come from [`super::membership`]), its producer
+//! (transactional under exactly-once) and its tasks.
 //!
 //! The loop and the commit protocol follow STREAMS.md:
 //!
@@ -156,6 +157,8 @@ struct ThreadState {
     /// Tasks whose restore was planned.
     restore_started: BTreeSet<TaskId>,
     restored_by_task: BTreeMap<TaskId, u64>,
+    /// When each restore in progress began (its span's start).
+    restore_began: BTreeMap<TaskId, SystemTime>,
     /// Committed offsets of repartition topics not yet purged, and the last purge.
     purge: BTreeMap<(String, i32), i64>,
     last_purge: Instant,
@@ -185,6 +188,7 @@ impl ThreadState {
             restoring: BTreeMap::new(),
             restore_started: BTreeSet::new(),
             restored_by_task: BTreeMap::new(),
+            restore_began: BTreeMap::new(),
             purge: BTreeMap::new(),
             last_purge: Instant::now(),
             admin: None,
@@ -368,11 +372,19 @@ impl ThreadState {
         let _span = tracing::trace_span!("task", task = %id, offset).entered();
         let started = Instant::now();
         task.set_wall_clock(wall_clock_ms());
-        let outcome = task.process(&raw)?;
-        let outputs = task.take_outputs();
+        let record_span =
+            self.shared
+                .tracer
+                .record_span(id, &self.shared.config.application_id, &raw);
+        let outcome = task.process(&raw);
+        let mut outputs = task.take_outputs();
+        record_span.finish(&outcome, &mut outputs);
+        let outcome = outcome?;
         let m = &self.shared.metrics;
         m.late_records
             .fetch_add(task.take_late_records(), Ordering::Relaxed);
+        m.retry_topic_records
+            .fetch_add(task.take_retry_topic_records(), Ordering::Relaxed);
         match outcome {
             Processed::Ok => m.records_processed.fetch_add(1, Ordering::Relaxed),
             Processed::Skipped => m.records_skipped.fetch_add(1, Ordering::Relaxed),
@@ -515,9 +527,29 @@ impl ThreadState {
         Ok(tpl)
     }
 
+    /// True when there is nothing to commit: no input consumed, no transaction open, no
+    /// store written.
+    fn nothing_to_commit(&self) -> bool {
+        self.positions.is_empty()
+            && !self.in_txn
+            && self.tasks.values().all(|t| t.overlay_bytes() == 0)
+    }
+
     /// Commits and handles every failure; only unrecoverable errors are returned.
     fn commit(&mut self, consumer: &Consumer_) {
-        match self.try_commit(consumer) {
+        let traced = (!self.nothing_to_commit())
+            .then(|| (SystemTime::now(), self.tasks.len(), self.since_commit));
+        let result = self.try_commit(consumer);
+        if let Some((started, tasks, records)) = traced {
+            let error = match &result {
+                Ok(()) => None,
+                Err(TxnFailure::Abortable(e) | TxnFailure::Fatal(e)) => Some(e.as_str()),
+            };
+            self.shared
+                .tracer
+                .commit_span(self.index, tasks, records, started, error);
+        }
+        match result {
             Ok(()) => {}
             Err(TxnFailure::Abortable(e)) => {
                 tracing::warn!(thread = self.index, error = %e, "commit failed: aborting and rewinding");
@@ -533,10 +565,7 @@ impl ThreadState {
     fn try_commit(&mut self, consumer: &Consumer_) -> Result<(), TxnFailure> {
         let _span =
             tracing::debug_span!("commit", thread = self.index, tasks = self.tasks.len()).entered();
-        if self.positions.is_empty()
-            && !self.in_txn
-            && self.tasks.values().all(|t| t.overlay_bytes() == 0)
-        {
+        if self.nothing_to_commit() {
             self.last_commit = Instant::now();
             return Ok(());
         }
@@ -820,10 +849,10 @@ impl ThreadState {
     }
 
     fn on_assign(&mut self, consumer: &Consumer_, tpl: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .rebalances
-            .fetch_add(1, Ordering::Relaxed);
+        let m = &self.shared.metrics;
+        m.rebalances.fetch_add(1, Ordering::Relaxed);
+        m.partitions_assigned
+            .fetch_add(tpl.count() as u64, Ordering::Relaxed);
         for e in tpl.elements() {
             let Some(id) = self.task_of(e.topic(), e.partition()) else {
                 continue;
@@ -846,13 +875,39 @@ impl ThreadState {
             "partitions assigned"
         );
         self.pause_pending(consumer);
+        self.publish_assignment();
+    }
+
+    /// Publishes the thread's input partitions (for [`super::KafkaStreams::assignment`])
+    /// and counts a task holding only some of its sub-topology's input partitions: the
+    /// assignor split partition *n* of co-partitioned topics over members.
+    fn publish_assignment(&self) {
+        let held: BTreeSet<(String, i32)> = self.partitions.values().flatten().cloned().collect();
+        let split = self.partitions.iter().any(|(id, parts)| {
+            self.shared
+                .sources
+                .iter()
+                .filter(|(_, (sub, _))| *sub == id.subtopology)
+                .any(|(topic, _)| !parts.contains(&(topic.clone(), id.partition)))
+        });
+        if split {
+            self.shared
+                .metrics
+                .split_task_assignments
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                thread = self.index,
+                "a task holds only some of its co-partitioned input partitions"
+            );
+        }
+        lock(&self.shared.assignments).insert(self.index, held);
     }
 
     fn on_revoke(&mut self, consumer: &Consumer_, tpl: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .rebalances
-            .fetch_add(1, Ordering::Relaxed);
+        let m = &self.shared.metrics;
+        m.rebalances.fetch_add(1, Ordering::Relaxed);
+        m.partitions_revoked
+            .fetch_add(tpl.count() as u64, Ordering::Relaxed);
         let lost = consumer.assignment_lost();
         let mut revoked = BTreeSet::new();
         for e in tpl.elements() {
@@ -875,6 +930,7 @@ impl ThreadState {
                 self.pending_restore.remove(id);
             }
             self.abort_and_rewind(consumer);
+            self.publish_assignment();
             return;
         }
         // The transaction spans every task: commit it before giving any away.
@@ -898,6 +954,7 @@ impl ThreadState {
             tasks = self.tasks.len(),
             "partitions revoked"
         );
+        self.publish_assignment();
     }
 
     /// The restore consumer of a store's changelog (one per store: end-of-partition
@@ -1020,6 +1077,9 @@ impl ThreadState {
             self.restore_started.remove(&id);
             self.pending_restore.remove(&id);
             let restored = self.restored_by_task.remove(&id).unwrap_or(0);
+            if let Some(began) = self.restore_began.remove(&id) {
+                self.shared.tracer.restore_span(id, restored, began);
+            }
             let only: BTreeSet<TaskId> = [id].into_iter().collect();
             let mut tpl = TopicPartitionList::new();
             for (t, p) in self.partitions.get(&id).into_iter().flatten() {
@@ -1044,6 +1104,9 @@ impl ThreadState {
         let Some(stores) = self.tasks.get(&id).map(|t| t.stores().to_vec()) else {
             return Ok(());
         };
+        if !stores.is_empty() {
+            self.restore_began.insert(id, SystemTime::now());
+        }
         let app = self.app().to_string();
         let timeout = self.timeout();
         for store in stores {
@@ -1169,6 +1232,7 @@ impl ThreadState {
         for id in ids {
             self.restore_started.remove(id);
             self.restored_by_task.remove(id);
+            self.restore_began.remove(id);
         }
     }
 }
@@ -1189,23 +1253,6 @@ fn classify(e: KafkaError) -> TxnFailure {
         KafkaError::Transaction(r) if r.is_fatal() => TxnFailure::Fatal(e.to_string()),
         KafkaError::Transaction(r) if r.is_retriable() => TxnFailure::Abortable(e.to_string()),
         _ => TxnFailure::Fatal(e.to_string()),
-    }
-}
-
-/// `cooperative-sticky` (incremental rebalances) unless a sub-topology reads several
-/// topics: their partition *n* must land on the same member (one task), which librdkafka's
-/// cooperative assignor does not promise and the `range` assignor does (for topics of
-/// equal partition count and identical subscriptions), at the price of eager rebalances.
-pub(crate) fn assignment_strategy(topology: &Topology) -> &'static str {
-    if topology
-        .inner
-        .subtopologies
-        .iter()
-        .any(|s| s.sources.len() > 1)
-    {
-        "range"
-    } else {
-        "cooperative-sticky"
     }
 }
 
@@ -1230,10 +1277,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError>
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set(
-            "partition.assignment.strategy",
-            assignment_strategy(&shared.topology),
-        )
         // Consumer lag per partition for the metrics comes from librdkafka's statistics.
         .set("statistics.interval.ms", "5000")
         // Prefetch at most 16 MiB per thread (librdkafka's default is 64 MiB): the
@@ -1242,6 +1285,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), StreamsError>
     for (k, v) in &cfg.client_config {
         c.set(k, v);
     }
+    // The group protocol and assignor: co-partitioned inputs need partition n of each
+    // topic on one member (see `membership`).
+    shared.membership.apply(&mut c);
     let consumer: Consumer_ = c
         .create_with_context(ThreadCtx {
             state: Mutex::new(state),

@@ -62,13 +62,39 @@ impl Overlay {
         self.journaling = false;
     }
 
+    /// A point inside the current record's journal to undo back to (a processor whose
+    /// failure goes to a retry topic undoes only its own writes, not those of the
+    /// operators before it).
+    pub fn savepoint(&self) -> usize {
+        if self.journaling {
+            self.journal.len()
+        } else {
+            0
+        }
+    }
+
+    /// Undoes the writes made since `savepoint` (keeps journaling the record).
+    pub fn undo_to(&mut self, savepoint: usize) {
+        if !self.journaling {
+            return;
+        }
+        let from = savepoint.min(self.journal.len());
+        let undone: Vec<Undo> = self.journal.drain(from..).collect();
+        self.undo(undone);
+    }
+
     /// Undoes the writes made since [`Overlay::begin_record`].
     pub fn undo_record(&mut self) {
         if !self.journaling {
             return;
         }
         self.journaling = false;
-        for (index, key, previous, bytes_before) in self.journal.drain(..).rev() {
+        let journal = std::mem::take(&mut self.journal);
+        self.undo(journal);
+    }
+
+    fn undo(&mut self, journal: Vec<Undo>) {
+        for (index, key, previous, bytes_before) in journal.into_iter().rev() {
             if let Some(s) = self.stores.get_mut(&self.names[index]) {
                 match previous {
                     Some(p) => {
