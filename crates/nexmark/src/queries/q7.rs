@@ -37,8 +37,8 @@
 //! **Differences from Flink**: Flink's regular join keeps every bid and maximum forever;
 //! this join keeps them for its window plus [`JOIN_GRACE_MS`] of the join's stream time,
 //! so a record arriving later than that finds no partner and goes to the dead-letter
-//! topic. A bid too late for its window's maximum
-//! (stream time ≥ end + 4 s) does not count towards it but still joins it, as in Flink.
+//! topic. A bid too late for its window's maximum (stream time ≥ end + 4 s) does not
+//! count towards it but still joins it, as in Flink.
 
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::{
