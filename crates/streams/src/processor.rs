@@ -441,6 +441,64 @@ where
     }
 }
 
+/// Adapts a processor whose outputs keep the input record's key
+/// ([`crate::dsl::KStream::process_values`]): what it forwards from `process` gets the
+/// input key back.
+pub(crate) struct FixedKeyNode<P, K, V, VOut> {
+    processor: P,
+    _types: PhantomData<fn(K, V, VOut)>,
+}
+
+impl<P, K, V, VOut> FixedKeyNode<P, K, V, VOut> {
+    pub fn new(processor: P) -> Self {
+        FixedKeyNode {
+            processor,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<P, K, V, VOut> Node for FixedKeyNode<P, K, V, VOut>
+where
+    P: Processor<K, V, K, VOut>,
+    K: Data,
+    V: Data,
+    VOut: Data,
+{
+    fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<(), ProcessError> {
+        self.processor.init(&mut ProcessorContext::new(ctx))
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        record: ErasedRecord,
+    ) -> Result<(), ProcessError> {
+        let record = unerase::<K, V>(record)?;
+        let key = record.key.clone();
+        let first = ctx.forwards.len();
+        self.processor
+            .process(&mut ProcessorContext::new(ctx), record)?;
+        for (_, forwarded) in &mut ctx.forwards[first..] {
+            forwarded.key = Box::new(key.clone());
+        }
+        Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        schedule: usize,
+        time_ms: i64,
+    ) -> Result<(), ProcessError> {
+        self.processor.punctuate(
+            &mut ProcessorContext::new(ctx),
+            ScheduleId(schedule),
+            time_ms,
+        )
+    }
+}
+
 /// The source node: forwards what the task decoded.
 pub(crate) struct SourceNode;
 

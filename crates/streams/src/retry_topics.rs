@@ -301,7 +301,7 @@ impl<K: Data, V: Data> RetryNode<K, V> {
     /// from a retry topic of this node.
     fn attempt_of(&self, ctx: &NodeContext<'_>, record: &mut ErasedRecord) -> (u32, Origin) {
         let current = &ctx.env.current;
-        let tier = self.topics.iter().position(|t| *t == current.topic);
+        let tier = self.topics.iter().position(|t| **t == *current.topic);
         let first = Origin {
             meta: current.clone(),
             timestamp_ms: record.timestamp_ms,
@@ -322,7 +322,7 @@ impl<K: Data, V: Data> RetryNode<K, V> {
         ) {
             (Some(topic), Some(partition), Some(offset), Some(timestamp_ms)) => Origin {
                 meta: RecordMeta {
-                    topic,
+                    topic: topic.into(),
                     partition,
                     offset,
                 },
@@ -395,7 +395,7 @@ impl<K: Data, V: Data> Node for RetryNode<K, V> {
             let mut h = |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
             h(HEADER_ATTEMPT, (attempt + 1).to_string());
             h(HEADER_DUE_MS, due_ms.to_string());
-            h("strom.original.topic", origin.meta.topic.clone());
+            h("strom.original.topic", origin.meta.topic.to_string());
             h(
                 "strom.original.partition",
                 origin.meta.partition.to_string(),

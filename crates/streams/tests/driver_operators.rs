@@ -216,6 +216,76 @@ fn word_count_emits_every_update_and_repartitions_after_a_key_change() {
     assert_eq!(d.topic_log("test-app-counts-changelog").len(), 4);
 }
 
+/// Numbers each key's records in a store and forwards `n:value` under another key,
+/// which `process_values` must not let through.
+struct Numbered {
+    store: StoreHandle<String, i64>,
+}
+
+impl Processor<String, String, String, String> for Numbered {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, String, String>,
+        r: Record<String, String>,
+    ) -> Result<(), ProcessError> {
+        let n = {
+            let mut store = ctx.store(&self.store)?;
+            let n = store.get(&r.key)?.unwrap_or(0) + 1;
+            store.put(&r.key, &n)?;
+            n
+        };
+        ctx.forward(Record::new(
+            s("other"),
+            format!("{n}:{}", r.value),
+            r.timestamp_ms,
+        ));
+        Ok(())
+    }
+}
+
+#[test]
+fn process_values_keeps_each_key_so_grouping_after_it_needs_no_repartition() {
+    let build = |keep_keys: bool| {
+        let b = StreamsBuilder::new();
+        let store = StoreHandle::new("numbers", StringSerde, I64Serde);
+        b.add_store(&store);
+        let supplier = move || Numbered {
+            store: store.clone(),
+        };
+        let input = b.stream("in", StringSerde, StringSerde);
+        let numbered: KStream<String, String> = if keep_keys {
+            input.process_values(supplier, &["numbers"])
+        } else {
+            input.process(supplier, &["numbers"])
+        };
+        numbered.to("numbered", StringSerde, StringSerde);
+        numbered
+            .group_by_key(StringSerde, StringSerde)
+            .count("counts")
+            .to("counts", StringSerde, I64Serde);
+        b.build().unwrap()
+    };
+    // `process` may change keys: grouping after it goes through a repartition topic.
+    assert_eq!(build(false).source_topics("app").len(), 2);
+    let topology = build(true);
+    assert_eq!(topology.source_topics("app"), vec![s("in")]);
+    let mut d = TopologyTestDriver::new(&topology).unwrap();
+    for (k, v) in [("a", "x"), ("b", "y"), ("a", "z")] {
+        pipe_str(&mut d, "in", k, v, 1);
+    }
+    assert_eq!(
+        read_str(&mut d, "numbered"),
+        vec![(s("a"), s("1:x")), (s("b"), s("1:y")), (s("a"), s("2:z"))]
+    );
+    let counts = kv(&d
+        .read_output("counts", &StringSerde, &Nullable(I64Serde))
+        .unwrap());
+    assert_eq!(
+        counts,
+        vec![(s("a"), Some(1)), (s("b"), Some(1)), (s("a"), Some(2))]
+    );
+}
+
 #[test]
 fn reduce_and_aggregate_by_key_without_repartition() {
     let b = StreamsBuilder::new();

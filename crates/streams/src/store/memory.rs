@@ -67,6 +67,20 @@ impl TaskState for MemTaskState {
             .and_then(|s| s.get(key).cloned()))
     }
 
+    fn get_with(
+        &self,
+        store: &str,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), StoreError> {
+        let t = lock(&self.0);
+        f(t.stores
+            .get(store)
+            .and_then(|s| s.get(key))
+            .map(Vec::as_slice));
+        Ok(())
+    }
+
     fn range(
         &self,
         store: &str,

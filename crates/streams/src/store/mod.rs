@@ -105,6 +105,17 @@ pub trait StateBackend: Send + Sync {
 pub trait TaskState: Send {
     /// Reads one key of a store from the base.
     fn get(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Calls `f` with one key's value in the base (a backend that can lend it skips the
+    /// copy [`TaskState::get`] makes).
+    fn get_with(
+        &self,
+        store: &str,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), StoreError> {
+        f(self.get(store, key)?.as_deref());
+        Ok(())
+    }
     /// Reads a key range of a store from the base, in key order.
     fn range(
         &self,

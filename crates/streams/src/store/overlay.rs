@@ -14,60 +14,88 @@ use crate::error::StoreError;
 pub struct Overlay {
     stores: BTreeMap<String, StoreWrites>,
     bytes: usize,
-    /// While a record is processed: the previous overlay entry of every key it wrote,
-    /// so that a failed record can be undone.
-    journal: Option<Vec<Undo>>,
+    /// While a record is processed (`journaling`): the previous overlay entry of every
+    /// key it wrote, so that a failed record can be undone. Kept between records so its
+    /// buffer is reused.
+    journal: Vec<Undo>,
+    journaling: bool,
+    /// Names of the stores written, so journal entries name a store without a copy.
+    names: Vec<String>,
 }
 
-type Undo = (String, Vec<u8>, Option<Option<Vec<u8>>>, usize);
+/// (store index in `names`, key, previous entry, bytes before).
+type Undo = (usize, Vec<u8>, Option<Option<Vec<u8>>>, usize);
 
 impl Overlay {
     /// Records a put (`Some`) or a delete (`None`).
     pub fn write(&mut self, store: &str, key: Vec<u8>, value: Option<Vec<u8>>) {
         let bytes_before = self.bytes;
         self.bytes += key.len() + value.as_ref().map_or(0, Vec::len);
-        let previous = match self.stores.get_mut(store) {
-            Some(s) => s.insert(key.clone(), value),
-            None => self
-                .stores
-                .entry(store.to_string())
-                .or_default()
-                .insert(key.clone(), value),
+        let writes = match self.stores.get_mut(store) {
+            Some(s) => s,
+            None => self.stores.entry(store.to_string()).or_default(),
         };
-        if let Some(journal) = self.journal.as_mut() {
-            journal.push((store.to_string(), key, previous, bytes_before));
+        if !self.journaling {
+            writes.insert(key, value);
+            return;
         }
+        let previous = writes.insert(key.clone(), value);
+        let index = match self.names.iter().position(|n| n == store) {
+            Some(i) => i,
+            None => {
+                self.names.push(store.to_string());
+                self.names.len() - 1
+            }
+        };
+        self.journal.push((index, key, previous, bytes_before));
     }
 
     /// Starts journaling the writes of one record.
     pub fn begin_record(&mut self) {
-        self.journal = Some(Vec::new());
+        self.journal.clear();
+        self.journaling = true;
     }
 
     /// Keeps the record's writes.
     pub fn end_record(&mut self) {
-        self.journal = None;
+        self.journal.clear();
+        self.journaling = false;
     }
 
     /// A point inside the current record's journal to undo back to (a processor whose
     /// failure goes to a retry topic undoes only its own writes, not those of the
     /// operators before it).
     pub fn savepoint(&self) -> usize {
-        self.journal.as_ref().map_or(0, Vec::len)
+        if self.journaling {
+            self.journal.len()
+        } else {
+            0
+        }
     }
 
     /// Undoes the writes made since `savepoint` (keeps journaling the record).
     pub fn undo_to(&mut self, savepoint: usize) {
-        let Some(journal) = self.journal.as_mut() else {
+        if !self.journaling {
             return;
-        };
-        let undone = journal.split_off(savepoint.min(journal.len()));
+        }
+        let from = savepoint.min(self.journal.len());
+        let undone: Vec<Undo> = self.journal.drain(from..).collect();
         self.undo(undone);
     }
 
+    /// Undoes the writes made since [`Overlay::begin_record`].
+    pub fn undo_record(&mut self) {
+        if !self.journaling {
+            return;
+        }
+        self.journaling = false;
+        let journal = std::mem::take(&mut self.journal);
+        self.undo(journal);
+    }
+
     fn undo(&mut self, journal: Vec<Undo>) {
-        for (store, key, previous, bytes_before) in journal.into_iter().rev() {
-            if let Some(s) = self.stores.get_mut(&store) {
+        for (index, key, previous, bytes_before) in journal.into_iter().rev() {
+            if let Some(s) = self.stores.get_mut(&self.names[index]) {
                 match previous {
                     Some(p) => {
                         s.insert(key, p);
@@ -81,14 +109,6 @@ impl Overlay {
         }
     }
 
-    /// Undoes the writes made since [`Overlay::begin_record`].
-    pub fn undo_record(&mut self) {
-        let Some(journal) = self.journal.take() else {
-            return;
-        };
-        self.undo(journal);
-    }
-
     /// Reads a key: the overlay's entry if any, else the base's.
     pub fn get(
         &self,
@@ -100,6 +120,33 @@ impl Overlay {
             return Ok(v.clone());
         }
         base.get(store, key)
+    }
+
+    /// Calls `f` with a key's value (the overlay's entry if any, else the base's),
+    /// without copying it.
+    pub fn get_with<R>(
+        &self,
+        base: &dyn TaskState,
+        store: &str,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        if let Some(v) = self.stores.get(store).and_then(|s| s.get(key)) {
+            return Ok(f(v.as_deref()));
+        }
+        let mut f = Some(f);
+        let mut out = None;
+        base.get_with(store, key, &mut |v| {
+            if let Some(f) = f.take() {
+                out = Some(f(v));
+            }
+        })?;
+        match (out, f) {
+            (Some(r), _) => Ok(r),
+            // A backend that never called back: as if the key were absent.
+            (None, Some(f)) => Ok(f(None)),
+            (None, None) => unreachable!("the callback ran or it did not"),
+        }
     }
 
     /// A range scan of overlay ∪ base, in key order.
@@ -166,6 +213,7 @@ impl Overlay {
     pub fn clear(&mut self) {
         self.stores.clear();
         self.bytes = 0;
-        self.journal = None;
+        self.journal.clear();
+        self.journaling = false;
     }
 }

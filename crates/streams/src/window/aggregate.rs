@@ -61,7 +61,7 @@ const RECORDS: u8 = 1;
 type Ctx<'c, 'e, K, O> = ProcessorContext<'c, 'e, Windowed<K>, Option<O>>;
 
 impl<K: Data, V: Data, A: Data, O: Data> WindowAggregate<K, V, A, O> {
-    fn windows(&self) -> Family {
+    fn windows(&self) -> Family<'_> {
         Family::new(&self.store, WINDOWS)
     }
 
@@ -131,16 +131,17 @@ impl<K: Data, V: Data, A: Data, O: Data> WindowAggregate<K, V, A, O> {
         ts: i64,
     ) -> Result<(), ProcessError> {
         let fam = self.windows();
-        let old = fam.get(ctx.env(), kb, slot.end, slot.start)?;
-        let base = match &old {
-            Some(b) => self.decode(b)?,
-            None => (self.agg.init)(),
-        };
+        let old = fam.get_with(ctx.env(), kb, slot.end, slot.start, |b| {
+            b.map(|b| self.decode(b)).transpose()
+        })??;
+        let existed = old.is_some();
+        let base = old.unwrap_or_else(|| (self.agg.init)());
         let agg = (self.agg.add)(base, value);
         let bytes = self.encode(&agg)?;
-        match old {
-            Some(_) => fam.update(ctx.env(), kb, slot.end, slot.start, bytes)?,
-            None => fam.put(ctx.env(), kb, slot, bytes)?,
+        if existed {
+            fam.update(ctx.env(), kb, slot.end, slot.start, bytes)?;
+        } else {
+            fam.put(ctx.env(), kb, slot, bytes)?;
         }
         let w = Window {
             start_ms: slot.start,
@@ -223,9 +224,10 @@ impl<K: Data, V: Data, A: Data, O: Data> WindowAggregate<K, V, A, O> {
         kb: Vec<u8>,
     ) -> Result<(), ProcessError> {
         let st = ctx.stream_time_ms();
-        let windows = w.windows_for(r.timestamp_ms);
         let mut any = false;
-        for win in &windows {
+        let mut last = None;
+        for win in w.windows_of(r.timestamp_ms) {
+            last = Some(win);
             if st < win.end_ms.saturating_add(w.grace_ms) {
                 any = true;
                 let slot = Slot {
@@ -237,7 +239,9 @@ impl<K: Data, V: Data, A: Data, O: Data> WindowAggregate<K, V, A, O> {
             }
         }
         if !any {
-            let last = windows[windows.len() - 1];
+            let Some(last) = last else {
+                return Ok(());
+            };
             return self.late(ctx, &r, kb, last, last.end_ms.saturating_add(w.grace_ms));
         }
         Ok(())

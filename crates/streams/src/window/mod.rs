@@ -100,6 +100,24 @@ impl TimeWindows {
     }
 
     /// The windows `[start, start + size)` that contain `t`, earliest first.
+    /// The windows holding `t`, earliest first, without allocating.
+    pub(crate) fn windows_of(&self, t: i64) -> impl Iterator<Item = Window> {
+        let (size, advance) = (self.size_ms, self.advance_ms.max(1));
+        let last_start = t - t.rem_euclid(advance);
+        // Starts on the advance grid in (t - size, last_start]: `count` of them.
+        let span = last_start.saturating_sub(t).saturating_add(size);
+        let count = span.saturating_add(advance - 1) / advance;
+        (0..count.max(0)).map(move |i| {
+            let start = last_start.saturating_sub((count - 1 - i).saturating_mul(advance));
+            Window {
+                start_ms: start,
+                end_ms: start.saturating_add(size),
+            }
+        })
+    }
+
+    /// The windows holding `t`, earliest first (the reference of [`Self::windows_of`]).
+    #[cfg(test)]
     pub(crate) fn windows_for(&self, t: i64) -> Vec<Window> {
         let last_start = t - t.rem_euclid(self.advance_ms);
         let mut out = Vec::new();
@@ -222,6 +240,20 @@ mod tests {
                 end_ms: 0
             }]
         );
+    }
+
+    #[test]
+    fn windows_of_agrees_with_the_plain_loop() {
+        for (size, advance) in [(10, 10), (10, 5), (10, 3), (7, 1), (1, 1), (100, 30)] {
+            let w = TimeWindows::of_size(size).advance_by(advance);
+            for t in (-60..60).chain([i64::MAX - 3, i64::MAX, i64::MIN + 200]) {
+                assert_eq!(
+                    w.windows_of(t).collect::<Vec<_>>(),
+                    w.windows_for(t),
+                    "size {size} advance {advance} t {t}"
+                );
+            }
+        }
     }
 
     #[test]

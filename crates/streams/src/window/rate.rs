@@ -22,11 +22,11 @@ pub(crate) struct RateLimit {
 }
 
 impl RateLimit {
-    fn pending(&self) -> Family {
+    fn pending(&self) -> Family<'_> {
         Family::new(&self.store, PENDING)
     }
 
-    fn last_family(&self) -> Family {
+    fn last_family(&self) -> Family<'_> {
         Family::new(&self.store, LAST)
     }
 

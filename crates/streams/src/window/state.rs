@@ -72,20 +72,18 @@ pub(crate) enum Cursor {
     Emit = b'e' as isize,
 }
 
-/// A family of time-placed entries in a store.
-#[derive(Debug, Clone)]
-pub(crate) struct Family {
-    pub store: String,
+/// A family of time-placed entries in a store (borrowing the store's name: making one
+/// per record costs nothing).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Family<'s> {
+    pub store: &'s str,
     pub id: u8,
 }
 
-impl Family {
+impl<'s> Family<'s> {
     /// Family `id` (0..127; 0xFF starts the counters) of `store`.
-    pub fn new(store: &str, id: u8) -> Self {
-        Family {
-            store: store.to_string(),
-            id,
-        }
+    pub fn new(store: &'s str, id: u8) -> Self {
+        Family { store, id }
     }
 
     fn data_prefix(&self) -> u8 {
@@ -137,7 +135,19 @@ impl Family {
         end: i64,
         start: i64,
     ) -> Result<Option<Vec<u8>>, ProcessError> {
-        env.store_get(&self.store, &self.data_key(key, end, start))
+        env.store_get(self.store, &self.data_key(key, end, start))
+    }
+
+    /// Calls `f` with the value at (key, end, start), without copying it.
+    pub fn get_with<R>(
+        &self,
+        env: &TaskEnv,
+        key: &[u8],
+        end: i64,
+        start: i64,
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, ProcessError> {
+        env.store_get_with(self.store, &self.data_key(key, end, start), f)
     }
 
     /// Writes an entry and its index entry.
@@ -149,11 +159,11 @@ impl Family {
         value: Vec<u8>,
     ) -> Result<(), ProcessError> {
         env.store_write(
-            &self.store,
+            self.store,
             self.data_key(key, slot.end, slot.start),
             Some(value),
         )?;
-        env.store_write(&self.store, self.index_key(key, slot), Some(Vec::new()))
+        env.store_write(self.store, self.index_key(key, slot), Some(Vec::new()))
     }
 
     /// Updates the value of an entry whose index entry already exists.
@@ -165,7 +175,7 @@ impl Family {
         start: i64,
         value: Vec<u8>,
     ) -> Result<(), ProcessError> {
-        env.store_write(&self.store, self.data_key(key, end, start), Some(value))
+        env.store_write(self.store, self.data_key(key, end, start), Some(value))
     }
 
     /// Deletes an entry written with [`Family::update`] only (no index entry).
@@ -176,13 +186,13 @@ impl Family {
         end: i64,
         start: i64,
     ) -> Result<(), ProcessError> {
-        env.store_write(&self.store, self.data_key(key, end, start), None)
+        env.store_write(self.store, self.data_key(key, end, start), None)
     }
 
     /// Deletes an entry and its index entry.
     pub fn remove(&self, env: &mut TaskEnv, key: &[u8], slot: Slot) -> Result<(), ProcessError> {
-        env.store_write(&self.store, self.data_key(key, slot.end, slot.start), None)?;
-        env.store_write(&self.store, self.index_key(key, slot), None)
+        env.store_write(self.store, self.data_key(key, slot.end, slot.start), None)?;
+        env.store_write(self.store, self.index_key(key, slot), None)
     }
 
     /// The entries of `key` whose end lies in `[end_from, end_to]`, by end then start.
@@ -199,14 +209,14 @@ impl Family {
         let from = self.data_key(key, end_from, i64::MIN);
         let to = self.data_key(key, end_to, i64::MAX);
         let rows = env.store_range(
-            &self.store,
+            self.store,
             Bound::Included(from.as_slice()),
             Bound::Included(to.as_slice()),
         )?;
         rows.into_iter()
             .map(|(k, value)| {
                 let (key, end, start) =
-                    split_key_times(&k[1..]).ok_or_else(|| corrupt(&self.store))?;
+                    split_key_times(&k[1..]).ok_or_else(|| corrupt(self.store))?;
                 Ok(Entry {
                     key,
                     end,
@@ -235,9 +245,9 @@ impl Family {
         close_to: i64,
     ) -> Result<Vec<(Vec<u8>, Slot)>, ProcessError> {
         let mark_key = [0xFF, cursor as u8, self.id];
-        let mark = match env.store_get(&self.store, &mark_key)? {
+        let mark = match env.store_get(self.store, &mark_key)? {
             Some(b) => Some(i64::from_be_bytes(
-                b.as_slice().try_into().map_err(|_| corrupt(&self.store))?,
+                b.as_slice().try_into().map_err(|_| corrupt(self.store))?,
             )),
             None => None,
         };
@@ -258,20 +268,20 @@ impl Family {
         };
         let to = bound(close_to.checked_add(1));
         let rows = env.store_range(
-            &self.store,
+            self.store,
             Bound::Included(from.as_slice()),
             Bound::Excluded(to.as_slice()),
         )?;
         env.store_write(
-            &self.store,
+            self.store,
             mark_key.to_vec(),
             Some(close_to.to_be_bytes().to_vec()),
         )?;
         rows.into_iter()
             .map(|(k, _)| {
-                let close = time_of(k.get(1..9).ok_or_else(|| corrupt(&self.store))?);
+                let close = time_of(k.get(1..9).ok_or_else(|| corrupt(self.store))?);
                 let (key, end, start) =
-                    split_key_times(&k[9..]).ok_or_else(|| corrupt(&self.store))?;
+                    split_key_times(&k[9..]).ok_or_else(|| corrupt(self.store))?;
                 Ok((key, Slot { end, start, close }))
             })
             .collect()
