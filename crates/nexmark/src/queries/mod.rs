@@ -21,3 +21,16 @@ impl Default for QueryTopics {
         }
     }
 }
+
+pub mod bid_stats;
+pub mod common;
+pub mod q11;
+pub mod q12;
+pub mod q14;
+pub mod q15;
+pub mod q16;
+pub mod q17;
+pub mod q18;
+pub mod q19;
+pub mod q20;
+pub mod q22;
