@@ -289,10 +289,7 @@ impl Processor<GroupDay, BidFacts, GroupDay, DayStats> for DailyDistinct {
         let key = counts_key(&r.key);
         let stats = {
             let mut counts = ctx.store(&self.stores.counts)?;
-            let mut stats = match counts.get(&key)? {
-                Some(stats) => stats,
-                None => DayStats::default(),
-            };
+            let mut stats = counts.get(&key)?.unwrap_or_default();
             let c = &mut stats.counts;
             c.total_bids += 1;
             *c.bids_mut(rank) += 1;
