@@ -26,24 +26,21 @@ use strom_nexmark::queries::q22::{self, Q22Result};
 use strom_nexmark::{Bid, Event};
 use strom_streams::prelude::*;
 
-use support_q11::input::{self, bid, bids_of, flush_bid, max_time, Rng, Shape, Urls};
+use strom_nexmark::generator::{Generator, GeneratorConfig, NexmarkGenerator};
+use strom_nexmark::queries::query;
+use strom_nexmark::run::{driver_outputs, in_process};
+use strom_streams::inprocess::InProcessConfig;
+use support_q11::input::{
+    bid, bids_of, flush_bid, generated, max_time, midnight_bursts, round_prices, stretched,
+    with_edge_urls, Rng, DAY_MS, JAN_1,
+};
 use support_q11::{last_per_key, reference, Harness};
 
-const DAY_MS: i64 = 86_400_000;
-/// 2024-01-01T00:00:00Z.
-const JAN_1: i64 = 1_704_067_200_000;
-
-/// Dense stretches (an event every 0–1 s) with jumps that often land just before
-/// midnight: several days, each boundary crossed out of order (up to 3 s, inside the
-/// 4 s grace); round prices, so that the rank bounds 10,000 and 1,000,000 occur.
+/// Seven days of generated events, each a burst across midnight out of order by up to
+/// 3 s (inside the 4 s grace), with round prices so that the rank bounds 10,000 and
+/// 1,000,000 occur exactly.
 fn multi_day(seed: u64) -> Vec<Event> {
-    input::events(&Shape {
-        seed,
-        events: 4_000,
-        jump_one_in: 250,
-        coarse_prices: true,
-        ..Shape::default()
-    })
+    round_prices(midnight_bursts(seed, 4_000))
 }
 
 /// `events`, then a bid two days after the last event: every day and window the input
@@ -93,16 +90,20 @@ fn session_merges(bids: &[Bid], gap: i64) -> usize {
 
 #[test]
 fn q11_sessions_of_generated_bids_match_the_reference() {
-    // Few bidders, and disorder up to 3.9 s: out-of-order bids often bridge two
-    // sessions of their bidder (still inside the 4 s grace, so none is late).
-    let events = with_flush(input::events(&Shape {
-        seed: 11,
-        events: 4_000,
-        jump_one_in: 250,
-        active_people: 6,
-        disorder_ms: 3_900,
-        ..Shape::default()
-    }));
+    // Five events a second among 15 bidders (no hot one): a bidder's bids are seconds
+    // apart, sometimes more than the 10 s gap; shuffled within groups of 19 (up to 3.6 s
+    // out of order, inside the 4 s grace), out-of-order bids bridge two sessions.
+    let events = with_flush(generated(
+        GeneratorConfig {
+            seed: 11,
+            events_per_second: 5,
+            out_of_order_group_size: 19,
+            hot_bidders_ratio: 1,
+            num_active_people: 5,
+            ..GeneratorConfig::default()
+        },
+        4_000,
+    ));
     let bids = bids_of(&events);
     let mut h = Harness::new(q11::build);
     h.pipe_all(&events);
@@ -154,10 +155,13 @@ fn q12_processing_time_windows_follow_the_driven_wall_clock() {
         ..DriverConfig::default()
     };
     let mut h = Harness::with_config(q12::build, config);
-    let events = input::events(&Shape {
-        seed: 12,
-        ..Shape::default()
-    });
+    let events = generated(
+        GeneratorConfig {
+            seed: 12,
+            ..GeneratorConfig::default()
+        },
+        3_000,
+    );
     let mut rng = Rng::new(12);
     let (mut processed, mut got) = (Vec::new(), Vec::<Q12Result>::new());
     let mut closed_by_the_clock = 0;
@@ -195,13 +199,13 @@ fn q12_processing_time_windows_follow_the_driven_wall_clock() {
 
 #[test]
 fn q14_generated_bids_match_the_reference_row_for_row() {
-    // An event every 30 s on average: 33 hours, every hour of the day.
-    let events = input::events(&Shape {
+    // One event a second, stretched 30×: 33 hours, every hour of the day.
+    let config = GeneratorConfig {
         seed: 14,
-        events: 4_000,
-        step_ms: (0, 60_000),
-        ..Shape::default()
-    });
+        events_per_second: 1,
+        ..GeneratorConfig::default()
+    };
+    let events = stretched(generated(config, 4_000), 30);
     let mut h = Harness::new(q14::build);
     h.pipe_all(&events);
     let got: Vec<Q14Result> = h.values();
@@ -432,15 +436,17 @@ fn q17_a_bid_for_a_closed_day_is_late() {
 
 #[test]
 fn q18_last_bid_per_bidder_and_auction_matches_the_reference() {
-    // Many repeated pairs, and events often sharing a millisecond (ties).
-    let events = input::events(&Shape {
-        seed: 18,
-        step_ms: (0, 2),
-        disorder_ms: 4,
-        active_people: 6,
-        active_auctions: 5,
-        ..Shape::default()
-    });
+    // Ten events a millisecond (ties), shuffled within groups of 7 (older bids arrive
+    // after newer ones); the hot bidder and auctions repeat pairs.
+    let events = generated(
+        GeneratorConfig {
+            seed: 18,
+            events_per_second: 10_000,
+            out_of_order_group_size: 7,
+            ..GeneratorConfig::default()
+        },
+        4_000,
+    );
     let bids = bids_of(&events);
     let mut h = Harness::new(q18::build);
     h.pipe_all(&events);
@@ -497,11 +503,11 @@ fn q18_an_older_bid_changes_nothing_and_a_tie_goes_to_the_later_arrival() {
 
 #[test]
 fn q19_top_ten_per_auction_with_ties_matches_the_reference() {
-    let events = input::events(&Shape {
+    let config = GeneratorConfig {
         seed: 19,
-        coarse_prices: true,
-        ..Shape::default()
-    });
+        ..GeneratorConfig::default()
+    };
+    let events = round_prices(generated(config, 4_000));
     let bids = bids_of(&events);
     let mut h = Harness::new(q19::build);
     h.pipe_all(&events);
@@ -573,11 +579,13 @@ fn q19_a_new_bid_shifts_the_ranks_below_it_and_an_equal_price_ranks_after_earlie
 
 #[test]
 fn q20_bids_joined_with_category_ten_auctions_match_the_reference_even_before_their_auction() {
-    let events = input::events(&Shape {
+    // The generator draws some bids' auctions up to ten ids ahead of the last one made:
+    // those bids arrive before their auction.
+    let config = GeneratorConfig {
         seed: 20,
-        late_auction_one_in: 3,
-        ..Shape::default()
-    });
+        ..GeneratorConfig::default()
+    };
+    let events = generated(config, 4_000);
     // Bids whose auction arrives after them (the join must wait for it).
     let early_bids = {
         let mut seen = std::collections::BTreeSet::new();
@@ -608,11 +616,11 @@ fn q20_bids_joined_with_category_ten_auctions_match_the_reference_even_before_th
 
 #[test]
 fn q22_url_directories_of_generated_bids_match_the_reference_including_short_urls() {
-    let events = input::events(&Shape {
+    let config = GeneratorConfig {
         seed: 22,
-        urls: Urls::WithEdgeCases,
-        ..Shape::default()
-    });
+        ..GeneratorConfig::default()
+    };
+    let events = with_edge_urls(generated(config, 3_000));
     let mut h = Harness::new(q22::build);
     h.pipe_all(&events);
     let got: Vec<Q22Result> = h.values();
@@ -622,4 +630,47 @@ fn q22_url_directories_of_generated_bids_match_the_reference_including_short_url
     assert!(want.iter().any(|r| r.dir2.as_deref() == Some("")));
     assert!(want.iter().filter(|r| r.dir3.is_some()).count() > 1_000);
     assert_eq!(got, want);
+}
+
+// ------------------------------------------------------------------- in-process runner
+
+#[test]
+fn the_in_process_runner_gives_the_drivers_outputs_for_q11_to_q22() {
+    let config = GeneratorConfig {
+        seed: 7,
+        // 50 s of event time: sessions close.
+        events_per_second: 40,
+        out_of_order_group_size: 37,
+        ..GeneratorConfig::default()
+    };
+    let generator = Generator::Standard(NexmarkGenerator::new(config.clone()));
+    let events = generated(config, 2_000);
+    let capture = |threads: usize| InProcessConfig {
+        threads,
+        capture_outputs: true,
+        ..InProcessConfig::default()
+    };
+    let sorted = |mut records: Vec<OutputRecord>| {
+        records.sort_by(|a, b| {
+            (&a.key, &a.value, a.timestamp_ms).cmp(&(&b.key, &b.value, b.timestamp_ms))
+        });
+        records
+    };
+    // q12 stamps the wall clock: its outputs depend on timing.
+    for name in [
+        "q11", "q14", "q15", "q16", "q17", "q18", "q19", "q20", "q22",
+    ] {
+        let q = query(name).unwrap();
+        let want = driver_outputs(q, &events).unwrap();
+        assert!(!want.is_empty(), "{name} has outputs");
+        // One thread, one partition: the same records in the same order.
+        let report = in_process(q, &generator, events.len() as u64, capture(1)).unwrap();
+        assert_eq!(report.late_records, 0, "{name}");
+        assert_eq!(report.outputs, want.clone(), "{name}");
+        if ["q14", "q20", "q22"].contains(&name) {
+            // Stateless, or a join that pairs regardless of order: two threads agree too.
+            let report = in_process(q, &generator, events.len() as u64, capture(2)).unwrap();
+            assert_eq!(sorted(report.outputs), sorted(want), "{name}, two threads");
+        }
+    }
 }

@@ -19,6 +19,7 @@
 //! assert_eq!(pairs, vec![("a".into(), Some(1)), ("b".into(), Some(1)), ("a".into(), Some(2))]);
 //! ```
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -31,8 +32,10 @@ use crate::processor::{
 };
 use crate::record::{OutputRecord, RawRecord, Record};
 use crate::serdes::{I64Serde, Nullable, Serde};
+use crate::task::{Handoff, OutputMode};
 use crate::topology::{
-    Decoder, ErasedRecord, NodeDef, NodeFactory, NodeId, SourceDef, StoreDef, TopicName, Topology,
+    Decoder, ErasedRecord, Extractor, NodeDef, NodeFactory, NodeId, SourceDef, StoreDef, TopicName,
+    Topology,
 };
 
 #[derive(Default)]
@@ -85,13 +88,14 @@ impl BuilderState {
     }
 
     pub(crate) fn add_source(&mut self, topic: TopicName, decode: Decoder) -> NodeId {
-        self.add_timed_source(topic, decode, false)
+        self.add_timed_source(topic, decode, None, false)
     }
 
     fn add_timed_source(
         &mut self,
         topic: TopicName,
         decode: Decoder,
+        extract: Option<Extractor>,
         processing_time: bool,
     ) -> NodeId {
         let name = self.name("SOURCE");
@@ -105,6 +109,7 @@ impl BuilderState {
             topic,
             node: id,
             decode,
+            extract,
             processing_time,
         });
         id
@@ -150,24 +155,18 @@ impl StreamsBuilder {
         value_serde: impl Serde<V>,
         extract: impl Fn(&K, &V, i64) -> Option<i64> + Send + Sync + 'static,
     ) -> KStream<K, V> {
-        let (ks, vs) = (key_serde, value_serde);
-        let decode: Decoder = Arc::new(move |raw: &RawRecord| {
-            let key = ks.deserialize_with_headers(raw.key.as_deref(), &raw.headers)?;
-            let value = vs.deserialize_with_headers(raw.value.as_deref(), &raw.headers)?;
-            let timestamp_ms = extract(&key, &value, raw.timestamp_ms).ok_or_else(|| {
-                crate::error::SerdeError::Timestamp("the timestamp extractor found none".into())
-            })?;
-            Ok(ErasedRecord {
-                key: Box::new(key),
-                value: Box::new(value),
-                timestamp_ms,
-                headers: raw.headers.clone(),
-            })
+        let extract: Extractor = Arc::new(move |key: &dyn Any, value: &dyn Any, record_ts: i64| {
+            match (key.downcast_ref::<K>(), value.downcast_ref::<V>()) {
+                (Some(k), Some(v)) => extract(k, v, record_ts),
+                _ => None,
+            }
         });
-        let node = self
-            .state
-            .borrow_mut()
-            .add_source(TopicName::External(topic.to_string()), decode);
+        let node = self.state.borrow_mut().add_timed_source(
+            TopicName::External(topic.to_string()),
+            stream_decoder(key_serde, value_serde),
+            Some(extract),
+            false,
+        );
         KStream::at(self, node, false)
     }
 
@@ -183,6 +182,7 @@ impl StreamsBuilder {
         let node = self.state.borrow_mut().add_timed_source(
             TopicName::External(topic.to_string()),
             stream_decoder(key_serde, value_serde),
+            None,
             true,
         );
         KStream::at(self, node, false)
@@ -318,6 +318,120 @@ where
         record: Record<K, V>,
     ) -> Result<(), ProcessError> {
         (self.0)(ctx, record)
+    }
+}
+
+/// Where a sink writes, as built.
+enum SinkTopic<K, V> {
+    /// One topic.
+    Fixed(TopicName),
+    /// A topic per record.
+    PerRecord(TopicFn<K, V>),
+}
+
+type TopicFn<K, V> = Arc<dyn Fn(&K, &V) -> TopicName + Send + Sync>;
+
+/// Where a sink writes, in a task (a fixed name resolved once, not per record).
+enum ResolvedTopic<K, V> {
+    Fixed { name: Arc<str>, internal: bool },
+    PerRecord(TopicFn<K, V>),
+}
+
+/// Writes records to a topic: serialized into the task's outputs, or (in-process runner)
+/// handed over typed to the topology's own topics and counted for the others.
+struct SinkNode<K, V> {
+    topic: ResolvedTopic<K, V>,
+    app_id: String,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+}
+
+impl<K: Data, V: Data> SinkNode<K, V> {
+    /// The record's topic and whether it is internal (a repartition topic).
+    fn topic_of(&self, record: &ErasedRecord) -> Result<(Arc<str>, bool), ProcessError> {
+        match &self.topic {
+            ResolvedTopic::Fixed { name, internal } => Ok((name.clone(), *internal)),
+            ResolvedTopic::PerRecord(f) => {
+                let (Some(k), Some(v)) = (
+                    record.key.as_any().downcast_ref::<K>(),
+                    record.value.as_any().downcast_ref::<V>(),
+                ) else {
+                    return Err(ProcessError::user(
+                        "internal: a sink's record has an unexpected type",
+                    ));
+                };
+                let t = f(k, v);
+                Ok((
+                    Arc::from(t.resolve(&self.app_id)),
+                    matches!(t, TopicName::Internal(_)),
+                ))
+            }
+        }
+    }
+
+    fn serialize(&self, topic: &str, record: ErasedRecord) -> Result<OutputRecord, ProcessError> {
+        let r = crate::processor::unerase::<K, V>(record)?;
+        let mut headers = r.headers;
+        Ok(OutputRecord {
+            topic: topic.to_string(),
+            partition: None,
+            key: self
+                .key_serde
+                .serialize_with_headers(&r.key, &mut headers)?,
+            value: self
+                .value_serde
+                .serialize_with_headers(&r.value, &mut headers)?,
+            timestamp_ms: r.timestamp_ms,
+            headers,
+        })
+    }
+}
+
+impl<K: Data, V: Data> crate::topology::Node for SinkNode<K, V> {
+    fn process(
+        &mut self,
+        ctx: &mut crate::task::NodeContext<'_>,
+        record: ErasedRecord,
+    ) -> Result<(), ProcessError> {
+        let (topic, internal) = self.topic_of(&record)?;
+        match ctx.env.output_mode {
+            OutputMode::Serialize => {
+                let out = self.serialize(&topic, record)?;
+                ctx.env.outputs.push(out);
+            }
+            OutputMode::InProcess {
+                partitions,
+                capture,
+            } => {
+                if internal {
+                    // The partition the producer would pick: murmur2 of the key bytes
+                    // (a null key: spread round-robin, as `murmur2_random` spreads them).
+                    let Some(key) = record.key.as_any().downcast_ref::<K>() else {
+                        return Err(ProcessError::user(
+                            "internal: a sink's key has an unexpected type",
+                        ));
+                    };
+                    let partition = match self.key_serde.serialize_nullable(key)? {
+                        Some(bytes) => crate::runtime::query::partition_for(&bytes, partitions),
+                        None => {
+                            ctx.env.round_robin = ctx.env.round_robin.wrapping_add(1);
+                            (ctx.env.round_robin % partitions.max(1) as u32) as i32
+                        }
+                    };
+                    ctx.env.handoffs.push(Handoff {
+                        topic,
+                        partition,
+                        record,
+                    });
+                } else if capture {
+                    let out = self.serialize(&topic, record)?;
+                    ctx.env.outputs.push(out);
+                } else {
+                    ctx.env.sunk += 1;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -469,6 +583,26 @@ impl<K: Data, V: Data> KStream<K, V> {
                 timestamp_ms: r.timestamp_ms,
                 headers: r.headers,
             });
+            Ok(())
+        })
+    }
+
+    /// Maps each value to `Some(new value)` (kept, same key) or `None` (dropped). The
+    /// value is passed by value, so unpacking it (an enum variant, a field) needs no
+    /// clone; the key and the partitioning stay.
+    pub fn filter_map_values<VO: Data>(
+        &self,
+        f: impl Fn(V) -> Option<VO> + Send + Sync + 'static,
+    ) -> KStream<K, VO> {
+        self.stateless("FILTERMAPVALUES", false, move |ctx, r| {
+            if let Some(value) = f(r.value) {
+                ctx.forward(Record {
+                    key: r.key,
+                    value,
+                    timestamp_ms: r.timestamp_ms,
+                    headers: r.headers,
+                });
+            }
             Ok(())
         })
     }
@@ -660,35 +794,25 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     fn sink(
         &self,
-        topic: impl Fn(&K, &V) -> TopicName + Send + Sync + 'static,
+        topic: SinkTopic<K, V>,
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> NodeId {
-        let topic = Arc::new(topic);
         let key_serde: Arc<dyn Serde<K>> = Arc::new(key_serde);
         let value_serde: Arc<dyn Serde<V>> = Arc::new(value_serde);
         let factory: NodeFactory = Arc::new(move |app_id: &str| {
-            let (topic, ks, vs, app) = (
-                topic.clone(),
-                key_serde.clone(),
-                value_serde.clone(),
-                app_id.to_string(),
-            );
-            Box::new(TypedNode::<_, K, V, K, V>::new(FnProcessor(Arc::new(
-                move |ctx: &mut ProcessorContext<'_, '_, K, V>, r: Record<K, V>| {
-                    let mut headers = r.headers;
-                    let out = OutputRecord {
-                        topic: topic(&r.key, &r.value).resolve(&app),
-                        partition: None,
-                        key: ks.serialize_with_headers(&r.key, &mut headers)?,
-                        value: vs.serialize_with_headers(&r.value, &mut headers)?,
-                        timestamp_ms: r.timestamp_ms,
-                        headers,
-                    };
-                    ctx.send(out);
-                    Ok(())
+            Box::new(SinkNode {
+                topic: match &topic {
+                    SinkTopic::Fixed(t) => ResolvedTopic::Fixed {
+                        name: Arc::from(t.resolve(app_id)),
+                        internal: matches!(t, TopicName::Internal(_)),
+                    },
+                    SinkTopic::PerRecord(f) => ResolvedTopic::PerRecord(f.clone()),
                 },
-            )))) as _
+                app_id: app_id.to_string(),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            }) as _
         });
         let mut s = self.builder.state.borrow_mut();
         let name = s.name("SINK");
@@ -697,9 +821,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Writes every record to `topic`.
     pub fn to(&self, topic: &str, key_serde: impl Serde<K>, value_serde: impl Serde<V>) {
-        let topic = topic.to_string();
         self.sink(
-            move |_, _| TopicName::External(topic.clone()),
+            SinkTopic::Fixed(TopicName::External(topic.to_string())),
             key_serde,
             value_serde,
         );
@@ -713,7 +836,9 @@ impl<K: Data, V: Data> KStream<K, V> {
         value_serde: impl Serde<V>,
     ) {
         self.sink(
-            move |k, v| TopicName::External(choose(k, v)),
+            SinkTopic::PerRecord(Arc::new(move |k: &K, v: &V| {
+                TopicName::External(choose(k, v))
+            })),
             key_serde,
             value_serde,
         );
@@ -729,9 +854,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         value_serde: impl Serde<V> + Clone,
     ) -> KStream<K, V> {
         let topic = TopicName::Internal(format!("{name}-repartition"));
-        let t = topic.clone();
         let sink = self.sink(
-            move |_, _| t.clone(),
+            SinkTopic::Fixed(topic.clone()),
             key_serde.clone(),
             value_serde.clone(),
         );

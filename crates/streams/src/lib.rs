@@ -3,8 +3,8 @@
 //! Stream processing over any Kafka-protocol cluster (strom or Apache Kafka), in the
 //! style of Kafka Streams: a typed DSL ([`dsl`]), a processor API beneath it
 //! ([`processor`]), state stores with changelogs ([`store`]), a runtime with stream
-//! threads, consumer groups and exactly-once ([`runtime`]), and a deterministic test
-//! driver ([`driver`]).
+//! threads, consumer groups and exactly-once ([`runtime`]), a deterministic test
+//! driver ([`driver`]), and an in-process runner for benchmarks ([`inprocess`]).
 //!
 //! ## How state stays exactly-once without wipes
 //!
@@ -38,6 +38,7 @@ pub mod dedup;
 pub mod driver;
 pub mod dsl;
 pub mod error;
+pub mod inprocess;
 pub mod join;
 pub mod processor;
 pub mod record;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::error::{ProcessError, SerdeError, StoreError, StreamsError};
 use crate::record::{OutputRecord, RawRecord, TaskId};
@@ -16,6 +17,34 @@ use crate::store::global::GlobalStores;
 use crate::store::overlay::Overlay;
 use crate::store::{KvPairs, TaskMeta, TaskState};
 use crate::topology::{ErasedRecord, Node, NodeId, Topology};
+
+/// How sinks hand over their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OutputMode {
+    /// Serialize every record into [`TaskEnv::outputs`] (the runtime, the test driver).
+    #[default]
+    Serialize,
+    /// The in-process runner: records for topics the topology reads (repartition topics)
+    /// are handed over typed in [`TaskEnv::handoffs`], with the partition the producer
+    /// would pick (murmur2 of the serialized key over `partitions`); records for other
+    /// topics are counted in [`TaskEnv::sunk`], and serialized only when `capture`.
+    InProcess {
+        /// Partitions of the internal topics.
+        partitions: i32,
+        /// Also serialize external outputs into [`TaskEnv::outputs`].
+        capture: bool,
+    },
+}
+
+/// A typed record for a topic the topology reads, handed over without serialization.
+pub(crate) struct Handoff {
+    /// The topic (resolved name).
+    pub topic: Arc<str>,
+    /// Its partition.
+    pub partition: i32,
+    /// The record.
+    pub record: ErasedRecord,
+}
 
 /// What to do with a record that fails to deserialize or to process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,9 +82,10 @@ pub(crate) struct Schedule {
 }
 
 /// The current input record's coordinates.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct RecordMeta {
-    pub topic: String,
+    /// Shared with the task's source list: setting it per record costs no allocation.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
 }
@@ -78,6 +108,14 @@ pub(crate) struct TaskEnv {
     pub dead_letter_topic: Option<String>,
     /// Records too late for every window they belong to, since the task started.
     pub late_records: u64,
+    /// How sinks hand over records.
+    pub output_mode: OutputMode,
+    /// Typed records for internal topics (in-process mode only).
+    pub handoffs: Vec<Handoff>,
+    /// Records sinks wrote to external topics without serializing them (in-process mode).
+    pub sunk: u64,
+    /// A counter for spreading null-keyed records over partitions (in-process mode).
+    pub round_robin: u32,
 }
 
 /// A record for the dead-letter topic, with why it is there.
@@ -153,7 +191,7 @@ impl TaskEnv {
         let mut h = |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
         h("strom.error.kind", letter.kind.to_string());
         h("strom.error", letter.error);
-        h("strom.original.topic", self.current.topic.clone());
+        h("strom.original.topic", self.current.topic.to_string());
         h(
             "strom.original.partition",
             self.current.partition.to_string(),
@@ -212,8 +250,8 @@ impl TaskEnv {
 pub(crate) struct NodeContext<'a> {
     pub env: &'a mut TaskEnv,
     pub node: NodeId,
-    /// (child index or all children, record).
-    pub forwards: Vec<(Option<usize>, ErasedRecord)>,
+    /// (child index or all children, record): a buffer the task reuses.
+    pub forwards: &'a mut Vec<(Option<usize>, ErasedRecord)>,
 }
 
 /// Outcome of one input record.
@@ -229,11 +267,78 @@ pub(crate) enum Processed {
 pub(crate) struct Task {
     pub id: TaskId,
     topology: Topology,
-    nodes: Vec<Option<Box<dyn Node>>>,
+    exec: Exec,
     pub env: TaskEnv,
     deser_handler: ErrorHandler,
     process_handler: ErrorHandler,
     sources: std::collections::HashMap<String, (u32, usize)>,
+    /// Resolved name of every source of the topology, by source index.
+    source_topics: Vec<Arc<str>>,
+}
+
+/// The nodes of a task and the buffers that carry records between them, kept apart
+/// from the topology so that running them borrows nothing shared: the hot path clones
+/// no `Arc` (whose counter every thread would write) and allocates no buffer.
+struct Exec {
+    nodes: Vec<Option<Box<dyn Node>>>,
+    /// Children of every node (a copy of the topology's).
+    children: Vec<Vec<NodeId>>,
+    /// Node names, for errors.
+    names: Vec<String>,
+    stack: Vec<(NodeId, ErasedRecord)>,
+    forwards: Vec<(Option<usize>, ErasedRecord)>,
+}
+
+impl Exec {
+    /// Runs `f` on one node, then every record it forwarded, depth first (as Kafka
+    /// Streams does: a record reaches the end of its branch before the next one starts).
+    fn run(
+        &mut self,
+        env: &mut TaskEnv,
+        start: NodeId,
+        f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>) -> Result<(), ProcessError>,
+    ) -> Result<(), ProcessError> {
+        let Exec {
+            nodes,
+            children,
+            names,
+            stack,
+            forwards,
+        } = self;
+        // A failed run may leave records behind: they belong to no later run.
+        stack.clear();
+        forwards.clear();
+        let task = env.task;
+        let missing = |id: NodeId| {
+            ProcessError::user(format!(
+                "internal: node {} is not part of task {task}",
+                names[id]
+            ))
+        };
+        let Some(node) = nodes[start].as_mut() else {
+            return Err(missing(start));
+        };
+        let mut ctx = NodeContext {
+            env,
+            node: start,
+            forwards,
+        };
+        f(node.as_mut(), &mut ctx)?;
+        push_forwards(&children[start], forwards, stack);
+        while let Some((node_id, rec)) = stack.pop() {
+            let Some(node) = nodes[node_id].as_mut() else {
+                return Err(missing(node_id));
+            };
+            let mut ctx = NodeContext {
+                env,
+                node: node_id,
+                forwards,
+            };
+            node.process(&mut ctx, rec)?;
+            push_forwards(&children[node_id], forwards, stack);
+        }
+        Ok(())
+    }
 }
 
 impl Task {
@@ -264,10 +369,23 @@ impl Task {
         for &n in &sub.nodes {
             nodes[n] = Some((inner.nodes[n].factory)(app_id));
         }
+        let exec = Exec {
+            nodes,
+            children: inner.nodes.iter().map(|n| n.children.clone()).collect(),
+            names: inner.nodes.iter().map(|n| n.name.clone()).collect(),
+            stack: Vec::new(),
+            forwards: Vec::new(),
+        };
+        let source_topics = inner
+            .sources
+            .iter()
+            .map(|s| Arc::from(s.topic.resolve(app_id)))
+            .collect();
         let mut task = Task {
             id,
             topology: topology.clone(),
-            nodes,
+            exec,
+            source_topics,
             env: TaskEnv {
                 app_id: app_id.to_string(),
                 task: id,
@@ -275,7 +393,11 @@ impl Task {
                 overlay: Overlay::default(),
                 stores: sub.stores.clone(),
                 outputs: Vec::new(),
-                current: RecordMeta::default(),
+                current: RecordMeta {
+                    topic: Arc::from(""),
+                    partition: id.partition,
+                    offset: -1,
+                },
                 stream_time_ms: meta.stream_time_ms,
                 committed_stream_time_ms: meta.stream_time_ms,
                 wall_clock_ms: 0,
@@ -283,6 +405,10 @@ impl Task {
                 globals,
                 dead_letter_topic,
                 late_records: 0,
+                output_mode: OutputMode::Serialize,
+                handoffs: Vec::new(),
+                sunk: 0,
+                round_robin: 0,
             },
             deser_handler,
             process_handler,
@@ -301,46 +427,13 @@ impl Task {
         Ok(task)
     }
 
-    /// Runs `f` on one node, then every record it forwarded, depth first (as Kafka
-    /// Streams does: a record reaches the end of its branch before the next one starts).
+    /// Runs `f` on one node and everything it forwards.
     fn run(
         &mut self,
         start: NodeId,
         f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>) -> Result<(), ProcessError>,
     ) -> Result<(), ProcessError> {
-        let topology = self.topology.inner.clone();
-        let mut stack: Vec<(NodeId, ErasedRecord)> = Vec::new();
-        let Some(node) = self.nodes[start].as_mut() else {
-            return Err(ProcessError::user(format!(
-                "internal: node {} is not part of task {}",
-                topology.nodes[start].name, self.id
-            )));
-        };
-        let mut ctx = NodeContext {
-            env: &mut self.env,
-            node: start,
-            forwards: Vec::new(),
-        };
-        f(node.as_mut(), &mut ctx)?;
-        let forwards = ctx.forwards;
-        push_forwards(&topology.nodes[start].children, forwards, &mut stack);
-        while let Some((node_id, rec)) = stack.pop() {
-            let Some(node) = self.nodes[node_id].as_mut() else {
-                return Err(ProcessError::user(format!(
-                    "internal: node {} is not part of task {}",
-                    topology.nodes[node_id].name, self.id
-                )));
-            };
-            let mut ctx = NodeContext {
-                env: &mut self.env,
-                node: node_id,
-                forwards: Vec::new(),
-            };
-            node.process(&mut ctx, rec)?;
-            let forwards = ctx.forwards;
-            push_forwards(&topology.nodes[node_id].children, forwards, &mut stack);
-        }
-        Ok(())
+        self.exec.run(&mut self.env, start, f)
     }
 
     /// Processes one input record; errors go to the handlers.
@@ -351,58 +444,107 @@ impl Task {
                 raw.topic
             )));
         };
-        let topology = self.topology.inner.clone();
-        let src = &topology.sources[source];
         self.env.current = RecordMeta {
-            topic: raw.topic.clone(),
+            topic: self.source_topics[source].clone(),
             partition: raw.partition,
             offset: raw.offset,
         };
-        let processing_time = src.processing_time.then_some(self.env.wall_clock_ms);
-        let decoded = (src.decode)(raw).and_then(|mut r| {
-            if let Some(now) = processing_time {
-                r.timestamp_ms = now;
-            }
-            if r.timestamp_ms < 0 {
-                Err(SerdeError::Timestamp(format!(
-                    "record timestamp {} is negative",
-                    r.timestamp_ms
-                )))
-            } else {
-                Ok(r)
-            }
-        });
+        let src = &self.topology.inner.sources[source];
+        let decoded = (src.decode)(raw).and_then(|r| self.timestamp(source, r));
         let record = match decoded {
             Ok(r) => r,
             Err(SerdeError::Unavailable { after_ms, reason }) => {
                 tracing::warn!(task = %self.id, topic = %raw.topic, offset = raw.offset, reason, "deserializer unavailable: retrying");
                 return Ok(Processed::Retry(after_ms.max(1)));
             }
-            Err(e) => {
-                let kind = match e {
-                    SerdeError::Timestamp(_) => "timestamp",
-                    _ => "deserialization",
-                };
-                let handler = self.deser_handler.clone();
-                return match handler {
-                    ErrorHandler::Fail => Err(StreamsError::Deserialization {
-                        topic: raw.topic.clone(),
-                        partition: raw.partition,
-                        offset: raw.offset,
-                        source: e,
-                    }),
-                    other => {
-                        self.dead_letter(&other, raw, kind, &e.to_string());
-                        Ok(Processed::Skipped)
-                    }
-                };
-            }
+            Err(e) => return self.deserialization_failed(Some(raw), e),
         };
+        self.process_decoded(source, record, Some(raw))
+    }
+
+    /// Processes one record of source `source` given typed (the in-process runner):
+    /// the same path as [`Task::process`] from the timestamp on. Its dead letters, if
+    /// any, carry no key and value (there are no bytes to carry).
+    pub fn process_typed(
+        &mut self,
+        source: usize,
+        record: ErasedRecord,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Processed, StreamsError> {
+        self.env.current = RecordMeta {
+            topic: self.source_topics[source].clone(),
+            partition,
+            offset,
+        };
+        match self.timestamp(source, record) {
+            Ok(r) => self.process_decoded(source, r, None),
+            Err(e) => self.deserialization_failed(None, e),
+        }
+    }
+
+    /// The record's event time: the source's extractor, processing time, or the record
+    /// timestamp; negative is unusable.
+    fn timestamp(&self, source: usize, mut r: ErasedRecord) -> Result<ErasedRecord, SerdeError> {
+        let src = &self.topology.inner.sources[source];
+        if let Some(extract) = &src.extract {
+            r.timestamp_ms =
+                extract(r.key.as_any(), r.value.as_any(), r.timestamp_ms).ok_or_else(|| {
+                    SerdeError::Timestamp("the timestamp extractor found none".into())
+                })?;
+        }
+        if src.processing_time {
+            r.timestamp_ms = self.env.wall_clock_ms;
+        }
+        if r.timestamp_ms < 0 {
+            return Err(SerdeError::Timestamp(format!(
+                "record timestamp {} is negative",
+                r.timestamp_ms
+            )));
+        }
+        Ok(r)
+    }
+
+    /// The deserialization handler's decision on a record that could not be decoded.
+    fn deserialization_failed(
+        &mut self,
+        raw: Option<&RawRecord>,
+        e: SerdeError,
+    ) -> Result<Processed, StreamsError> {
+        let kind = match e {
+            SerdeError::Timestamp(_) => "timestamp",
+            _ => "deserialization",
+        };
+        let handler = self.deser_handler.clone();
+        match handler {
+            ErrorHandler::Fail => Err(StreamsError::Deserialization {
+                topic: self.env.current.topic.to_string(),
+                partition: self.env.current.partition,
+                offset: self.env.current.offset,
+                source: e,
+            }),
+            other => {
+                self.dead_letter(&other, raw, kind, &e.to_string());
+                Ok(Processed::Skipped)
+            }
+        }
+    }
+
+    /// Runs a decoded, timestamped record through the sub-topology.
+    fn process_decoded(
+        &mut self,
+        source: usize,
+        record: ErasedRecord,
+        raw: Option<&RawRecord>,
+    ) -> Result<Processed, StreamsError> {
+        let node = self.topology.inner.sources[source].node;
         let stream_time_before = self.env.stream_time_ms;
         self.env.stream_time_ms = self.env.stream_time_ms.max(record.timestamp_ms);
         let outputs_before = self.env.outputs.len();
+        let handoffs_before = self.env.handoffs.len();
+        let sunk_before = self.env.sunk;
         self.env.overlay.begin_record();
-        let result = self.run(src.node, |_, ctx| {
+        let result = self.run(node, |_, ctx| {
             ctx.forwards.push((None, record));
             Ok(())
         });
@@ -414,6 +556,8 @@ impl Task {
                 // Undo the failed record's effects so that it leaves no trace.
                 self.env.overlay.undo_record();
                 self.env.outputs.truncate(outputs_before);
+                self.env.handoffs.truncate(handoffs_before);
+                self.env.sunk = sunk_before;
                 if let ProcessError::Retry { after_ms, .. } = e {
                     self.env.stream_time_ms = stream_time_before;
                     return Ok(Processed::Retry(after_ms.max(1)));
@@ -426,9 +570,9 @@ impl Task {
                 match handler {
                     ErrorHandler::Fail => {
                         return Err(StreamsError::Processing {
-                            topic: raw.topic.clone(),
-                            partition: raw.partition,
-                            offset: raw.offset,
+                            topic: self.env.current.topic.to_string(),
+                            partition: self.env.current.partition,
+                            offset: self.env.current.offset,
                             source: e,
                         })
                     }
@@ -439,11 +583,14 @@ impl Task {
                 }
             }
         }
+        if self.env.schedules.is_empty() {
+            return Ok(Processed::Ok);
+        }
         self.punctuate(PunctuationType::StreamTime, self.env.stream_time_ms)
             .map_err(|e| StreamsError::Processing {
-                topic: raw.topic.clone(),
-                partition: raw.partition,
-                offset: raw.offset,
+                topic: self.env.current.topic.to_string(),
+                partition: self.env.current.partition,
+                offset: self.env.current.offset,
                 source: e,
             })?;
         Ok(Processed::Ok)
@@ -452,15 +599,15 @@ impl Task {
     fn dead_letter(
         &mut self,
         handler: &ErrorHandler,
-        raw: &RawRecord,
+        raw: Option<&RawRecord>,
         kind: &'static str,
         error: &str,
     ) {
         let letter = DeadLetter {
-            key: raw.key.clone(),
-            value: raw.value.clone(),
-            timestamp_ms: raw.timestamp_ms,
-            headers: raw.headers.clone(),
+            key: raw.and_then(|r| r.key.clone()),
+            value: raw.and_then(|r| r.value.clone()),
+            timestamp_ms: raw.map_or(self.env.stream_time_ms, |r| r.timestamp_ms),
+            headers: raw.map(|r| r.headers.clone()).unwrap_or_default(),
             kind,
             error: error.to_string(),
             extra: Vec::new(),
@@ -492,7 +639,7 @@ impl Task {
             if now_ms >= next {
                 self.env.schedules[i].next_ms = Some(aligned_next);
                 self.env.current = RecordMeta {
-                    topic: String::new(),
+                    topic: Arc::from(""),
                     partition: self.id.partition,
                     offset: -1,
                 };
@@ -702,30 +849,29 @@ fn next_multiple(now: i64, interval: i64) -> i64 {
     (now / interval).saturating_add(1).saturating_mul(interval)
 }
 
-/// Pushes forwarded records on the stack so that the first one forwarded runs first.
+/// Moves forwarded records onto the stack so that the first one forwarded runs first
+/// (and, for a record sent to every child, the first child first).
 fn push_forwards(
     children: &[NodeId],
-    forwards: Vec<(Option<usize>, ErasedRecord)>,
+    forwards: &mut Vec<(Option<usize>, ErasedRecord)>,
     stack: &mut Vec<(NodeId, ErasedRecord)>,
 ) {
-    let mut batch: Vec<(NodeId, ErasedRecord)> = Vec::new();
-    for (target, rec) in forwards {
+    for (target, rec) in forwards.drain(..).rev() {
         match target {
             Some(i) => {
                 if let Some(&c) = children.get(i) {
-                    batch.push((c, rec));
+                    stack.push((c, rec));
                 }
             }
             None => {
-                // Clone for all children but the last, which takes the record itself.
-                if let Some((&last, rest)) = children.split_last() {
-                    for &c in rest {
-                        batch.push((c, rec.clone()));
+                // Clones for all children but the first, which takes the record itself.
+                if let Some((&first, rest)) = children.split_first() {
+                    for &c in rest.iter().rev() {
+                        stack.push((c, rec.clone()));
                     }
-                    batch.push((last, rec));
+                    stack.push((first, rec));
                 }
             }
         }
     }
-    stack.extend(batch.into_iter().rev());
 }

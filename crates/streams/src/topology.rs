@@ -19,6 +19,7 @@ pub(crate) type NodeId = usize;
 pub(crate) trait AnyClone: Any + Send {
     fn clone_box(&self) -> Box<dyn AnyClone>;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl<T: Any + Send + Clone> AnyClone for T {
@@ -26,6 +27,9 @@ impl<T: Any + Send + Clone> AnyClone for T {
         Box::new(self.clone())
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+    fn as_any(&self) -> &dyn Any {
         self
     }
 }
@@ -83,6 +87,11 @@ pub(crate) type NodeFactory = Arc<dyn Fn(&str) -> Box<dyn Node> + Send + Sync>;
 /// Decodes a raw input record into an erased record.
 pub(crate) type Decoder = Arc<dyn Fn(&RawRecord) -> Result<ErasedRecord, SerdeError> + Send + Sync>;
 
+/// A source's event-time extractor over the erased key and value and the record
+/// timestamp (`None`: no usable time). Kept apart from the decoder so that records fed
+/// typed (the in-process runner) get the same event time as decoded ones.
+pub(crate) type Extractor = Arc<dyn Fn(&dyn Any, &dyn Any, i64) -> Option<i64> + Send + Sync>;
+
 /// A topic name; internal topics are prefixed with the application id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TopicName {
@@ -113,6 +122,8 @@ pub(crate) struct SourceDef {
     pub topic: TopicName,
     pub node: NodeId,
     pub decode: Decoder,
+    /// The event-time extractor, applied after decoding (`stream_with_timestamps`).
+    pub extract: Option<Extractor>,
     /// Records take the wall-clock time of their processing as timestamp.
     pub processing_time: bool,
 }

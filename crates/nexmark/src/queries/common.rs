@@ -1,16 +1,11 @@
-//! What the queries q11–q22 share: reading the event stream in event time, the
-//! watermark delay that sets their grace, and the UTC calendar that Flink's
-//! `DATE_FORMAT` and `HOUR` apply to a `TIMESTAMP(3)`.
+//! What the queries q11–q22 share besides the registry's input helpers
+//! ([`super::events`], [`super::bids`]): the watermark delay that sets their grace, and
+//! the UTC calendar that Flink's `DATE_FORMAT` and `HOUR` apply to a `TIMESTAMP(3)`.
 //!
 //! The calendar is plain integer arithmetic (days since 1970-01-01 to a proleptic
 //! Gregorian date), so the queries need no date library and never depend on the host's
 //! time zone: Nexmark's `dateTime` is a `TIMESTAMP(3)` without zone, made from the
 //! event's epoch milliseconds in UTC.
-
-use strom_streams::prelude::{KStream, StreamsBuilder, UnitSerde};
-
-use crate::model::{Auction, Bid, Event, EventSerde};
-use crate::queries::QueryTopics;
 
 /// One day of event time in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -20,27 +15,6 @@ pub const DAY_MS: i64 = 86_400_000;
 /// queries here keep their windows open this long after they end (their grace) and
 /// treat a record later than that as late, as Flink drops records behind its watermark.
 pub const WATERMARK_DELAY_MS: i64 = 4_000;
-
-/// The events of `topics.input` (null keys, JSON values) with each event's
-/// `date_time` as its event time.
-pub fn events(builder: &StreamsBuilder, topics: &QueryTopics) -> KStream<(), Event> {
-    builder.stream_with_timestamps(
-        &topics.input,
-        UnitSerde,
-        EventSerde::new(),
-        |_, event: &Event, _| Some(event.date_time()),
-    )
-}
-
-/// The bids of `topics.input`, in event time.
-pub fn bids(builder: &StreamsBuilder, topics: &QueryTopics) -> KStream<(), Bid> {
-    events(builder, topics).flat_map_values(|event: &Event| event.as_bid().cloned())
-}
-
-/// The auctions of `topics.input`, in event time.
-pub fn auctions(builder: &StreamsBuilder, topics: &QueryTopics) -> KStream<(), Auction> {
-    events(builder, topics).flat_map_values(|event: &Event| event.as_auction().cloned())
-}
 
 /// The day (days since 1970-01-01, UTC) that the instant `ms` falls in.
 pub fn day_of(ms: i64) -> i64 {

@@ -30,8 +30,9 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
-use super::common::{bids, WATERMARK_DELAY_MS};
+use super::common::WATERMARK_DELAY_MS;
 use super::QueryTopics;
+use super::{bids, events};
 
 /// The inactivity gap that ends a session.
 pub const SESSION_GAP_MS: i64 = 10_000;
@@ -51,7 +52,7 @@ pub struct Q11Result {
 
 /// Adds q11 to `builder`: bids of `topics.input` → sessions per bidder → `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    bids(builder, topics)
+    bids(&events(builder, topics))
         // Only the count matters: the repartition topic carries the bidder and no value.
         .map(|_, bid| (bid.bidder, ()))
         .group_by_key(I64Serde, UnitSerde)

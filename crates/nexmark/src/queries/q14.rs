@@ -26,8 +26,9 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
-use super::common::{bids, hour_of};
+use super::common::hour_of;
 use super::QueryTopics;
+use super::{bids, events};
 use crate::model::Bid;
 
 /// A bid in the price band, with its time type.
@@ -90,10 +91,8 @@ pub fn calculate(bid: &Bid) -> Option<Q14Result> {
 
 /// Adds q14 to `builder`: bids of `topics.input` → the band's rows → `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    bids(builder, topics).flat_map_values(calculate).to(
-        &topics.output,
-        UnitSerde,
-        JsonSerde::<Q14Result>::new(),
-    );
+    bids(&events(builder, topics))
+        .flat_map_values(calculate)
+        .to(&topics.output, UnitSerde, JsonSerde::<Q14Result>::new());
     Ok(())
 }

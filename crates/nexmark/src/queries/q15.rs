@@ -33,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
 use super::bid_stats::{daily_stats, BidCounts, DayStats, GroupDay};
-use super::common::{bids, format_day};
+use super::common::format_day;
 use super::QueryTopics;
+use super::{bids, events};
 
 /// The key of a q15 row: its day.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -55,19 +56,21 @@ pub struct Q15Result {
 
 /// Adds q15 to `builder`: bids of `topics.input` → statistics per day → `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    daily_stats(builder, &bids(builder, topics), "q15", |_| String::new())
-        .map(|key: GroupDay, stats: DayStats| {
-            let day = format_day(key.day);
-            let result = Q15Result {
-                day: day.clone(),
-                counts: stats.counts,
-            };
-            (Q15Key { day }, result)
-        })
-        .to(
-            &topics.output,
-            JsonSerde::<Q15Key>::new(),
-            JsonSerde::<Q15Result>::new(),
-        );
+    daily_stats(builder, &bids(&events(builder, topics)), "q15", |_| {
+        String::new()
+    })
+    .map(|key: GroupDay, stats: DayStats| {
+        let day = format_day(key.day);
+        let result = Q15Result {
+            day: day.clone(),
+            counts: stats.counts,
+        };
+        (Q15Key { day }, result)
+    })
+    .to(
+        &topics.output,
+        JsonSerde::<Q15Key>::new(),
+        JsonSerde::<Q15Result>::new(),
+    );
     Ok(())
 }

@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
 use super::bid_stats::{daily_stats, BidCounts, DayStats, GroupDay};
-use super::common::{bids, format_day, format_minute};
+use super::common::{format_day, format_minute};
 use super::QueryTopics;
+use super::{bids, events};
 
 /// The key of a q16 row: its channel and day.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -55,7 +56,7 @@ pub struct Q16Result {
 /// Adds q16 to `builder`: bids of `topics.input` → statistics per channel and day →
 /// `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    daily_stats(builder, &bids(builder, topics), "q16", |bid| {
+    daily_stats(builder, &bids(&events(builder, topics)), "q16", |bid| {
         bid.channel.clone()
     })
     .map(|key: GroupDay, stats: DayStats| {

@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
 use super::bid_stats::price_rank;
-use super::common::{bids, day_of, format_day, DAY_MS, WATERMARK_DELAY_MS};
+use super::common::{day_of, format_day, DAY_MS, WATERMARK_DELAY_MS};
 use super::QueryTopics;
+use super::{bids, events};
 
 /// The key of a q17 row: its auction and day.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -115,7 +116,7 @@ impl AuctionDay {
 /// Adds q17 to `builder`: bids of `topics.input` → statistics per auction and day →
 /// `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    bids(builder, topics)
+    bids(&events(builder, topics))
         .map(|_, bid| (bid.auction, bid.price))
         .group_by_key(I64Serde, I64Serde)
         .windowed_by(TimeWindows::of_size(DAY_MS).grace(WATERMARK_DELAY_MS))

@@ -27,8 +27,8 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
-use super::common::bids;
 use super::QueryTopics;
+use super::{bids, events};
 use crate::model::Bid;
 
 /// The key of a q18 row.
@@ -76,7 +76,7 @@ impl Processor<Q18Key, Bid, Q18Key, Bid> for LastBid {
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
     let store = StoreHandle::new(STORE, JsonSerde::<Q18Key>::new(), JsonSerde::<Bid>::new());
     builder.add_store(&store);
-    bids(builder, topics)
+    bids(&events(builder, topics))
         .select_key(|_, bid: &Bid| Q18Key {
             bidder: bid.bidder,
             auction: bid.auction,

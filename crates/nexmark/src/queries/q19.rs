@@ -25,8 +25,8 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
-use super::common::bids;
 use super::QueryTopics;
+use super::{bids, events};
 use crate::model::Bid;
 
 /// How many bids per auction are kept.
@@ -107,7 +107,7 @@ impl Processor<i64, Bid, Q19Key, Q19Result> for TopBids {
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
     let store = StoreHandle::new(STORE, I64Serde, JsonSerde::<Vec<Bid>>::new());
     builder.add_store(&store);
-    bids(builder, topics)
+    bids(&events(builder, topics))
         .select_key(|_, bid: &Bid| bid.auction)
         .repartition("q19-by-auction", I64Serde, JsonSerde::<Bid>::new())
         .process(

@@ -26,9 +26,9 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
-use super::common::events;
 use super::QueryTopics;
-use crate::model::{Auction, Bid, Event};
+use super::{auctions, bids, events};
+use crate::model::{Auction, Bid};
 
 /// The category whose auctions are joined.
 pub const CATEGORY: i64 = 10;
@@ -96,14 +96,10 @@ pub fn expand(bid: &Bid, auction: &Auction) -> Q20Result {
 /// auctions with their auction → `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
     let events = events(builder, topics);
-    let bids = events.flat_map(|_, event: Event| match event {
-        Event::Bid(bid) => Some((bid.auction, bid)),
-        _ => None,
-    });
-    let auctions = events.flat_map(|_, event: Event| match event {
-        Event::Auction(auction) if auction.category == CATEGORY => Some((auction.id, auction)),
-        _ => None,
-    });
+    let bids = bids(&events).select_key(|_, bid: &Bid| bid.auction);
+    let auctions = auctions(&events)
+        .filter(|_, auction: &Auction| auction.category == CATEGORY)
+        .select_key(|_, auction: &Auction| auction.id);
     bids.join(
         &auctions,
         expand,

@@ -24,8 +24,8 @@
 use serde::{Deserialize, Serialize};
 use strom_streams::prelude::*;
 
-use super::common::bids;
 use super::QueryTopics;
+use super::{bids, events};
 use crate::model::Bid;
 
 /// A bid with its URL's first three directories.
@@ -71,7 +71,7 @@ pub fn directories(bid: &Bid) -> Q22Result {
 
 /// Adds q22 to `builder`: bids of `topics.input` → their directories → `topics.output`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    bids(builder, topics).map_values(directories).to(
+    bids(&events(builder, topics)).map_values(directories).to(
         &topics.output,
         UnitSerde,
         JsonSerde::<Q22Result>::new(),
