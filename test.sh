@@ -35,9 +35,12 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
-echo "== strom-streams with its schema-registry serdes (feature registry, off by default)"
-cargo clippy -p strom-streams --features registry --all-targets --locked -- -D warnings
-cargo test -p strom-streams --features registry --locked --test registry_serdes
+echo "== strom-streams' optional features: schema-registry serdes (registry), OTLP export (otel)"
+# Both features in one build: the tests that need them are [[test]]s with
+# required-features, which the workspace run above skips.
+cargo clippy -p strom-streams --features registry,otel --all-targets --locked -- -D warnings
+cargo test -p strom-streams --features registry,otel --locked \
+    --test registry_serdes --test otel_export
 echo "== real clients against strom serve (tests/compat)"
 # The strom binary cargo test just built; no second build.
 STROM_COMPAT_SKIP_INSTALL=1 STROM_BIN="$PWD/target/debug/strom" tests/compat/run.sh

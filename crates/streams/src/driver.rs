@@ -9,8 +9,11 @@
 //! transaction); [`TopologyTestDriver::restart`] simulates a crash and restores the
 //! stores from their changelogs exactly as the runtime does.
 //!
-//! Records written to a topic the topology reads (repartition topics) are fed back to
-//! it after the commit that makes them visible.
+//! Records written to a topic the topology reads (repartition and retry topics) are fed
+//! back to it after the commit that makes them visible. A record that asks to wait
+//! (`ProcessError::Retry`, a retry-topic record before its due time) holds only its own
+//! topic until [`TopologyTestDriver::advance_wall_clock`] reaches the time, as the
+//! runtime pauses only that partition.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +25,7 @@ use crate::store::global::GlobalStores;
 use crate::store::memory::MemoryBackend;
 use crate::store::StateBackend;
 use crate::task::{ErrorHandler, Processed, Task};
+use crate::telemetry::Tracer;
 use crate::topology::Topology;
 
 /// Test driver settings.
@@ -40,6 +44,10 @@ pub struct DriverConfig {
     /// Opt-in: each wall-clock advance also moves every task's stream time up to
     /// `wall clock - lag`, so windows of quiet partitions close. Default `None`.
     pub stream_time_wall_clock_lag_ms: Option<i64>,
+    /// OTLP/HTTP base URL to export spans to, as `StreamsConfig::otlp_endpoint` (feature
+    /// `otel`): a span per piped or fed-back record, per commit and per restore. Spans
+    /// still queued go out when the driver is dropped. Default `None`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for DriverConfig {
@@ -51,6 +59,7 @@ impl Default for DriverConfig {
             processing_errors: ErrorHandler::Fail,
             wall_clock_start_ms: 0,
             stream_time_wall_clock_lag_ms: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -73,14 +82,24 @@ pub struct TopologyTestDriver {
     uncommitted_inputs: Vec<RawRecord>,
     read_pos: BTreeMap<String, usize>,
     wall_clock_ms: i64,
-    /// Per task: records waiting for a retry (the first one asked for it; the others
-    /// queue behind it to keep the partition's order), and when to try again.
-    paused: BTreeMap<TaskId, (i64, std::collections::VecDeque<RawRecord>)>,
+    /// Per input partition (task and topic: every topic has one partition here): records
+    /// waiting for a retry (the first one asked for it; the others queue behind it to
+    /// keep the partition's order), and when to try again. The task's other inputs go
+    /// on, as in the runtime, which pauses one partition.
+    paused: BTreeMap<(TaskId, String), (i64, std::collections::VecDeque<RawRecord>)>,
     /// Committed records of topics the topology reads that it has not consumed yet.
     unconsumed: std::collections::VecDeque<RawRecord>,
     /// Stream time per task as of the last commit (the runtime keeps it with the offsets).
     committed_stream_time: BTreeMap<TaskId, i64>,
     globals: GlobalStores,
+    tracer: Tracer,
+}
+
+impl Drop for TopologyTestDriver {
+    fn drop(&mut self) {
+        // Spans still queued are exported before the driver goes.
+        self.tracer.shutdown();
+    }
 }
 
 /// Where [`TopologyTestDriver::crash`] hits.
@@ -107,7 +126,13 @@ impl TopologyTestDriver {
 
     /// A driver with explicit settings.
     pub fn with_config(topology: &Topology, config: DriverConfig) -> Result<Self, StreamsError> {
+        let tracer = Tracer::start(
+            config.otlp_endpoint.as_deref(),
+            &config.application_id,
+            "test-driver",
+        )?;
         let mut driver = TopologyTestDriver {
+            tracer,
             topology: topology.clone(),
             wall_clock_ms: config.wall_clock_start_ms,
             config,
@@ -153,6 +178,8 @@ impl TopologyTestDriver {
                 self.globals.clone(),
             )?;
             // Restore: replay each store's changelog from the applied offset.
+            let restore_began = std::time::SystemTime::now();
+            let mut restored = 0;
             for store in &sub.stores {
                 let topic = Topology::changelog_topic(&self.config.application_id, store);
                 let applied = task.meta()?.changelog_next.get(store).copied().unwrap_or(0);
@@ -167,6 +194,7 @@ impl TopologyTestDriver {
                 report
                     .records_restored
                     .insert(store.clone(), tail.len() as u64);
+                restored += tail.len() as u64;
                 if let Some(left) = limit.as_mut() {
                     for (i, record) in tail.into_iter().enumerate() {
                         if *left == 0 {
@@ -179,6 +207,9 @@ impl TopologyTestDriver {
                 } else if !tail.is_empty() {
                     task.restore_batch(store, tail, log.len() as i64)?;
                 }
+            }
+            if !sub.stores.is_empty() {
+                self.tracer.restore_span(id, restored, restore_began);
             }
             let t = self
                 .committed_stream_time
@@ -269,10 +300,12 @@ impl TopologyTestDriver {
             subtopology: sub,
             partition: 0,
         };
-        if let Some((_, queue)) = self.paused.get_mut(&id) {
-            // The partition is paused: keep the order.
-            queue.push_back(raw);
-            return Ok(());
+        if !self.paused.is_empty() {
+            if let Some((_, queue)) = self.paused.get_mut(&(id, raw.topic.clone())) {
+                // The partition is paused: keep the order.
+                queue.push_back(raw);
+                return Ok(());
+            }
         }
         self.process_now(id, raw)
     }
@@ -282,35 +315,41 @@ impl TopologyTestDriver {
             return Err(StreamsError::Topology(format!("no task {id}")));
         };
         task.set_wall_clock(self.wall_clock_ms);
-        if let Processed::Retry(after_ms) = task.process(&raw)? {
+        let span = self
+            .tracer
+            .record_span(id, &self.config.application_id, &raw);
+        let outcome = task.process(&raw);
+        let mut outputs = task.take_outputs();
+        span.finish(&outcome, &mut outputs);
+        if let Processed::Retry(after_ms) = outcome? {
             let entry = self
                 .paused
-                .entry(id)
+                .entry((id, raw.topic.clone()))
                 .or_insert_with(|| (0, std::collections::VecDeque::new()));
             entry.0 = self.wall_clock_ms + after_ms;
             entry.1.push_front(raw);
             return Ok(());
         }
-        self.pending.extend(task.take_outputs());
+        self.pending.extend(outputs);
         self.uncommitted_inputs.push(raw);
         Ok(())
     }
 
     /// Processes paused records whose retry time has come, in order.
     fn resume_paused(&mut self) -> Result<(), StreamsError> {
-        let due: Vec<TaskId> = self
+        let due: Vec<(TaskId, String)> = self
             .paused
             .iter()
             .filter(|(_, (at, _))| *at <= self.wall_clock_ms)
-            .map(|(id, _)| *id)
+            .map(|(key, _)| key.clone())
             .collect();
-        for id in due {
-            let Some((_, mut queue)) = self.paused.remove(&id) else {
+        for key in due {
+            let Some((_, mut queue)) = self.paused.remove(&key) else {
                 continue;
             };
             while let Some(raw) = queue.pop_front() {
-                self.process_now(id, raw)?;
-                if let Some((_, q)) = self.paused.get_mut(&id) {
+                self.process_now(key.0, raw)?;
+                if let Some((_, q)) = self.paused.get_mut(&key) {
                     // Paused again: the rest waits behind the record that asked.
                     q.extend(queue.drain(..));
                     break;
@@ -363,6 +402,16 @@ impl TopologyTestDriver {
     /// Makes outputs, changelog records and input positions durable; then, if `apply`,
     /// applies the overlays to the stores.
     fn commit_transaction(&mut self, apply: bool) -> Result<(), StreamsError> {
+        let traced = (!self.pending.is_empty()
+            || !self.uncommitted_inputs.is_empty()
+            || self.tasks.values().any(|t| t.overlay_bytes() > 0))
+        .then(|| {
+            (
+                std::time::SystemTime::now(),
+                self.tasks.len(),
+                self.uncommitted_inputs.len(),
+            )
+        });
         let outputs = std::mem::take(&mut self.pending);
         for out in outputs {
             if let Some(raw) = self.append(out) {
@@ -381,6 +430,9 @@ impl TopologyTestDriver {
             if apply {
                 task.apply(&next)?;
             }
+        }
+        if let Some((started, tasks, records)) = traced {
+            self.tracer.commit_span(0, tasks, records, started, None);
         }
         self.uncommitted_inputs.clear();
         Ok(())

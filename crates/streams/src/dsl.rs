@@ -111,7 +111,17 @@ impl BuilderState {
             decode,
             extract,
             processing_time,
+            retry_topic: false,
         });
+        id
+    }
+
+    /// A source reading a retry topic ([`crate::retry_topics`]).
+    fn add_retry_source(&mut self, topic: TopicName, decode: Decoder) -> NodeId {
+        let id = self.add_source(topic, decode);
+        if let Some(source) = self.sources.last_mut() {
+            source.retry_topic = true;
+        }
         id
     }
 }
@@ -790,6 +800,58 @@ impl<K: Data, V: Data> KStream<K, V> {
             stores.iter().map(|s| s.to_string()).collect(),
             true,
         )
+    }
+
+    /// As [`KStream::process`], with non-blocking retries: a record the processor fails
+    /// on (an error `retry.retry_on` accepts) goes to the retry topics
+    /// `<application.id>-<name>-retry-<n>`, one per backoff tier, and comes back to this
+    /// processor when due, while the input goes on; after the last tier it goes to the
+    /// dead-letter topic. The serdes write the processor's input records to the retry
+    /// topics. Records of a key can be reordered by retries; see [`crate::retry_topics`].
+    pub fn process_with_retry_topics<KO: Data, VO: Data, P>(
+        &self,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        stores: &[&str],
+        retry: crate::retry_topics::RetryTopics,
+        key_serde: impl Serde<K> + Clone,
+        value_serde: impl Serde<V> + Clone,
+    ) -> KStream<KO, VO>
+    where
+        P: Processor<K, V, KO, VO>,
+    {
+        if let Err(e) = retry.check() {
+            self.builder.error(&e);
+        }
+        let node = {
+            let mut s = self.builder.state.borrow_mut();
+            let mut parents = vec![self.node];
+            for suffix in retry.topic_suffixes() {
+                parents.push(s.add_retry_source(
+                    TopicName::Internal(suffix),
+                    stream_decoder(key_serde.clone(), value_serde.clone()),
+                ));
+            }
+            let (ks, vs): (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>) =
+                (Arc::new(key_serde), Arc::new(value_serde));
+            let factory: NodeFactory = Arc::new(move |app_id: &str| {
+                let inner = Box::new(TypedNode::<_, K, V, KO, VO>::new(supplier()));
+                Box::new(crate::retry_topics::RetryNode::new(
+                    inner,
+                    retry.clone(),
+                    app_id,
+                    ks.clone(),
+                    vs.clone(),
+                )) as _
+            });
+            let name = s.name("PROCESSOR-RETRYING");
+            s.add_node(
+                name,
+                factory,
+                &parents,
+                stores.iter().map(|s| s.to_string()).collect(),
+            )
+        };
+        KStream::at(&self.builder, node, true)
     }
 
     fn sink(

@@ -16,6 +16,15 @@
 //! store is therefore always a prefix of the committed changelog: a crash never wipes it,
 //! and a restart replays only the changelog's tail.
 //!
+//! ## Errors and observability
+//!
+//! Records that fail go to an [`ErrorHandler`] (fail, log, dead-letter topic); calls to
+//! external systems retry in line ([`resilience::RetryPolicy`]), pause their partition
+//! ([`resilience::CircuitBreaker`], [`error::ProcessError::Retry`]) or, for long
+//! backoffs, move through non-blocking retry topics ([`retry_topics`]). With the cargo
+//! feature `otel` and `StreamsConfig::otlp_endpoint`, the runtime exports a span per
+//! record (a child of its W3C `traceparent`), commit and restore over OTLP/HTTP.
+//!
 //! ## Example
 //!
 //! ```
@@ -45,10 +54,12 @@ pub mod record;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod resilience;
+pub mod retry_topics;
 pub mod runtime;
 pub mod serdes;
 pub mod store;
 mod task;
+mod telemetry;
 mod topology;
 pub mod window;
 
@@ -67,6 +78,7 @@ pub mod prelude {
     };
     pub use crate::record::{Headers, OutputRecord, Record, TaskId};
     pub use crate::resilience::{BreakerConfig, BreakerState, CircuitBreaker, RetryPolicy};
+    pub use crate::retry_topics::RetryTopics;
     pub use crate::serdes::{
         BytesSerde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, StringSerde, U32Serde,
         U64Serde, UnitSerde,

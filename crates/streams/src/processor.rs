@@ -174,6 +174,12 @@ impl<'c, 'e, K: Data, V: Data> ProcessorContext<'c, 'e, K, V> {
         self.inner.env.current.offset
     }
 
+    /// The attempt at the current record: 1, then 2, 3, … when it comes back from a
+    /// retry topic ([`crate::dsl::KStream::process_with_retry_topics`]).
+    pub fn attempt(&self) -> u32 {
+        self.inner.env.attempt
+    }
+
     /// The task this processor runs in.
     pub fn task_id(&self) -> TaskId {
         self.inner.env.task

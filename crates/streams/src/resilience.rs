@@ -5,6 +5,9 @@
 //! stays in its group, and the record is processed again, in order, once the pause is
 //! over.
 //!
+//! For waits of seconds to hours, where holding the partition is too costly and the
+//! order of a key's records may change, see the retry topics of [`crate::retry_topics`].
+//!
 //! Both take time as an argument (`now_ms`: [`crate::processor::ProcessorContext::wall_clock_ms`])
 //! or an injected sleep, so the test driver runs them deterministically.
 

@@ -116,6 +116,10 @@ pub(crate) struct TaskEnv {
     pub sunk: u64,
     /// A counter for spreading null-keyed records over partitions (in-process mode).
     pub round_robin: u32,
+    /// The attempt of the record being processed (1, then 2, 3, … from retry topics).
+    pub attempt: u32,
+    /// Records sent to retry topics, since the last take.
+    pub retry_topic_records: u64,
 }
 
 /// A record for the dead-letter topic, with why it is there.
@@ -178,6 +182,18 @@ impl TaskEnv {
 
     /// As [`TaskEnv::dead_letter`] to `topic` (`None`: log and skip).
     fn dead_letter_to(&mut self, topic: Option<String>, letter: DeadLetter) -> bool {
+        let origin = self.current.clone();
+        self.dead_letter_from(topic, letter, &origin)
+    }
+
+    /// As [`TaskEnv::dead_letter_to`], naming `origin` as the original record (a record
+    /// that came back from a retry topic names where it was first read).
+    pub fn dead_letter_from(
+        &mut self,
+        topic: Option<String>,
+        letter: DeadLetter,
+        origin: &RecordMeta,
+    ) -> bool {
         let Some(topic) = topic else {
             tracing::warn!(task = %self.task, topic = %self.current.topic,
                 partition = self.current.partition, offset = self.current.offset,
@@ -191,12 +207,9 @@ impl TaskEnv {
         let mut h = |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
         h("strom.error.kind", letter.kind.to_string());
         h("strom.error", letter.error);
-        h("strom.original.topic", self.current.topic.to_string());
-        h(
-            "strom.original.partition",
-            self.current.partition.to_string(),
-        );
-        h("strom.original.offset", self.current.offset.to_string());
+        h("strom.original.topic", origin.topic.to_string());
+        h("strom.original.partition", origin.partition.to_string());
+        h("strom.original.offset", origin.offset.to_string());
         h("strom.original.timestamp", letter.timestamp_ms.to_string());
         for (k, v) in letter.extra {
             h(k, v);
@@ -409,6 +422,8 @@ impl Task {
                 handoffs: Vec::new(),
                 sunk: 0,
                 round_robin: 0,
+                attempt: 1,
+                retry_topic_records: 0,
             },
             deser_handler,
             process_handler,
@@ -444,6 +459,15 @@ impl Task {
                 raw.topic
             )));
         };
+        if self.topology.inner.sources[source].retry_topic {
+            if let Some(wait_ms) =
+                crate::retry_topics::wait_ms(&raw.headers, self.env.wall_clock_ms)
+            {
+                // Read before its due time: only this retry partition waits (paused),
+                // the task's other inputs go on.
+                return Ok(Processed::Retry(wait_ms));
+            }
+        }
         self.env.current = RecordMeta {
             topic: self.source_topics[source].clone(),
             partition: raw.partition,
@@ -674,6 +698,11 @@ impl Task {
     /// Late records counted since the last call.
     pub fn take_late_records(&mut self) -> u64 {
         std::mem::take(&mut self.env.late_records)
+    }
+
+    /// Records sent to retry topics since the last call.
+    pub fn take_retry_topic_records(&mut self) -> u64 {
+        std::mem::take(&mut self.env.retry_topic_records)
     }
 
     /// Takes the records produced since the last call.

@@ -126,6 +126,8 @@ pub(crate) struct SourceDef {
     pub extract: Option<Extractor>,
     /// Records take the wall-clock time of their processing as timestamp.
     pub processing_time: bool,
+    /// A retry topic ([`crate::retry_topics`]): a record read before its due time waits.
+    pub retry_topic: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -314,7 +316,8 @@ impl Topology {
             .collect()
     }
 
-    /// Internal topics the runtime creates: repartition topics, then store changelogs.
+    /// Internal topics the runtime creates: repartition topics, retry topics, then store
+    /// changelogs.
     pub fn internal_topics(&self, app_id: &str) -> Vec<String> {
         let mut out: Vec<String> = self
             .inner
@@ -322,6 +325,7 @@ impl Topology {
             .iter()
             .map(|t| t.resolve(app_id))
             .collect();
+        out.extend(self.retry_topics(app_id));
         out.extend(
             self.inner
                 .stores
@@ -329,6 +333,16 @@ impl Topology {
                 .map(|s| Self::changelog_topic(app_id, &s.name)),
         );
         out
+    }
+
+    /// Retry topics ([`crate::retry_topics`]), with the application id applied.
+    pub fn retry_topics(&self, app_id: &str) -> Vec<String> {
+        self.inner
+            .sources
+            .iter()
+            .filter(|s| s.retry_topic)
+            .map(|s| s.topic.resolve(app_id))
+            .collect()
     }
 
     /// Repartition topics, with the application id applied.

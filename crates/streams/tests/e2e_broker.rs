@@ -596,6 +596,125 @@ fn global_table_is_loaded_before_processing_and_needs_no_co_partitioning() {
     assert_eq!(got, want);
 }
 
+/// An app that labels each order with its customer's name from a global table (or
+/// `?` when the table has no such customer).
+fn labelled_orders_topology() -> Topology {
+    let b = StreamsBuilder::new();
+    let table = b.global_table("customers", StringSerde, StringSerde);
+    b.stream("orders", StringSerde, StringSerde)
+        .left_join_global(
+            &table,
+            |_, c| c.clone(),
+            |c, name: Option<&String>| format!("{c}:{}", name.map_or("?", String::as_str)),
+        )
+        .to("labelled", StringSerde, StringSerde);
+    b.build().unwrap()
+}
+
+/// Produces one order per customer id and waits until all of them (and the `before`
+/// earlier ones) are labelled; returns the labels of these orders.
+fn label_orders(
+    app: &KafkaStreams,
+    bs: &str,
+    customers: std::ops::Range<usize>,
+    before: usize,
+    tag: &str,
+) -> BTreeMap<String, String> {
+    let orders: Vec<(String, String)> = customers
+        .clone()
+        .map(|i| (format!("o-{tag}-{i}"), format!("c{i}")))
+        .collect();
+    produce(&producer(bs), "orders", &orders);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = read_committed(bs, "labelled");
+        if out.len() >= before + orders.len() || std::time::Instant::now() > deadline {
+            assert!(app.metrics().records_processed >= orders.len() as u64);
+            return out
+                .into_iter()
+                .map(|(_, _, k, v)| {
+                    (
+                        String::from_utf8(k.unwrap()).unwrap(),
+                        String::from_utf8(v.unwrap()).unwrap(),
+                    )
+                })
+                .filter(|(k, _)| k.starts_with(&format!("o-{tag}-")))
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn customers(range: std::ops::Range<usize>, name: &str) -> Vec<(String, String)> {
+    range
+        .map(|i| (format!("c{i}"), format!("{name}{i}")))
+        .collect()
+}
+
+#[test]
+fn global_table_restarts_from_its_checkpoint_reading_only_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    create_topic(&bs, "customers", 2, &[]).unwrap();
+    create_topic(&bs, "orders", 3, &[]).unwrap();
+    create_topic(&bs, "labelled", 3, &[]).unwrap();
+    produce(&producer(&bs), "customers", &customers(0..20, "name"));
+    let state = dir.path().join("state");
+    let start = |state: &Path| {
+        let cfg = config(
+            "checkpoint-app",
+            &bs,
+            state,
+            ProcessingGuarantee::ExactlyOnce,
+            "compact",
+        );
+        KafkaStreams::start(&labelled_orders_topology(), cfg).unwrap()
+    };
+    let want = |range: std::ops::Range<usize>, tag: &str, name: &str| -> BTreeMap<String, String> {
+        range
+            .map(|i| (format!("o-{tag}-{i}"), format!("c{i}:{name}{i}")))
+            .collect()
+    };
+
+    // First start: the whole topic is read, then checkpointed.
+    let app = start(&state);
+    assert_eq!(app.metrics().global_records_read, 20);
+    assert_eq!(
+        label_orders(&app, &bs, 0..20, 0, "a"),
+        want(0..20, "a", "name")
+    );
+    app.close().unwrap();
+
+    // Restart on the same state directory: only the 5 new customers are read, and the
+    // 20 old ones come from the checkpoint.
+    produce(&producer(&bs), "customers", &customers(20..25, "name"));
+    let app = start(&state);
+    assert_eq!(app.metrics().global_records_read, 5);
+    assert_eq!(
+        label_orders(&app, &bs, 0..25, 20, "b"),
+        want(0..25, "b", "name")
+    );
+    app.close().unwrap();
+
+    // A fresh state directory reads everything again.
+    let app = start(&dir.path().join("state-2"));
+    assert_eq!(app.metrics().global_records_read, 25);
+    app.close().unwrap();
+
+    // The topic recreated with fewer records: the checkpoint no longer fits, so it is
+    // dropped and the table read from the beginning (old customers are gone).
+    delete_topic(&bs, "customers");
+    create_topic(&bs, "customers", 2, &[]).unwrap();
+    produce(&producer(&bs), "customers", &customers(0..3, "new"));
+    let app = start(&state);
+    assert_eq!(app.metrics().global_records_read, 3);
+    let mut expected = want(0..3, "c", "new");
+    expected.extend((3..25).map(|i| (format!("o-c-{i}"), format!("c{i}:?"))));
+    assert_eq!(label_orders(&app, &bs, 0..25, 45, "c"), expected);
+    app.close().unwrap();
+}
+
 /// The same exactly-once SIGKILL run against Apache Kafka 4.1 (single-node KRaft from
 /// Maven Central's `org.apache.kafka:kafka_2.13`): the library is a Kafka client, not a
 /// strom feature.
@@ -735,4 +854,155 @@ fn tasks_moving_back_restore_only_the_delta() {
         a_end.restored_records - a_mid.restored_records,
         b_end.changelog_records
     );
+}
+
+/// Passes every record but two: `hold` fails until every other passable record went
+/// through (so it can only pass if the input kept flowing while it waited in the retry
+/// topics), `poison` fails on every attempt.
+struct Charge {
+    passed: Arc<std::sync::atomic::AtomicUsize>,
+    others: usize,
+}
+
+impl Processor<String, String, String, String> for Charge {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, String, String>,
+        r: Record<String, String>,
+    ) -> Result<(), ProcessError> {
+        if r.value == "poison" {
+            return Err(ProcessError::user("card declined"));
+        }
+        if r.value == "hold" {
+            if self.passed.load(Ordering::SeqCst) < self.others {
+                return Err(ProcessError::user("gateway busy"));
+            }
+        } else {
+            self.passed.fetch_add(1, Ordering::SeqCst);
+        }
+        let value = format!("{}@{}", r.value, ctx.attempt());
+        ctx.forward(Record { value, ..r });
+        Ok(())
+    }
+}
+
+#[test]
+fn retry_topics_let_the_input_flow_exactly_once_and_dead_letter_after_the_last_tier() {
+    const RECORDS: usize = 120;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = spawn_broker(&dir.path().join("broker"));
+    let bs = broker.bootstrap.clone();
+    create_topic(&bs, "payments", 3, &[]).unwrap();
+    create_topic(&bs, "charged", 3, &[]).unwrap();
+    create_topic(&bs, "payments-dlq", 1, &[]).unwrap();
+    let input: Vec<(String, String)> = (0..RECORDS)
+        .map(|i| {
+            let value = match i {
+                0 => s("hold"),
+                1 => s("poison"),
+                _ => format!("v{i}"),
+            };
+            (format!("k{}", i % 12), value)
+        })
+        .collect();
+    produce(&producer(&bs), "payments", &input);
+    let passed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b = StreamsBuilder::new();
+    let p = passed.clone();
+    // 7.75 s of backoff in all: ample time for the other records to pass.
+    let retry = RetryTopics::new("charge").backoff_ms([250, 500, 1_000, 2_000, 4_000]);
+    b.stream("payments", StringSerde, StringSerde)
+        .process_with_retry_topics(
+            move || Charge {
+                passed: p.clone(),
+                others: RECORDS - 2,
+            },
+            &[],
+            retry.clone(),
+            StringSerde,
+            StringSerde,
+        )
+        .to("charged", StringSerde, StringSerde);
+    let mut cfg = config(
+        "retry-app",
+        &bs,
+        &dir.path().join("state"),
+        ProcessingGuarantee::ExactlyOnce,
+        "compact",
+    );
+    cfg.processing_errors = ErrorHandler::DeadLetter {
+        topic: s("payments-dlq"),
+    };
+    let app = KafkaStreams::start(&b.build().unwrap(), cfg).unwrap();
+    for t in retry.topics("retry-app") {
+        assert_eq!(partition_count(&bs, &t), Some(3), "{t}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let (mut out, mut dlq) = (Vec::new(), Vec::new());
+    while std::time::Instant::now() < deadline {
+        out = read_committed_records(&bs, "charged");
+        dlq = read_committed_records(&bs, "payments-dlq");
+        if out.len() >= RECORDS - 1 && !dlq.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let metrics = app.metrics();
+    app.close().unwrap();
+    // Every record but the poisoned one exactly once; the held one after a retry.
+    let text = |b: &Option<Vec<u8>>| String::from_utf8(b.clone().unwrap()).unwrap();
+    let mut got: Vec<(String, String)> =
+        out.iter().map(|r| (text(&r.key), text(&r.value))).collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = input
+        .iter()
+        .filter(|(_, v)| v != "poison")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    want.sort();
+    let attempts: Vec<String> = got.iter().map(|(_, v)| v.clone()).collect();
+    let held: Vec<&String> = attempts.iter().filter(|v| v.starts_with("hold@")).collect();
+    assert_eq!(held.len(), 1, "{attempts:?}");
+    assert_ne!(held[0], "hold@1", "the held record passed on a retry");
+    let mut got: Vec<(String, String)> = got
+        .into_iter()
+        .map(|(k, v)| (k, v.split('@').next().unwrap().to_string()))
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    // The held record comes out behind records of its partition read after it.
+    let held_out = out
+        .iter()
+        .find(|r| text(&r.value).starts_with("hold@"))
+        .unwrap();
+    assert!(out
+        .iter()
+        .any(|r| r.partition == held_out.partition && r.offset < held_out.offset));
+    // The poisoned record in the dead-letter topic after the last tier, naming its origin.
+    let source = read_committed_records(&bs, "payments");
+    let poison = source.iter().find(|r| text(&r.value) == "poison").unwrap();
+    assert_eq!(dlq.len(), 1);
+    let d = &dlq[0];
+    assert_eq!((text(&d.key), text(&d.value)), (s("k1"), s("poison")));
+    assert_eq!(d.header("strom.error.kind").as_deref(), Some("processing"));
+    assert_eq!(d.header("strom.error").as_deref(), Some("card declined"));
+    assert_eq!(
+        d.header("strom.original.topic").as_deref(),
+        Some("payments")
+    );
+    assert_eq!(
+        d.header("strom.original.partition"),
+        Some(poison.partition.to_string())
+    );
+    assert_eq!(
+        d.header("strom.original.offset"),
+        Some(poison.offset.to_string())
+    );
+    assert_eq!(d.header("strom.retry.attempts").as_deref(), Some("6"));
+    assert_eq!(d.header("strom.retry.due.ms"), None);
+    assert!(metrics.retry_topic_records >= 6, "{metrics:?}");
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
 }

@@ -1,6 +1,6 @@
 //! Start-up checks and internal topics: source topics must exist, the inputs of a
-//! sub-topology must be co-partitioned, and repartition and changelog topics are created
-//! with the right partition counts (changelogs with `cleanup.policy=compact`).
+//! sub-topology must be co-partitioned, and repartition, retry and changelog topics are
+//! created with the right partition counts (changelogs with `cleanup.policy=compact`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -120,21 +120,37 @@ pub(crate) fn prepare(
         }
     }
 
-    let mut wanted: Vec<(String, i32, &str)> = Vec::new();
+    // (topic, partitions, configs)
+    type Configs<'a> = Vec<(&'a str, &'a str)>;
+    let mut wanted: Vec<(String, i32, Configs<'_>)> = Vec::new();
     for (t, &n) in &repartition {
-        wanted.push((t.resolve(app), n, "delete"));
+        wanted.push((t.resolve(app), n, vec![("cleanup.policy", "delete")]));
     }
     for sub in &inner.subtopologies {
+        for &s in &sub.sources {
+            let source = &inner.sources[s];
+            if source.retry_topic {
+                // As many partitions as the sub-topology: a record keeps its task's
+                // partition. Records stay until consumed (purged after commit), however
+                // old their timestamps: a time-based retention would drop retries of
+                // reprocessed old data, or of an application stopped for a while.
+                wanted.push((
+                    source.topic.resolve(app),
+                    subs[&sub.id],
+                    vec![("cleanup.policy", "delete"), ("retention.ms", "-1")],
+                ));
+            }
+        }
         for store in &sub.stores {
             wanted.push((
                 Topology::changelog_topic(app, store),
                 subs[&sub.id],
-                config.changelog_cleanup_policy.as_str(),
+                vec![("cleanup.policy", config.changelog_cleanup_policy.as_str())],
             ));
         }
     }
     let mut to_create = Vec::new();
-    for (name, n, policy) in &wanted {
+    for (name, n, configs) in &wanted {
         match existing.get(name) {
             Some(&have) if have != *n => {
                 return Err(StreamsError::Topology(format!(
@@ -148,7 +164,11 @@ pub(crate) fn prepare(
                 } else {
                     TopicReplication::Fixed(-1)
                 };
-                to_create.push(NewTopic::new(name, *n, replication).set("cleanup.policy", policy));
+                let mut topic = NewTopic::new(name, *n, replication);
+                for (k, v) in configs {
+                    topic = topic.set(k, v);
+                }
+                to_create.push(topic);
             }
         }
     }

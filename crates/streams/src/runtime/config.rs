@@ -70,6 +70,12 @@ pub struct StreamsConfig {
     /// consumer group and redirect queries for keys this instance holds here
     /// (Kafka Streams' `application.server`). Default `None`.
     pub application_server: Option<String>,
+    /// OTLP/HTTP base URL (`http://collector:4318`) to export spans to, with service name
+    /// = `application_id`: each input record's processing span (a child of the record's
+    /// W3C `traceparent`; records it produces carry a `traceparent` naming it), commits
+    /// and restores. Needs the cargo feature `otel`; without it, a set endpoint fails
+    /// the start. Default `None`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl StreamsConfig {
@@ -96,6 +102,7 @@ impl StreamsConfig {
             client_config: BTreeMap::new(),
             stream_time_wall_clock_lag: None,
             application_server: None,
+            otlp_endpoint: None,
         }
     }
 

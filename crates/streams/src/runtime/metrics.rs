@@ -97,8 +97,13 @@ pub struct Metrics {
     pub rebalances: AtomicU64,
     /// Records whose processing asked for a retry (their partition was paused).
     pub retries: AtomicU64,
+    /// Records sent to retry topics.
+    pub retry_topic_records: AtomicU64,
     /// Changelog offsets still to replay by restores in progress (restore progress).
     pub restore_remaining: AtomicU64,
+    /// Records read from global tables' topics (a restart with a checkpoint reads only
+    /// the tail).
+    pub global_records_read: AtomicU64,
     /// Time to process one input record (operators and sends).
     pub process_latency: Histogram,
     /// Time of a commit (changelog, offsets, transaction, store apply).
@@ -120,11 +125,16 @@ impl Metrics {
     pub fn render(&self, application_id: &str) -> String {
         let app = format!("application_id=\"{application_id}\"");
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "strom_streams_changelog_records_total",
                 "Changelog records written by successful commits.",
                 &self.changelog_records,
+            ),
+            (
+                "strom_streams_retry_topic_records_total",
+                "Records sent to retry topics.",
+                &self.retry_topic_records,
             ),
             (
                 "strom_streams_retries_total",
@@ -160,6 +170,11 @@ impl Metrics {
                 "strom_streams_restored_records_total",
                 "Changelog records replayed into stores.",
                 &self.restored_records,
+            ),
+            (
+                "strom_streams_global_records_read_total",
+                "Records read from the topics of global tables.",
+                &self.global_records_read,
             ),
             (
                 "strom_streams_producer_recreations_total",

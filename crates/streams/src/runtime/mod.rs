@@ -65,10 +65,15 @@ pub struct MetricsSnapshot {
     pub producer_recreations: u64,
     /// Rebalance callbacks.
     pub rebalances: u64,
-    /// Records that asked to be retried later (their partition was paused).
+    /// Records that asked to be retried later (their partition was paused), including
+    /// retry-topic records read before their due time.
     pub retries: u64,
+    /// Records sent to retry topics ([`crate::retry_topics`]).
+    pub retry_topic_records: u64,
     /// Changelog offsets still to replay by restores in progress.
     pub restore_remaining: u64,
+    /// Records read from global tables' topics.
+    pub global_records_read: u64,
 }
 
 pub(crate) struct Shared {
@@ -77,7 +82,8 @@ pub(crate) struct Shared {
     pub globals: crate::store::global::GlobalStores,
     /// Source topic → (sub-topology, source index).
     pub sources: std::collections::HashMap<String, (u32, usize)>,
-    /// Names of the repartition topics (purged after commit).
+    /// Names of the repartition and retry topics: consumed for good once committed, so
+    /// purged (DeleteRecords) after commit.
     pub repartition_topics: std::collections::BTreeSet<String>,
     pub config: StreamsConfig,
     pub backend: Arc<dyn StateBackend>,
@@ -91,6 +97,8 @@ pub(crate) struct Shared {
     /// The client interactive queries use to read the group's members (created on the
     /// first lookup).
     pub group_client: std::sync::Mutex<Option<rdkafka::consumer::BaseConsumer>>,
+    /// Exports spans over OTLP (feature `otel` and an endpoint), else does nothing.
+    pub tracer: crate::telemetry::Tracer,
     /// The receiving ends, taken by each thread when it starts.
     pub query_rx: Vec<std::sync::Mutex<Option<std::sync::mpsc::Receiver<query::QueryRequest>>>>,
 }
@@ -126,6 +134,11 @@ impl KafkaStreams {
         config.validate()?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| StreamsError::Store(e.into()))?;
         let instance_id = instance_id(&config.state_dir)?;
+        let tracer = crate::telemetry::Tracer::start(
+            config.otlp_endpoint.as_deref(),
+            &config.application_id,
+            &instance_id,
+        )?;
         let partitions = admin::prepare(topology, &config)?;
         let (query_tx, query_rx) = (0..config.num_stream_threads)
             .map(|_| {
@@ -141,7 +154,11 @@ impl KafkaStreams {
         };
         let app_id = config.application_id.clone();
         let shared = Arc::new(Shared {
-            repartition_topics: topology.repartition_topics(&app_id).into_iter().collect(),
+            repartition_topics: topology
+                .repartition_topics(&app_id)
+                .into_iter()
+                .chain(topology.retry_topics(&app_id))
+                .collect(),
             sources: topology.source_index(&app_id),
             globals: topology.global_stores(),
             topology: topology.clone(),
@@ -154,6 +171,7 @@ impl KafkaStreams {
             query_tx,
             query_rx,
             group_client: std::sync::Mutex::new(None),
+            tracer,
         });
         let global = global::start(&shared)?;
         let mut threads = Vec::new();
@@ -194,7 +212,9 @@ impl KafkaStreams {
             producer_recreations: m.producer_recreations.load(Ordering::Relaxed),
             rebalances: m.rebalances.load(Ordering::Relaxed),
             retries: m.retries.load(Ordering::Relaxed),
+            retry_topic_records: m.retry_topic_records.load(Ordering::Relaxed),
             restore_remaining: m.restore_remaining.load(Ordering::Relaxed),
+            global_records_read: m.global_records_read.load(Ordering::Relaxed),
         }
     }
 
@@ -253,6 +273,8 @@ impl KafkaStreams {
         if let Some(g) = self.global {
             let _ = g.join();
         }
+        // The threads' last spans (their final commits) go out before close returns.
+        self.shared.tracer.shutdown();
         first
     }
 }

@@ -156,6 +156,8 @@ struct ThreadState {
     /// Tasks whose restore was planned.
     restore_started: BTreeSet<TaskId>,
     restored_by_task: BTreeMap<TaskId, u64>,
+    /// When each restore in progress began (its span's start).
+    restore_began: BTreeMap<TaskId, SystemTime>,
     /// Committed offsets of repartition topics not yet purged, and the last purge.
     purge: BTreeMap<(String, i32), i64>,
     last_purge: Instant,
@@ -185,6 +187,7 @@ impl ThreadState {
             restoring: BTreeMap::new(),
             restore_started: BTreeSet::new(),
             restored_by_task: BTreeMap::new(),
+            restore_began: BTreeMap::new(),
             purge: BTreeMap::new(),
             last_purge: Instant::now(),
             admin: None,
@@ -368,11 +371,19 @@ impl ThreadState {
         let _span = tracing::trace_span!("task", task = %id, offset).entered();
         let started = Instant::now();
         task.set_wall_clock(wall_clock_ms());
-        let outcome = task.process(&raw)?;
-        let outputs = task.take_outputs();
+        let record_span =
+            self.shared
+                .tracer
+                .record_span(id, &self.shared.config.application_id, &raw);
+        let outcome = task.process(&raw);
+        let mut outputs = task.take_outputs();
+        record_span.finish(&outcome, &mut outputs);
+        let outcome = outcome?;
         let m = &self.shared.metrics;
         m.late_records
             .fetch_add(task.take_late_records(), Ordering::Relaxed);
+        m.retry_topic_records
+            .fetch_add(task.take_retry_topic_records(), Ordering::Relaxed);
         match outcome {
             Processed::Ok => m.records_processed.fetch_add(1, Ordering::Relaxed),
             Processed::Skipped => m.records_skipped.fetch_add(1, Ordering::Relaxed),
@@ -515,9 +526,29 @@ impl ThreadState {
         Ok(tpl)
     }
 
+    /// True when there is nothing to commit: no input consumed, no transaction open, no
+    /// store written.
+    fn nothing_to_commit(&self) -> bool {
+        self.positions.is_empty()
+            && !self.in_txn
+            && self.tasks.values().all(|t| t.overlay_bytes() == 0)
+    }
+
     /// Commits and handles every failure; only unrecoverable errors are returned.
     fn commit(&mut self, consumer: &Consumer_) {
-        match self.try_commit(consumer) {
+        let traced = (!self.nothing_to_commit())
+            .then(|| (SystemTime::now(), self.tasks.len(), self.since_commit));
+        let result = self.try_commit(consumer);
+        if let Some((started, tasks, records)) = traced {
+            let error = match &result {
+                Ok(()) => None,
+                Err(TxnFailure::Abortable(e) | TxnFailure::Fatal(e)) => Some(e.as_str()),
+            };
+            self.shared
+                .tracer
+                .commit_span(self.index, tasks, records, started, error);
+        }
+        match result {
             Ok(()) => {}
             Err(TxnFailure::Abortable(e)) => {
                 tracing::warn!(thread = self.index, error = %e, "commit failed: aborting and rewinding");
@@ -533,10 +564,7 @@ impl ThreadState {
     fn try_commit(&mut self, consumer: &Consumer_) -> Result<(), TxnFailure> {
         let _span =
             tracing::debug_span!("commit", thread = self.index, tasks = self.tasks.len()).entered();
-        if self.positions.is_empty()
-            && !self.in_txn
-            && self.tasks.values().all(|t| t.overlay_bytes() == 0)
-        {
+        if self.nothing_to_commit() {
             self.last_commit = Instant::now();
             return Ok(());
         }
@@ -1020,6 +1048,9 @@ impl ThreadState {
             self.restore_started.remove(&id);
             self.pending_restore.remove(&id);
             let restored = self.restored_by_task.remove(&id).unwrap_or(0);
+            if let Some(began) = self.restore_began.remove(&id) {
+                self.shared.tracer.restore_span(id, restored, began);
+            }
             let only: BTreeSet<TaskId> = [id].into_iter().collect();
             let mut tpl = TopicPartitionList::new();
             for (t, p) in self.partitions.get(&id).into_iter().flatten() {
@@ -1044,6 +1075,9 @@ impl ThreadState {
         let Some(stores) = self.tasks.get(&id).map(|t| t.stores().to_vec()) else {
             return Ok(());
         };
+        if !stores.is_empty() {
+            self.restore_began.insert(id, SystemTime::now());
+        }
         let app = self.app().to_string();
         let timeout = self.timeout();
         for store in stores {
@@ -1169,6 +1203,7 @@ impl ThreadState {
         for id in ids {
             self.restore_started.remove(id);
             self.restored_by_task.remove(id);
+            self.restore_began.remove(id);
         }
     }
 }

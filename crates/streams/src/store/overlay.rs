@@ -49,11 +49,23 @@ impl Overlay {
         self.journal = None;
     }
 
-    /// Undoes the writes made since [`Overlay::begin_record`].
-    pub fn undo_record(&mut self) {
-        let Some(journal) = self.journal.take() else {
+    /// A point inside the current record's journal to undo back to (a processor whose
+    /// failure goes to a retry topic undoes only its own writes, not those of the
+    /// operators before it).
+    pub fn savepoint(&self) -> usize {
+        self.journal.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Undoes the writes made since `savepoint` (keeps journaling the record).
+    pub fn undo_to(&mut self, savepoint: usize) {
+        let Some(journal) = self.journal.as_mut() else {
             return;
         };
+        let undone = journal.split_off(savepoint.min(journal.len()));
+        self.undo(undone);
+    }
+
+    fn undo(&mut self, journal: Vec<Undo>) {
         for (store, key, previous, bytes_before) in journal.into_iter().rev() {
             if let Some(s) = self.stores.get_mut(&store) {
                 match previous {
@@ -67,6 +79,14 @@ impl Overlay {
             }
             self.bytes = bytes_before;
         }
+    }
+
+    /// Undoes the writes made since [`Overlay::begin_record`].
+    pub fn undo_record(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        self.undo(journal);
     }
 
     /// Reads a key: the overlay's entry if any, else the base's.

@@ -127,6 +127,12 @@ pub fn create_topic(
     }
 }
 
+/// Deletes a topic (panics when the broker refuses).
+pub fn delete_topic(bootstrap: &str, name: &str) {
+    let r = block_on(admin(bootstrap).delete_topics(&[name], &AdminOptions::new())).unwrap();
+    assert!(r.iter().all(Result::is_ok), "delete {name}: {r:?}");
+}
+
 pub fn producer(bootstrap: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -159,8 +165,51 @@ pub fn produce(p: &BaseProducer, topic: &str, records: &[(String, String)]) {
 /// (partition, offset, key, value) of a consumed record.
 pub type Consumed = (i32, i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// A consumed record with its headers.
+#[derive(Debug, Clone)]
+pub struct ConsumedRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl ConsumedRecord {
+    /// The last value of header `name`, as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
 /// Every committed record of `topic` (all partitions), read with read_committed.
 pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<Consumed> {
+    read_committed_records(bootstrap, topic)
+        .into_iter()
+        .map(|r| (r.partition, r.offset, r.key, r.value))
+        .collect()
+}
+
+/// The partition count of `topic` (`None` when it does not exist).
+pub fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
+    let md = admin(bootstrap)
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()?;
+    md.topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+}
+
+/// As [`read_committed`], with headers.
+pub fn read_committed_records(bootstrap: &str, topic: &str) -> Vec<ConsumedRecord> {
+    use rdkafka::message::Headers as _;
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "e2e-reader")
@@ -185,12 +234,20 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<Consumed> {
     while (eof.len() as i32) < partitions {
         assert!(Instant::now() < deadline, "reading {topic} timed out");
         match c.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push((
-                m.partition(),
-                m.offset(),
-                m.key().map(<[u8]>::to_vec),
-                m.payload().map(<[u8]>::to_vec),
-            )),
+            Some(Ok(m)) => out.push(ConsumedRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 eof.insert(p);
             }
