@@ -123,7 +123,7 @@ pub(crate) struct GroupDay {
 type BidFacts = (i64, i64, i64);
 
 /// Statistics of `bids` per `group(bid)` and day, in stores named `<name>-…`, through
-/// the repartition topic `<name>-by-day`: a stream of every group-day's new statistics,
+/// the topic `<app>-<name>-by-day-repartition`: a stream of every group-day's new statistics,
 /// one per accepted bid, at the bid's time.
 pub(crate) fn daily_stats(
     builder: &StreamsBuilder,

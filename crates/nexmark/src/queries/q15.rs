@@ -14,7 +14,7 @@
 //! GROUP BY DATE_FORMAT(dateTime, 'yyyy-MM-dd');
 //! ```
 //!
-//! **Topology.** Bids are re-keyed by UTC day (repartition topic `q15-by-day`) and
+//! **Topology.** Bids are re-keyed by UTC day (topic `<app>-q15-by-day-repartition`) and
 //! counted by the distinct-count processor of [`super::bid_stats`], which keeps the
 //! day's bidders and auctions as store entries.
 //!

@@ -12,8 +12,8 @@
 //! GROUP BY channel, DATE_FORMAT(dateTime, 'yyyy-MM-dd');
 //! ```
 //!
-//! **Topology.** Bids are re-keyed by channel and UTC day (repartition topic
-//! `q16-by-day`) and counted by the distinct-count processor of [`super::bid_stats`].
+//! **Topology.** Bids are re-keyed by channel and UTC day (topic
+//! `<app>-q16-by-day-repartition`) and counted by the distinct-count processor of [`super::bid_stats`].
 //!
 //! **Output.** Key: JSON [`Q16Key`]; value: JSON [`Q16Result`]; `minute` is the latest
 //! `HH:mm` (UTC) with a bid on that channel and day.

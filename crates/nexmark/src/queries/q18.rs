@@ -9,8 +9,8 @@
 //! WHERE rank_number <= 1;
 //! ```
 //!
-//! **Topology.** Bids are re-keyed by (bidder, auction) (repartition topic
-//! `q18-by-bidder-auction`); a processor keeps each pair's latest bid in the store
+//! **Topology.** Bids are re-keyed by (bidder, auction) (topic
+//! `<app>-q18-by-bidder-auction-repartition`); a processor keeps each pair's latest bid in the store
 //! `q18-last-bids`. The DSL's `reduce` would re-emit the old row when an older bid
 //! arrives; this emits only when the row changes.
 //!

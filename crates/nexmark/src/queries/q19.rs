@@ -7,7 +7,7 @@
 //! WHERE rank_number <= 10;
 //! ```
 //!
-//! **Topology.** Bids are re-keyed by auction (repartition topic `q19-by-auction`); a
+//! **Topology.** Bids are re-keyed by auction (topic `<app>-q19-by-auction-repartition`); a
 //! processor keeps each auction's top ten, best first, in the store `q19-top-bids`.
 //!
 //! **Output.** Key: JSON [`Q19Key`] (auction and rank); value: JSON [`Q19Result`], the

@@ -12,8 +12,8 @@
 //! **Topology.** All DSL: bids keyed by auction and category-10 auctions keyed by id
 //! (the filter pushed below the join, as Flink's planner does), then a stream–stream
 //! inner join with [`JoinWindows::unbounded`] — SQL's regular join, every pair whatever
-//! the times — through the repartition topics `q20-left-repartition` and
-//! `q20-right-repartition` and the stores `q20-left-join` / `q20-right-join`.
+//! the times — through the topics `<app>-q20-left-repartition` and
+//! `<app>-q20-right-repartition` and the stores `q20-left-join` / `q20-right-join`.
 //!
 //! **Output.** Null key, a JSON [`Q20Result`] per (bid, auction) pair, append-only; the
 //! record timestamp is the later of the two times. A bid that arrives before its
