@@ -73,7 +73,8 @@ pub mod prelude {
     pub use crate::error::{ProcessError, SerdeError, StreamsError};
     pub use crate::join::{FkJoined, JoinWindows, StreamJoined};
     pub use crate::processor::{
-        GlobalTable, GlobalView, KvStore, Processor, ProcessorContext, ScheduleId, StoreHandle,
+        GlobalTable, GlobalView, KvStore, LateRecord, Processor, ProcessorContext, ScheduleId,
+        StoreHandle,
     };
     pub use crate::record::{Headers, OutputRecord, Record, TaskId};
     pub use crate::resilience::{BreakerConfig, BreakerState, CircuitBreaker, RetryPolicy};

@@ -38,10 +38,11 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use crate::error::ProcessError;
-use crate::record::{OutputRecord, Record, TaskId};
+use crate::record::{Headers, OutputRecord, Record, TaskId};
 use crate::serdes::Serde;
 use crate::task::{NodeContext, PunctuationType, Schedule};
 use crate::topology::{downcast, ErasedRecord, Node};
+use crate::window::Window;
 
 /// Values that flow through a topology.
 pub trait Data: Clone + Send + 'static {}
@@ -193,6 +194,33 @@ impl<'c, 'e, K: Data, V: Data> ProcessorContext<'c, 'e, K, V> {
     pub fn send(&mut self, record: OutputRecord) {
         self.inner.env.outputs.push(record);
     }
+
+    /// Reports an input record that came too late for `window`, which closed when stream
+    /// time reached `closed_at_ms`: a processor that keeps its own windows (state per
+    /// day, say) drops such a record the way the built-in windowed operators do. It is
+    /// counted in the task's late records and goes to the application's dead-letter
+    /// topic in the task's transaction, with `strom.error.kind: late`,
+    /// `strom.window.start/end`, `strom.stream.time`, `strom.lateness.ms` and the
+    /// original topic/partition/offset/timestamp headers; without a dead-letter topic it
+    /// is logged and skipped. `key` and `value` are the record as the processor's input
+    /// serdes write it (what a reprocessing application would read back).
+    pub fn report_late(&mut self, late: LateRecord, window: Window, closed_at_ms: i64) {
+        let stream_time = self.inner.env.stream_time_ms;
+        self.inner.env.late(late, window, closed_at_ms, stream_time);
+    }
+}
+
+/// A record too late for its window, serialized, for [`ProcessorContext::report_late`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LateRecord {
+    /// The serialized key (`None`: a null key).
+    pub key: Option<Vec<u8>>,
+    /// The serialized value (`None`: a null value).
+    pub value: Option<Vec<u8>>,
+    /// The record's timestamp (its event time).
+    pub timestamp_ms: i64,
+    /// The record's headers (the dead-letter headers are appended to them).
+    pub headers: Headers,
 }
 
 pub(crate) fn erase<K: Data, V: Data>(r: Record<K, V>) -> ErasedRecord {

@@ -145,6 +145,41 @@ impl TaskEnv {
         self.dead_letter_to(topic, letter)
     }
 
+    /// Counts a record too late for `window` (closed at stream time `closed_at_ms`) and
+    /// sends it to the dead-letter topic with the window, stream time and lateness: one
+    /// format for every windowed operator and for processors
+    /// ([`crate::processor::ProcessorContext::report_late`]).
+    pub fn late(
+        &mut self,
+        record: crate::processor::LateRecord,
+        window: crate::window::Window,
+        closed_at_ms: i64,
+        stream_time_ms: i64,
+    ) {
+        self.late_records += 1;
+        let t = record.timestamp_ms;
+        self.dead_letter(DeadLetter {
+            key: record.key,
+            value: record.value,
+            timestamp_ms: t,
+            headers: record.headers,
+            kind: "late",
+            error: format!(
+                "record at {t} is too late for window [{}, {}) closed at stream time {closed_at_ms}",
+                window.start_ms, window.end_ms
+            ),
+            extra: vec![
+                ("strom.window.start", window.start_ms.to_string()),
+                ("strom.window.end", window.end_ms.to_string()),
+                ("strom.stream.time", stream_time_ms.to_string()),
+                (
+                    "strom.lateness.ms",
+                    stream_time_ms.saturating_sub(closed_at_ms).to_string(),
+                ),
+            ],
+        });
+    }
+
     /// As [`TaskEnv::dead_letter`] to `topic` (`None`: log and skip).
     fn dead_letter_to(&mut self, topic: Option<String>, letter: DeadLetter) -> bool {
         let origin = self.current.clone();

@@ -53,6 +53,18 @@ pub mod winning_bids;
 pub use shared::WATERMARK_DELAY_MS;
 
 // --- q11, q12, q14–q20, q22 ---
+pub mod bid_stats;
+pub mod common;
+pub mod q11;
+pub mod q12;
+pub mod q14;
+pub mod q15;
+pub mod q16;
+pub mod q17;
+pub mod q18;
+pub mod q19;
+pub mod q20;
+pub mod q22;
 
 // --- end of the query modules ---
 
@@ -150,7 +162,66 @@ pub static QUERIES: &[Query] = &[
         build: q9::build,
     },
     // --- q11, q12, q14–q20, q22 ---
-
+    Query {
+        name: "q11",
+        about: "user sessions: bids per bidder per session (10 s gap)",
+        bids_only: true,
+        build: q11::build,
+    },
+    Query {
+        name: "q12",
+        about: "processing-time windows: bids per bidder per 10 s of wall clock",
+        bids_only: true,
+        build: q12::build,
+    },
+    Query {
+        name: "q14",
+        about: "calculation: bids in a price band with a time-of-day type and a UDF",
+        bids_only: true,
+        build: q14::build,
+    },
+    Query {
+        name: "q15",
+        about: "bidding statistics per day: counts and distinct bidders/auctions by price rank",
+        bids_only: true,
+        build: q15::build,
+    },
+    Query {
+        name: "q16",
+        about: "channel statistics per channel and day (q15's counts, per channel)",
+        bids_only: true,
+        build: q16::build,
+    },
+    Query {
+        name: "q17",
+        about: "auction statistics per auction and day: counts, min/max/avg/sum price",
+        bids_only: true,
+        build: q17::build,
+    },
+    Query {
+        name: "q18",
+        about: "last bid per bidder and auction (an updating result)",
+        bids_only: true,
+        build: q18::build,
+    },
+    Query {
+        name: "q19",
+        about: "top 10 bids by price per auction (an updating result)",
+        bids_only: true,
+        build: q19::build,
+    },
+    Query {
+        name: "q20",
+        about: "bids joined with their auction where category = 10 (a regular join)",
+        bids_only: false,
+        build: q20::build,
+    },
+    Query {
+        name: "q22",
+        about: "URL directories: the first three directories of each bid's URL",
+        bids_only: true,
+        build: q22::build,
+    },
     // --- end of the queries ---
 ];
 

@@ -63,6 +63,18 @@ impl JoinWindows {
         }
     }
 
+    /// Every pair of records with equal keys joins, however far apart in time: SQL's
+    /// regular (unwindowed) join. No record is ever late and nothing expires, so both
+    /// sides' stores grow with their inputs — use it where the join's key space or the
+    /// application's lifetime is bounded (Flink's regular join keeps the same state).
+    pub fn unbounded() -> Self {
+        JoinWindows {
+            before_ms: i64::MAX,
+            after_ms: i64::MAX,
+            grace_ms: 0,
+        }
+    }
+
     /// How far a right record may precede a left one.
     pub fn before(mut self, ms: i64) -> Self {
         self.before_ms = ms.max(0);

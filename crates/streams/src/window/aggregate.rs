@@ -19,10 +19,10 @@ use super::rate::RateLimit;
 use super::state::{next_sequence, Cursor, Entry, Family, Slot};
 use super::{Emit, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed};
 use crate::error::ProcessError;
-use crate::processor::{Data, Processor, ProcessorContext};
+use crate::processor::{Data, LateRecord, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::Serde;
-use crate::task::{DeadLetter, PunctuationType};
+use crate::task::PunctuationType;
 
 /// Which windows a record belongs to.
 #[derive(Debug, Clone, Copy)]
@@ -160,30 +160,13 @@ impl<K: Data, V: Data, A: Data, O: Data> WindowAggregate<K, V, A, O> {
         w: Window,
         closed_at: i64,
     ) -> Result<(), ProcessError> {
-        let value = self.value_serde.serialize_nullable(&r.value)?;
-        let stream_time = ctx.stream_time_ms();
-        let env = ctx.env();
-        env.late_records += 1;
-        env.dead_letter(DeadLetter {
+        let late = LateRecord {
             key: Some(kb),
-            value,
+            value: self.value_serde.serialize_nullable(&r.value)?,
             timestamp_ms: r.timestamp_ms,
             headers: r.headers.clone(),
-            kind: "late",
-            error: format!(
-                "record at {} is too late for window [{}, {}) closed at stream time {closed_at}",
-                r.timestamp_ms, w.start_ms, w.end_ms
-            ),
-            extra: vec![
-                ("strom.window.start", w.start_ms.to_string()),
-                ("strom.window.end", w.end_ms.to_string()),
-                ("strom.stream.time", stream_time.to_string()),
-                (
-                    "strom.lateness.ms",
-                    stream_time.saturating_sub(closed_at).to_string(),
-                ),
-            ],
-        });
+        };
+        ctx.report_late(late, w, closed_at);
         Ok(())
     }
 
