@@ -40,7 +40,10 @@
 //!
 //! Limits: one input topic per run; no global tables; a processor asking for a retry
 //! ([`crate::error::ProcessError::Retry`]) stops the run with an error; dead letters of
-//! typed records carry no key and value bytes.
+//! typed records carry no key and value bytes; the wall clock (wall-clock punctuators,
+//! processing time) moves at commits while a thread still feeds input, not after; the
+//! input's end closes nothing (windows close as stream time passes them, as in the
+//! runtime, so the last windows of a run are not emitted).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -218,6 +221,7 @@ impl InProcessRunner {
                         internal_cache: Vec::new(),
                         report: WorkerReport::default(),
                         last_commit: Instant::now(),
+                        send_failed: false,
                     };
                     let inputs = &inputs;
                     scope.spawn(move || {
@@ -351,6 +355,8 @@ struct Worker<'a> {
     internal_cache: Vec<(Arc<str>, u32, usize)>,
     report: WorkerReport,
     last_commit: Instant,
+    /// A send found its receiver gone (the run fails).
+    send_failed: bool,
 }
 
 /// Records per outbox before it is sent.
@@ -376,7 +382,14 @@ impl Worker<'_> {
         let batch = self.config.batch_records.max(1);
         loop {
             if self.shared.failed.load(Ordering::Relaxed) {
-                return Ok(());
+                // Another thread failed and reports why; a lost send is this one's.
+                return if self.send_failed {
+                    Err(StreamsError::Config(
+                        "an in-process thread stopped while records were sent to it".into(),
+                    ))
+                } else {
+                    Ok(())
+                };
             }
             let mut progressed = false;
             let backlog = self.shared.in_flight.load(Ordering::Relaxed);
@@ -409,7 +422,10 @@ impl Worker<'_> {
                 progressed = true;
             }
             self.flush_outboxes(!feeding);
-            self.maybe_commit(false)?;
+            // The wall clock (wall-clock punctuators) moves only while this thread feeds
+            // input: once every thread is done, only records in flight cause work, so
+            // the termination check stays exact.
+            self.maybe_commit(false, feeding)?;
             if !progressed {
                 if !feeding
                     && self.shared.inputs_active.load(Ordering::SeqCst) == 0
@@ -425,7 +441,12 @@ impl Worker<'_> {
                 self.flush_outboxes(true);
             }
         }
-        self.maybe_commit(true)?;
+        self.maybe_commit(true, false)?;
+        if self.send_failed {
+            return Err(StreamsError::Config(
+                "an in-process thread stopped while records were sent to it".into(),
+            ));
+        }
         for task in self.tasks.iter_mut().flatten() {
             self.report.late_records += task.take_late_records();
         }
@@ -614,7 +635,8 @@ impl Worker<'_> {
             .in_flight
             .fetch_add(records.len() as i64, Ordering::SeqCst);
         if self.senders[owner].send(records).is_err() {
-            // The other thread is gone (it failed): nothing will process these.
+            // The other thread is gone: nothing will process these.
+            self.send_failed = true;
             self.shared.failed.store(true, Ordering::SeqCst);
         }
     }
@@ -648,9 +670,10 @@ impl Worker<'_> {
         Ok(task)
     }
 
-    /// Applies every task's overlay when the interval has passed (or `now`), and
-    /// advances the wall clock (wall-clock punctuators, processing time).
-    fn maybe_commit(&mut self, now: bool) -> Result<(), StreamsError> {
+    /// Applies every task's overlay when the interval has passed (or `now`); with
+    /// `advance_clock`, first advances the wall clock (wall-clock punctuators,
+    /// processing time).
+    fn maybe_commit(&mut self, now: bool, advance_clock: bool) -> Result<(), StreamsError> {
         if !now
             && self.last_commit.elapsed() < Duration::from_millis(self.config.commit_interval_ms)
         {
@@ -662,13 +685,15 @@ impl Worker<'_> {
                 continue;
             };
             let id = task.id;
-            task.advance_wall_clock(clock, None)
-                .map_err(|e| StreamsError::Processing {
-                    topic: String::new(),
-                    partition: id.partition,
-                    offset: -1,
-                    source: e,
-                })?;
+            if advance_clock {
+                task.advance_wall_clock(clock, None)
+                    .map_err(|e| StreamsError::Processing {
+                        topic: String::new(),
+                        partition: id.partition,
+                        offset: -1,
+                        source: e,
+                    })?;
+            }
             self.report.changelog_records += task
                 .env
                 .overlay

@@ -1,9 +1,11 @@
 //! `strom bench produce|consume|e2e`: throughput (msg/s, MB/s) and latency
 //! percentiles (from an HDR histogram) against any Kafka-protocol broker, with a live
-//! progress line and `--json` for scripts (`bench/run.sh` uses it).
+//! progress line and `--json` for scripts (`bench/run.sh` uses it); `strom bench
+//! nexmark`: a Nexmark query in this process or through a broker.
 
 mod consume;
 mod e2e;
+mod nexmark;
 mod produce;
 mod report;
 
@@ -24,7 +26,9 @@ use crate::producer::{ProducerSettings, TrackedProducer};
   strom bench consume --topic strom-bench-1 --json
   strom bench e2e --rate 1000 --duration 30
   strom bench produce --duration 60 --rate 20000 --compression lz4 --partitions 4
-  strom bench produce --partitions 1000 --spread --count 1000000")]
+  strom bench produce --partitions 1000 --spread --count 1000000
+  strom bench nexmark --query q1 --events 5000000 --threads 2 --json
+  strom bench nexmark --query tumble_count --events 1000000 --mode broker --start-broker")]
 pub struct BenchArgs {
     #[command(subcommand)]
     command: BenchCommand,
@@ -66,6 +70,9 @@ enum BenchCommand {
         #[command(flatten)]
         settings: ProducerSettings,
     },
+    /// A Nexmark query on generated events: in this process (generator → query →
+    /// blackhole) or through a broker's topics with the strom-streams runtime.
+    Nexmark(nexmark::NexmarkArgs),
 }
 
 /// What to send: how many, how large, how fast, where.
@@ -114,6 +121,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::E2e { workload, settings } => {
             (e2e::run(connection, &workload, &settings)?, workload.json)
         }
+        BenchCommand::Nexmark(args) => return nexmark::run(connection, &args),
     };
     if json {
         println!("{}", report.to_json());

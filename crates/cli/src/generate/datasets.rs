@@ -29,6 +29,9 @@ pub enum Dataset {
     ChatMembers,
     /// `payments`: card payments per account.
     Payments,
+    /// `nexmark-events`: Nexmark's people, auctions and bids (`--mode standard`) or the
+    /// Flink peer script's bid stream (`--mode flink-bids`), null keys, JSON values.
+    Nexmark,
 }
 
 impl Dataset {
@@ -44,6 +47,7 @@ impl Dataset {
             Dataset::Messages => "incoming-messages",
             Dataset::ChatMembers => "chat-members",
             Dataset::Payments => "payments",
+            Dataset::Nexmark => "nexmark-events",
         }
     }
 
@@ -248,6 +252,8 @@ impl Generator {
             }]
         };
         match self.dataset {
+            // Made by `super::nexmark` (strom-nexmark's generator), never here.
+            Dataset::Nexmark => Vec::new(),
             Dataset::Views => {
                 let user = format!("u{}", self.rng.below(keys));
                 let title = popular_title(&mut self.rng);

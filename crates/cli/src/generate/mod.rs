@@ -2,6 +2,7 @@
 //! produced with keys and event-time timestamps (or printed as JSON lines).
 
 mod datasets;
+pub(crate) mod nexmark;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -20,7 +21,8 @@ use datasets::{Dataset, Generator, Options};
   strom generate views --count 100000
   strom generate driver-locations --rate 500 --keys 2000 --invalid-fraction 0.01
   strom generate messages --count 20 --stdout
-  strom generate payments --seed 7 --topic payments-test --late-fraction 0.05")]
+  strom generate payments --seed 7 --topic payments-test --late-fraction 0.05
+  strom generate nexmark --count 1000000 --mode flink-bids --event-rate 100000")]
 pub struct GenerateArgs {
     /// What to generate.
     #[arg(value_enum)]
@@ -59,10 +61,27 @@ pub struct GenerateArgs {
     /// Print JSON lines (`{"topic", "key", "value", "timestamp"}`) instead of producing.
     #[arg(long)]
     stdout: bool,
+    /// nexmark: the standard Nexmark model (people, auctions, bids) or the bid stream of
+    /// the Flink peer script (`bench-peers/flink/nexmark_flink.py`).
+    #[arg(long, value_enum, default_value_t = NexmarkMode::Standard)]
+    mode: NexmarkMode,
+    /// nexmark: events per second of event time [default: 10000000 for standard
+    /// (Nexmark's), 100000 for flink-bids (the Flink script's)].
+    #[arg(long, value_name = "N")]
+    event_rate: Option<u64>,
     #[command(flatten)]
     settings: ProducerSettings,
     #[command(flatten)]
     connection: Connection,
+}
+
+/// Which Nexmark stream `strom generate nexmark` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NexmarkMode {
+    /// People, auctions and bids, 1 : 3 : 46, as the Nexmark generator.
+    Standard,
+    /// Bids only, by the Flink peer script's formulas.
+    FlinkBids,
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -74,6 +93,9 @@ fn fraction(text: &str) -> Result<f64, String> {
 
 /// Runs `strom generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    if args.dataset == Dataset::Nexmark {
+        return nexmark::run(&args);
+    }
     anyhow::ensure!(
         args.rate >= 0.0 && args.rate.is_finite(),
         "--rate must be 0 or more"

@@ -6,8 +6,8 @@
 //! The script's watermark trails the largest event time by 4 s, so a window's count is
 //! final 4 s of event time after its end: here the same as a grace of 4 s, with one final
 //! result per auction and window (emitted when stream time passes `end + 4 s`). Bids are
-//! re-keyed by auction and reduced to `()` before the repartition topic, so only the key
-//! and the timestamp travel.
+//! re-keyed by auction and reduced to `()` in one operator before the repartition topic,
+//! so only the key and the timestamp travel.
 //!
 //! Output: key `Windowed<i64>` (auction, window start and end, in [`WindowedSerde`] of
 //! [`I64Serde`]), value the count ([`I64Serde`]).
@@ -16,8 +16,8 @@ use strom_streams::prelude::{
     I64Serde, StreamsBuilder, StreamsError, TimeWindows, UnitSerde, WindowedSerde,
 };
 
-use super::{bids, events, QueryTopics};
-use crate::model::Bid;
+use super::{events, QueryTopics};
+use crate::model::Event;
 
 /// The window size: 10 s.
 pub const WINDOW_MS: i64 = 10_000;
@@ -29,8 +29,13 @@ pub const STORE: &str = "tumble-count";
 
 /// Adds `tumble_count` to `builder`.
 pub fn build(builder: &StreamsBuilder, topics: &QueryTopics) -> Result<(), StreamsError> {
-    bids(&events(builder, topics))
-        .map(|(), bid: Bid| (bid.auction, ()))
+    // One operator from event to (auction, ()): the bid is dropped before the
+    // repartition, so only the key and the timestamp travel.
+    events(builder, topics)
+        .flat_map(|(), event: Event| match event {
+            Event::Bid(bid) => Some((bid.auction, ())),
+            _ => None,
+        })
         .group_by_key(I64Serde, UnitSerde)
         .windowed_by(TimeWindows::of_size(WINDOW_MS).grace(GRACE_MS))
         .count(STORE)
