@@ -165,17 +165,29 @@ fn the_in_process_runner_gives_the_drivers_outputs() {
             assert_eq!(report.input_records, events.len() as u64);
             assert_eq!(report.outputs, want, "{name}");
             if name == "tumble_count" {
-                // Two threads: inputs split over two partitions, so stream time and
-                // window closing differ per task; every result that both emit agrees.
+                // Two threads: inputs split over two partitions whose repartitioned
+                // records interleave as the threads run, so a counting task's stream
+                // time can pass a window before the other thread's bids for it arrive:
+                // those bids are late (dropped and counted), as in the Kafka runtime.
+                // Every window closed here closed in the one-thread run, with at most
+                // its count, and every missing bid is a late record.
                 let report = in_process(q, &g, events.len() as u64, capture(2)).unwrap();
                 let two = tumble_outputs(&report.outputs);
                 let one = tumble_outputs(&want);
                 assert!(!two.is_empty());
+                let mut missing = 0;
                 for (k, n) in &two {
-                    if let Some(m) = one.get(k) {
-                        assert_eq!(n, m, "{k:?}");
-                    }
+                    let m = one
+                        .get(k)
+                        .unwrap_or_else(|| panic!("{k:?} closed only with two threads"));
+                    assert!(n <= m, "{k:?}: {n} > {m}");
+                    missing += m - n;
                 }
+                assert!(
+                    missing as u64 <= report.late_records,
+                    "{missing} bids missing, {} late",
+                    report.late_records
+                );
             } else {
                 let report = in_process(q, &g, events.len() as u64, capture(2)).unwrap();
                 let mut got = report.outputs;
